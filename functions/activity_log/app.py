@@ -1,0 +1,53 @@
+"""Logging: activity queue -> Change Data Value activities (one per contact per changed field)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from account_sync.adapters.dynamodb import DynamoActivityStore
+from account_sync.contracts import MalformedMessage, parse_activity_batch
+from account_sync.domain.timestamps import utc_now
+from account_sync.observability import logger, metrics, tracer
+from account_sync.services.activity_log import write_activities
+from account_sync.settings import load_settings
+from account_sync.wiring import build_activity_store
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@functools.cache
+def activity_store() -> DynamoActivityStore:
+    return build_activity_store(load_settings())
+
+
+def write_batch_record(record: SQSRecord) -> int:
+    try:
+        batch = parse_activity_batch(record.body)
+    except MalformedMessage as exc:
+        logger.error("malformed activity batch", message_id=record.message_id, reason=str(exc))
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        raise
+    written = write_activities(batch, activity_store(), utc_now)
+    logger.info(
+        "activities written",
+        message_id=record.message_id,
+        account_id=batch.account_id,
+        system_modstamp=batch.system_modstamp,
+        activities=written,
+    )
+    metrics.add_metric(name="ActivitiesWritten", unit=MetricUnit.Count, value=written)
+    return written
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=write_batch_record, processor=processor, context=context
+    )

@@ -1,0 +1,54 @@
+"""Fan-out: account-changes FIFO queue -> contact items (and Change Data Value batches for the logging queue)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from account_sync.contracts import MalformedMessage, parse_change_message
+from account_sync.observability import logger, metrics, tracer
+from account_sync.services.fan_out import FanOut, FanOutReport
+from account_sync.settings import load_settings
+from account_sync.wiring import build_fan_out
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@functools.cache
+def fan_out() -> FanOut:
+    return build_fan_out(load_settings())
+
+
+def apply_change_record(record: SQSRecord) -> FanOutReport:
+    try:
+        message = parse_change_message(record.body)
+    except MalformedMessage as exc:
+        logger.error("malformed change message", message_id=record.message_id, reason=str(exc))
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        raise
+    report = fan_out().apply(message)
+    logger.info("change applied", message_id=record.message_id, **vars(report))
+    _record_metrics(report)
+    return report
+
+
+def _record_metrics(report: FanOutReport) -> None:
+    metrics.add_metric(name="ContactsWritten", unit=MetricUnit.Count, value=report.contacts_written)
+    metrics.add_metric(name="ActivitiesQueued", unit=MetricUnit.Count, value=report.activities_queued)
+    if report.outcome == "stale":
+        metrics.add_metric(name="StaleVersions", unit=MetricUnit.Count, value=1)
+    if report.suppressed:
+        metrics.add_metric(name="ActivitySuppressed", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    return process_partial_response(
+        event=event, record_handler=apply_change_record, processor=processor, context=context
+    )

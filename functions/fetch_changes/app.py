@@ -1,0 +1,52 @@
+"""Fetch: on the schedule, read Accounts and Contacts changed in Salesforce and queue them (FIFO, by account)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from account_sync.adapters.dynamodb import DynamoSyncStateStore
+from account_sync.adapters.salesforce import SalesforceRestSource
+from account_sync.adapters.sqs import SqsChangePublisher
+from account_sync.domain.timestamps import utc_now
+from account_sync.observability import logger, metrics, tracer
+from account_sync.ports import SalesforceBudgetExhausted
+from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
+from account_sync.settings import Settings, load_settings
+from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@functools.cache
+def dependencies() -> tuple[Settings, Callable[[], SalesforceRestSource], SqsChangePublisher, DynamoSyncStateStore]:
+    settings = load_settings()
+    return (
+        settings,
+        salesforce_source_factory(settings),
+        build_change_publisher(settings),
+        build_sync_state(settings),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings, new_source, publisher, state = dependencies()
+    config = FetchConfig(synced_fields=settings.synced_account_fields, lookback_seconds=settings.lookback_seconds)
+    source = new_source()
+    try:
+        report = fetch_changes(source, publisher, state, config, now=utc_now, run_id=context.aws_request_id)
+    except SalesforceBudgetExhausted as exc:
+        # A clean stop: the watermark stays where it was and the next run reads the same window again.
+        logger.warning("fetch stopped: Salesforce API budget", reason=str(exc))
+        metrics.add_metric(name="ApiBudgetStops", unit=MetricUnit.Count, value=1)
+        report = FetchReport(run_id=context.aws_request_id, outcome="stopped_api_budget", api_calls=source.api_calls)
+    for sobject, count in report.queued.items():
+        metrics.add_metric(name=f"{sobject}ChangesQueued", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="SalesforceApiCalls", unit=MetricUnit.Count, value=report.api_calls)
+    logger.info("fetch finished", **asdict(report))
+    return asdict(report)

@@ -1,0 +1,509 @@
+"""The store, on DynamoDB through pynamodb. Every write that orders versions is a conditional update."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.attributes import MapAttribute
+from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
+
+from account_sync.adapters.dynamodb_models import (
+    AccountItem,
+    ActivityItem,
+    ContactItem,
+    SyncStateItem,
+)
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
+from account_sync.domain.records import (
+    CHANGE_DATA_VALUE,
+    CHANGE_DATA_VALUE_SUPPRESSED,
+    AccountVersion,
+    ActivitySuppression,
+    ChangeDataValueActivity,
+    ContactVersion,
+)
+from account_sync.domain.timestamps import parse_timestamp, utc_now
+from account_sync.ports import (
+    Acceptance,
+    AcceptResult,
+    AccountState,
+    ContactSnapshot,
+    TransientError,
+)
+
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+BATCH_WRITE_LIMIT = 25
+
+
+def is_condition_failure(exc: PynamoDBException) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def translate(exc: PynamoDBException) -> Exception:
+    """Throttling and server errors are transient (SQS retries the message); anything else is a bug to see."""
+    if exc.cause_response_code in _THROTTLING:
+        return TransientError(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
+    return exc
+
+
+def _fields(raw: Any) -> dict[str, FieldValue]:
+    if raw is None:
+        return {}
+    data = raw.as_dict() if isinstance(raw, MapAttribute) else dict(raw)
+    return {name: canonical_value(value) for name, value in data.items()}
+
+
+# --- accounts ------------------------------------------------------------------------------------------
+
+
+class DynamoAccountRepository:
+    def __init__(self, now: Callable[[], str] = utc_now) -> None:
+        self._now = now
+
+    def get(self, account_id: str) -> AccountState | None:
+        try:
+            item = AccountItem.get(account_id, consistent_read=True)
+        except AccountItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return _account_state(item)
+
+    def accept_version(
+        self,
+        version: AccountVersion,
+        activity_logging: ActivityLogging,
+        contacts_counted: int,
+        changed_fields: Sequence[str],
+    ) -> AcceptResult:
+        item = AccountItem(version.account_id)
+        condition = AccountItem.system_modstamp.does_not_exist() | (
+            AccountItem.system_modstamp < version.system_modstamp
+        )
+        try:
+            old = AccountItem._get_connection().update_item(
+                version.account_id,
+                actions=[
+                    AccountItem.fields.set(dict(version.fields)),
+                    AccountItem.system_modstamp.set(version.system_modstamp),
+                    AccountItem.is_deleted.set(version.is_deleted),
+                    AccountItem.activity_logging.set(activity_logging.value),
+                    AccountItem.contacts_counted.set(contacts_counted),
+                    AccountItem.changed_fields.set(list(changed_fields)),
+                    AccountItem.updated_at.set(self._now()),
+                    AccountItem.applied_modstamp.remove(),
+                    AccountItem.segments_plan.remove(),
+                    AccountItem.segments_total.remove(),
+                    AccountItem.segments_done.remove(),
+                ],
+                condition=condition,
+                return_values="ALL_OLD",
+            )
+        except UpdateError as exc:
+            if not is_condition_failure(exc):
+                raise translate(exc) from exc
+            current = self.get(version.account_id)
+            assert current is not None  # the condition failed, so the item exists
+            if current.system_modstamp == version.system_modstamp:
+                acceptance = (
+                    Acceptance.ALREADY_APPLIED
+                    if current.applied_modstamp == version.system_modstamp
+                    else Acceptance.RESUME
+                )
+            else:
+                acceptance = Acceptance.STALE
+            return AcceptResult(acceptance, current)
+        previous = item.from_raw_data(old["Attributes"]) if old.get("Attributes") else None
+        state = AccountState(
+            account_id=version.account_id,
+            fields=dict(version.fields),
+            system_modstamp=version.system_modstamp,
+            applied_modstamp=None,
+            is_deleted=version.is_deleted,
+            activity_logging=activity_logging,
+            contacts_counted=contacts_counted,
+            changed_fields=tuple(changed_fields),
+        )
+        return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
+
+    def start_segments(self, account_id: str, system_modstamp: str, plan_id: str, total: int) -> None:
+        self._update_if_current(
+            account_id,
+            system_modstamp,
+            [
+                AccountItem.segments_plan.set(plan_id),
+                AccountItem.segments_total.set(total),
+                AccountItem.segments_done.remove(),
+            ],
+        )
+
+    def complete_segment(self, account_id: str, system_modstamp: str, segment_id: str) -> bool:
+        plan_id = segment_id.split(":", 1)[0]
+        item = self._update_if_current(
+            account_id,
+            system_modstamp,
+            [AccountItem.segments_done.add({segment_id})],
+            extra_condition=AccountItem.segments_plan == plan_id,  # a replaced plan's segments don't count
+            return_new=True,
+        )
+        if item is None or not item.segments_total:
+            return False
+        return len(item.segments_done or ()) >= int(item.segments_total)
+
+    def mark_applied(self, account_id: str, system_modstamp: str) -> None:
+        self._update_if_current(account_id, system_modstamp, [AccountItem.applied_modstamp.set(system_modstamp)])
+
+    def _update_if_current(
+        self,
+        account_id: str,
+        system_modstamp: str,
+        actions: list[Any],
+        extra_condition: Condition | None = None,
+        return_new: bool = False,
+    ) -> AccountItem | None:
+        """An update that only lands while `system_modstamp` is still the account's newest version."""
+        item = AccountItem(account_id)
+        condition = AccountItem.system_modstamp == system_modstamp
+        if extra_condition is not None:
+            condition = condition & extra_condition
+        try:
+            item.update(actions=[*actions, AccountItem.updated_at.set(self._now())], condition=condition)
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise translate(exc) from exc
+        return item if return_new else None
+
+
+def _account_state(item: AccountItem) -> AccountState:
+    return AccountState(
+        account_id=item.account_id,
+        fields=_fields(item.fields),
+        system_modstamp=item.system_modstamp,
+        applied_modstamp=item.applied_modstamp,
+        is_deleted=bool(item.is_deleted),
+        activity_logging=ActivityLogging(item.activity_logging) if item.activity_logging else None,
+        contacts_counted=int(item.contacts_counted) if item.contacts_counted is not None else None,
+        changed_fields=tuple(item.changed_fields or ()),
+        segments_total=int(item.segments_total) if item.segments_total is not None else None,
+        segments_done=frozenset(item.segments_done or ()),
+    )
+
+
+# --- contacts ------------------------------------------------------------------------------------------
+
+
+class DynamoContactRepository:
+    def __init__(self, now: Callable[[], str] = utc_now) -> None:
+        self._now = now
+
+    def count_members(self, account_id: str, limit: int) -> int:
+        """A COUNT query that stops after `limit` items: its cost is bounded whatever the account's size."""
+        counted = 0
+        last_key = None
+        connection = ContactItem._get_connection()
+        try:
+            while counted < limit:
+                page = connection.query(
+                    account_id,
+                    index_name=ContactItem.by_account.Meta.index_name,
+                    select="COUNT",
+                    limit=limit - counted,
+                    exclusive_start_key=last_key,
+                )
+                counted += int(page.get("Count", 0))
+                last_key = page.get("LastEvaluatedKey")
+                if not last_key:
+                    break
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return min(counted, limit)
+
+    def member_key_pages(self, account_id: str, page_size: int) -> Iterator[tuple[str | None, str]]:
+        after: str | None = None
+        connection = ContactItem._get_connection()
+        last_key = None
+        while True:
+            page = connection.query(
+                account_id,
+                index_name=ContactItem.by_account.Meta.index_name,
+                limit=page_size,
+                exclusive_start_key=last_key,
+                attributes_to_get=["contact_id"],
+            )
+            items = page.get("Items", [])
+            if items:
+                through = items[-1]["contact_id"]["S"]
+                yield after, through
+                after = through
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return
+
+    def members(
+        self, account_id: str, after: str | None = None, through: str | None = None
+    ) -> Iterator[ContactSnapshot]:
+        key_condition: Condition | None = None
+        if after is not None and through is not None:
+            key_condition = ContactItem.contact_id.between(after, through)
+        elif through is not None:
+            key_condition = ContactItem.contact_id <= through
+        elif after is not None:
+            key_condition = ContactItem.contact_id > after
+        try:
+            for item in ContactItem.by_account.query(account_id, range_key_condition=key_condition):
+                if after is not None and item.contact_id == after:
+                    continue  # BETWEEN is inclusive; the range is (after, through]
+                yield ContactSnapshot(
+                    contact_id=item.contact_id,
+                    account_fields=_fields(item.account_fields),
+                    account_modstamp=item.account_modstamp,
+                    account_deleted=bool(item.account_deleted),
+                    previous_values=_fields(item.account_previous_values),
+                )
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+
+    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
+        condition = (ContactItem.account_id == version.account_id) & (
+            ContactItem.account_modstamp.does_not_exist() | (ContactItem.account_modstamp < version.system_modstamp)
+        )
+        actions = [
+            ContactItem.account_fields.set(dict(version.fields)),
+            ContactItem.account_modstamp.set(version.system_modstamp),
+            ContactItem.account_previous_values.set({c.field: c.old for c in changes}),
+            ContactItem.account_fields_source.set("salesforce"),
+            ContactItem.account_deleted.set(version.is_deleted),
+            ContactItem.updated_at.set(self._now()),
+        ]
+        return self._conditional_update(contact_id, actions, condition)
+
+    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
+        condition = ContactItem.contact_modstamp.does_not_exist() | (
+            ContactItem.contact_modstamp < version.system_modstamp
+        )
+        actions: list[Any] = [
+            ContactItem.contact_modstamp.set(version.system_modstamp),
+            ContactItem.is_deleted.set(version.is_deleted),
+            ContactItem.updated_at.set(self._now()),
+        ]
+        for attribute, value in (
+            (ContactItem.first_name, version.first_name),
+            (ContactItem.last_name, version.last_name),
+            (ContactItem.email, version.email),
+        ):
+            actions.append(attribute.set(value) if value is not None else attribute.remove())
+        if version.is_deleted:
+            actions.append(ContactItem.account_id.remove())
+            if version.account_id:
+                actions.append(ContactItem.deleted_from_account_id.set(version.account_id))
+        else:
+            actions.append(ContactItem.deleted_from_account_id.remove())
+            if version.account_id:
+                actions.append(ContactItem.account_id.set(version.account_id))
+            else:
+                actions.append(ContactItem.account_id.remove())
+            if account is not None and account.system_modstamp is not None:
+                # SPEC R4: the contact takes its account's fields, as the account holds them now.
+                actions += [
+                    ContactItem.account_fields.set(dict(account.fields)),
+                    ContactItem.account_modstamp.set(account.system_modstamp),
+                    ContactItem.account_deleted.set(account.is_deleted),
+                    ContactItem.account_fields_source.set("salesforce"),
+                    ContactItem.account_previous_values.remove(),
+                ]
+            else:
+                # No account, or one not synced yet: its fan-out will write the fields when it comes.
+                actions += [
+                    ContactItem.account_fields.set({}),
+                    ContactItem.account_modstamp.remove(),
+                    ContactItem.account_deleted.set(False),
+                    ContactItem.account_previous_values.remove(),
+                ]
+        return self._conditional_update(version.contact_id, actions, condition)
+
+    @staticmethod
+    def _conditional_update(contact_id: str, actions: list[Any], condition: Condition) -> bool:
+        try:
+            ContactItem._get_connection().update_item(contact_id, actions=actions, condition=condition)
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
+
+# --- activities ----------------------------------------------------------------------------------------
+
+
+class DynamoActivityStore:
+    """BatchWriteItem in 25s; `UnprocessedItems` are retried with growing backoff and jitter."""
+
+    def __init__(
+        self,
+        retention_days: int = 400,
+        max_attempts: int = 6,
+        base_delay: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._retention_seconds = retention_days * 86400
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._sleep = sleep
+
+    def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for activity in activities:
+            batch.append(self._serialize_activity(activity))
+            if len(batch) == BATCH_WRITE_LIMIT:
+                written += self._write_batch(batch)
+                batch = []
+        if batch:
+            written += self._write_batch(batch)
+        return written
+
+    def put_suppression(self, suppression: ActivitySuppression) -> None:
+        item = ActivityItem(
+            suppression.account_id,
+            suppression.activity_key,
+            activity_type=CHANGE_DATA_VALUE_SUPPRESSED,
+            reason=(
+                f"Account has more than {suppression.threshold} contacts: changes synced, "
+                "Change Data Value activities not logged"
+            ),
+            source="salesforce",
+            account_id=suppression.account_id,
+            system_modstamp=suppression.system_modstamp,
+            activity_at=suppression.activity_at,
+            expires_at=self._expires_at(suppression.activity_at),
+            contacts_counted=suppression.contacts_counted,
+            threshold=suppression.threshold,
+            changed_fields=list(suppression.changed_fields),
+        )
+        try:
+            item.save()
+        except PutError as exc:
+            raise translate(exc) from exc
+
+    def _expires_at(self, activity_at: str) -> int:
+        return int(parse_timestamp(activity_at).timestamp()) + self._retention_seconds
+
+    def _serialize_activity(self, activity: ChangeDataValueActivity) -> dict[str, Any]:
+        item = ActivityItem(
+            activity.contact_id,
+            activity.activity_key,
+            activity_type=CHANGE_DATA_VALUE,
+            attribute_name=activity.attribute_name,
+            old_value=activity.old_value,
+            new_value=activity.new_value,
+            reason=activity.origin.reason,
+            source=activity.origin.source,
+            account_id=activity.account_id,
+            system_modstamp=activity.system_modstamp,
+            activity_at=activity.activity_at,
+            expires_at=self._expires_at(activity.activity_at),
+        )
+        return {"PutRequest": {"Item": item.serialize()}}
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> int:
+        client = ActivityItem._get_connection().connection.client
+        table = ActivityItem.Meta.table_name
+        pending = requests
+        for attempt in range(self._max_attempts):
+            try:
+                response = client.batch_write_item(RequestItems={table: pending})
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in _THROTTLING:
+                    raise
+                unprocessed = pending
+            else:
+                unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+            if not unprocessed:
+                return len(requests)
+            pending = unprocessed
+            if attempt + 1 < self._max_attempts:
+                self._sleep(_backoff(self._base_delay, attempt))
+        raise TransientError(
+            f"{len(pending)} of {len(requests)} activities still unprocessed after {self._max_attempts} attempts"
+        )
+
+
+def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not cryptography
+
+
+# --- sync state ----------------------------------------------------------------------------------------
+
+
+class DynamoSyncStateStore:
+    LEASE_ID = "lease#fetch"
+
+    def __init__(self, now: Callable[[], str] = utc_now, clock: Callable[[], float] = time.time) -> None:
+        self._now = now
+        self._clock = clock
+
+    def load_watermark(self, sobject: str) -> str | None:
+        try:
+            return SyncStateItem.get(f"watermark#{sobject}", consistent_read=True).watermark
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+
+    def save_watermark(self, sobject: str, watermark: str, run: Mapping[str, object]) -> None:
+        item = SyncStateItem(f"watermark#{sobject}")
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.watermark.set(watermark),
+                    SyncStateItem.updated_at.set(self._now()),
+                    SyncStateItem.last_run.set(dict(run)),
+                ],
+                condition=SyncStateItem.watermark.does_not_exist() | (SyncStateItem.watermark < watermark),
+            )
+        except UpdateError as exc:
+            if not is_condition_failure(exc):  # an older run finishing late never moves it back
+                raise translate(exc) from exc
+
+    def acquire_lease(self, owner: str, seconds: int) -> bool:
+        now = self._clock()
+        item = SyncStateItem(self.LEASE_ID)
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.owner.set(owner),
+                    SyncStateItem.lease_expires_at.set(int(now + seconds)),
+                    SyncStateItem.updated_at.set(self._now()),
+                ],
+                condition=SyncStateItem.lease_expires_at.does_not_exist()
+                | (SyncStateItem.lease_expires_at < int(now))
+                | (SyncStateItem.owner == owner),
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        item = SyncStateItem(self.LEASE_ID)
+        try:
+            item.update(actions=[SyncStateItem.lease_expires_at.set(0)], condition=SyncStateItem.owner == owner)
+        except UpdateError as exc:
+            if not is_condition_failure(exc):
+                raise translate(exc) from exc

@@ -1,0 +1,121 @@
+"""pynamodb models of the four tables. They mirror template.yaml (a test checks that they agree).
+
+Table names come from the settings at cold start (`bind_table_names`), never from module import.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.models import Model
+
+
+class AccountMembershipIndex(GlobalSecondaryIndex["ContactItem"]):
+    """`by_account`: the live contacts of an account (sparse: deleted or account-less contacts are absent)."""
+
+    class Meta:
+        index_name = "by_account"
+        projection = IncludeProjection(
+            ["account_fields", "account_modstamp", "account_deleted", "account_previous_values"]
+        )
+
+    account_id = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
+
+
+class ContactItem(Model):
+    class Meta:
+        table_name = "contacts"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute(null=True)
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    contact_modstamp = UnicodeAttribute(null=True)
+    account_fields = MapAttribute[str, object](default=dict)
+    account_modstamp = UnicodeAttribute(null=True)
+    account_previous_values = MapAttribute[str, object](null=True)
+    account_fields_source = UnicodeAttribute(null=True)
+    account_deleted = BooleanAttribute(default=False)
+    is_deleted = BooleanAttribute(default=False)
+    deleted_from_account_id = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+    by_account = AccountMembershipIndex()
+
+
+class AccountItem(Model):
+    class Meta:
+        table_name = "accounts"
+
+    account_id = UnicodeAttribute(hash_key=True)
+    fields = MapAttribute[str, object](default=dict)
+    system_modstamp = UnicodeAttribute(null=True)
+    applied_modstamp = UnicodeAttribute(null=True)
+    segments_plan = UnicodeAttribute(null=True)
+    segments_total = NumberAttribute(null=True)
+    segments_done = UnicodeSetAttribute(null=True)
+    activity_logging = UnicodeAttribute(null=True)
+    contacts_counted = NumberAttribute(null=True)
+    changed_fields = ListAttribute[str](null=True)
+    is_deleted = BooleanAttribute(default=False)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class ActivityItem(Model):
+    class Meta:
+        table_name = "activities"
+
+    subject_id = UnicodeAttribute(hash_key=True)
+    activity_key = UnicodeAttribute(range_key=True)
+    activity_type = UnicodeAttribute()
+    attribute_name = UnicodeAttribute(null=True)
+    old_value = UnicodeAttribute(null=True)
+    new_value = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    source = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    system_modstamp = UnicodeAttribute()
+    activity_at = UnicodeAttribute()
+    expires_at = NumberAttribute(null=True)
+    contacts_counted = NumberAttribute(null=True)
+    threshold = NumberAttribute(null=True)
+    changed_fields = ListAttribute[str](null=True)
+
+
+class SyncStateItem(Model):
+    class Meta:
+        table_name = "sync-state"
+
+    state_id = UnicodeAttribute(hash_key=True)
+    watermark = UnicodeAttribute(null=True)
+    owner = UnicodeAttribute(null=True)
+    lease_expires_at = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    last_run = MapAttribute[str, object](null=True)
+
+
+ALL_MODELS: dict[str, type[Model]] = {
+    "ContactsTable": ContactItem,
+    "AccountsTable": AccountItem,
+    "ActivitiesTable": ActivityItem,
+    "SyncStateTable": SyncStateItem,
+}
+
+
+def bind_table_names(contacts: str, accounts: str, activities: str, sync_state: str) -> None:
+    """Point the models at the deployed tables (called once per cold start with the settings)."""
+    ContactItem.Meta.table_name = contacts
+    AccountItem.Meta.table_name = accounts
+    ActivityItem.Meta.table_name = activities
+    SyncStateItem.Meta.table_name = sync_state
+    for model in ALL_MODELS.values():
+        model._connection = None  # a new table name needs a new connection

@@ -1,0 +1,204 @@
+"""Salesforce REST through simple-salesforce. Only the fetch function imports this module.
+
+simple-salesforce has no retry of its own: this adapter retries 5xx, 420/429 and connection errors with
+backoff, renews the token once on 401, stops on REQUEST_LIMIT_EXCEEDED or once the configured share of the
+daily API limit (`Sforce-Limit-Info`) is used, and restarts a window from its last record on
+INVALID_QUERY_LOCATOR. Salesforce errors are translated into the project's own exceptions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
+from simple_salesforce.format import format_soql
+
+from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
+from account_sync.domain.timestamps import normalize_timestamp
+from account_sync.ports import (
+    ApiUsage,
+    QueryLocatorExpired,
+    SalesforceAuthError,
+    SalesforceBudgetExhausted,
+    SalesforceQueryError,
+    TransientError,
+)
+
+_T = TypeVar("_T")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+_CANONICAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_TRANSIENT_STATUS = {406, 420, 429, 500, 502, 503, 504}
+MAX_QUERY_RESTARTS = 5
+
+
+class SalesforceRestSource:
+    def __init__(
+        self,
+        authenticator: JwtBearerAuthenticator,
+        session: requests.Session,
+        api_version: str = "62.0",
+        budget_share: float = 0.5,
+        max_attempts: int = 4,
+        base_delay: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._authenticator = authenticator
+        self._session = session
+        self._api_version = api_version
+        self._budget_share = budget_share
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._sleep = sleep
+        self._client: Salesforce | None = None
+        self._usage: ApiUsage | None = None
+        self._calls = 0
+
+    # --- SalesforceSource ----------------------------------------------------------------------------
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        return self._usage
+
+    @property
+    def api_calls(self) -> int:
+        return self._calls
+
+    def account_field_names(self) -> set[str]:
+        describe: Any = self._call(lambda sf: sf.restful("sobjects/Account/describe/"))
+        return {entry["name"] for entry in (describe or {}).get("fields", [])}
+
+    def changed_records(
+        self, sobject: str, fields: Sequence[str], start: str, end: str
+    ) -> Iterator[Mapping[str, object]]:
+        """Records with `start < SystemModstamp <= end` (deleted ones too), in (SystemModstamp, Id) order."""
+        for name in (sobject, *fields):
+            if not _NAME.match(name):
+                raise ValueError(f"not a Salesforce API name: {name!r}")
+        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above
+        upper = f"SystemModstamp <= {_datetime_literal(end)}"
+        order = "ORDER BY SystemModstamp ASC, Id ASC"
+        last: tuple[str, str] | None = None
+        restarts = 0
+        while True:
+            if last is None:
+                where = f"SystemModstamp > {_datetime_literal(start)} AND {upper}"
+            else:
+                stamp = _datetime_literal(normalize_timestamp(last[0]))
+                where = format_soql(
+                    f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > {{}})) AND {upper}",
+                    last[1],
+                )
+            soql = f"{select} WHERE {where} {order}"
+            try:
+                page: Any = self._call(lambda sf, q=soql: sf.query(q, include_deleted=True))  # type: ignore[misc]
+                while True:
+                    for record in page.get("records", []):
+                        last = (str(record["SystemModstamp"]), str(record["Id"]))
+                        yield record
+                    next_url = page.get("nextRecordsUrl")
+                    if page.get("done", True) or not next_url:
+                        return
+                    page = self._call(
+                        lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
+                    )
+            except QueryLocatorExpired:
+                restarts += 1
+                if restarts > MAX_QUERY_RESTARTS:
+                    raise
+                # The cursor is gone: read the rest of the window again from the last record seen.
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _salesforce(self, renew: bool = False) -> Salesforce:
+        if self._client is None or renew:
+            token = self._authenticator.token(renew=renew)
+            self._client = Salesforce(
+                instance_url=token.instance_url,
+                session_id=token.access_token,
+                session=self._session,
+                version=self._api_version,
+            )
+        return self._client
+
+    def _call(self, operation: Callable[[Salesforce], _T]) -> _T:
+        self._check_budget()
+        renewed = False
+        attempt = 0
+        while True:
+            sf = self._salesforce()
+            self._calls += 1
+            try:
+                result = operation(sf)
+            except SalesforceExpiredSession as exc:
+                if renewed:
+                    raise SalesforceAuthError("Salesforce refused a freshly renewed session") from exc
+                renewed = True
+                self._salesforce(renew=True)
+                continue
+            except SalesforceRefusedRequest as exc:
+                code, message = _first_error(exc)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise SalesforceBudgetExhausted(f"Salesforce: {code}: {message}") from exc
+                raise SalesforceQueryError(code, message) from exc
+            except SalesforceMalformedRequest as exc:
+                code, message = _first_error(exc)
+                if code == "INVALID_QUERY_LOCATOR":
+                    raise QueryLocatorExpired(message) from exc
+                raise SalesforceQueryError(code, message) from exc
+            except (SalesforceGeneralError, SalesforceError, requests.ConnectionError, requests.Timeout) as exc:
+                status = getattr(exc, "status", None)
+                if isinstance(exc, SalesforceError) and status not in _TRANSIENT_STATUS:
+                    code, message = _first_error(exc)
+                    raise SalesforceQueryError(code, message) from exc
+                attempt += 1
+                if attempt >= self._max_attempts:
+                    raise TransientError(f"Salesforce unavailable after {attempt} attempts: {_describe(exc)}") from exc
+                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311 - jitter
+                continue
+            self._record_usage(sf)
+            return result
+
+    def _record_usage(self, sf: Salesforce) -> None:
+        usage = (getattr(sf, "api_usage", None) or {}).get("api-usage")
+        if usage is not None:
+            self._usage = ApiUsage(used=int(usage.used), limit=int(usage.total))
+
+    def _check_budget(self) -> None:
+        if self._usage is not None and self._usage.share >= self._budget_share:
+            raise SalesforceBudgetExhausted(
+                f"{self._usage.used} of {self._usage.limit} daily API calls used "
+                f"(budget {self._budget_share:.0%}); stopping before the next call"
+            )
+
+
+def _first_error(exc: SalesforceError) -> tuple[str, str]:
+    content: Any = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", "UNKNOWN")), str(content[0].get("message", ""))
+    return "UNKNOWN", f"HTTP {getattr(exc, 'status', '?')}"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, SalesforceError):
+        code, message = _first_error(exc)
+        return f"HTTP {exc.status} {code}: {message}"
+    return type(exc).__name__
+
+
+def _datetime_literal(value: str) -> str:
+    """SOQL datetime literals are unquoted: accept only our canonical form, so nothing else reaches the query."""
+    if not _CANONICAL_DATETIME.match(value):
+        raise ValueError(f"not a canonical datetime: {value!r}")
+    return value

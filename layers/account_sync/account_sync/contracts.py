@@ -1,0 +1,340 @@
+"""The messages on the queues: one definition for the producer and the consumer.
+
+Every body is JSON with a `type` and a `schema` version. Parsing is strict: a body that is not what its type
+says raises `MalformedMessage` with the reason, so the consumer reports that one message as failed (it reaches
+the dead-letter queue with its reason in the logs) and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.fields import FieldValue
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion
+from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp
+
+SCHEMA_VERSION = 1
+_SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_STORE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class MalformedMessage(ValueError):
+    """A queue message that cannot be applied as it is; the reason says why."""
+
+
+# --- the account-changes queue (FIFO, grouped by account) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountChangeMessage:
+    version: AccountVersion
+    type = "account_change"
+
+    @property
+    def group_id(self) -> str:
+        return self.version.account_id
+
+    @property
+    def deduplication_id(self) -> str:
+        return _dedup_id(self.type, self.version.account_id, self.version.system_modstamp)
+
+    def to_body(self) -> str:
+        return _dump({"version": _account_version_json(self.version)}, self.type)
+
+
+@dataclass(frozen=True)
+class AccountSegmentMessage:
+    """One planned slice of a large account's fan-out: the contacts with `after < contact_id <= through`."""
+
+    version: AccountVersion
+    plan_id: str
+    index: int
+    total: int
+    after_contact_id: str | None
+    through_contact_id: str
+    activity_logging: ActivityLogging
+    type = "account_segment"
+
+    @property
+    def segment_id(self) -> str:
+        return f"{self.plan_id}:{self.index}"
+
+    @property
+    def group_id(self) -> str:
+        return self.version.account_id
+
+    @property
+    def deduplication_id(self) -> str:
+        return _dedup_id(self.type, self.version.account_id, self.version.system_modstamp, self.segment_id)
+
+    def to_body(self) -> str:
+        return _dump(
+            {
+                "version": _account_version_json(self.version),
+                "plan_id": self.plan_id,
+                "index": self.index,
+                "total": self.total,
+                "after_contact_id": self.after_contact_id,
+                "through_contact_id": self.through_contact_id,
+                "activity_logging": self.activity_logging.value,
+            },
+            self.type,
+        )
+
+
+@dataclass(frozen=True)
+class ContactChangeMessage:
+    version: ContactVersion
+    type = "contact_change"
+
+    @property
+    def group_id(self) -> str:
+        """With the account it joins, so that it never races that account's fan-out."""
+        return self.version.account_id or self.version.contact_id
+
+    @property
+    def deduplication_id(self) -> str:
+        return _dedup_id(self.type, self.version.contact_id, self.version.system_modstamp)
+
+    def to_body(self) -> str:
+        v = self.version
+        return _dump(
+            {
+                "version": {
+                    "contact_id": v.contact_id,
+                    "system_modstamp": v.system_modstamp,
+                    "is_deleted": v.is_deleted,
+                    "account_id": v.account_id,
+                    "first_name": v.first_name,
+                    "last_name": v.last_name,
+                    "email": v.email,
+                }
+            },
+            self.type,
+        )
+
+
+ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangeMessage
+
+
+def parse_change_message(body: str) -> ChangeMessage:
+    payload = _load(body)
+    kind = payload.get("type")
+    if kind == AccountChangeMessage.type:
+        return AccountChangeMessage(_account_version(payload.get("version")))
+    if kind == AccountSegmentMessage.type:
+        index = _int(payload, "index", minimum=0)
+        total = _int(payload, "total", minimum=1)
+        if index >= total:
+            raise MalformedMessage(f"segment index {index} is not below total {total}")
+        logging = _str(payload, "activity_logging")
+        try:
+            activity_logging = ActivityLogging(logging)
+        except ValueError as exc:
+            raise MalformedMessage(f"unknown activity_logging {logging!r}") from exc
+        return AccountSegmentMessage(
+            version=_account_version(payload.get("version")),
+            plan_id=_str(payload, "plan_id"),
+            index=index,
+            total=total,
+            after_contact_id=_optional_id(payload, "after_contact_id"),
+            through_contact_id=_id(payload, "through_contact_id"),
+            activity_logging=activity_logging,
+        )
+    if kind == ContactChangeMessage.type:
+        return ContactChangeMessage(_contact_version(payload.get("version")))
+    raise MalformedMessage(f"unknown message type {kind!r}")
+
+
+# --- the activity queue (standard) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactFieldChange:
+    contact_id: str
+    field: str
+    old: FieldValue
+    new: FieldValue
+
+
+@dataclass(frozen=True)
+class ActivityBatchMessage:
+    """Change Data Value activities to write: one per contact per changed field, all from one change."""
+
+    account_id: str
+    origin: ChangeOrigin
+    system_modstamp: str
+    changes: tuple[ContactFieldChange, ...]
+    type = "change_data_value_batch"
+
+    def to_body(self) -> str:
+        return _dump(
+            {
+                "account_id": self.account_id,
+                "origin": self.origin.value,
+                "system_modstamp": self.system_modstamp,
+                "changes": [
+                    {"contact_id": c.contact_id, "field": c.field, "old": c.old, "new": c.new} for c in self.changes
+                ],
+            },
+            self.type,
+        )
+
+
+def parse_activity_batch(body: str) -> ActivityBatchMessage:
+    payload = _load(body)
+    if payload.get("type") != ActivityBatchMessage.type:
+        raise MalformedMessage(f"unknown message type {payload.get('type')!r}")
+    origin_name = _str(payload, "origin")
+    try:
+        origin = ChangeOrigin(origin_name)
+    except ValueError as exc:
+        raise MalformedMessage(f"unknown origin {origin_name!r}") from exc
+    raw_changes = payload.get("changes")
+    if not isinstance(raw_changes, list) or not raw_changes:
+        raise MalformedMessage("changes must be a non-empty list")
+    changes = []
+    for position, raw in enumerate(raw_changes):
+        if not isinstance(raw, dict):
+            raise MalformedMessage(f"changes[{position}] must be an object")
+        changes.append(
+            ContactFieldChange(
+                contact_id=_id(raw, "contact_id"),
+                field=_field_name(_str(raw, "field")),
+                old=_field_value(raw.get("old"), "old"),
+                new=_field_value(raw.get("new"), "new"),
+            )
+        )
+    return ActivityBatchMessage(
+        account_id=_id(payload, "account_id"),
+        origin=origin,
+        system_modstamp=_timestamp(payload, "system_modstamp"),
+        changes=tuple(changes),
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _dump(payload: dict[str, Any], kind: str) -> str:
+    return json.dumps({"type": kind, "schema": SCHEMA_VERSION, **payload}, separators=(",", ":"))
+
+
+def _load(body: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise MalformedMessage("body must be a JSON object")
+    if payload.get("schema") != SCHEMA_VERSION:
+        raise MalformedMessage(f"unsupported schema {payload.get('schema')!r} (expected {SCHEMA_VERSION})")
+    return payload
+
+
+def _dedup_id(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:64]
+
+
+def _account_version_json(version: AccountVersion) -> dict[str, Any]:
+    return {
+        "account_id": version.account_id,
+        "system_modstamp": version.system_modstamp,
+        "is_deleted": version.is_deleted,
+        "fields": dict(version.fields),
+    }
+
+
+def _account_version(raw: object) -> AccountVersion:
+    if not isinstance(raw, dict):
+        raise MalformedMessage("version must be an object")
+    fields = raw.get("fields")
+    if not isinstance(fields, dict):
+        raise MalformedMessage("version.fields must be an object")
+    return AccountVersion(
+        account_id=_id(raw, "account_id"),
+        system_modstamp=_timestamp(raw, "system_modstamp"),
+        is_deleted=_bool(raw, "is_deleted"),
+        fields={_field_name(name): _field_value(value, name) for name, value in fields.items()},
+    )
+
+
+def _contact_version(raw: object) -> ContactVersion:
+    if not isinstance(raw, dict):
+        raise MalformedMessage("version must be an object")
+    return ContactVersion(
+        contact_id=_id(raw, "contact_id"),
+        system_modstamp=_timestamp(raw, "system_modstamp"),
+        is_deleted=_bool(raw, "is_deleted"),
+        account_id=_optional_id(raw, "account_id"),
+        first_name=_optional_str(raw, "first_name"),
+        last_name=_optional_str(raw, "last_name"),
+        email=_optional_str(raw, "email"),
+    )
+
+
+def _str(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedMessage(f"{key} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedMessage(f"{key} must be a string or null, got {type(value).__name__}")
+    return value
+
+
+def _id(raw: Mapping[str, Any], key: str) -> str:
+    value = _str(raw, key)
+    if not (_SALESFORCE_ID.match(value) or _STORE_ID.match(value)):
+        raise MalformedMessage(f"{key} is not a valid record id")
+    return value
+
+
+def _optional_id(raw: Mapping[str, Any], key: str) -> str | None:
+    return None if raw.get(key) is None else _id(raw, key)
+
+
+def _bool(raw: Mapping[str, Any], key: str) -> bool:
+    value = raw.get(key)
+    if not isinstance(value, bool):
+        raise MalformedMessage(f"{key} must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise MalformedMessage(f"{key} must be an integer >= {minimum}")
+    return value
+
+
+def _timestamp(raw: Mapping[str, Any], key: str) -> str:
+    try:
+        return normalize_timestamp(_str(raw, key))
+    except InvalidTimestamp as exc:
+        raise MalformedMessage(f"{key}: {exc}") from exc
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+
+
+def _field_name(name: str) -> str:
+    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+        raise MalformedMessage(f"invalid field name {name!r}")
+    return name
+
+
+def _field_value(value: object, name: str) -> FieldValue:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise MalformedMessage(f"field {name!r} has an unsupported value type {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""The rules of SPEC.md, free of AWS and Salesforce: versions, field diffs, the activity threshold."""

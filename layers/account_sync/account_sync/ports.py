@@ -1,0 +1,213 @@
+"""The interfaces the services depend on. Adapters implement them for AWS and Salesforce; tests use fakes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from account_sync.contracts import ActivityBatchMessage, ChangeMessage
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.fields import FieldChange, FieldValue
+from account_sync.domain.records import (
+    AccountVersion,
+    ActivitySuppression,
+    ChangeDataValueActivity,
+    ContactVersion,
+)
+
+# --- errors the adapters translate SDK errors into ----------------------------------------------------
+
+
+class AccountSyncError(Exception):
+    """Base of the project's own errors."""
+
+
+class TransientError(AccountSyncError):
+    """Worth retrying later: throttling, a 5xx, a connection error. The message is retried by SQS."""
+
+
+class SalesforceBudgetExhausted(AccountSyncError):
+    """REQUEST_LIMIT_EXCEEDED, or the configured share of the daily API limit is used: stop, keep the watermark."""
+
+
+class SalesforceAuthError(AccountSyncError):
+    """The token request was refused, or a renewed token was refused again."""
+
+
+class SalesforceQueryError(AccountSyncError):
+    """A query Salesforce refused (INVALID_FIELD, MALFORMED_QUERY, QUERY_TIMEOUT...); `code` is its errorCode."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class QueryLocatorExpired(AccountSyncError):
+    """INVALID_QUERY_LOCATOR: the cursor is gone; restart the window from the last record read."""
+
+
+class ConfigurationError(AccountSyncError):
+    """The configuration does not match Salesforce (an unknown field)."""
+
+
+class QueueSendError(TransientError):
+    """Some messages could not be queued after retries."""
+
+
+# --- Salesforce ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    used: int
+    limit: int
+
+    @property
+    def share(self) -> float:
+        return self.used / self.limit if self.limit else 1.0
+
+
+class SalesforceSource(Protocol):
+    def account_field_names(self) -> set[str]:
+        """Every field of the Account describe."""
+        ...
+
+    def changed_records(
+        self, sobject: str, fields: Sequence[str], start: str, end: str
+    ) -> Iterator[Mapping[str, object]]:
+        """Records (deleted ones too) with `start < SystemModstamp <= end`, ordered by (SystemModstamp, Id)."""
+        ...
+
+    @property
+    def api_usage(self) -> ApiUsage | None: ...
+
+    @property
+    def api_calls(self) -> int:
+        """API calls made by this client since it was created."""
+        ...
+
+
+# --- queues -------------------------------------------------------------------------------------------
+
+
+class ChangePublisher(Protocol):
+    def publish(self, messages: Sequence[ChangeMessage]) -> None:
+        """Queue every message or raise QueueSendError naming how many failed (only failures are re-sent)."""
+        ...
+
+
+class ActivityPublisher(Protocol):
+    def publish(self, batches: Sequence[ActivityBatchMessage]) -> None: ...
+
+
+# --- the store ----------------------------------------------------------------------------------------
+
+
+class Acceptance(enum.Enum):
+    NEW = "new"  # a newer version: apply it
+    RESUME = "resume"  # the same version, not yet fully applied (a redelivery after a crash): finish it
+    ALREADY_APPLIED = "already_applied"  # the same version, fully applied: nothing to do
+    STALE = "stale"  # an older version: nothing to do
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account_id: str
+    fields: Mapping[str, FieldValue]
+    system_modstamp: str | None
+    applied_modstamp: str | None
+    is_deleted: bool
+    activity_logging: ActivityLogging | None
+    contacts_counted: int | None
+    changed_fields: tuple[str, ...] = ()
+    segments_total: int | None = None
+    segments_done: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    acceptance: Acceptance
+    state: AccountState  # the account as it is now (after the write when NEW)
+    previous_fields: Mapping[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContactSnapshot:
+    """What the fan-out needs of a contact: its copy of the account fields and the version they came from."""
+
+    contact_id: str
+    account_fields: Mapping[str, FieldValue]
+    account_modstamp: str | None
+    account_deleted: bool
+    previous_values: Mapping[str, FieldValue] = field(default_factory=dict)
+
+
+class AccountRepository(Protocol):
+    def accept_version(
+        self,
+        version: AccountVersion,
+        activity_logging: ActivityLogging,
+        contacts_counted: int,
+        changed_fields: Sequence[str],
+    ) -> AcceptResult:
+        """Record `version` as the newest if it is newer than the stored one (a conditional write)."""
+        ...
+
+    def get(self, account_id: str) -> AccountState | None: ...
+
+    def start_segments(self, account_id: str, system_modstamp: str, plan_id: str, total: int) -> None: ...
+
+    def complete_segment(self, account_id: str, system_modstamp: str, segment_id: str) -> bool:
+        """Record one segment done; True once every segment of the version's plan is done."""
+        ...
+
+    def mark_applied(self, account_id: str, system_modstamp: str) -> None:
+        """The version reached every contact (only if it is still the newest)."""
+        ...
+
+
+class ContactRepository(Protocol):
+    def count_members(self, account_id: str, limit: int) -> int:
+        """Live contacts of the account, counted up to `limit` (a bounded number of requests)."""
+        ...
+
+    def member_key_pages(self, account_id: str, page_size: int) -> Iterator[tuple[str | None, str]]:
+        """The account's contacts as key ranges `(after, through]` of at most `page_size` contacts."""
+        ...
+
+    def members(
+        self, account_id: str, after: str | None = None, through: str | None = None
+    ) -> Iterator[ContactSnapshot]: ...
+
+    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
+        """Write every synced field of `version` on the contact (and the previous values of `changes`) if it
+        still belongs to the account and holds an older version. False when the condition failed (moved away,
+        or already newer)."""
+        ...
+
+    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
+        """Apply a Contact version (membership, name, email; the account's fields when it has one) if it is
+        newer than the stored one. False when it was not (a redelivery or an older version)."""
+        ...
+
+
+class ActivityStore(Protocol):
+    def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
+        """Write them (batches of 25, unprocessed items retried); returns how many were written."""
+        ...
+
+    def put_suppression(self, suppression: ActivitySuppression) -> None: ...
+
+
+class SyncStateStore(Protocol):
+    def load_watermark(self, sobject: str) -> str | None: ...
+
+    def save_watermark(self, sobject: str, watermark: str, run: Mapping[str, object]) -> None:
+        """Only ever moves the watermark forward (a conditional write)."""
+        ...
+
+    def acquire_lease(self, owner: str, seconds: int) -> bool: ...
+
+    def release_lease(self, owner: str) -> None: ...

@@ -1,0 +1,320 @@
+"""Fan-out: apply Salesforce changes to the contacts of the store (SPEC R2, R3, R4, R6 and deletes).
+
+Order of operations for an account version, and why:
+1. The account item decides (a conditional write on its SystemModstamp): older versions stop here, before they
+   touch a contact; the same version resumes; a newer one is accepted together with its activity decision,
+   made once per version from a bounded count of the account's contacts.
+2. An account small enough is fanned out at once; a larger one is split into planned segments, queued, each
+   applied by one invocation (no chain of self-invocations).
+3. Each contact is written only if a synced value changes, with a condition that it still belongs to the account
+   and holds an older version; the write keeps the previous values of the fields it changed, so that a
+   redelivery after a crash re-emits the same (deterministically keyed) activities instead of losing them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from itertools import islice
+
+from account_sync.contracts import (
+    AccountChangeMessage,
+    AccountSegmentMessage,
+    ActivityBatchMessage,
+    ChangeMessage,
+    ContactFieldChange,
+)
+from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
+from account_sync.domain.fields import FieldChange, diff_fields
+from account_sync.domain.records import AccountVersion, ActivitySuppression, ChangeOrigin, ContactVersion
+from account_sync.domain.versions import VersionVerdict, compare_versions
+from account_sync.ports import (
+    Acceptance,
+    AccountRepository,
+    AccountState,
+    ActivityPublisher,
+    ActivityStore,
+    ChangePublisher,
+    ContactRepository,
+    ContactSnapshot,
+)
+
+ACTIVITY_CHANGES_PER_MESSAGE = 200
+ACTIVITY_BYTES_PER_MESSAGE = 192 * 1024
+_WRITE_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class FanOutConfig:
+    synced_fields: tuple[str, ...]
+    activity_threshold: int = 5000
+    segment_size: int = 2000
+
+
+@dataclass
+class FanOutReport:
+    """What one message did; the handler turns it into log fields and metrics."""
+
+    kind: str
+    outcome: str
+    account_id: str | None = None
+    contacts_written: int = 0
+    contacts_unchanged: int = 0
+    contacts_skipped: int = 0
+    activities_queued: int = 0
+    segments_planned: int = 0
+    activity_logging: str | None = None
+    suppressed: bool = False
+    changed_fields: list[str] = field(default_factory=list)
+
+
+class FanOut:
+    def __init__(
+        self,
+        accounts: AccountRepository,
+        contacts: ContactRepository,
+        changes: ChangePublisher,
+        activities: ActivityPublisher,
+        activity_store: ActivityStore,
+        config: FanOutConfig,
+        now: Callable[[], str],
+        executor: Executor | None = None,
+    ) -> None:
+        self._accounts = accounts
+        self._contacts = contacts
+        self._changes = changes
+        self._activities = activities
+        self._activity_store = activity_store
+        self._config = config
+        self._now = now
+        self._executor = executor
+
+    def apply(self, message: ChangeMessage) -> FanOutReport:
+        if isinstance(message, AccountChangeMessage):
+            return self.apply_account_change(message.version)
+        if isinstance(message, AccountSegmentMessage):
+            return self.apply_segment(message)
+        return self.apply_contact_change(message.version)
+
+    # --- account versions ------------------------------------------------------------------------------
+
+    def apply_account_change(self, version: AccountVersion) -> FanOutReport:
+        report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
+        stored = self._accounts.get(version.account_id)
+        verdict = compare_versions(version.system_modstamp, stored.system_modstamp if stored else None)
+        if verdict is VersionVerdict.OLDER:
+            report.outcome = "stale"
+            return report
+        if verdict is VersionVerdict.SAME and stored and stored.applied_modstamp == version.system_modstamp:
+            report.outcome = "already_applied"
+            return report
+
+        count_limit = max(self._config.activity_threshold, self._config.segment_size) + 1
+        counted = self._contacts.count_members(version.account_id, limit=count_limit)
+        if verdict is VersionVerdict.NEWER:
+            logging = activity_logging_for(counted, self._config.activity_threshold)
+            changed = [] if version.is_deleted else self._account_level_changes(stored, version)
+            accepted = self._accounts.accept_version(
+                version, logging, min(counted, self._config.activity_threshold + 1), changed
+            )
+            if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
+                report.outcome = accepted.acceptance.value  # lost a race with another delivery
+                return report
+            state = accepted.state
+            report.outcome = accepted.acceptance.value
+        else:
+            assert stored is not None
+            state = stored
+            report.outcome = Acceptance.RESUME.value
+
+        logging = state.activity_logging or ActivityLogging.LOGGED
+        report.activity_logging = logging.value
+        report.changed_fields = list(state.changed_fields)
+        if logging is ActivityLogging.SUPPRESSED and state.changed_fields and not version.is_deleted:
+            self._record_suppression(version, state)
+            report.suppressed = True
+
+        if counted <= self._config.segment_size:
+            self._apply_range(version, logging, None, None, report)
+            self._accounts.mark_applied(version.account_id, version.system_modstamp)
+        else:
+            report.segments_planned = self._plan_segments(version, logging)
+        return report
+
+    def apply_segment(self, segment: AccountSegmentMessage) -> FanOutReport:
+        version = segment.version
+        report = FanOutReport(kind="account_segment", outcome="", account_id=version.account_id)
+        report.activity_logging = segment.activity_logging.value
+        stored = self._accounts.get(version.account_id)
+        if stored is None or compare_versions(version.system_modstamp, stored.system_modstamp) is not (
+            VersionVerdict.SAME
+        ):
+            # A newer version has been accepted since the plan: its own fan-out covers every contact.
+            report.outcome = "stale"
+            return report
+        self._apply_range(
+            version, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, report
+        )
+        if self._accounts.complete_segment(version.account_id, version.system_modstamp, segment.segment_id):
+            self._accounts.mark_applied(version.account_id, version.system_modstamp)
+        report.outcome = "applied"
+        return report
+
+    def _account_level_changes(self, stored: AccountState | None, version: AccountVersion) -> list[str]:
+        previous = stored.fields if stored else {}
+        return [change.field for change in diff_fields(previous, version.fields, self._config.synced_fields)]
+
+    def _record_suppression(self, version: AccountVersion, state: AccountState) -> None:
+        self._activity_store.put_suppression(
+            ActivitySuppression(
+                account_id=version.account_id,
+                system_modstamp=version.system_modstamp,
+                contacts_counted=state.contacts_counted or self._config.activity_threshold + 1,
+                threshold=self._config.activity_threshold,
+                changed_fields=tuple(state.changed_fields),
+                activity_at=self._now(),
+            )
+        )
+
+    def _plan_segments(self, version: AccountVersion, logging: ActivityLogging) -> int:
+        ranges = list(self._contacts.member_key_pages(version.account_id, self._config.segment_size))
+        plan_id = uuid.uuid4().hex[:12]
+        self._accounts.start_segments(version.account_id, version.system_modstamp, plan_id, len(ranges))
+        self._changes.publish(
+            [
+                AccountSegmentMessage(
+                    version=version,
+                    plan_id=plan_id,
+                    index=index,
+                    total=len(ranges),
+                    after_contact_id=after,
+                    through_contact_id=through,
+                    activity_logging=logging,
+                )
+                for index, (after, through) in enumerate(ranges)
+            ]
+        )
+        return len(ranges)
+
+    def _apply_range(
+        self,
+        version: AccountVersion,
+        logging: ActivityLogging,
+        after: str | None,
+        through: str | None,
+        report: FanOutReport,
+    ) -> None:
+        log_activities = logging is ActivityLogging.LOGGED and not version.is_deleted
+        outbox = _ActivityOutbox(self._activities, version, ChangeOrigin.ACCOUNT)
+        members = self._contacts.members(version.account_id, after, through)
+        for window in _windows(members, _WRITE_WINDOW):
+            to_write: list[tuple[ContactSnapshot, list[FieldChange]]] = []
+            for contact in window:
+                verdict = compare_versions(version.system_modstamp, contact.account_modstamp)
+                if verdict is VersionVerdict.OLDER:
+                    report.contacts_skipped += 1
+                    continue
+                if verdict is VersionVerdict.SAME:
+                    # Written by an earlier delivery of this version: re-emit its activities (same keys).
+                    report.contacts_unchanged += 1
+                    if log_activities:
+                        outbox.add(contact.contact_id, self._changes_already_written(contact, version))
+                    continue
+                changes = diff_fields(contact.account_fields, version.fields, self._config.synced_fields)
+                if not changes and contact.account_deleted == version.is_deleted:
+                    report.contacts_unchanged += 1
+                    continue
+                to_write.append((contact, changes))
+            for (contact, changes), written in zip(to_write, self._write_all(version, to_write), strict=True):
+                if not written:
+                    report.contacts_skipped += 1
+                    continue
+                report.contacts_written += 1
+                if log_activities:
+                    outbox.add(contact.contact_id, changes)
+        report.activities_queued += outbox.flush()
+
+    def _write_all(
+        self, version: AccountVersion, to_write: Sequence[tuple[ContactSnapshot, list[FieldChange]]]
+    ) -> Iterable[bool]:
+        def write(item: tuple[ContactSnapshot, list[FieldChange]]) -> bool:
+            contact, changes = item
+            return self._contacts.apply_account_version(contact.contact_id, version, changes)
+
+        if self._executor is None or len(to_write) < 2:
+            return [write(item) for item in to_write]
+        return list(self._executor.map(write, to_write))
+
+    @staticmethod
+    def _changes_already_written(contact: ContactSnapshot, version: AccountVersion) -> list[FieldChange]:
+        return [
+            FieldChange(name, previous, version.fields.get(name)) for name, previous in contact.previous_values.items()
+        ]
+
+    # --- contact versions ------------------------------------------------------------------------------
+
+    def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
+        """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it."""
+        report = FanOutReport(kind="contact_change", outcome="", account_id=version.account_id)
+        account = None
+        if version.account_id and not version.is_deleted:
+            account = self._accounts.get(version.account_id)
+        written = self._contacts.apply_contact_version(version, account)
+        report.outcome = "applied" if written else "stale"
+        report.contacts_written = int(written)
+        return report
+
+
+class _ActivityOutbox:
+    """Collects per-contact field changes and queues them in messages of bounded size."""
+
+    def __init__(self, publisher: ActivityPublisher, version: AccountVersion, origin: ChangeOrigin) -> None:
+        self._publisher = publisher
+        self._version = version
+        self._origin = origin
+        self._pending: list[ContactFieldChange] = []
+        self._pending_bytes = 0
+        self._queued = 0
+
+    def add(self, contact_id: str, changes: Iterable[FieldChange]) -> None:
+        for change in changes:
+            item = ContactFieldChange(contact_id, change.field, change.old, change.new)
+            size = 64 + len(contact_id) + len(change.field) + len(str(change.old)) + len(str(change.new))
+            if self._pending and (
+                len(self._pending) >= ACTIVITY_CHANGES_PER_MESSAGE
+                or self._pending_bytes + size > ACTIVITY_BYTES_PER_MESSAGE
+            ):
+                self._send()
+            self._pending.append(item)
+            self._pending_bytes += size
+
+    def flush(self) -> int:
+        if self._pending:
+            self._send()
+        return self._queued
+
+    def _send(self) -> None:
+        self._publisher.publish(
+            [
+                ActivityBatchMessage(
+                    account_id=self._version.account_id,
+                    origin=self._origin,
+                    system_modstamp=self._version.system_modstamp,
+                    changes=tuple(self._pending),
+                )
+            ]
+        )
+        self._queued += len(self._pending)
+        self._pending = []
+        self._pending_bytes = 0
+
+
+def _windows(items: Iterable[ContactSnapshot], size: int) -> Iterator[list[ContactSnapshot]]:
+    iterator = iter(items)
+    while window := list(islice(iterator, size)):
+        yield window
+
+
+__all__ = ["FanOut", "FanOutConfig", "FanOutReport"]

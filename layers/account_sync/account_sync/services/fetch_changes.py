@@ -1,0 +1,154 @@
+"""Fetch: read the Accounts and Contacts changed in Salesforce since the last run and queue them.
+
+The window of a run is `(watermark - lookback, now]`. The overlap catches a transaction that committed late with
+an earlier SystemModstamp; the (SystemModstamp, Id) order and the keyset restart of the adapter never skip
+records sharing a stamp. Accounts are queued before Contacts, so that a contact joining a new account finds it.
+Each object's watermark moves to `now` only once every change of its window is queued: a run that stops early
+(API budget, a crash) leaves it, and the next run reads the window again; re-reads are harmless, because
+applying a version is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from account_sync.contracts import AccountChangeMessage, ChangeMessage, ContactChangeMessage
+from account_sync.domain.fields import canonical_value
+from account_sync.domain.records import AccountVersion, ContactVersion
+from account_sync.domain.timestamps import EPOCH, normalize_timestamp, shift
+from account_sync.ports import (
+    ChangePublisher,
+    ConfigurationError,
+    SalesforceSource,
+    SyncStateStore,
+)
+from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
+
+CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
+PUBLISH_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    synced_fields: tuple[str, ...]
+    lookback_seconds: int = 300
+    lease_seconds: int = 300
+
+
+@dataclass
+class FetchReport:
+    run_id: str
+    outcome: str = "completed"
+    window_end: str | None = None
+    queued: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})
+    windows: dict[str, list[str]] = field(default_factory=dict)
+    api_calls: int = 0
+    api_usage: str | None = None
+
+
+def validate_synced_fields(source: SalesforceSource, synced_fields: Iterable[str]) -> None:
+    """An unknown field is a clear error at start, never a broken SOQL string."""
+    known = source.account_field_names()
+    unknown = sorted(set(synced_fields) - known)
+    if unknown:
+        raise ConfigurationError(f"SYNCED_ACCOUNT_FIELDS names fields the Account has not: {', '.join(unknown)}")
+
+
+def fetch_changes(
+    source: SalesforceSource,
+    publisher: ChangePublisher,
+    state: SyncStateStore,
+    config: FetchConfig,
+    now: Callable[[], str],
+    run_id: str,
+) -> FetchReport:
+    report = FetchReport(run_id=run_id)
+    if not state.acquire_lease(run_id, config.lease_seconds):
+        report.outcome = "skipped_another_run_active"
+        return report
+    try:
+        validate_synced_fields(source, config.synced_fields)
+        window_end = now()
+        report.window_end = window_end
+        account_fields = [*SYSTEM_ACCOUNT_FIELDS, *config.synced_fields]
+        _fetch_object(
+            source,
+            publisher,
+            state,
+            config,
+            "Account",
+            account_fields,
+            window_end,
+            report,
+            lambda record: AccountChangeMessage(account_version(record, config.synced_fields)),
+        )
+        _fetch_object(
+            source,
+            publisher,
+            state,
+            config,
+            "Contact",
+            list(CONTACT_FIELDS),
+            window_end,
+            report,
+            lambda record: ContactChangeMessage(contact_version(record)),
+        )
+        return report
+    finally:
+        report.api_calls = source.api_calls
+        usage = source.api_usage
+        report.api_usage = f"{usage.used}/{usage.limit}" if usage else None
+        state.release_lease(run_id)
+
+
+def _fetch_object(
+    source: SalesforceSource,
+    publisher: ChangePublisher,
+    state: SyncStateStore,
+    config: FetchConfig,
+    sobject: str,
+    fields: list[str],
+    window_end: str,
+    report: FetchReport,
+    to_message: Callable[[Mapping[str, object]], ChangeMessage],
+) -> None:
+    watermark = state.load_watermark(sobject) or EPOCH
+    window_start = max(EPOCH, shift(watermark, -config.lookback_seconds))
+    report.windows[sobject] = [window_start, window_end]
+    pending: list[ChangeMessage] = []
+    for record in source.changed_records(sobject, fields, window_start, window_end):
+        pending.append(to_message(record))
+        if len(pending) >= PUBLISH_CHUNK:
+            publisher.publish(pending)
+            report.queued[sobject] += len(pending)
+            pending = []
+    if pending:
+        publisher.publish(pending)
+        report.queued[sobject] += len(pending)
+    state.save_watermark(sobject, window_end, {"run_id": report.run_id, "queued": report.queued[sobject]})
+
+
+def account_version(record: Mapping[str, object], synced_fields: Iterable[str]) -> AccountVersion:
+    return AccountVersion(
+        account_id=str(record["Id"]),
+        system_modstamp=normalize_timestamp(str(record["SystemModstamp"])),
+        is_deleted=bool(record.get("IsDeleted", False)),
+        fields={name: canonical_value(record.get(name)) for name in synced_fields},
+    )
+
+
+def contact_version(record: Mapping[str, object]) -> ContactVersion:
+    def text(name: str) -> str | None:
+        value = record.get(name)
+        return None if value is None else str(value)
+
+    return ContactVersion(
+        contact_id=str(record["Id"]),
+        system_modstamp=normalize_timestamp(str(record["SystemModstamp"])),
+        is_deleted=bool(record.get("IsDeleted", False)),
+        account_id=text("AccountId"),
+        first_name=text("FirstName"),
+        last_name=text("LastName"),
+        email=text("Email"),
+    )

@@ -1,0 +1,124 @@
+"""Configuration, read from the environment once per cold start and validated, never at import time."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from account_sync.domain.activity_policy import DEFAULT_ACTIVITY_THRESHOLD
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+# Always read, whatever the configuration says: the sync cannot order or delete without them.
+SYSTEM_ACCOUNT_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+
+
+class SettingsError(ValueError):
+    """The function's configuration is wrong; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    contacts_table: str
+    accounts_table: str
+    activities_table: str
+    sync_state_table: str
+    synced_account_fields: tuple[str, ...]
+    account_changes_queue_url: str | None = None
+    activity_queue_url: str | None = None
+    activity_threshold: int = DEFAULT_ACTIVITY_THRESHOLD
+    fanout_segment_size: int = 2000
+    fanout_write_concurrency: int = 16
+    activity_retention_days: int = 400
+    salesforce_secret_name: str | None = None
+    salesforce_token_url: str | None = None
+    salesforce_api_version: str = "62.0"
+    salesforce_ca_bundle: str | None = None
+    api_budget_share: float = 0.5
+    lookback_seconds: int = 300
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        return cls(
+            stage=environ.get("STAGE", "dev"),
+            contacts_table=_required(environ, "CONTACTS_TABLE"),
+            accounts_table=_required(environ, "ACCOUNTS_TABLE"),
+            activities_table=_required(environ, "ACTIVITIES_TABLE"),
+            sync_state_table=_required(environ, "SYNC_STATE_TABLE"),
+            synced_account_fields=parse_field_list(_required(environ, "SYNCED_ACCOUNT_FIELDS")),
+            account_changes_queue_url=environ.get("ACCOUNT_CHANGES_QUEUE_URL") or None,
+            activity_queue_url=environ.get("ACTIVITY_QUEUE_URL") or None,
+            activity_threshold=_int(environ, "ACTIVITY_THRESHOLD", DEFAULT_ACTIVITY_THRESHOLD, minimum=0),
+            fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 2000, minimum=1),
+            fanout_write_concurrency=_int(environ, "FANOUT_WRITE_CONCURRENCY", 16, minimum=1),
+            activity_retention_days=_int(environ, "ACTIVITY_RETENTION_DAYS", 400, minimum=1),
+            salesforce_secret_name=environ.get("SALESFORCE_SECRET_NAME") or None,
+            salesforce_token_url=environ.get("SALESFORCE_TOKEN_URL") or None,
+            salesforce_api_version=environ.get("SALESFORCE_API_VERSION", "62.0"),
+            salesforce_ca_bundle=environ.get("SALESFORCE_CA_BUNDLE") or None,
+            api_budget_share=_float(environ, "API_BUDGET_SHARE", 0.5, minimum=0.0, maximum=1.0),
+            lookback_seconds=_int(environ, "LOOKBACK_SECONDS", 300, minimum=0),
+        )
+
+    def require(self, *names: str) -> None:
+        """A function states what it needs at cold start; a missing value fails there, clearly."""
+        missing = [name for name in names if getattr(self, name) in (None, "")]
+        if missing:
+            raise SettingsError(f"missing configuration for {', '.join(sorted(missing))}")
+
+
+@functools.cache
+def load_settings() -> Settings:
+    """The settings of this execution environment (one read per cold start)."""
+    return Settings.from_environment(os.environ)
+
+
+def parse_field_list(raw: str) -> tuple[str, ...]:
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not names:
+        raise SettingsError("SYNCED_ACCOUNT_FIELDS names no field")
+    bad = [name for name in names if not _FIELD_NAME.match(name)]
+    if bad:
+        raise SettingsError(f"SYNCED_ACCOUNT_FIELDS has invalid field names: {', '.join(map(repr, bad))}")
+    system = [name for name in names if name in SYSTEM_ACCOUNT_FIELDS]
+    if system:
+        raise SettingsError(f"SYNCED_ACCOUNT_FIELDS must not list system fields: {', '.join(system)}")
+    if len(set(names)) != len(names):
+        raise SettingsError("SYNCED_ACCOUNT_FIELDS lists a field twice")
+    return tuple(names)
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set")
+    return value
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value

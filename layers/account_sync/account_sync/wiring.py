@@ -1,0 +1,106 @@
+"""Builds the services from the settings, once per cold start. Clients are created here, lazily, never at import.
+
+`salesforce_source` imports the Salesforce adapter inside the function, so that only the fetch function, the one
+that calls it, loads simple-salesforce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from account_sync.adapters.dynamodb import (
+    DynamoAccountRepository,
+    DynamoActivityStore,
+    DynamoContactRepository,
+    DynamoSyncStateStore,
+)
+from account_sync.adapters.dynamodb_models import bind_table_names
+from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
+from account_sync.domain.timestamps import utc_now
+from account_sync.services.fan_out import FanOut, FanOutConfig
+from account_sync.settings import Settings
+
+if TYPE_CHECKING:
+    from account_sync.adapters.salesforce import SalesforceRestSource
+
+
+def bind_store(settings: Settings) -> None:
+    bind_table_names(
+        contacts=settings.contacts_table,
+        accounts=settings.accounts_table,
+        activities=settings.activities_table,
+        sync_state=settings.sync_state_table,
+    )
+
+
+def sqs_client() -> Any:
+    import boto3
+
+    return boto3.client("sqs")
+
+
+def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
+    settings.require("account_changes_queue_url", "activity_queue_url")
+    bind_store(settings)
+    sqs = sqs or sqs_client()
+    assert settings.account_changes_queue_url and settings.activity_queue_url
+    return FanOut(
+        accounts=DynamoAccountRepository(),
+        contacts=DynamoContactRepository(),
+        changes=SqsChangePublisher(SqsBatchSender(sqs, settings.account_changes_queue_url)),
+        activities=SqsActivityPublisher(SqsBatchSender(sqs, settings.activity_queue_url)),
+        activity_store=DynamoActivityStore(settings.activity_retention_days),
+        config=FanOutConfig(
+            synced_fields=settings.synced_account_fields,
+            activity_threshold=settings.activity_threshold,
+            segment_size=settings.fanout_segment_size,
+        ),
+        now=utc_now,
+        executor=ThreadPoolExecutor(max_workers=settings.fanout_write_concurrency, thread_name_prefix="fan-out-write"),
+    )
+
+
+def build_activity_store(settings: Settings) -> DynamoActivityStore:
+    bind_store(settings)
+    return DynamoActivityStore(settings.activity_retention_days)
+
+
+def build_change_publisher(settings: Settings, sqs: Any | None = None) -> SqsChangePublisher:
+    settings.require("account_changes_queue_url")
+    assert settings.account_changes_queue_url
+    return SqsChangePublisher(SqsBatchSender(sqs or sqs_client(), settings.account_changes_queue_url))
+
+
+def build_sync_state(settings: Settings) -> DynamoSyncStateStore:
+    bind_store(settings)
+    return DynamoSyncStateStore()
+
+
+def salesforce_source_factory(settings: Settings) -> Callable[[], SalesforceRestSource]:
+    """A new Salesforce client per run (its call count and API budget are per run), sharing one HTTP session
+    and one authenticator, so that the token is reused across warm invocations."""
+    import requests
+
+    from account_sync.adapters.salesforce import SalesforceRestSource
+    from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
+    from account_sync.adapters.secrets import load_salesforce_credentials
+
+    settings.require("salesforce_secret_name", "salesforce_token_url")
+    assert settings.salesforce_secret_name and settings.salesforce_token_url
+    secret_name = settings.salesforce_secret_name
+    session = requests.Session()
+    if settings.salesforce_ca_bundle:  # a private CA (the local emulator); verification stays on
+        session.verify = settings.salesforce_ca_bundle
+    authenticator = JwtBearerAuthenticator(
+        credentials=lambda: load_salesforce_credentials(secret_name),
+        token_url=settings.salesforce_token_url,
+        session=session,
+    )
+    return lambda: SalesforceRestSource(
+        authenticator,
+        session,
+        api_version=settings.salesforce_api_version,
+        budget_share=settings.api_budget_share,
+    )
