@@ -1,0 +1,275 @@
+"""In-memory fakes of the ports, with the same conditions as the DynamoDB adapters, recording their calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from account_sync.contracts import ActivityBatchMessage, ChangeMessage
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.fields import FieldChange, FieldValue
+from account_sync.domain.records import (
+    AccountVersion,
+    ActivitySuppression,
+    ChangeDataValueActivity,
+    ContactVersion,
+)
+from account_sync.ports import (
+    Acceptance,
+    AcceptResult,
+    AccountState,
+    ApiUsage,
+    ContactSnapshot,
+)
+
+
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.items: dict[str, AccountState] = {}
+        self.plans: dict[str, str] = {}
+
+    def get(self, account_id: str) -> AccountState | None:
+        return self.items.get(account_id)
+
+    def accept_version(self, version, activity_logging, contacts_counted, changed_fields) -> AcceptResult:
+        current = self.items.get(version.account_id)
+        if current is not None and current.system_modstamp is not None and (
+            current.system_modstamp >= version.system_modstamp
+        ):
+            if current.system_modstamp == version.system_modstamp:
+                applied = current.applied_modstamp == version.system_modstamp
+                return AcceptResult(Acceptance.ALREADY_APPLIED if applied else Acceptance.RESUME, current)
+            return AcceptResult(Acceptance.STALE, current)
+        state = AccountState(
+            account_id=version.account_id,
+            fields=dict(version.fields),
+            system_modstamp=version.system_modstamp,
+            applied_modstamp=None,
+            is_deleted=version.is_deleted,
+            activity_logging=activity_logging,
+            contacts_counted=contacts_counted,
+            changed_fields=tuple(changed_fields),
+        )
+        self.items[version.account_id] = state
+        return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
+
+    def start_segments(self, account_id, system_modstamp, plan_id, total) -> None:
+        state = self.items[account_id]
+        if state.system_modstamp == system_modstamp:
+            self.items[account_id] = replace(state, segments_total=total, segments_done=frozenset())
+            self.plans[account_id] = plan_id
+
+    def complete_segment(self, account_id, system_modstamp, segment_id) -> bool:
+        state = self.items[account_id]
+        if state.system_modstamp != system_modstamp or self.plans.get(account_id) != segment_id.split(":")[0]:
+            return False
+        done = state.segments_done | {segment_id}
+        self.items[account_id] = replace(state, segments_done=done)
+        return len(done) >= (state.segments_total or 0)
+
+    def mark_applied(self, account_id, system_modstamp) -> None:
+        state = self.items[account_id]
+        if state.system_modstamp == system_modstamp:
+            self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
+
+
+@dataclass
+class FakeContact:
+    contact_id: str
+    account_id: str | None = None
+    account_fields: dict[str, FieldValue] = field(default_factory=dict)
+    account_modstamp: str | None = None
+    account_previous_values: dict[str, FieldValue] = field(default_factory=dict)
+    account_deleted: bool = False
+    account_fields_source: str | None = None
+    contact_modstamp: str | None = None
+    is_deleted: bool = False
+    deleted_from_account_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+
+
+class FakeContacts:
+    def __init__(self) -> None:
+        self.items: dict[str, FakeContact] = {}
+        self.account_writes = 0
+        self.count_calls = 0
+        self.fail_writes_after: int | None = None  # simulate a crash after N contact writes
+
+    def add(self, contact: FakeContact) -> None:
+        self.items[contact.contact_id] = contact
+
+    def _members(self, account_id: str) -> list[FakeContact]:
+        return sorted(
+            (c for c in self.items.values() if c.account_id == account_id and not c.is_deleted),
+            key=lambda c: c.contact_id,
+        )
+
+    def count_members(self, account_id: str, limit: int) -> int:
+        self.count_calls += 1
+        return min(len(self._members(account_id)), limit)
+
+    def member_key_pages(self, account_id: str, page_size: int) -> Iterator[tuple[str | None, str]]:
+        members = self._members(account_id)
+        after = None
+        for start in range(0, len(members), page_size):
+            through = members[start : start + page_size][-1].contact_id
+            yield after, through
+            after = through
+
+    def members(self, account_id, after=None, through=None) -> Iterator[ContactSnapshot]:
+        for c in self._members(account_id):
+            if (after is not None and c.contact_id <= after) or (through is not None and c.contact_id > through):
+                continue
+            yield ContactSnapshot(
+                c.contact_id,
+                dict(c.account_fields),
+                c.account_modstamp,
+                c.account_deleted,
+                dict(c.account_previous_values),
+            )
+
+    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
+        if self.fail_writes_after is not None and self.account_writes >= self.fail_writes_after:
+            raise RuntimeError("simulated crash (Lambda timeout)")
+        c = self.items[contact_id]
+        if c.account_id != version.account_id:
+            return False
+        if c.account_modstamp is not None and c.account_modstamp >= version.system_modstamp:
+            return False
+        c.account_fields = dict(version.fields)
+        c.account_modstamp = version.system_modstamp
+        c.account_previous_values = {change.field: change.old for change in changes}
+        c.account_deleted = version.is_deleted
+        c.account_fields_source = "salesforce"
+        self.account_writes += 1
+        return True
+
+    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
+        c = self.items.setdefault(version.contact_id, FakeContact(version.contact_id))
+        if c.contact_modstamp is not None and c.contact_modstamp >= version.system_modstamp:
+            return False
+        c.contact_modstamp = version.system_modstamp
+        c.is_deleted = version.is_deleted
+        c.first_name, c.last_name, c.email = version.first_name, version.last_name, version.email
+        if version.is_deleted:
+            c.account_id = None
+            c.deleted_from_account_id = version.account_id
+            return True
+        c.account_id = version.account_id
+        if account is not None and account.system_modstamp is not None:
+            c.account_fields = dict(account.fields)
+            c.account_modstamp = account.system_modstamp
+            c.account_deleted = account.is_deleted
+        else:
+            c.account_fields, c.account_modstamp, c.account_deleted = {}, None, False
+        c.account_previous_values = {}
+        return True
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    def publish(self, messages: Sequence) -> None:
+        self.messages.extend(messages)
+
+
+class FakeActivityStore:
+    """Keyed like the table: writing the same key twice leaves one activity."""
+
+    def __init__(self) -> None:
+        self.activities: dict[tuple[str, str], ChangeDataValueActivity] = {}
+        self.suppressions: dict[tuple[str, str], ActivitySuppression] = {}
+
+    def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
+        written = 0
+        for activity in activities:
+            self.activities[(activity.contact_id, activity.activity_key)] = activity
+            written += 1
+        return written
+
+    def put_suppression(self, suppression: ActivitySuppression) -> None:
+        self.suppressions[(suppression.account_id, suppression.activity_key)] = suppression
+
+
+class FakeSyncState:
+    def __init__(self) -> None:
+        self.watermarks: dict[str, str] = {}
+        self.lease_owner: str | None = None
+        self.saved: list[tuple[str, str]] = []
+
+    def load_watermark(self, sobject: str) -> str | None:
+        return self.watermarks.get(sobject)
+
+    def save_watermark(self, sobject: str, watermark: str, run: Mapping[str, object]) -> None:
+        if sobject not in self.watermarks or self.watermarks[sobject] < watermark:
+            self.watermarks[sobject] = watermark
+            self.saved.append((sobject, watermark))
+
+    def acquire_lease(self, owner: str, seconds: int) -> bool:
+        if self.lease_owner not in (None, owner):
+            return False
+        self.lease_owner = owner
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        if self.lease_owner == owner:
+            self.lease_owner = None
+
+
+class FakeSalesforce:
+    """Records with SystemModstamp, answering windows like queryAll ordered by (SystemModstamp, Id)."""
+
+    def __init__(self, fields: Iterable[str] = ("Name", "Industry")) -> None:
+        self.fields = set(fields) | {"Id", "SystemModstamp", "IsDeleted"}
+        self.records: dict[str, list[dict]] = {"Account": [], "Contact": []}
+        self.windows: list[tuple[str, str, str]] = []
+        self.calls = 0
+        self.usage: ApiUsage | None = None
+        self.fail_after_records: int | None = None
+
+    def account_field_names(self) -> set[str]:
+        self.calls += 1
+        return self.fields
+
+    def changed_records(self, sobject, fields, start, end):
+        self.windows.append((sobject, start, end))
+        self.calls += 1
+        rows = sorted(
+            (r for r in self.records[sobject] if start < r["SystemModstamp"] <= end),
+            key=lambda r: (r["SystemModstamp"], r["Id"]),
+        )
+        for index, row in enumerate(rows):
+            if self.fail_after_records is not None and index >= self.fail_after_records:
+                raise RuntimeError("simulated crash mid-window")
+            yield {name: row.get(name) for name in fields}
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        return self.usage
+
+    @property
+    def api_calls(self) -> int:
+        return self.calls
+
+
+def activity_batches(publisher: RecordingPublisher) -> list[ActivityBatchMessage]:
+    return [m for m in publisher.messages if isinstance(m, ActivityBatchMessage)]
+
+
+def change_messages(publisher: RecordingPublisher) -> list[ChangeMessage]:
+    return [m for m in publisher.messages if not isinstance(m, ActivityBatchMessage)]
+
+
+__all__ = [
+    "ActivityLogging",
+    "FakeAccounts",
+    "FakeActivityStore",
+    "FakeContact",
+    "FakeContacts",
+    "FakeSalesforce",
+    "FakeSyncState",
+    "RecordingPublisher",
+]

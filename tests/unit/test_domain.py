@@ -1,0 +1,80 @@
+from decimal import Decimal
+
+import pytest
+from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
+from account_sync.domain.fields import FieldChange, canonical_value, diff_fields, value_as_text
+from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp, shift
+from account_sync.domain.versions import VersionVerdict, compare_versions
+
+
+class TestTimestamps:
+    def test_salesforce_and_iso_forms_normalise_to_one_sortable_string(self):
+        assert normalize_timestamp("2026-11-27T20:38:14.000+0000") == "2026-11-27T20:38:14.000Z"
+        assert normalize_timestamp("2026-11-27T21:38:14.5+01:00") == "2026-11-27T20:38:14.500Z"
+        assert normalize_timestamp("2026-11-27T20:38:14Z") == "2026-11-27T20:38:14.000Z"
+
+    @pytest.mark.parametrize("bad", ["", "yesterday", "2026-11-27T20:38:14", 12])
+    def test_a_datetime_without_zone_or_not_a_datetime_is_refused(self, bad):
+        with pytest.raises(InvalidTimestamp):
+            normalize_timestamp(bad)
+
+    def test_shift_moves_back_by_the_lookback(self):
+        assert shift("2026-11-27T20:00:00.000Z", -300) == "2026-11-27T19:55:00.000Z"
+
+
+class TestVersionOrder:
+    def test_newer_same_older(self):
+        assert compare_versions("2026-01-01T00:00:00.001Z", "2026-01-01T00:00:00.000Z") is VersionVerdict.NEWER
+        assert compare_versions("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z") is VersionVerdict.SAME
+        assert compare_versions("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.001Z") is VersionVerdict.OLDER
+
+    def test_anything_is_newer_than_nothing(self):
+        assert compare_versions("2026-01-01T00:00:00.000Z", None) is VersionVerdict.NEWER
+
+
+class TestActivityThreshold:
+    @pytest.mark.parametrize(
+        ("contacts", "expected"),
+        [
+            (0, ActivityLogging.LOGGED),
+            (4999, ActivityLogging.LOGGED),
+            (5000, ActivityLogging.LOGGED),
+            (5001, ActivityLogging.SUPPRESSED),
+            (100_000, ActivityLogging.SUPPRESSED),
+        ],
+    )
+    def test_default_threshold_is_5000_inclusive(self, contacts, expected):
+        assert activity_logging_for(contacts) is expected
+
+    def test_threshold_is_configurable(self):
+        assert activity_logging_for(3, threshold=3) is ActivityLogging.LOGGED
+        assert activity_logging_for(4, threshold=3) is ActivityLogging.SUPPRESSED
+
+    def test_negative_counts_are_a_bug(self):
+        with pytest.raises(ValueError):
+            activity_logging_for(-1)
+
+
+class TestFieldDiff:
+    def test_only_fields_whose_value_changed(self):
+        changes = diff_fields(
+            {"Name": "Acme", "Industry": "Energy"}, {"Name": "Acme", "Industry": "Retail"}, ["Name", "Industry"]
+        )
+        assert changes == [FieldChange("Industry", "Energy", "Retail")]
+
+    def test_a_blank_that_stays_blank_is_no_change_but_a_new_value_is(self):
+        assert diff_fields({}, {"Rating": None}, ["Rating"]) == []
+        assert diff_fields({}, {"Rating": "Hot"}, ["Rating"]) == [FieldChange("Rating", None, "Hot")]
+
+    def test_numbers_compare_as_numbers_whatever_their_json_or_dynamodb_form(self):
+        assert diff_fields({"AnnualRevenue": Decimal("1000")}, {"AnnualRevenue": 1000.0}, ["AnnualRevenue"]) == []
+        assert canonical_value(Decimal("2.5")) == 2.5
+
+    def test_a_boolean_is_not_the_number_one(self):
+        assert diff_fields({"Flag": 1}, {"Flag": True}, ["Flag"]) == [FieldChange("Flag", 1, True)]
+
+    def test_fields_outside_the_synced_list_are_ignored(self):
+        assert diff_fields({"Secret": "a"}, {"Secret": "b"}, ["Name"]) == []
+
+    def test_values_are_shown_as_text_in_activities(self):
+        assert [value_as_text(v) for v in (None, True, 12, 2.5, "x")] == [None, "true", "12", "2.5", "x"]

@@ -1,0 +1,281 @@
+"""The rules of SPEC.md as the fan-out applies them, each with its boundary."""
+
+from __future__ import annotations
+
+import pytest
+from account_sync.contracts import AccountSegmentMessage, parse_change_message
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.services.activity_log import write_activities
+from account_sync.services.fan_out import FanOut, FanOutConfig
+
+from tests.unit.factories import SYNCED, account_id, account_version, contact_id, contact_version, stamp
+from tests.unit.fakes import (
+    FakeAccounts,
+    FakeActivityStore,
+    FakeContact,
+    FakeContacts,
+    RecordingPublisher,
+)
+
+NOW = "2026-11-27T12:00:00.000Z"
+
+
+class World:
+    """A fan-out wired to fakes, plus the logging step, so a test reads like the pipeline."""
+
+    def __init__(self, threshold: int = 5000, segment_size: int = 10_000) -> None:
+        self.accounts = FakeAccounts()
+        self.contacts = FakeContacts()
+        self.changes = RecordingPublisher()
+        self.activity_queue = RecordingPublisher()
+        self.store = FakeActivityStore()
+        self.fan_out = FanOut(
+            self.accounts,
+            self.contacts,
+            self.changes,
+            self.activity_queue,
+            self.store,
+            FanOutConfig(SYNCED, activity_threshold=threshold, segment_size=segment_size),
+            now=lambda: NOW,
+        )
+
+    def given_contacts(self, count: int, account: int = 1, **fields: object) -> None:
+        for n in range(count):
+            self.contacts.add(FakeContact(contact_id(account * 1_000_000 + n), account_id(account), dict(fields) or {}))
+
+    def sync(self, version):
+        report = self.fan_out.apply_account_change(version)
+        self.run_queued_segments()
+        self.log_activities()
+        return report
+
+    def run_queued_segments(self) -> None:
+        while self.changes.messages:
+            message = self.changes.messages.pop(0)
+            assert isinstance(message, AccountSegmentMessage)
+            self.fan_out.apply_segment(parse_change_message(message.to_body()))
+
+    def log_activities(self) -> None:
+        while self.activity_queue.messages:
+            write_activities(self.activity_queue.messages.pop(0), self.store, lambda: NOW)
+
+    def contact(self, n: int, account: int = 1) -> FakeContact:
+        return self.contacts.items[contact_id(account * 1_000_000 + n)]
+
+    def activities_of(self, n: int, account: int = 1):
+        cid = contact_id(account * 1_000_000 + n)
+        return [
+            (a.attribute_name, a.old_value, a.new_value)
+            for (c, key), a in sorted(self.store.activities.items())
+            if c == cid
+        ]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+class TestFanOut:
+    def test_an_account_change_reaches_every_contact_of_the_account(self, world):
+        world.given_contacts(3)
+        world.given_contacts(2, account=2)
+        world.sync(account_version(1, minute=1, Industry="Retail"))
+        assert all(world.contact(n).account_fields["Industry"] == "Retail" for n in range(3))
+        assert all(world.contact(n, account=2).account_fields == {} for n in range(2))
+
+    def test_one_activity_per_contact_per_changed_field(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        world.sync(account_version(1, minute=2, Industry="Retail", BillingCountry="Spain"))
+        assert world.activities_of(0)[-2:] == [
+            ("BillingCountry", "France", "Spain"),
+            ("Industry", "Energy", "Retail"),
+        ]
+        keys = {key for (c, key) in world.store.activities if c == contact_id(1_000_000)}
+        assert f"{stamp(2)}#account#Industry" in keys
+
+    def test_a_system_modstamp_only_change_writes_nothing_and_logs_nothing(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        writes, logged = world.contacts.account_writes, len(world.store.activities)
+        report = world.sync(account_version(1, minute=2))
+        assert (world.contacts.account_writes, len(world.store.activities)) == (writes, logged)
+        assert report.contacts_unchanged == 2
+
+    def test_the_activity_carries_the_marketo_attributes(self, world):
+        world.given_contacts(1)
+        world.sync(account_version(1, minute=3, Name="Acme"))
+        activity = next(a for (_, k), a in world.store.activities.items() if k.endswith("#Name"))
+        assert (activity.attribute_name, activity.old_value, activity.new_value) == ("Name", None, "Acme")
+        assert activity.origin.source == "salesforce"
+        assert activity.origin.reason == "Account updated in Salesforce"
+        assert (activity.account_id, activity.system_modstamp, activity.activity_at) == (account_id(1), stamp(3), NOW)
+
+
+class TestActivityThreshold:
+    def test_exactly_5000_contacts_log_activities(self, world):
+        world.given_contacts(5000)
+        report = world.sync(account_version(1, minute=1, Industry="Retail"))
+        assert report.activity_logging == "logged" and not report.suppressed
+        assert len(world.store.activities) == 5000 * 3
+        assert world.store.suppressions == {}
+
+    def test_5001_contacts_sync_every_contact_but_log_no_activity(self, world):
+        world.given_contacts(5001)
+        report = world.sync(account_version(1, minute=1, Industry="Retail"))
+        assert report.activity_logging == "suppressed" and report.suppressed
+        assert all(c.account_fields["Industry"] == "Retail" for c in world.contacts.items.values())
+        assert world.store.activities == {}
+
+    def test_a_suppressed_change_leaves_one_account_level_record(self, world):
+        world.given_contacts(5001)
+        world.sync(account_version(1, minute=1, Industry="Retail"))
+        world.sync(account_version(1, minute=1, Industry="Retail"))  # redelivered
+        (record,) = world.store.suppressions.values()
+        assert record.account_id == account_id(1)
+        assert record.contacts_counted == 5001 and record.threshold == 5000
+        assert set(record.changed_fields) == {"Name", "Industry", "BillingCountry"}
+
+    def test_the_threshold_is_configurable(self):
+        small = World(threshold=2)
+        small.given_contacts(3)
+        assert small.sync(account_version(1, minute=1)).suppressed
+
+    def test_the_count_is_bounded_not_a_scan(self, world):
+        world.given_contacts(7000)
+        world.sync(account_version(1, minute=1))
+        assert world.contacts.count_calls == 1
+
+
+class TestLocalEdits:
+    def test_the_next_salesforce_update_overwrites_every_synced_field(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        for contact in world.contacts.items.values():  # a local edit of Name, through one contact, reached all
+            contact.account_fields["Name"] = "Edited in the store"
+            contact.account_fields_source = "local"
+        world.sync(account_version(1, minute=2, Industry="Retail"))  # Salesforce changed Industry only
+        for n in range(3):
+            assert world.contact(n).account_fields == {
+                "Name": "Account 1",
+                "Industry": "Retail",
+                "BillingCountry": "France",
+            }
+            assert world.contact(n).account_fields_source == "salesforce"
+        assert ("Name", "Edited in the store", "Account 1") in world.activities_of(0)
+
+
+class TestOrderingAndIdempotence:
+    def test_an_older_version_after_a_newer_one_changes_nothing_and_logs_nothing(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=5, Industry="Newer"))
+        logged = dict(world.store.activities)
+        report = world.sync(account_version(1, minute=4, Industry="Older"))
+        assert report.outcome == "stale"
+        assert world.contact(0).account_fields["Industry"] == "Newer"
+        assert world.store.activities == logged
+
+    def test_the_same_message_twice_gives_one_set_of_activities(self, world):
+        world.given_contacts(2)
+        version = account_version(1, minute=1, Industry="Retail")
+        world.sync(version)
+        first = dict(world.store.activities)
+        report = world.sync(version)
+        assert report.outcome == "already_applied"
+        assert world.store.activities == first and len(first) == 2 * 3
+
+    def test_a_crash_midway_is_finished_by_the_redelivery_without_losing_or_doubling_activities(self, world):
+        world.given_contacts(10)
+        world.sync(account_version(1, minute=1))
+        version = account_version(1, minute=2, Industry="Retail")
+        world.contacts.fail_writes_after = world.contacts.account_writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply_account_change(version)
+        world.activity_queue.messages.clear()  # the crash lost what had not been sent
+        world.contacts.fail_writes_after = None
+        report = world.sync(version)  # SQS redelivers
+        assert report.outcome == "resume"
+        assert all(world.contact(n).account_fields["Industry"] == "Retail" for n in range(10))
+        industry = [k for (_, k) in world.store.activities if k == f"{stamp(2)}#account#Industry"]
+        assert len(industry) == 10
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(2)
+
+
+class TestLargeAccounts:
+    def test_a_large_account_is_planned_in_bounded_segments(self):
+        world = World(threshold=5000, segment_size=1000)
+        world.given_contacts(3500)
+        report = world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Retail"))
+        assert report.segments_planned == 4 and report.contacts_written == 0
+        segments = list(world.changes.messages)
+        assert [(s.index, s.total) for s in segments] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+        sizes = []
+        for segment in segments:
+            sizes.append(world.fan_out.apply_segment(segment).contacts_written)
+        assert sizes == [1000, 1000, 1000, 500]
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(1)
+
+    def test_every_segment_carries_the_decision_of_the_version(self):
+        world = World(threshold=2500, segment_size=1000)
+        world.given_contacts(3000)
+        world.fan_out.apply_account_change(account_version(1, minute=1))
+        assert {s.activity_logging for s in world.changes.messages} == {ActivityLogging.SUPPRESSED}
+        world.run_queued_segments()
+        world.log_activities()
+        assert world.store.activities == {}
+
+    def test_a_segment_of_a_version_superseded_since_is_a_no_op(self):
+        world = World(segment_size=2)
+        world.given_contacts(5)
+        world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Old"))
+        old_segments = list(world.changes.messages)
+        world.changes.messages.clear()
+        world.sync(account_version(1, minute=2, Industry="New"))
+        reports = [world.fan_out.apply_segment(s) for s in old_segments]
+        assert {r.outcome for r in reports} == {"stale"}
+        assert {c.account_fields["Industry"] for c in world.contacts.items.values()} == {"New"}
+
+
+class TestMembershipAndDeletes:
+    def test_a_contact_moved_to_another_account_takes_its_fields(self, world):
+        world.given_contacts(1, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Name="One"))
+        world.sync(account_version(2, minute=1, Name="Two"))
+        moved = contact_id(1_000_000)
+        version = contact_version(1_000_000, account=2, minute=3)
+        world.fan_out.apply_contact_change(version)
+        assert world.contacts.items[moved].account_id == account_id(2)
+        assert world.contacts.items[moved].account_fields["Name"] == "Two"
+        world.sync(account_version(1, minute=4, Name="One again"))  # the old account no longer reaches it
+        assert world.contacts.items[moved].account_fields["Name"] == "Two"
+
+    def test_a_contact_of_an_account_not_synced_yet_gets_its_fields_from_the_account_fan_out(self, world):
+        world.fan_out.apply_contact_change(contact_version(7, account=3))
+        world.sync(account_version(3, minute=2, Name="Three"))
+        assert world.contacts.items[contact_id(7)].account_fields["Name"] == "Three"
+
+    def test_an_older_contact_version_is_ignored(self, world):
+        world.fan_out.apply_contact_change(contact_version(7, account=3, minute=5))
+        report = world.fan_out.apply_contact_change(contact_version(7, account=4, minute=4))
+        assert report.outcome == "stale"
+        assert world.contacts.items[contact_id(7)].account_id == account_id(3)
+
+    def test_a_deleted_account_flags_every_contact_and_logs_nothing(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        logged = len(world.store.activities)
+        world.sync(account_version(1, minute=2, deleted=True))
+        assert all(world.contact(n).account_deleted for n in range(3))
+        assert world.accounts.get(account_id(1)).is_deleted
+        assert len(world.store.activities) == logged
+        world.sync(account_version(1, minute=3))  # undeleted in Salesforce
+        assert not any(world.contact(n).account_deleted for n in range(3))
+
+    def test_a_deleted_contact_is_flagged_and_leaves_its_account(self, world):
+        world.given_contacts(2)
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=1, minute=3, deleted=True))
+        gone = world.contacts.items[contact_id(1_000_000)]
+        assert gone.is_deleted and gone.account_id is None and gone.deleted_from_account_id == account_id(1)
+        assert world.contacts.count_members(account_id(1), 10) == 1
