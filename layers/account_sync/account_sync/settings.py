@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping
@@ -70,9 +69,9 @@ class Settings:
             raise SettingsError(f"missing configuration for {', '.join(sorted(missing))}")
 
 
-@functools.cache
 def load_settings() -> Settings:
-    """The settings of this execution environment (one read per cold start)."""
+    """The settings of this function. Handlers call it once per cold start and keep what they build from it
+    (the cache lives in the handler module, not here: the layer is shared, the environment is per function)."""
     return Settings.from_environment(os.environ)
 
 
