@@ -357,7 +357,9 @@ class DynamoActivityStore:
         max_attempts: int = 6,
         base_delay: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
+        client: Any | None = None,
     ) -> None:
+        self._client = client  # the boto3 DynamoDB client; by default the one pynamodb already holds
         self._retention_seconds = retention_days * 86400
         self._max_attempts = max_attempts
         self._base_delay = base_delay
@@ -419,7 +421,7 @@ class DynamoActivityStore:
         return {"PutRequest": {"Item": item.serialize()}}
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> int:
-        client = ActivityItem._get_connection().connection.client
+        client = self._client or ActivityItem._get_connection().connection.client
         table = ActivityItem.Meta.table_name
         pending = requests
         for attempt in range(self._max_attempts):
