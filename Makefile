@@ -3,7 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PY313 := $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin 2>/dev/null | tail -n 1)
+# The Lambda runtime's Python, which `sam build` wants on PATH: pyenv's 3.13, else a python3.13 on PATH.
+PY313 := $(or $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin 2>/dev/null | tail -n 1),$(patsubst %/,%,$(dir $(shell command -v python3.13 2>/dev/null))))
+# SAM CLI's dependencies conflict with the dev ones: it gets its own virtual environment, pinned.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+SAM_PATH := PATH="$(PY313):$$PATH"
+# Libraries that only the fetch function may ship (see docs/decisions.md).
+SALESFORCE_ONLY := simple_salesforce zeep lxml
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -21,7 +30,7 @@ demo: $(STAMP) ## run a real sync on the embedded local stack
 test: $(STAMP) ## unit + integration tests
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff, mypy and cfn-lint (the same rules as `sam validate --lint`)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -34,11 +43,28 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m local_stack.bench
 
-build: ## sam build with the Lambda runtime (python3.13) on PATH
-	@test -n "$(PY313)" || (echo "Python 3.13 not found under pyenv" && exit 1)
-	$(PY313)/python -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli==1.170.0
-	PATH="$(PY313):$$PATH" .venv-sam/bin/sam validate --lint
-	PATH="$(PY313):$$PATH" .venv-sam/bin/sam build
+$(SAM_STAMP):
+	@test -n "$(PY313)" || (echo "Python 3.13 not found (pyenv or python3.13 on PATH)" && exit 1)
+	rm -rf $(SAM_VENV)
+	$(PY313)/python3.13 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+# pip downloads the dependencies as arm64 (manylinux aarch64) wheels: no container and no emulation are
+# needed while every compiled dependency publishes such a wheel (all of ours do: cryptography, cffi, lxml,
+# wrapt, charset-normalizer). One that ships only an sdist with native code would fail the build here.
+build: $(SAM_STAMP) ## sam validate --lint, then sam build (arm64, python3.13) into .aws-sam/build
+	$(SAM_PATH) $(SAM) validate --lint
+	$(SAM_PATH) $(SAM) build
+	@for artefact in .aws-sam/build/FanOutFunction .aws-sam/build/ActivityLogFunction .aws-sam/build/SharedLayer; do \
+		for lib in $(SALESFORCE_ONLY); do \
+			if find $$artefact -maxdepth 2 -name $$lib | grep -q .; then \
+				echo "$$artefact ships $$lib: only the fetch function may"; exit 1; \
+			fi; \
+		done; \
+	done
+	@du -sh .aws-sam/build/*/
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
