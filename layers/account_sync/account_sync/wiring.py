@@ -93,6 +93,8 @@ def salesforce_source_factory(settings: Settings) -> Callable[[], SalesforceRest
     session = requests.Session()
     if settings.salesforce_ca_bundle:  # a private CA (the local emulator); verification stays on
         session.verify = settings.salesforce_ca_bundle
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override `session.verify`: not this one.
+        session.trust_env = False
     authenticator = JwtBearerAuthenticator(
         credentials=lambda: load_salesforce_credentials(secret_name),
         token_url=settings.salesforce_token_url,

@@ -1,0 +1,214 @@
+"""The fetch through the real simple-salesforce client, over HTTPS, against the local Salesforce emulator.
+
+Secrets Manager, the sync state table and the FIFO queue are moto, created from template.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from account_sync.adapters.salesforce import SalesforceRestSource
+from account_sync.contracts import AccountChangeMessage, ContactChangeMessage, parse_change_message
+from account_sync.domain.timestamps import shift, utc_now
+from account_sync.ports import ConfigurationError, SalesforceAuthError, SalesforceBudgetExhausted
+from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
+from account_sync.settings import Settings, load_settings
+from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
+from aws_lambda_powertools.utilities import parameters
+from local_stack.lambda_runtime import LambdaRuntime
+from local_stack.template import lambda_functions
+from salesforce_emulator import SalesforceEmulator, generate_client_keypair
+
+from tests.support.events import load_event
+
+CONSUMER_KEY = "3MVG9-account-sync-tests"
+USERNAME = "integration@example.com"
+SYNCED = ("Name", "Industry", "BillingCountry")
+
+
+@pytest.fixture(scope="session")
+def client_keys() -> tuple[str, str]:
+    return generate_client_keypair()
+
+
+@pytest.fixture
+def emulator(client_keys, function_env, monkeypatch) -> Iterator[SalesforceEmulator]:
+    """An emulator with page size 5, the connected app's key in Secrets Manager, the fetch pointed at it."""
+    emulator = SalesforceEmulator(
+        consumer_key=CONSUMER_KEY, username=USERNAME, client_certificate_pem=client_keys[1], page_size=5
+    ).start()
+    secret = {"consumer_key": CONSUMER_KEY, "username": USERNAME, "private_key": client_keys[0]}
+    boto3.client("secretsmanager").create_secret(
+        Name=function_env["SALESFORCE_SECRET_NAME"], SecretString=json.dumps(secret)
+    )
+    parameters.clear_caches()
+    monkeypatch.setenv("SALESFORCE_TOKEN_URL", emulator.token_url)
+    monkeypatch.setenv("SALESFORCE_CA_BUNDLE", emulator.ca_bundle)
+    monkeypatch.setenv("SYNCED_ACCOUNT_FIELDS", ",".join(SYNCED))
+    monkeypatch.setenv("LOOKBACK_SECONDS", "300")
+    yield emulator
+    emulator.stop()
+    parameters.clear_caches()
+
+
+class Fetch:
+    """The fetch service with its real adapters; one `run()` is one scheduled cycle."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.new_source = salesforce_source_factory(settings)
+        self.publisher = build_change_publisher(settings)
+        self.state = build_sync_state(settings)
+        self.runs = 0
+        self.last_source: SalesforceRestSource | None = None
+
+    def run(self, fields=SYNCED) -> FetchReport:
+        self.runs += 1
+        self.last_source = self.new_source()
+        config = FetchConfig(tuple(fields), lookback_seconds=self.settings.lookback_seconds)
+        return fetch_changes(self.last_source, self.publisher, self.state, config, utc_now, f"run-{self.runs}")
+
+    def queued(self) -> list:
+        sqs = boto3.client("sqs")
+        url = self.settings.account_changes_queue_url
+        messages = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                messages.append(parse_change_message(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return messages
+
+
+@pytest.fixture
+def fetch(emulator) -> Fetch:
+    return Fetch(load_settings())
+
+
+def account_ids(messages) -> list[str]:
+    return [m.version.account_id for m in messages if isinstance(m, AccountChangeMessage)]
+
+
+def test_pages_through_every_changed_record_at_one_query_page_per_page(emulator, fetch):
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}", "Industry": "Energy"} for n in range(12)])
+    emulator.bulk_create("Contact", [{"LastName": f"C{n}", "AccountId": ids[0]} for n in range(7)])
+    emulator.reset_request_log()
+    report = fetch.run()
+    assert report.queued == {"Account": 12, "Contact": 7}
+    queued = fetch.queued()
+    assert sorted(account_ids(queued)) == sorted(ids)
+    assert sum(isinstance(m, ContactChangeMessage) for m in queued) == 7
+    calls = [kind for method, kind in emulator.request_log if kind != "token"]
+    assert len(calls) == 1 + 3 + 2  # describe, 12 accounts in pages of 5, 7 contacts in pages of 5
+    assert report.api_calls == 6
+
+
+def test_a_transaction_committing_late_with_an_earlier_stamp_is_not_missed(emulator, fetch):
+    (late,) = emulator.bulk_create("Account", [{"Name": "Late"}])
+    fetch.run()
+    fetch.queued()
+    emulator.commit_late("Account", late, {"Industry": "Committed late"}, seconds_ago=60)
+    fetch.run()
+    (message,) = fetch.queued()
+    assert message.version.fields["Industry"] == "Committed late"
+
+
+def test_records_sharing_one_timestamp_across_pages_are_all_queued_once(emulator, fetch):
+    emulator.clock.freeze_at(datetime.now(UTC))
+    ids = emulator.bulk_create("Account", [{"Name": f"Same stamp {n}"} for n in range(13)])
+    emulator.clock.unfreeze()
+    fetch.run()
+    assert sorted(account_ids(fetch.queued())) == sorted(ids)
+
+
+def test_an_expired_session_is_renewed_once(emulator, fetch):
+    emulator.create("Account", {"Name": "Before"})
+    fetch.run()
+    emulator.faults.expire_sessions()
+    emulator.create("Account", {"Name": "After"})
+    emulator.reset_request_log()
+    fetch.run()
+    tokens = [kind for _, kind in emulator.request_log if kind == "token"]
+    assert len(tokens) == 1
+    assert "After" in [m.version.fields["Name"] for m in fetch.queued() if isinstance(m, AccountChangeMessage)]
+
+
+def test_a_session_refused_again_after_renewal_fails_clearly(emulator, fetch, monkeypatch):
+    source = fetch.new_source()
+    authenticator = source._authenticator
+    issue = authenticator.token
+
+    def token_expiring_at_once(renew: bool = False):
+        token = issue(renew=renew)
+        emulator.faults.expire_sessions()
+        return token
+
+    monkeypatch.setattr(authenticator, "token", token_expiring_at_once)
+    with pytest.raises(SalesforceAuthError, match="renewed session"):
+        source.account_field_names()
+    assert [kind for _, kind in emulator.request_log].count("token") == 2
+
+
+def test_request_limit_exceeded_stops_and_leaves_the_watermark(emulator, fetch):
+    emulator.create("Account", {"Name": "One"})
+    fetch.run()
+    watermark = fetch.state.load_watermark("Account")
+    emulator.create("Account", {"Name": "Two"})
+    emulator.faults.exhaust_daily_limit()
+    with pytest.raises(SalesforceBudgetExhausted, match="REQUEST_LIMIT_EXCEEDED"):
+        fetch.run()
+    assert fetch.state.load_watermark("Account") == watermark
+
+
+def test_the_configured_share_of_the_daily_limit_is_never_passed(emulator, fetch):
+    emulator.create("Account", {"Name": "One"})
+    _, limit = emulator.api_usage
+    emulator.faults.set_api_usage(int(limit * 0.5))  # the default budget is 50 %
+    with pytest.raises(SalesforceBudgetExhausted, match="daily API calls used"):
+        fetch.run()
+    assert emulator.api_usage[0] == int(limit * 0.5) + 1  # the describe that reported it, nothing after
+    assert fetch.state.load_watermark("Account") is None
+
+
+def test_server_errors_are_retried(emulator, fetch, monkeypatch):
+    emulator.create("Account", {"Name": "Despite 503s"})
+    emulator.faults.fail_next(count=2, status=503)
+    report = fetch.run()
+    assert report.queued["Account"] == 1
+
+
+def test_an_unknown_configured_field_is_a_clear_error_and_no_query(emulator, fetch):
+    emulator.reset_request_log()
+    with pytest.raises(ConfigurationError, match="Not_A_Field__c"):
+        fetch.run(fields=("Name", "Not_A_Field__c"))
+    assert [kind for _, kind in emulator.request_log if kind in ("query", "queryAll")] == []
+
+
+def test_an_invalid_query_locator_restarts_from_the_last_record_without_loss_or_repeat(emulator, fetch):
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(12)])
+    source = fetch.new_source()
+    end = shift(utc_now(), 60)  # the emulator's stamps run a few ms ahead after a bulk insert
+    records = source.changed_records("Account", ["Id", "SystemModstamp"], "2000-01-01T00:00:00.000Z", end)
+    seen = [next(records)["Id"] for _ in range(5)]
+    emulator.faults.invalidate_query_locators()
+    seen += [record["Id"] for record in records]
+    assert seen == ids  # bulk ids are in stamp order
+
+
+def test_the_fetch_handler_runs_a_cycle_from_the_schedule_event(emulator, function_env, stack_resources, sam_template):
+    emulator.create("Account", {"Name": "Scheduled"})
+    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
+    runtime.add_env(
+        {
+            "SALESFORCE_TOKEN_URL": emulator.token_url,
+            "SALESFORCE_CA_BUNDLE": emulator.ca_bundle,
+            "SYNCED_ACCOUNT_FIELDS": ",".join(SYNCED),
+        }
+    )
+    result = runtime.invoke("fetch_changes", load_event("fetch_schedule.json"))
+    assert result.error is None, result.payload
+    assert result.payload["outcome"] == "completed"
+    assert result.payload["queued"]["Account"] == 1
