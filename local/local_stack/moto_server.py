@@ -1,0 +1,162 @@
+"""moto in server mode on 127.0.0.1, and the environment that points boto3 and pynamodb at it.
+
+Every client finds the server through the environment alone, with no endpoint in the code:
+
+* boto3 and botocore (>= 1.31) read `AWS_ENDPOINT_URL` when a client is created (`AWS_ENDPOINT_URL_<SERVICE>`
+  would win for one service; `fake_aws_env` removes those so that nothing points elsewhere).
+* pynamodb 6.1 creates its client with `botocore.session.get_session().create_client("dynamodb", region,
+  endpoint_url=Meta.host)`; with `Meta.host` unset that is `endpoint_url=None`, so botocore resolves the
+  endpoint from `AWS_ENDPOINT_URL` too (checked by `tests/integration/local_stack/test_local_moto_server.py`).
+  No `Meta.host` is needed, and none should be set: the deployed functions must use the real endpoint. Two
+  caveats: pynamodb caches its connection on the model class (`Model._connection`) and the client inside it,
+  so the environment must be in place before a model's first request (`reset_pynamodb_connections()` drops
+  those caches; `LocalStack` and the `aws` test fixture call it);
+  and its region comes from `Meta.region` or else `AWS_DEFAULT_REGION`, which the environment sets too.
+
+The credentials are fake and the region is us-east-1: nothing here can reach real AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from local_stack.moto_fixes import apply_moto_fixes
+
+REGION = "us-east-1"
+HOST = "127.0.0.1"
+
+# Variables that would send a client elsewhere, or to a real account's profile.
+_UNSET = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+def fake_aws_env(endpoint_url: str | None = None) -> dict[str, str | None]:
+    """The variables to set (a value) and to remove (None) so that boto3 and pynamodb use fake credentials,
+    us-east-1 and, when given, the endpoint. Without an endpoint (for `mock_aws`), AWS_ENDPOINT_URL is removed."""
+    env: dict[str, str | None] = dict.fromkeys(_UNSET)
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return env
+
+
+def apply_env(env: Mapping[str, str | None], environ: MutableMapping[str, str] | None = None) -> dict[str, str | None]:
+    """Apply `fake_aws_env()`-style changes; return the previous values, for `apply_env(previous)` to undo."""
+    target = os.environ if environ is None else environ
+    previous = {name: target.get(name) for name in env}
+    for name, value in env.items():
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    return previous
+
+
+def reset_pynamodb_connections() -> None:
+    """Drop the connection (and botocore client) every pynamodb model class has cached, so that its next
+    request follows the environment of now: a new moto server's endpoint, or none under `mock_aws`."""
+    try:
+        from pynamodb.models import Model
+    except ImportError:  # pragma: no cover - pynamodb is a project dependency
+        return
+    pending = list(Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        model._connection = None
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """`moto.server.ThreadedMotoServer` on 127.0.0.1 (a free port unless one is given), in this process.
+
+    Use as a context manager, or `start()` / `stop()`. `apply_env()` points this process's clients at it;
+    `env` gives the same variables for a child process.
+    """
+
+    def __init__(self, port: int | None = None, host: str = HOST) -> None:
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._previous_env: dict[str, str | None] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the moto server is not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str | None]:
+        return fake_aws_env(self.endpoint_url)
+
+    def start(self) -> MotoServer:
+        from moto.server import ThreadedMotoServer
+
+        apply_moto_fixes()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
+        if self.port is None:
+            self.port = free_port(self.host)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def apply_env(self) -> None:
+        """Point boto3 and pynamodb in this process at the server; `stop()` puts the environment back."""
+        previous = apply_env(self.env)
+        if self._previous_env is None:
+            self._previous_env = previous
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API), e.g. between two demos on one server."""
+        import http.client
+
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            connection.request("POST", "/moto-api/reset")
+            connection.getresponse().read()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._previous_env is not None:
+            apply_env(self._previous_env)
+            self._previous_env = None
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

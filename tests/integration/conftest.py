@@ -1,0 +1,63 @@
+"""Integration fixtures: moto in-process, with every resource created from template.yaml.
+
+    def test_something(function_env, stack_resources):
+        url = stack_resources.queue_url("AccountChangesQueue")   # tables and queues exactly as the template says
+
+* `aws`: `moto.mock_aws()` with fake credentials and us-east-1; yields a boto3 Session for clients.
+* `stack_resources`: every table and queue of template.yaml (stage "test"), a `local_stack.Resources`
+  (logical id → name, queue URL, ARN).
+* `function_env`: the union of every function's environment (table names, queue URLs...) on `os.environ`;
+  returns it as a dict.
+
+Add fixtures below, one short docstring each. Tests that need a moto *server* (another process, or the
+functions on the local stack) use `local_stack.MotoServer` / `local_stack.stack.LocalStack` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from local_stack.moto_fixes import apply_moto_fixes
+from local_stack.moto_server import fake_aws_env, reset_pynamodb_connections
+from local_stack.template import Resources, Template, create_resources, load_template, union_environment
+from moto import mock_aws
+
+TEST_STAGE = "test"
+
+
+@pytest.fixture(scope="session")
+def sam_template() -> Template:
+    """template.yaml, parsed once."""
+    return load_template()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    """moto in-process: nothing leaves the process, whatever the code under test does."""
+    for name, value in fake_aws_env().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    apply_moto_fixes()
+    reset_pynamodb_connections()  # a model's cached client may point at an earlier test's moto server
+    with mock_aws():
+        yield boto3.session.Session(region_name="us-east-1")
+    reset_pynamodb_connections()
+
+
+@pytest.fixture
+def stack_resources(aws: boto3.session.Session, sam_template: Template) -> Resources:
+    """Every table and queue of template.yaml, created on the `aws` moto."""
+    return create_resources(sam_template, aws, stage=TEST_STAGE)
+
+
+@pytest.fixture
+def function_env(stack_resources: Resources, sam_template: Template, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Every function's environment variables, resolved against `stack_resources`, set on os.environ."""
+    environment = union_environment(sam_template, stack_resources)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment

@@ -1,0 +1,194 @@
+"""The in-process Lambda runtime: cold and warm starts, the context, the environment, errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+
+import pytest
+from local_stack.lambda_runtime import FunctionSpec, LambdaInvocationError, LambdaRuntime
+
+from tests.integration.local_stack.throwaway import write_function
+
+COUNTING = """
+import os
+import sys
+
+LOADS = 0
+LOADS += 1  # runs once per cold start
+CALLS = []
+
+
+def lambda_handler(event, context):
+    CALLS.append(event)
+    event["mutated"] = True
+    return {
+        "loads": LOADS,
+        "calls": len(CALLS),
+        "module": __name__,
+        "who": os.environ.get("WHO"),
+    }
+"""
+
+INSPECTING = """
+import os
+import sys
+import time
+
+
+def lambda_handler(event, context):
+    first = context.get_remaining_time_in_millis()
+    time.sleep(0.05)
+    return {
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "aws_request_id": context.aws_request_id,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name,
+        "remaining": [first, context.get_remaining_time_in_millis()],
+        "env": {name: os.environ.get(name) for name in event["names"]},
+        "code_on_path": os.path.dirname(__file__) in sys.path,
+    }
+"""
+
+FAILING = """
+import time
+
+
+def lambda_handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+        return "late"
+    if event.get("set"):
+        return {1, 2}
+    raise ValueError(f"bad input: {event}")
+"""
+
+
+def spec(code_dir, logical_id, **options) -> FunctionSpec:
+    return FunctionSpec(logical_id=logical_id, function_name=f"app-test-{code_dir.name}", code_dir=code_dir, **options)
+
+
+class TestColdAndWarm:
+    def test_the_handler_is_loaded_once_and_reused(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "counter", COUNTING), "CounterFunction")])
+        first = runtime.invoke("CounterFunction", {"n": 1})
+        second = runtime.invoke("counter", {"n": 2})  # by code folder
+        third = runtime.invoke("app-test-counter", {"n": 3})  # by function name
+        assert (first.cold_start, second.cold_start, third.cold_start) == (True, False, False)
+        assert [r.payload["loads"] for r in (first, second, third)] == [1, 1, 1]
+        assert third.payload["calls"] == 3
+        assert runtime.stats["CounterFunction"].invocations == 3
+        assert runtime.stats["CounterFunction"].cold_starts == 1
+
+    def test_functions_whose_files_are_all_app_py_do_not_share_a_module(self, tmp_path):
+        runtime = LambdaRuntime(
+            [
+                spec(write_function(tmp_path, "one", COUNTING), "OneFunction", environment={"WHO": "one"}),
+                spec(write_function(tmp_path, "two", COUNTING), "TwoFunction", environment={"WHO": "two"}),
+            ]
+        )
+        one, two = runtime.invoke("OneFunction", {}), runtime.invoke("TwoFunction", {})
+        assert one.payload["module"] != two.payload["module"]
+        assert (one.payload["calls"], two.payload["calls"]) == (1, 1)
+        assert (one.payload["who"], two.payload["who"]) == ("one", "two")
+        assert "app" not in sys.modules or not hasattr(sys.modules["app"], "CALLS")
+
+    def test_the_event_is_a_json_copy(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "counter", COUNTING), "CounterFunction")])
+        event = {"n": 1}
+        runtime.invoke("CounterFunction", event)
+        assert event == {"n": 1}
+
+    def test_an_unknown_function_is_named_with_the_known_ones(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "counter", COUNTING), "CounterFunction")])
+        with pytest.raises(KeyError, match="known: CounterFunction"):
+            runtime.invoke("nope", {})
+
+
+class TestContextAndEnvironment:
+    def test_the_context_is_shaped_like_the_runtimes(self, tmp_path):
+        runtime = LambdaRuntime(
+            [spec(write_function(tmp_path, "inspect", INSPECTING), "InspectFunction", timeout=7, memory_size=256)]
+        )
+        result = runtime.invoke("InspectFunction", {"names": []})
+        context = result.payload
+        assert context["function_name"] == "app-test-inspect"
+        assert context["function_version"] == "$LATEST"
+        assert context["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:app-test-inspect"
+        assert context["memory_limit_in_mb"] == "256"
+        assert uuid.UUID(context["aws_request_id"]).version == 4
+        assert context["aws_request_id"] == result.request_id
+        assert context["log_group_name"] == "/aws/lambda/app-test-inspect"
+        assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", context["log_stream_name"])
+        first, later = context["remaining"]
+        assert 6000 < first <= 7000
+        assert later <= first - 40
+
+    def test_the_function_sees_its_environment_only_while_it_runs(self, tmp_path, monkeypatch):
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+        monkeypatch.setenv("SHARED", "from the host")
+        code_dir = write_function(tmp_path, "inspect", INSPECTING)
+        runtime = LambdaRuntime(
+            [spec(code_dir, "InspectFunction", environment={"TABLE": "t1", "SHARED": "template"})],
+            extra_env={"EMULATOR_URL": "http://127.0.0.1:1"},
+        )
+        names = ["TABLE", "SHARED", "EMULATOR_URL", "AWS_LAMBDA_FUNCTION_NAME", "AWS_SAM_LOCAL", "_HANDLER"]
+        payload = runtime.invoke("InspectFunction", {"names": names}).payload
+        assert payload["env"] == {
+            "TABLE": "t1",
+            "SHARED": "template",
+            "EMULATOR_URL": "http://127.0.0.1:1",
+            "AWS_LAMBDA_FUNCTION_NAME": "app-test-inspect",
+            "AWS_SAM_LOCAL": "true",
+            "_HANDLER": "app.lambda_handler",
+        }
+        assert payload["code_on_path"]
+        assert os.environ["SHARED"] == "from the host"
+        assert "TABLE" not in os.environ and "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+        assert str(code_dir) not in sys.path
+
+
+class TestErrors:
+    def test_a_raised_exception_is_lambdas_error_payload_and_the_environment_stays_warm(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "failing", FAILING), "FailingFunction")])
+        failed = runtime.invoke("FailingFunction", {"x": 1})
+        assert not failed.ok
+        assert failed.error["errorType"] == "ValueError"
+        assert failed.error["errorMessage"] == "bad input: {'x': 1}"
+        assert failed.error["requestId"] == failed.request_id
+        assert failed.error["stackTrace"]
+        with pytest.raises(LambdaInvocationError, match="FailingFunction: ValueError: bad input"):
+            failed.raise_for_error()
+        assert not runtime.invoke("FailingFunction", {}).cold_start
+        assert runtime.stats["FailingFunction"].errors == 2
+
+    def test_a_response_lambda_cannot_serialise_is_a_marshal_error(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "failing", FAILING), "FailingFunction")])
+        assert runtime.invoke("FailingFunction", {"set": True}).error["errorType"] == "Runtime.MarshalError"
+
+    def test_a_failed_import_is_reported_and_retried_cold(self, tmp_path):
+        code_dir = write_function(tmp_path, "broken", "import not_a_module_anywhere\n")
+        runtime = LambdaRuntime([spec(code_dir, "BrokenFunction")])
+        failed = runtime.invoke("BrokenFunction", {})
+        assert failed.error["errorType"] == "Runtime.ImportModuleError"
+        assert "not_a_module_anywhere" in failed.error["errorMessage"]
+        write_function(tmp_path, "broken", COUNTING)
+        fixed = runtime.invoke("BrokenFunction", {})
+        assert fixed.ok and fixed.cold_start
+
+    def test_a_missing_handler_is_reported(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "counter", COUNTING), "F", handler="app.nope")])
+        assert runtime.invoke("F", {}).error["errorType"] == "Runtime.HandlerNotFound"
+
+    def test_running_past_the_timeout_is_a_timeout_and_the_next_start_is_cold(self, tmp_path):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "failing", FAILING), "SlowFunction", timeout=1)])
+        late = runtime.invoke("SlowFunction", {"sleep": 1.05})
+        assert late.error["errorType"] == "Sandbox.Timedout"
+        assert "Task timed out after 1.00 seconds" in late.error["errorMessage"]
+        assert runtime.stats["SlowFunction"].timeouts == 1
+        assert runtime.invoke("SlowFunction", {"set": True}).cold_start
