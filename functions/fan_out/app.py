@@ -49,6 +49,7 @@ def _record_metrics(report: FanOutReport) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    fan_out().begin_batch()
     return process_partial_response(
         event=event, record_handler=apply_change_record, processor=processor, context=context
     )

@@ -73,8 +73,28 @@ class TestContacts:
         assert [c.contact_id for c in DynamoContactRepository().members(account_id(1))] == [ids[1]]
         assert ContactItem.get(ids[0]).deleted_from_account_id == account_id(1)
 
+    def test_a_local_edit_sets_one_field_only_while_the_contact_belongs_to_the_account(self, store):
+        (cid,) = given_members(1)
+        contacts = DynamoContactRepository()
+        contacts.apply_account_version(cid, account_version(1, minute=5), [])
+        assert contacts.apply_local_edit(cid, account_id(1), "Industry", "Local")
+        assert contacts.apply_local_edit(cid, account_id(1), "Name", None)
+        assert not contacts.apply_local_edit(cid, account_id(2), "Industry", "Elsewhere")
+        item = ContactItem.get(cid)
+        assert item.account_fields.as_dict() == {"Name": None, "Industry": "Local", "BillingCountry": "France"}
+        assert item.account_fields_source == "local" and item.account_modstamp == stamp(5)
+
 
 class TestAccounts:
+    def test_a_local_edit_needs_a_synced_live_account(self, store):
+        accounts = DynamoAccountRepository()
+        assert not accounts.apply_local_edit(account_id(1), "Industry", "Local")
+        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
+        assert accounts.apply_local_edit(account_id(1), "Industry", "Local")
+        assert accounts.get(account_id(1)).fields["Industry"] == "Local"
+        accounts.accept_version(account_version(1, minute=2, deleted=True), ActivityLogging.LOGGED, 1, [])
+        assert not accounts.apply_local_edit(account_id(1), "Industry", "Again")
+
     def test_versions_are_accepted_in_order_only(self, store):
         accounts = DynamoAccountRepository()
         v1, v2 = account_version(1, minute=1, Industry="A"), account_version(1, minute=2, Industry="B")

@@ -33,8 +33,10 @@ class FakeAccounts:
 
     def accept_version(self, version, activity_logging, contacts_counted, changed_fields) -> AcceptResult:
         current = self.items.get(version.account_id)
-        if current is not None and current.system_modstamp is not None and (
-            current.system_modstamp >= version.system_modstamp
+        if (
+            current is not None
+            and current.system_modstamp is not None
+            and (current.system_modstamp >= version.system_modstamp)
         ):
             if current.system_modstamp == version.system_modstamp:
                 applied = current.applied_modstamp == version.system_modstamp
@@ -66,6 +68,13 @@ class FakeAccounts:
         done = state.segments_done | {segment_id}
         self.items[account_id] = replace(state, segments_done=done)
         return len(done) >= (state.segments_total or 0)
+
+    def apply_local_edit(self, account_id, field, value) -> bool:
+        state = self.items.get(account_id)
+        if state is None or state.is_deleted:
+            return False
+        self.items[account_id] = replace(state, fields={**state.fields, field: value})
+        return True
 
     def mark_applied(self, account_id, system_modstamp) -> None:
         state = self.items[account_id]
@@ -144,6 +153,14 @@ class FakeContacts:
         c.account_deleted = version.is_deleted
         c.account_fields_source = "salesforce"
         self.account_writes += 1
+        return True
+
+    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
+        c = self.items[contact_id]
+        if c.account_id != account_id:
+            return False
+        c.account_fields[field] = value
+        c.account_fields_source = "local"
         return True
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:

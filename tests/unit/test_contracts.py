@@ -7,12 +7,13 @@ from account_sync.contracts import (
     ActivityBatchMessage,
     ContactChangeMessage,
     ContactFieldChange,
+    LocalEditMessage,
     MalformedMessage,
     parse_activity_batch,
     parse_change_message,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.records import ChangeOrigin
+from account_sync.domain.records import ChangeOrigin, LocalEdit
 
 from tests.unit.factories import account_version, contact_id, contact_version, stamp
 
@@ -21,7 +22,8 @@ class TestRoundTrip:
     def test_every_change_message_survives_the_queue(self):
         version = account_version(AnnualRevenue=12.5, NumberOfEmployees=3, Rating=None)
         segment = AccountSegmentMessage(version, "plan1", 0, 2, None, contact_id(9), ActivityLogging.SUPPRESSED)
-        for message in (AccountChangeMessage(version), segment, ContactChangeMessage(contact_version(1))):
+        edit = LocalEditMessage(LocalEdit("e1", contact_id(1), version.account_id, "Rating", None, stamp(3)))
+        for message in (AccountChangeMessage(version), segment, ContactChangeMessage(contact_version(1)), edit):
             assert parse_change_message(message.to_body()) == message
 
     def test_activity_batch_survives_the_queue(self):

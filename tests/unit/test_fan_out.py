@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from account_sync.contracts import AccountSegmentMessage, parse_change_message
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.records import LocalEdit
 from account_sync.services.activity_log import write_activities
 from account_sync.services.fan_out import FanOut, FanOutConfig
 
@@ -148,13 +149,52 @@ class TestActivityThreshold:
         assert world.contacts.count_calls == 1
 
 
+def local_edit(field: str, value, through: int = 0, minute: int = 30) -> LocalEdit:
+    return LocalEdit(f"edit-{minute}", contact_id(1_000_000 + through), account_id(1), field, value, stamp(minute))
+
+
 class TestLocalEdits:
+    def test_an_edit_through_one_contact_changes_every_contact_of_the_account(self, world):
+        world.given_contacts(3)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1))
+        report = world.fan_out.apply_local_edit(local_edit("Industry", "Edited in the store"))
+        world.log_activities()
+        assert report.contacts_written == 3
+        assert {world.contact(n).account_fields["Industry"] for n in range(3)} == {"Edited in the store"}
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Edited in the store"
+        assert world.contact(0, account=2).account_fields == {}
+        (activity,) = [
+            a
+            for (c, k), a in world.store.activities.items()
+            if k == f"{stamp(30)}#local#Industry" and c == contact_id(1_000_000)
+        ]
+        assert (activity.old_value, activity.new_value, activity.origin.source) == (
+            "Energy",
+            "Edited in the store",
+            "local",
+        )
+
+    def test_an_edit_follows_the_threshold_rule(self):
+        world = World(threshold=2)
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        report = world.fan_out.apply_local_edit(local_edit("Name", "Local"))
+        world.log_activities()
+        assert report.suppressed and report.contacts_written == 3
+        assert [k for (_, k), _a in world.store.activities.items() if "#local#" in k] == []
+        assert (account_id(1), f"{stamp(30)}#suppressed") in world.store.suppressions
+
+    def test_an_edit_of_an_account_never_synced_changes_nothing(self, world):
+        world.given_contacts(2)
+        assert world.fan_out.apply_local_edit(local_edit("Name", "x")).outcome == "account_not_synced"
+        assert world.contact(0).account_fields == {}
+
     def test_the_next_salesforce_update_overwrites_every_synced_field(self, world):
         world.given_contacts(3)
         world.sync(account_version(1, minute=1))
-        for contact in world.contacts.items.values():  # a local edit of Name, through one contact, reached all
-            contact.account_fields["Name"] = "Edited in the store"
-            contact.account_fields_source = "local"
+        world.fan_out.apply_local_edit(local_edit("Name", "Edited in the store"))
+        world.log_activities()
         world.sync(account_version(1, minute=2, Industry="Retail"))  # Salesforce changed Industry only
         for n in range(3):
             assert world.contact(n).account_fields == {

@@ -16,7 +16,7 @@ from typing import Any
 
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.fields import FieldValue
-from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion, LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp
 
 SCHEMA_VERSION = 1
@@ -120,7 +120,39 @@ class ContactChangeMessage:
         )
 
 
-ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangeMessage
+@dataclass(frozen=True)
+class LocalEditMessage:
+    """A local edit, queued with the account's Salesforce changes so that it applies in their order."""
+
+    edit: LocalEdit
+    type = "local_edit"
+
+    @property
+    def group_id(self) -> str:
+        return self.edit.account_id
+
+    @property
+    def deduplication_id(self) -> str:
+        return _dedup_id(self.type, self.edit.edit_id)
+
+    def to_body(self) -> str:
+        e = self.edit
+        return _dump(
+            {
+                "edit": {
+                    "edit_id": e.edit_id,
+                    "contact_id": e.contact_id,
+                    "account_id": e.account_id,
+                    "field": e.field,
+                    "value": e.value,
+                    "edited_at": e.edited_at,
+                }
+            },
+            self.type,
+        )
+
+
+ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangeMessage | LocalEditMessage
 
 
 def parse_change_message(body: str) -> ChangeMessage:
@@ -149,6 +181,8 @@ def parse_change_message(body: str) -> ChangeMessage:
         )
     if kind == ContactChangeMessage.type:
         return ContactChangeMessage(_contact_version(payload.get("version")))
+    if kind == LocalEditMessage.type:
+        return LocalEditMessage(_local_edit(payload.get("edit")))
     raise MalformedMessage(f"unknown message type {kind!r}")
 
 
@@ -276,6 +310,20 @@ def _contact_version(raw: object) -> ContactVersion:
         first_name=_optional_str(raw, "first_name"),
         last_name=_optional_str(raw, "last_name"),
         email=_optional_str(raw, "email"),
+    )
+
+
+def _local_edit(raw: object) -> LocalEdit:
+    if not isinstance(raw, dict):
+        raise MalformedMessage("edit must be an object")
+    field = _field_name(_str(raw, "field"))
+    return LocalEdit(
+        edit_id=_id(raw, "edit_id"),
+        contact_id=_id(raw, "contact_id"),
+        account_id=_id(raw, "account_id"),
+        field=field,
+        value=_field_value(raw.get("value"), field),
+        edited_at=_timestamp(raw, "edited_at"),
     )
 
 

@@ -167,6 +167,10 @@ class AccountRepository(Protocol):
         """The version reached every contact (only if it is still the newest)."""
         ...
 
+    def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
+        """Set one field of the stored account (SPEC R3); False when the account is unknown or deleted."""
+        ...
+
 
 class ContactRepository(Protocol):
     def count_members(self, account_id: str, limit: int) -> int:
@@ -185,6 +189,10 @@ class ContactRepository(Protocol):
         """Write every synced field of `version` on the contact (and the previous values of `changes`) if it
         still belongs to the account and holds an older version. False when the condition failed (moved away,
         or already newer)."""
+        ...
+
+    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
+        """Set one account field on the contact if it still belongs to the account."""
         ...
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:

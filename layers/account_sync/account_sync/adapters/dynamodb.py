@@ -165,6 +165,19 @@ class DynamoAccountRepository:
     def mark_applied(self, account_id: str, system_modstamp: str) -> None:
         self._update_if_current(account_id, system_modstamp, [AccountItem.applied_modstamp.set(system_modstamp)])
 
+    def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
+        item = AccountItem(account_id)
+        try:
+            item.update(
+                actions=[AccountItem.fields[field].set(value), AccountItem.updated_at.set(self._now())],  # type: ignore[attr-defined]
+                condition=AccountItem.system_modstamp.exists() & (AccountItem.is_deleted == False),  # noqa: E712
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
     def _update_if_current(
         self,
         account_id: str,
@@ -289,6 +302,14 @@ class DynamoContactRepository:
             ContactItem.updated_at.set(self._now()),
         ]
         return self._conditional_update(contact_id, actions, condition)
+
+    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
+        actions = [
+            ContactItem.account_fields[field].set(value),  # type: ignore[attr-defined]
+            ContactItem.account_fields_source.set("local"),
+            ContactItem.updated_at.set(self._now()),
+        ]
+        return self._conditional_update(contact_id, actions, ContactItem.account_id == account_id)
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
         condition = ContactItem.contact_modstamp.does_not_exist() | (

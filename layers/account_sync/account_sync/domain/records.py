@@ -32,6 +32,19 @@ class ContactVersion:
     email: str | None = None
 
 
+@dataclass(frozen=True)
+class LocalEdit:
+    """SPEC R3: an account field edited in the store through one contact; it changes every contact of the
+    account, never reaches Salesforce, and is overwritten by the account's next Salesforce version."""
+
+    edit_id: str
+    contact_id: str
+    account_id: str
+    field: str
+    value: FieldValue
+    edited_at: str
+
+
 class ChangeOrigin(enum.Enum):
     """What caused a Change Data Value activity; part of its deterministic key."""
 

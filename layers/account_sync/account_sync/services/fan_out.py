@@ -25,10 +25,17 @@ from account_sync.contracts import (
     ActivityBatchMessage,
     ChangeMessage,
     ContactFieldChange,
+    LocalEditMessage,
 )
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
-from account_sync.domain.fields import FieldChange, diff_fields
-from account_sync.domain.records import AccountVersion, ActivitySuppression, ChangeOrigin, ContactVersion
+from account_sync.domain.fields import FieldChange, canonical_value, diff_fields
+from account_sync.domain.records import (
+    AccountVersion,
+    ActivitySuppression,
+    ChangeOrigin,
+    ContactVersion,
+    LocalEdit,
+)
 from account_sync.domain.versions import VersionVerdict, compare_versions
 from account_sync.ports import (
     Acceptance,
@@ -90,18 +97,26 @@ class FanOut:
         self._config = config
         self._now = now
         self._executor = executor
+        self._accounts_seen: dict[str, AccountState | None] = {}
+
+    def begin_batch(self) -> None:
+        """A new batch of messages: forget the accounts read for the previous one."""
+        self._accounts_seen.clear()
 
     def apply(self, message: ChangeMessage) -> FanOutReport:
         if isinstance(message, AccountChangeMessage):
             return self.apply_account_change(message.version)
         if isinstance(message, AccountSegmentMessage):
             return self.apply_segment(message)
+        if isinstance(message, LocalEditMessage):
+            return self.apply_local_edit(message.edit)
         return self.apply_contact_change(message.version)
 
     # --- account versions ------------------------------------------------------------------------------
 
     def apply_account_change(self, version: AccountVersion) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
+        self._accounts_seen.pop(version.account_id, None)
         stored = self._accounts.get(version.account_id)
         verdict = compare_versions(version.system_modstamp, stored.system_modstamp if stored else None)
         if verdict is VersionVerdict.OLDER:
@@ -207,7 +222,7 @@ class FanOut:
         report: FanOutReport,
     ) -> None:
         log_activities = logging is ActivityLogging.LOGGED and not version.is_deleted
-        outbox = _ActivityOutbox(self._activities, version, ChangeOrigin.ACCOUNT)
+        outbox = _ActivityOutbox(self._activities, version.account_id, version.system_modstamp, ChangeOrigin.ACCOUNT)
         members = self._contacts.members(version.account_id, after, through)
         for window in _windows(members, _WRITE_WINDOW):
             to_write: list[tuple[ContactSnapshot, list[FieldChange]]] = []
@@ -260,19 +275,71 @@ class FanOut:
         report = FanOutReport(kind="contact_change", outcome="", account_id=version.account_id)
         account = None
         if version.account_id and not version.is_deleted:
-            account = self._accounts.get(version.account_id)
+            account = self._account(version.account_id)
         written = self._contacts.apply_contact_version(version, account)
         report.outcome = "applied" if written else "stale"
         report.contacts_written = int(written)
+        return report
+
+    def _account(self, account_id: str) -> AccountState | None:
+        """The account as stored, read once per batch: a FIFO batch often holds many contacts of one account,
+        and no other consumer handles that account (its message group) meanwhile."""
+        if account_id not in self._accounts_seen:
+            self._accounts_seen[account_id] = self._accounts.get(account_id)
+        return self._accounts_seen[account_id]
+
+    # --- local edits -----------------------------------------------------------------------------------
+
+    def apply_local_edit(self, edit: LocalEdit) -> FanOutReport:
+        """SPEC R3: the edited field changes on every contact of the account (and on the stored account), with
+        activities of source "local" under the same threshold rule. The account's SystemModstamp is kept, so
+        its next Salesforce version overwrites every synced field again."""
+        report = FanOutReport(kind="local_edit", outcome="", account_id=edit.account_id)
+        self._accounts_seen.pop(edit.account_id, None)
+        if not self._accounts.apply_local_edit(edit.account_id, edit.field, edit.value):
+            report.outcome = "account_not_synced"
+            return report
+        counted = self._contacts.count_members(edit.account_id, limit=self._config.activity_threshold + 1)
+        logging = activity_logging_for(counted, self._config.activity_threshold)
+        report.activity_logging = logging.value
+        report.changed_fields = [edit.field]
+        outbox = _ActivityOutbox(self._activities, edit.account_id, edit.edited_at, ChangeOrigin.LOCAL)
+        new_value = canonical_value(edit.value)
+        for contact in self._contacts.members(edit.account_id):
+            old_value = canonical_value(contact.account_fields.get(edit.field))
+            if old_value == new_value and type(old_value) is type(new_value):
+                report.contacts_unchanged += 1
+                continue
+            if not self._contacts.apply_local_edit(contact.contact_id, edit.account_id, edit.field, edit.value):
+                report.contacts_skipped += 1
+                continue
+            report.contacts_written += 1
+            if logging is ActivityLogging.LOGGED:
+                outbox.add(contact.contact_id, [FieldChange(edit.field, old_value, new_value)])
+        report.activities_queued = outbox.flush()
+        if logging is ActivityLogging.SUPPRESSED and report.contacts_written:
+            self._activity_store.put_suppression(
+                ActivitySuppression(
+                    account_id=edit.account_id,
+                    system_modstamp=edit.edited_at,
+                    contacts_counted=counted,
+                    threshold=self._config.activity_threshold,
+                    changed_fields=(edit.field,),
+                    activity_at=self._now(),
+                )
+            )
+            report.suppressed = True
+        report.outcome = "applied"
         return report
 
 
 class _ActivityOutbox:
     """Collects per-contact field changes and queues them in messages of bounded size."""
 
-    def __init__(self, publisher: ActivityPublisher, version: AccountVersion, origin: ChangeOrigin) -> None:
+    def __init__(self, publisher: ActivityPublisher, account_id: str, stamp: str, origin: ChangeOrigin) -> None:
         self._publisher = publisher
-        self._version = version
+        self._account_id = account_id
+        self._stamp = stamp
         self._origin = origin
         self._pending: list[ContactFieldChange] = []
         self._pending_bytes = 0
@@ -299,9 +366,9 @@ class _ActivityOutbox:
         self._publisher.publish(
             [
                 ActivityBatchMessage(
-                    account_id=self._version.account_id,
+                    account_id=self._account_id,
                     origin=self._origin,
-                    system_modstamp=self._version.system_modstamp,
+                    system_modstamp=self._stamp,
                     changes=tuple(self._pending),
                 )
             ]
