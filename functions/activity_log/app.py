@@ -9,6 +9,7 @@ from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.contracts import MalformedMessage, parse_activity_batch
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics, tracer
+from account_sync.ports import TransientError
 from account_sync.services.activity_log import write_activities
 from account_sync.settings import load_settings
 from account_sync.wiring import build_activity_store
@@ -17,7 +18,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every message failed is still a partial response, not a function error (docs/decisions.md).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @functools.cache
@@ -32,7 +34,15 @@ def write_batch_record(record: SQSRecord) -> int:
         logger.error("malformed activity batch", message_id=record.message_id, reason=str(exc))
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         raise
-    written = write_activities(batch, activity_store(), utc_now)
+    try:
+        written = write_activities(batch, activity_store(), utc_now)
+    except TransientError as exc:
+        logger.warning("activities not written, retried later", message_id=record.message_id, reason=str(exc))
+        metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
+        raise
+    except Exception:
+        logger.exception("activities failed", message_id=record.message_id)
+        raise
     logger.info(
         "activities written",
         message_id=record.message_id,

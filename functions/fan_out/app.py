@@ -7,6 +7,7 @@ from typing import Any
 
 from account_sync.contracts import MalformedMessage, parse_change_message
 from account_sync.observability import logger, metrics, tracer
+from account_sync.ports import TransientError
 from account_sync.services.fan_out import FanOut, FanOutReport
 from account_sync.settings import load_settings
 from account_sync.wiring import build_fan_out
@@ -28,7 +29,17 @@ def apply_change_record(record: SQSRecord) -> FanOutReport:
         logger.error("malformed change message", message_id=record.message_id, reason=str(exc))
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         raise
-    report = fan_out().apply(message)
+    try:
+        report = fan_out().apply(message)
+    except TransientError as exc:
+        # Throttled or unavailable beyond the SDK's retries: SQS brings the message back after its visibility
+        # timeout, and the dead-letter queue takes it after maxReceiveCount.
+        logger.warning("change not applied, retried later", message_id=record.message_id, reason=str(exc))
+        metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
+        raise
+    except Exception:
+        logger.exception("change failed", message_id=record.message_id)
+        raise
     logger.info("change applied", message_id=record.message_id, **vars(report))
     _record_metrics(report)
     return report
@@ -49,6 +60,9 @@ def _record_metrics(report: FanOutReport) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every message failed is still a partial response, not a function error: bad data raises the
+    # dead-letter queue's alarm, the Errors alarm is for invocations that fail as a whole (docs/decisions.md).
+    processor.raise_on_entire_batch_failure = False
     fan_out().begin_batch()
     return process_partial_response(
         event=event, record_handler=apply_change_record, processor=processor, context=context

@@ -1,0 +1,69 @@
+"""How the SQS-triggered handlers answer when every message of a batch fails: a partial batch response.
+
+Powertools raises by default when all records of a batch fail, which turns one poison message alone in its
+batch into a function error: the Errors alarm fires for bad data, which the dead-letter queue's alarm is for
+(docs/decisions.md). The handlers answer with the failures instead. No AWS call happens here: the messages are
+refused before any.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from local_stack.lambda_runtime import FunctionSpec, LambdaRuntime
+
+from tests.support.events import load_event
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "account-sync",
+    "POWERTOOLS_METRICS_NAMESPACE": "AccountSync",
+    "CONTACTS_TABLE": "account-sync-unit-contacts",
+    "ACCOUNTS_TABLE": "account-sync-unit-accounts",
+    "ACTIVITIES_TABLE": "account-sync-unit-activities",
+    "SYNC_STATE_TABLE": "account-sync-unit-sync-state",
+    "SYNCED_ACCOUNT_FIELDS": "Name,Industry",
+    "ACCOUNT_CHANGES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/account-sync-unit-account-changes.fifo",
+    "ACTIVITY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/account-sync-unit-activities",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+@pytest.fixture
+def runtime() -> LambdaRuntime:
+    specs = [
+        FunctionSpec(
+            logical_id=logical_id,
+            function_name=f"account-sync-unit-{folder}",
+            code_dir=ROOT / "functions" / folder,
+            timeout=60,
+            environment=ENVIRONMENT,
+            layer_dirs=(ROOT / "layers" / "account_sync",),
+        )
+        for logical_id, folder in (("FanOutFunction", "fan_out"), ("ActivityLogFunction", "activity_log"))
+    ]
+    return LambdaRuntime(specs)
+
+
+def only_the_malformed_record(name: str, body: str) -> dict:
+    event = load_event(name)
+    event["Records"] = event["Records"][-1:]
+    event["Records"][0]["body"] = body
+    return event
+
+
+def test_a_fan_out_batch_of_one_malformed_message_is_a_partial_response_not_a_function_error(runtime):
+    event = only_the_malformed_record("fan_out_malformed.json", "not json")
+    result = runtime.invoke("fan_out", event)
+    assert result.error is None
+    assert result.payload == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_an_activity_batch_of_one_malformed_message_is_a_partial_response_not_a_function_error(runtime):
+    event = only_the_malformed_record("activity_log_batch.json", json.dumps({"type": "nothing we know"}))
+    result = runtime.invoke("activity_log", event)
+    assert result.error is None
+    assert result.payload == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
