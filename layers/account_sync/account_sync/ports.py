@@ -56,6 +56,21 @@ class QueueSendError(TransientError):
     """Some messages could not be queued after retries."""
 
 
+@dataclass(frozen=True)
+class RejectedMessage:
+    message: object  # the message as it was given to `publish`
+    reason: str  # why the queue cannot take it (its size against the queue's limit; SQS's error code)
+
+
+class MessagesRejected(AccountSyncError):
+    """The queue cannot take these messages as they are (larger than its limit, refused by SQS as invalid):
+    sending them again would fail again. Every other message of the same `publish` was queued."""
+
+    def __init__(self, rejected: Sequence[RejectedMessage]) -> None:
+        super().__init__(f"{len(rejected)} message(s) refused by the queue: {rejected[0].reason}")
+        self.rejected = tuple(rejected)
+
+
 # --- Salesforce ---------------------------------------------------------------------------------------
 
 
@@ -94,7 +109,8 @@ class SalesforceSource(Protocol):
 
 class ChangePublisher(Protocol):
     def publish(self, messages: Sequence[ChangeMessage]) -> None:
-        """Queue every message or raise QueueSendError naming how many failed (only failures are re-sent)."""
+        """Queue every message or raise QueueSendError naming how many failed (only failures are re-sent);
+        MessagesRejected, once every other message is queued, for those the queue cannot take as they are."""
         ...
 
 

@@ -19,6 +19,7 @@ from account_sync.adapters.dynamodb import (
 from account_sync.adapters.dynamodb_models import bind_table_names
 from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
+from account_sync.services.activity_log import ActivityPublisherWithOverflow
 from account_sync.services.fan_out import FanOut, FanOutConfig
 from account_sync.settings import Settings
 
@@ -46,12 +47,15 @@ def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
     bind_store(settings)
     sqs = sqs or sqs_client()
     assert settings.account_changes_queue_url and settings.activity_queue_url
+    activity_store = DynamoActivityStore(settings.activity_retention_days)
     return FanOut(
         accounts=DynamoAccountRepository(),
         contacts=DynamoContactRepository(),
         changes=SqsChangePublisher(SqsBatchSender(sqs, settings.account_changes_queue_url)),
-        activities=SqsActivityPublisher(SqsBatchSender(sqs, settings.activity_queue_url)),
-        activity_store=DynamoActivityStore(settings.activity_retention_days),
+        activities=ActivityPublisherWithOverflow(
+            SqsActivityPublisher(SqsBatchSender(sqs, settings.activity_queue_url)), activity_store, utc_now
+        ),
+        activity_store=activity_store,
         config=FanOutConfig(
             synced_fields=settings.synced_account_fields,
             activity_threshold=settings.activity_threshold,

@@ -1,18 +1,27 @@
-"""Queue publishers on SQS. `SendMessageBatch` takes 10 entries and may fail some: only those are re-sent."""
+"""Queue publishers on SQS. `SendMessageBatch` takes 10 entries and may fail some: only those are re-sent.
+
+A body larger than the queue's `MaximumMessageSize` is refused by SQS, and with it the whole batch, every time:
+such a message is never sent. It is set aside, the others are queued, and `MessagesRejected` names it, so that
+the caller decides what becomes of it instead of retrying forever (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
-from account_sync.ports import QueueSendError
+from account_sync.ports import MessagesRejected, QueueSendError, RejectedMessage
 
 SQS_BATCH_LIMIT = 10
+# The MaximumMessageSize of both queues in template.yaml (a test checks that they agree). The bodies of one
+# SendMessageBatch are held to the same total, which SQS's own batch limit (1 MiB) is above.
+MAX_MESSAGE_BYTES = 262_144
 
 
 class _Message(Protocol):
@@ -28,6 +37,7 @@ class SqsBatchSender:
         max_attempts: int = 5,
         base_delay: float = 0.1,
         sleep: Callable[[float], None] = time.sleep,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._client = client
         self._queue_url = queue_url
@@ -35,20 +45,40 @@ class SqsBatchSender:
         self._max_attempts = max_attempts
         self._base_delay = base_delay
         self._sleep = sleep
+        self.max_message_bytes = max_message_bytes
 
     def send(self, messages: Sequence[_Message]) -> None:
-        for start in range(0, len(messages), SQS_BATCH_LIMIT):
-            self._send_batch(messages[start : start + SQS_BATCH_LIMIT])
+        """Queue them in batches of at most 10 entries and `max_message_bytes`; raise MessagesRejected at the end
+        for those the queue cannot take, QueueSendError at once if a batch still fails after the retries."""
+        rejected: list[RejectedMessage] = []
+        batch: list[tuple[_Message, str]] = []
+        batch_bytes = 0
+        for message in messages:
+            body = message.to_body()
+            size = len(body.encode())
+            if size > self.max_message_bytes:
+                rejected.append(RejectedMessage(message, f"{size} bytes, over the queue's {self.max_message_bytes}"))
+                continue
+            if batch and (len(batch) == SQS_BATCH_LIMIT or batch_bytes + size > self.max_message_bytes):
+                rejected += self._send_batch(batch)
+                batch, batch_bytes = [], 0
+            batch.append((message, body))
+            batch_bytes += size
+        if batch:
+            rejected += self._send_batch(batch)
+        if rejected:
+            raise MessagesRejected(rejected)
 
-    def _entry(self, index: int, message: _Message) -> dict[str, Any]:
-        entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.to_body()}
+    def _entry(self, index: int, message: _Message, body: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": body}
         if self._fifo:
             entry["MessageGroupId"] = message.group_id  # type: ignore[attr-defined]
             entry["MessageDeduplicationId"] = message.deduplication_id  # type: ignore[attr-defined]
         return entry
 
-    def _send_batch(self, batch: Sequence[_Message]) -> None:
-        pending = [self._entry(index, message) for index, message in enumerate(batch)]
+    def _send_batch(self, batch: Sequence[tuple[_Message, str]]) -> list[RejectedMessage]:
+        pending = [self._entry(index, message, body) for index, (message, body) in enumerate(batch)]
+        rejected: list[RejectedMessage] = []
         last_error = ""
         for attempt in range(self._max_attempts):
             try:
@@ -58,20 +88,18 @@ class SqsBatchSender:
                 failed_ids = {entry["Id"] for entry in pending}
             else:
                 failures = response.get("Failed", [])
-                sender_faults = [f for f in failures if f.get("SenderFault")]
-                if sender_faults:  # our fault (too large, invalid): retrying cannot help
-                    first = sender_faults[0]
-                    raise QueueSendError(
-                        f"{len(sender_faults)} message(s) refused by SQS: {first.get('Code')}: {first.get('Message')}"
-                    )
-                failed_ids = {failure["Id"] for failure in failures}
-                if failures:
+                for failure in failures:
+                    if failure.get("SenderFault"):  # our fault (invalid content): sending it again cannot help
+                        message = batch[int(failure["Id"])][0]
+                        rejected.append(RejectedMessage(message, f"{failure.get('Code')}: {failure.get('Message')}"))
+                failed_ids = {failure["Id"] for failure in failures if not failure.get("SenderFault")}
+                if failed_ids:
                     last_error = f"{failures[0].get('Code')}: {failures[0].get('Message')}"
             pending = [entry for entry in pending if entry["Id"] in failed_ids]
             if not pending:
-                return
+                return rejected
             if attempt + 1 < self._max_attempts:
-                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311 - jitter
+                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311  # nosec B311 - jitter
         raise QueueSendError(
             f"{len(pending)} of {len(batch)} messages not queued after {self._max_attempts} attempts: {last_error}"
         )
@@ -88,8 +116,22 @@ class SqsChangePublisher:
 
 
 class SqsActivityPublisher:
+    """The activity queue. A batch whose body is over the queue's limit (long or non-ASCII values: JSON escapes
+    each such character in up to 12 bytes) is split in halves until each part fits; activity keys are
+    deterministic, so how the changes are grouped does not matter. A single change too large for any message is
+    rejected (MessagesRejected) for the caller to write some other way."""
+
     def __init__(self, sender: SqsBatchSender) -> None:
         self._sender = sender
 
     def publish(self, batches: Sequence[ActivityBatchMessage]) -> None:
-        self._sender.send(batches)
+        self._sender.send([part for batch in batches for part in self._fitting(batch)])
+
+    def _fitting(self, batch: ActivityBatchMessage) -> list[ActivityBatchMessage]:
+        if len(batch.changes) < 2 or len(batch.to_body().encode()) <= self._sender.max_message_bytes:
+            return [batch]
+        middle = len(batch.changes) // 2
+        return [
+            *self._fitting(replace(batch, changes=batch.changes[:middle])),
+            *self._fitting(replace(batch, changes=batch.changes[middle:])),
+        ]
