@@ -86,7 +86,7 @@ class SalesforceRestSource:
         for name in (sobject, *fields):
             if not _NAME.match(name):
                 raise ValueError(f"not a Salesforce API name: {name!r}")
-        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above
+        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608  # nosec B608 - names checked above
         upper = f"SystemModstamp <= {_datetime_literal(end)}"
         order = "ORDER BY SystemModstamp ASC, Id ASC"
         last: tuple[str, str] | None = None
@@ -134,18 +134,25 @@ class SalesforceRestSource:
 
     def _call(self, operation: Callable[[Salesforce], _T]) -> _T:
         self._check_budget()
-        renewed = False
+        renewed = renew_token = False
         attempt = 0
         while True:
-            sf = self._salesforce()
+            try:
+                sf = self._salesforce(renew=renew_token)
+            except TransientError:  # the token endpoint answered 5xx or could not be reached: retried the same way
+                attempt += 1
+                if attempt >= self._max_attempts:
+                    raise
+                self._backoff(attempt)
+                continue
+            renew_token = False
             self._calls += 1
             try:
                 result = operation(sf)
             except SalesforceExpiredSession as exc:
                 if renewed:
                     raise SalesforceAuthError("Salesforce refused a freshly renewed session") from exc
-                renewed = True
-                self._salesforce(renew=True)
+                renewed = renew_token = True
                 continue
             except SalesforceRefusedRequest as exc:
                 code, message = _first_error(exc)
@@ -165,10 +172,14 @@ class SalesforceRestSource:
                 attempt += 1
                 if attempt >= self._max_attempts:
                     raise TransientError(f"Salesforce unavailable after {attempt} attempts: {_describe(exc)}") from exc
-                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311 - jitter
+                self._backoff(attempt)
                 continue
             self._record_usage(sf)
             return result
+
+    def _backoff(self, attempt: int) -> None:
+        """Exponential backoff with full jitter: up to base x 2^attempt."""
+        self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311  # nosec B311 - jitter
 
     def _record_usage(self, sf: Salesforce) -> None:
         usage = (getattr(sf, "api_usage", None) or {}).get("api-usage")
