@@ -1,0 +1,86 @@
+"""Guarantee 4: DynamoDB throttling beyond the SDK's retries, and `UnprocessedItems`, lose nothing.
+
+The SDK retries a throttled request itself (standard mode: 3 attempts); the faults here are what is left once it
+has given up. The adapters turn them into `TransientError`; the handler reports that message as a batch item
+failure with the reason logged; SQS brings it back; the redelivery finishes the work, and nothing is written twice.
+`BatchWriteItem`'s `UnprocessedItems` are retried inside the activity store with growing backoff and jitter first.
+"""
+
+from __future__ import annotations
+
+import account_sync.adapters.dynamodb as dynamodb_adapter
+from account_sync.contracts import AccountChangeMessage, ActivityBatchMessage, ContactFieldChange
+from account_sync.domain.records import ChangeOrigin
+
+from tests.integration.guarantees.conftest import activity_keys, contact_fields, given_contacts
+from tests.integration.guarantees.faults import Fault, client_error, contact_key_in, table
+from tests.unit.factories import account_id, account_version, contact_id, stamp
+
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+def test_a_contact_write_throttled_beyond_the_sdk_retries_fails_only_its_message_until_redelivered(
+    pipeline, faults, caplog
+):
+    # given three accounts of two contacts, and the writes of account 2's contacts throttled for a while
+    contacts = {n: given_contacts(account_id(n), 2) for n in (1, 2, 3)}
+    throttled = faults.add(
+        Fault("dynamodb", "UpdateItem", client_error(THROTTLED), when=contact_key_in(set(contacts[2])), times=2)
+    )
+    messages = pipeline.queue_changes(
+        [AccountChangeMessage(account_version(n, minute=1, Industry="Retail")) for n in (1, 2, 3)]
+    )
+    # when the fan-out gets the three in one batch
+    first = pipeline.poll_fan_out()
+    # then only account 2's message failed, with the reason logged, and the others are applied
+    assert (first.received, first.succeeded, first.failed, first.function_errors) == (3, 2, 1, 0)
+    (warning,) = [r for r in caplog.records if r.getMessage() == "change not applied, retried later"]
+    assert warning.message_id == messages[1] and THROTTLED in warning.reason
+    assert {f["Industry"] for n in (1, 3) for f in contact_fields(contacts[n]).values()} == {"Retail"}
+    # and when SQS redelivers it, the throttling over
+    totals = pipeline.drain()
+    # then account 2 is complete, and every contact has its activities once
+    assert throttled.fired == 2 and totals.empty
+    assert {f["Industry"] for n in (1, 2, 3) for f in contact_fields(contacts[n]).values()} == {"Retail"}
+    assert len(activity_keys()) == 6 * 3
+
+
+def test_activities_throttled_beyond_the_store_retries_fail_the_batch_until_redelivered(pipeline, faults, monkeypatch):
+    # given a Change Data Value batch, and BatchWriteItem on the activities table throttled for seven calls:
+    # more than the activity store's six attempts
+    backoffs: list[int] = []
+    monkeypatch.setattr(dynamodb_adapter, "_backoff", lambda base, attempt: backoffs.append(attempt) or 0.0)
+    throttled = faults.add(
+        Fault("dynamodb", "BatchWriteItem", client_error(THROTTLED), when=table("-activities"), times=7)
+    )
+    changes = tuple(ContactFieldChange(contact_id(n), "Industry", "Energy", "Retail") for n in range(30))
+    batch = ActivityBatchMessage(account_id(1), ChangeOrigin.ACCOUNT, stamp(1), changes)
+    pipeline.sqs.send_message(QueueUrl=pipeline.resources.queue_url("ActivityQueue"), MessageBody=batch.to_body())
+    # when the logging function runs until its queue is empty
+    first = pipeline.activity_log.poll_once()
+    totals = pipeline.drain()
+    # then the first delivery backed off between its six attempts and failed the message, the second wrote all
+    assert (first.failed, first.function_errors) == (1, 0)
+    assert backoffs[:5] == [0, 1, 2, 3, 4]  # one growing backoff between each two of the six attempts
+    assert throttled.fired == 7 and totals.empty
+    assert len(activity_keys()) == 30
+
+
+def test_unprocessed_items_beyond_the_store_retries_fail_the_batch_until_redelivered(pipeline, faults, monkeypatch):
+    # given BatchWriteItem answering that it processed none of the items, eight times in a row
+    monkeypatch.setattr(dynamodb_adapter, "_backoff", lambda base, attempt: 0.0)
+
+    def nothing_processed(operation, params, call):
+        return {"UnprocessedItems": params["RequestItems"]}
+
+    unprocessed = faults.add(Fault("dynamodb", "BatchWriteItem", nothing_processed, when=table("-activities"), times=8))
+    changes = tuple(ContactFieldChange(contact_id(n), "Industry", None, "Retail") for n in range(30))
+    batch = ActivityBatchMessage(account_id(1), ChangeOrigin.ACCOUNT, stamp(1), changes)
+    pipeline.sqs.send_message(QueueUrl=pipeline.resources.queue_url("ActivityQueue"), MessageBody=batch.to_body())
+    # when the logging function runs until its queue is empty
+    first = pipeline.activity_log.poll_once()
+    pipeline.drain()
+    # then the first delivery gave up (a batch item failure), a later one wrote every activity, each once
+    assert first.failed == 1
+    assert unprocessed.fired == 8
+    assert len(activity_keys()) == 30
