@@ -9,8 +9,11 @@ failure with the reason logged; SQS brings it back; the redelivery finishes the 
 from __future__ import annotations
 
 import account_sync.adapters.dynamodb as dynamodb_adapter
+import pytest
+from account_sync.adapters.dynamodb import DynamoContactRepository
 from account_sync.contracts import AccountChangeMessage, ActivityBatchMessage, ContactFieldChange
 from account_sync.domain.records import ChangeOrigin
+from account_sync.ports import TransientError
 
 from tests.integration.guarantees.conftest import activity_keys, contact_fields, given_contacts
 from tests.integration.guarantees.faults import Fault, client_error, contact_key_in, table
@@ -84,3 +87,19 @@ def test_unprocessed_items_beyond_the_store_retries_fail_the_batch_until_redeliv
     assert first.failed == 1
     assert unprocessed.fired == 8
     assert len(activity_keys()) == 30
+
+
+@pytest.mark.parametrize("read", ["count", "plan", "members"])
+def test_every_read_of_the_account_index_translates_throttling_into_a_transient_error(pipeline, faults, read):
+    # given an account's contacts, and every query of the contacts table throttled
+    given_contacts(account_id(1), 3)
+    faults.add(Fault("dynamodb", "Query", client_error(THROTTLED), when=table("-contacts")))
+    contacts = DynamoContactRepository()
+    reads = {
+        "count": lambda: contacts.count_members(account_id(1), limit=10),
+        "plan": lambda: list(contacts.member_key_pages(account_id(1), page_size=2)),
+        "members": lambda: list(contacts.members(account_id(1))),
+    }
+    # then the read says "retry later", which the handler reports as a batch item failure with the reason
+    with pytest.raises(TransientError, match=THROTTLED):
+        reads[read]()

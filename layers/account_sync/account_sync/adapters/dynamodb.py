@@ -249,13 +249,16 @@ class DynamoContactRepository:
         connection = ContactItem._get_connection()
         last_key = None
         while True:
-            page = connection.query(
-                account_id,
-                index_name=ContactItem.by_account.Meta.index_name,
-                limit=page_size,
-                exclusive_start_key=last_key,
-                attributes_to_get=["contact_id"],
-            )
+            try:
+                page = connection.query(
+                    account_id,
+                    index_name=ContactItem.by_account.Meta.index_name,
+                    limit=page_size,
+                    exclusive_start_key=last_key,
+                    attributes_to_get=["contact_id"],
+                )
+            except PynamoDBException as exc:
+                raise translate(exc) from exc
             items = page.get("Items", [])
             if items:
                 through = items[-1]["contact_id"]["S"]
@@ -467,7 +470,7 @@ class DynamoActivityStore:
 
 def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
     """Exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not cryptography
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # nosec B311 - jitter, not cryptography
 
 
 # --- sync state ----------------------------------------------------------------------------------------
