@@ -25,7 +25,7 @@ $(STAMP): requirements-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP) ## run a real sync on the embedded local stack
-	$(BIN)/python -m local_stack.demo
+	PYTHONPATH=local:layers/account_sync $(BIN)/python -m local_stack.demo $(DEMO_ARGS)
 
 test: $(STAMP) ## unit + integration tests
 	$(BIN)/python -m pytest
@@ -41,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python -m local_stack.bench
+	PYTHONPATH=local:layers/account_sync $(BIN)/python -m local_stack.bench $(BENCH_ARGS)
 
 $(SAM_STAMP):
 	@test -n "$(PY313)" || (echo "Python 3.13 not found (pyenv or python3.13 on PATH)" && exit 1)

@@ -21,7 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from local_stack.moto_fixes import apply_moto_fixes
@@ -96,17 +100,29 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-class MotoServer:
-    """`moto.server.ThreadedMotoServer` on 127.0.0.1 (a free port unless one is given), in this process.
+def keep_connections_alive() -> None:
+    """Werkzeug's server speaks HTTP/1.0 by default: one TCP connection (and one thread) per request. With
+    HTTP/1.1, botocore's connection pool keeps its connections, as it does with AWS."""
+    from werkzeug.serving import WSGIRequestHandler
 
-    Use as a context manager, or `start()` / `stop()`. `apply_env()` points this process's clients at it;
-    `env` gives the same variables for a child process.
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
+
+
+class MotoServer:
+    """`moto.server.ThreadedMotoServer` on 127.0.0.1 (a free port unless one is given).
+
+    In this process by default; with `separate_process=True` in a child process, so that the server and the
+    code under test do not share one interpreter lock (on two cores, a demo or a benchmark runs about twice as
+    fast). Use as a context manager, or `start()` / `stop()`. `apply_env()` points this process's clients at
+    it; `env` gives the same variables for a child process.
     """
 
-    def __init__(self, port: int | None = None, host: str = HOST) -> None:
+    def __init__(self, port: int | None = None, host: str = HOST, separate_process: bool = False) -> None:
         self.host = host
         self.port = port
+        self.separate_process = separate_process
         self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._previous_env: dict[str, str | None] | None = None
 
     @property
@@ -120,15 +136,37 @@ class MotoServer:
         return fake_aws_env(self.endpoint_url)
 
     def start(self) -> MotoServer:
+        if self.port is None:
+            self.port = free_port(self.host)
+        if self.separate_process:
+            local_dir = str(Path(__file__).resolve().parents[1])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([local_dir, os.environ.get("PYTHONPATH", "")])}
+            self._process = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
+                [sys.executable, "-m", "local_stack.moto_process", "--host", self.host, "--port", str(self.port)],
+                env=env,
+            )
+            self._wait_until_listening()
+            return self
         from moto.server import ThreadedMotoServer
 
         apply_moto_fixes()
+        keep_connections_alive()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
-        if self.port is None:
-            self.port = free_port(self.host)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         return self
+
+    def _wait_until_listening(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"the moto server process exited with {self._process.returncode}")
+            try:
+                with socket.create_connection((self.host, self.port or 0), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the moto server did not listen on {self.endpoint_url} within {timeout:.0f} s")
 
     def apply_env(self) -> None:
         """Point boto3 and pynamodb in this process at the server; `stop()` puts the environment back."""
@@ -151,6 +189,13 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
         if self._previous_env is not None:
             apply_env(self._previous_env)
             self._previous_env = None

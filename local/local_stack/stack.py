@@ -54,13 +54,14 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         visibility_timeout: int | None = 1,
         port: int | None = None,
+        separate_process: bool = False,
     ) -> None:
         self.template = template if isinstance(template, Template) else load_template(template)
         self.stage = stage
         self.parameter_overrides = dict(parameter_overrides or {})
         self.extra_env: dict[str, str] = {name: str(value) for name, value in (extra_env or {}).items()}
         self.visibility_timeout = visibility_timeout
-        self.server = MotoServer(port=port)
+        self.server = MotoServer(port=port, separate_process=separate_process)
         self.resources: Resources | None = None
         self.runtime: LambdaRuntime | None = None
         self.pollers: dict[str, SqsEventSourcePoller] = {}

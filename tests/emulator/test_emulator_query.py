@@ -118,7 +118,7 @@ def test_query_all_cursors_page_too(emulator, sf):
 
 def test_the_window_query_of_the_fetch_orders_by_stamp_then_id(emulator, sf):
     # given accounts changed in an order different from their creation order
-    start = emulator.clock.now()
+    start = emulator.clock.now() - timedelta(milliseconds=1)  # the window's start is exclusive
     ids = emulator.bulk_create("Account", [account_values() for _ in range(4)])
     emulator.update("Account", ids[0], {"Industry": "Retail"})
     end = emulator.clock.now() + timedelta(seconds=1)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from account_sync.adapters.salesforce import SalesforceRestSource
-from account_sync.contracts import AccountChangeMessage, ContactChangeMessage, parse_change_message
+from account_sync.contracts import AccountChangeMessage, ContactChangesMessage, parse_change_message
 from account_sync.domain.timestamps import shift, utc_now
 from account_sync.ports import ConfigurationError, SalesforceAuthError, SalesforceBudgetExhausted
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
@@ -100,7 +100,7 @@ def test_pages_through_every_changed_record_at_one_query_page_per_page(emulator,
     assert report.queued == {"Account": 12, "Contact": 7}
     queued = fetch.queued()
     assert sorted(account_ids(queued)) == sorted(ids)
-    assert sum(isinstance(m, ContactChangeMessage) for m in queued) == 7
+    assert sum(len(m.versions) for m in queued if isinstance(m, ContactChangesMessage)) == 7
     calls = [kind for method, kind in emulator.request_log if kind != "token"]
     assert len(calls) == 1 + 3 + 2  # describe, 12 accounts in pages of 5, 7 contacts in pages of 5
     assert report.api_calls == 6

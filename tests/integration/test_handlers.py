@@ -75,7 +75,7 @@ def test_a_malformed_message_fails_alone_with_its_reason_logged(runtime, caplog)
 
 def test_a_contact_change_takes_its_account_fields(runtime):
     runtime.invoke("fan_out", load_event("fan_out_account_change.json"))
-    result = runtime.invoke("fan_out", load_event("fan_out_contact_change.json"))
+    result = runtime.invoke("fan_out", load_event("fan_out_contact_changes.json"))
     assert result.payload == {"batchItemFailures": []}
     contact = ContactItem.get("003000000000000001")
     assert contact.account_id == ACCOUNT and contact.email == "ada@example.com"

@@ -5,7 +5,7 @@ from account_sync.contracts import (
     AccountChangeMessage,
     AccountSegmentMessage,
     ActivityBatchMessage,
-    ContactChangeMessage,
+    ContactChangesMessage,
     ContactFieldChange,
     LocalEditMessage,
     MalformedMessage,
@@ -23,7 +23,12 @@ class TestRoundTrip:
         version = account_version(AnnualRevenue=12.5, NumberOfEmployees=3, Rating=None)
         segment = AccountSegmentMessage(version, "plan1", 0, 2, None, contact_id(9), ActivityLogging.SUPPRESSED)
         edit = LocalEditMessage(LocalEdit("e1", contact_id(1), version.account_id, "Rating", None, stamp(3)))
-        for message in (AccountChangeMessage(version), segment, ContactChangeMessage(contact_version(1)), edit):
+        for message in (
+            AccountChangeMessage(version),
+            segment,
+            ContactChangesMessage((contact_version(1), contact_version(2))),
+            edit,
+        ):
             assert parse_change_message(message.to_body()) == message
 
     def test_activity_batch_survives_the_queue(self):
@@ -39,8 +44,12 @@ class TestRoundTrip:
         a, b = AccountChangeMessage(account_version()), AccountChangeMessage(account_version())
         assert a.group_id == "001000000000000001"
         assert a.deduplication_id == b.deduplication_id
-        assert ContactChangeMessage(contact_version(1, account=2)).group_id == "001000000000000002"
-        assert ContactChangeMessage(contact_version(1, account=None)).group_id == contact_id(1)
+        assert ContactChangesMessage((contact_version(1, account=2),)).group_id == "001000000000000002"
+        assert ContactChangesMessage((contact_version(1, account=None),)).group_id == "contacts-without-account"
+
+    def test_contacts_of_two_accounts_never_share_a_message(self):
+        with pytest.raises(MalformedMessage, match="several groups"):
+            ContactChangesMessage((contact_version(1, account=1), contact_version(2, account=2)))
 
 
 def _body(**overrides):

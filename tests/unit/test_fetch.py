@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from account_sync.contracts import AccountChangeMessage, ContactChangeMessage
+from account_sync.contracts import AccountChangeMessage, ContactChangesMessage
 from account_sync.domain.timestamps import EPOCH
 from account_sync.ports import ConfigurationError, SalesforceBudgetExhausted
 from account_sync.services.fetch_changes import FetchConfig, fetch_changes
@@ -64,10 +64,26 @@ def test_first_run_reads_everything_accounts_before_contacts(scenario):
     scenario.account(1, minute=1)
     scenario.contact(1, account=1, minute=2)
     report = scenario.run()
-    assert [type(m) for m in scenario.queue.messages] == [AccountChangeMessage, ContactChangeMessage]
+    assert [type(m) for m in scenario.queue.messages] == [AccountChangeMessage, ContactChangesMessage]
     assert report.queued == {"Account": 1, "Contact": 1}
     assert scenario.salesforce.windows[0] == ("Account", EPOCH, stamp(10))
     assert scenario.state.watermarks == {"Account": stamp(10), "Contact": stamp(10)}
+
+
+def test_contacts_travel_grouped_by_account_a_hundred_at_most_per_message(scenario):
+    for n in range(250):
+        scenario.contact(n, account=1 + n % 2, minute=1)
+    scenario.contact(999, account=3, minute=2)
+    report = scenario.run()
+    sizes = sorted((m.group_id, len(m.versions)) for m in scenario.queue.messages)
+    assert sizes == [
+        (account_id(1), 25),
+        (account_id(1), 100),
+        (account_id(2), 25),
+        (account_id(2), 100),
+        (account_id(3), 1),
+    ]
+    assert report.queued["Contact"] == 251 and report.messages["Contact"] == 5
 
 
 def test_the_next_window_overlaps_the_last_by_the_lookback(scenario):

@@ -88,33 +88,54 @@ class AccountSegmentMessage:
         )
 
 
+NO_ACCOUNT_GROUP = "contacts-without-account"
+CONTACTS_PER_MESSAGE = 100
+
+
+def contact_group(version: ContactVersion) -> str:
+    """A contact change travels with the account it joins (or, deleted, leaves), so that it never races that
+    account's fan-out; contacts without an account share one group."""
+    return version.account_id or NO_ACCOUNT_GROUP
+
+
 @dataclass(frozen=True)
-class ContactChangeMessage:
-    version: ContactVersion
-    type = "contact_change"
+class ContactChangesMessage:
+    """Contact versions of one message group (one account), up to CONTACTS_PER_MESSAGE: a bulk load of
+    20,000 contacts is a few hundred messages, not 20,000."""
+
+    versions: tuple[ContactVersion, ...]
+    type = "contact_changes"
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            raise MalformedMessage("a contact_changes message holds at least one version")
+        groups = {contact_group(v) for v in self.versions}
+        if len(groups) != 1:
+            raise MalformedMessage(f"contact versions of several groups in one message: {sorted(groups)}")
 
     @property
     def group_id(self) -> str:
-        """With the account it joins, so that it never races that account's fan-out."""
-        return self.version.account_id or self.version.contact_id
+        return contact_group(self.versions[0])
 
     @property
     def deduplication_id(self) -> str:
-        return _dedup_id(self.type, self.version.contact_id, self.version.system_modstamp)
+        return _dedup_id(self.type, *(f"{v.contact_id}@{v.system_modstamp}" for v in self.versions))
 
     def to_body(self) -> str:
-        v = self.version
         return _dump(
             {
-                "version": {
-                    "contact_id": v.contact_id,
-                    "system_modstamp": v.system_modstamp,
-                    "is_deleted": v.is_deleted,
-                    "account_id": v.account_id,
-                    "first_name": v.first_name,
-                    "last_name": v.last_name,
-                    "email": v.email,
-                }
+                "versions": [
+                    {
+                        "contact_id": v.contact_id,
+                        "system_modstamp": v.system_modstamp,
+                        "is_deleted": v.is_deleted,
+                        "account_id": v.account_id,
+                        "first_name": v.first_name,
+                        "last_name": v.last_name,
+                        "email": v.email,
+                    }
+                    for v in self.versions
+                ]
             },
             self.type,
         )
@@ -152,7 +173,7 @@ class LocalEditMessage:
         )
 
 
-ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangeMessage | LocalEditMessage
+ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangesMessage | LocalEditMessage
 
 
 def parse_change_message(body: str) -> ChangeMessage:
@@ -179,8 +200,11 @@ def parse_change_message(body: str) -> ChangeMessage:
             through_contact_id=_id(payload, "through_contact_id"),
             activity_logging=activity_logging,
         )
-    if kind == ContactChangeMessage.type:
-        return ContactChangeMessage(_contact_version(payload.get("version")))
+    if kind == ContactChangesMessage.type:
+        raw_versions = payload.get("versions")
+        if not isinstance(raw_versions, list) or not raw_versions:
+            raise MalformedMessage("versions must be a non-empty list")
+        return ContactChangesMessage(tuple(_contact_version(raw) for raw in raw_versions))
     if kind == LocalEditMessage.type:
         return LocalEditMessage(_local_edit(payload.get("edit")))
     raise MalformedMessage(f"unknown message type {kind!r}")

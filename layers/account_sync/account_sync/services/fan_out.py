@@ -24,6 +24,7 @@ from account_sync.contracts import (
     AccountSegmentMessage,
     ActivityBatchMessage,
     ChangeMessage,
+    ContactChangesMessage,
     ContactFieldChange,
     LocalEditMessage,
 )
@@ -110,7 +111,7 @@ class FanOut:
             return self.apply_segment(message)
         if isinstance(message, LocalEditMessage):
             return self.apply_local_edit(message.edit)
-        return self.apply_contact_change(message.version)
+        return self.apply_contact_changes(message)
 
     # --- account versions ------------------------------------------------------------------------------
 
@@ -269,6 +270,20 @@ class FanOut:
         ]
 
     # --- contact versions ------------------------------------------------------------------------------
+
+    def apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
+        """Each version applies on its own (conditional on the contact's SystemModstamp): a redelivery after a
+        partial failure rewrites nothing already written."""
+        report = FanOutReport(kind="contact_changes", outcome="applied", account_id=message.versions[0].account_id)
+        for account_id in {v.account_id for v in message.versions if v.account_id and not v.is_deleted}:
+            self._account(account_id)  # once, before the writes run side by side
+        if self._executor is None or len(message.versions) < 2:
+            applied = [self.apply_contact_change(version) for version in message.versions]
+        else:
+            applied = list(self._executor.map(self.apply_contact_change, message.versions))
+        report.contacts_written = sum(a.contacts_written for a in applied)
+        report.contacts_skipped = len(applied) - report.contacts_written
+        return report
 
     def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
         """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it."""

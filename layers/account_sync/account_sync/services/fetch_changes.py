@@ -10,10 +10,16 @@ applying a version is idempotent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from account_sync.contracts import AccountChangeMessage, ChangeMessage, ContactChangeMessage
+from account_sync.contracts import (
+    CONTACTS_PER_MESSAGE,
+    AccountChangeMessage,
+    ChangeMessage,
+    ContactChangesMessage,
+    contact_group,
+)
 from account_sync.domain.fields import canonical_value
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.domain.timestamps import EPOCH, normalize_timestamp, shift
@@ -41,7 +47,8 @@ class FetchReport:
     run_id: str
     outcome: str = "completed"
     window_end: str | None = None
-    queued: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})
+    queued: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})  # records
+    messages: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})
     windows: dict[str, list[str]] = field(default_factory=dict)
     api_calls: int = 0
     api_usage: str | None = None
@@ -81,7 +88,7 @@ def fetch_changes(
             account_fields,
             window_end,
             report,
-            lambda record: AccountChangeMessage(account_version(record, config.synced_fields)),
+            lambda records: account_messages(records, config.synced_fields),
         )
         _fetch_object(
             source,
@@ -92,7 +99,7 @@ def fetch_changes(
             list(CONTACT_FIELDS),
             window_end,
             report,
-            lambda record: ContactChangeMessage(contact_version(record)),
+            contact_messages,
         )
         return report
     finally:
@@ -111,22 +118,59 @@ def _fetch_object(
     fields: list[str],
     window_end: str,
     report: FetchReport,
-    to_message: Callable[[Mapping[str, object]], ChangeMessage],
+    to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage, int]]],
 ) -> None:
     watermark = state.load_watermark(sobject) or EPOCH
     window_start = max(EPOCH, shift(watermark, -config.lookback_seconds))
     report.windows[sobject] = [window_start, window_end]
     pending: list[ChangeMessage] = []
-    for record in source.changed_records(sobject, fields, window_start, window_end):
-        pending.append(to_message(record))
-        if len(pending) >= PUBLISH_CHUNK:
-            publisher.publish(pending)
-            report.queued[sobject] += len(pending)
-            pending = []
-    if pending:
+    pending_records = 0
+
+    def send() -> None:
         publisher.publish(pending)
-        report.queued[sobject] += len(pending)
+        report.queued[sobject] += pending_records
+        report.messages[sobject] += len(pending)
+
+    for message, records in to_messages(source.changed_records(sobject, fields, window_start, window_end)):
+        pending.append(message)
+        pending_records += records
+        if len(pending) >= PUBLISH_CHUNK:
+            send()
+            pending, pending_records = [], 0
+    if pending:
+        send()
     state.save_watermark(sobject, window_end, {"run_id": report.run_id, "queued": report.queued[sobject]})
+
+
+def account_messages(
+    records: Iterable[Mapping[str, object]], synced_fields: Iterable[str]
+) -> Iterator[tuple[ChangeMessage, int]]:
+    fields = tuple(synced_fields)
+    for record in records:
+        yield AccountChangeMessage(account_version(record, fields)), 1
+
+
+def contact_messages(
+    records: Iterable[Mapping[str, object]], per_message: int = CONTACTS_PER_MESSAGE, max_buffered: int = 5000
+) -> Iterator[tuple[ChangeMessage, int]]:
+    """Contacts of one account travel together, up to `per_message` a message; at most `max_buffered` wait."""
+    groups: dict[str, list[ContactVersion]] = {}
+    buffered = 0
+    for record in records:
+        version = contact_version(record)
+        group = groups.setdefault(contact_group(version), [])
+        group.append(version)
+        buffered += 1
+        if len(group) >= per_message:
+            del groups[contact_group(version)]
+            buffered -= len(group)
+            yield ContactChangesMessage(tuple(group)), len(group)
+        if buffered >= max_buffered:
+            for versions in groups.values():
+                yield ContactChangesMessage(tuple(versions)), len(versions)
+            groups, buffered = {}, 0
+    for versions in groups.values():
+        yield ContactChangesMessage(tuple(versions)), len(versions)
 
 
 def account_version(record: Mapping[str, object], synced_fields: Iterable[str]) -> AccountVersion:
