@@ -16,6 +16,7 @@ from account_sync.adapters import salesforce as salesforce_adapter
 from account_sync.adapters.salesforce import SalesforceRestSource
 from account_sync.adapters.salesforce_auth import AccessToken
 from account_sync.ports import TransientError
+from account_sync.settings import SettingsError, parse_field_list
 
 INSTANCE = "https://acme.my.salesforce.com"
 DESCRIBE = {"fields": [{"name": "Id"}, {"name": "Name"}]}
@@ -179,3 +180,21 @@ def test_a_hostile_record_stamp_stops_the_read_before_any_query():
     with pytest.raises(ValueError):
         next(records)
     assert len(http.requests) == 2  # the first page and the expired cursor: no restarted query
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Name, Industry FROM User WHERE Name != ''",
+        "Name,(SELECT Id FROM Contacts)",
+        "Name;DELETE",
+        "Name\nFROM User",
+        "Name--",
+        "Name,N\u0430me",
+        "Industry__c) FROM Account",
+        "Name,Owner.Email",
+    ],
+)
+def test_a_hostile_synced_field_list_is_refused_at_cold_start(raw):
+    with pytest.raises(SettingsError, match="invalid field names"):
+        parse_field_list(raw)
