@@ -13,9 +13,12 @@ once moto no longer needs it.
 
 Two speed fixes, same behaviour: moto's SQS is quadratic in the queue's depth, which a demo with tens of
 thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
-* For every message it adds (and twice more to validate it), moto reads `queue.attributes`, which counts every
+* For every message it sends, adds and validates (twice), moto reads `queue.attributes`, which counts every
   message of the queue three times to fill the Approximate* attributes, just to read `ContentBasedDeduplication`.
-  Here those calls see a view of the queue whose `attributes` holds only that flag.
+  Here those calls see a view of the queue whose `attributes` holds only that flag (`send_message` finds its
+  queue through a view of the backend that hands out such views). And to deduplicate a FIFO message, moto
+  compares it with every message of the queue: here an index by deduplication id finds the candidates, and
+  only a real duplicate costs a scan.
 * `Message.visible` and `Message.delayed` build two datetimes per call to learn the time; here they read
   `time.time()` (the same clock, in the same milliseconds).
 """
@@ -27,6 +30,7 @@ import time
 from typing import Any
 
 _MARK = "_account_sync_fifo_fix"
+_DEDUP_INDEX = "_account_sync_deduplication_index"
 
 
 def apply_moto_fixes() -> None:
@@ -68,6 +72,38 @@ class _QueueWithCheapAttributes:
         return {"ContentBasedDeduplication": "true" if self._queue.content_based_deduplication else "false"}
 
 
+class _BackendWithCheapQueues:
+    """The SQS backend, except that `get_queue` returns the cheap view of the queue (for `send_message`)."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def get_queue(self, queue_name: str) -> _QueueWithCheapAttributes:
+        return _QueueWithCheapAttributes(self._backend.get_queue(queue_name))
+
+
+def _is_duplicate(queue: Any, message: Any) -> bool:
+    """moto's rule (a message of the queue with the same deduplication id, sent less than 5 minutes before),
+    looked up in an index of the messages added instead of a scan of the queue. The queue stays the authority:
+    an indexed message counts only while it is still in the queue (deleted, purged or moved ones do not)."""
+    from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS
+
+    index: dict[str, list[Any]] = queue.__dict__.setdefault(_DEDUP_INDEX, {})
+    candidates = index.get(message.deduplication_id)
+    if not candidates:
+        return False
+    in_queue = {id(queued) for queued in queue._messages}
+    alive = [candidate for candidate in candidates if id(candidate) in in_queue]
+    index[message.deduplication_id] = alive
+    return any(
+        (message.sent_timestamp - candidate.sent_timestamp) / 1000 < DEDUPLICATION_TIME_IN_SECONDS
+        for candidate in alive
+    )
+
+
 def apply_moto_speedups() -> None:
     """Make moto's SQS send and visibility checks cheap (see the module docstring); idempotent."""
     from moto.sqs.models import Message, Queue, SQSBackend
@@ -78,13 +114,27 @@ def apply_moto_speedups() -> None:
     validate = SQSBackend._validate_message
 
     def cheap_add_message(self: Any, message: Any) -> None:
-        add_message(_QueueWithCheapAttributes(self), message)  # type: ignore[arg-type]
+        if not self.fifo_queue or not message.deduplication_id or self.lambda_event_source_mappings:
+            add_message(_QueueWithCheapAttributes(self), message)  # type: ignore[arg-type]
+            return
+        if _is_duplicate(self, message):
+            return
+        with self._messages_lock:
+            self._messages.append(message)
+            self._messages_lock.notify_all()
+        self.__dict__.setdefault(_DEDUP_INDEX, {}).setdefault(message.deduplication_id, []).append(message)
 
     def cheap_validate(self: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         return validate(self, _QueueWithCheapAttributes(queue), *args, **kwargs)  # type: ignore[arg-type]
 
+    send_message = SQSBackend.send_message
+
+    def cheap_send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return send_message(_BackendWithCheapQueues(self), *args, **kwargs)  # type: ignore[arg-type]
+
     setattr(cheap_add_message, _MARK, True)
     Queue.add_message = cheap_add_message  # type: ignore[method-assign]
     SQSBackend._validate_message = cheap_validate  # type: ignore[method-assign]
+    SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
     Message.visible = property(lambda message: time.time() * 1000.0 > message.visible_at)  # type: ignore[method-assign,assignment]
     Message.delayed = property(lambda message: time.time() * 1000.0 < message.delayed_until)  # type: ignore[method-assign,assignment]

@@ -1,27 +1,201 @@
-"""The child process of `MotoServer(separate_process=True)`: moto's server with the local stack's fixes."""
+"""The child process of `MotoServer(separate_process=True)`: moto's server with the local stack's fixes, and a
+count of the requests it serves.
+
+`RequestCounter` wraps moto's WSGI application and counts every request per (service, action, resource), the
+way AWS would bill it, at the endpoint itself rather than from what the client code believes it sent:
+
+* the service from the SigV4 credential scope of `Authorization` (`.../us-east-1/dynamodb/aws4_request`);
+* the action from `X-Amz-Target` (DynamoDB, JSON-protocol SQS, Secrets Manager: `DynamoDB_20120810.UpdateItem`)
+  or else the `Action` parameter of the query string or of a form-encoded body (query-protocol services);
+* the resource from a JSON body: the table (and index; `#COUNT` for a `Select=COUNT` query), the queue, or the
+  tables of a batch request; with `items`, the entries of a batch request (`BatchWriteItem`, `*MessageBatch`).
+
+`GET /_local/requests` answers the counts as JSON (`{"requests": [{service, action, resource, count, items,
+seconds}]}`, `seconds` being the time moto spent on them); `POST /_local/requests/reset` sets them to zero.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import logging
+import re
+import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
 
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import HOST, keep_connections_alive
 
+COUNTS_PATH = "/_local/requests"
+RESET_PATH = "/_local/requests/reset"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_TARGET_SERVICES = {"DynamoDB": "dynamodb", "AmazonSQS": "sqs", "secretsmanager": "secretsmanager"}
+_BATCH_ENTRIES = {
+    "SendMessageBatch": "Entries",
+    "DeleteMessageBatch": "Entries",
+    "ChangeMessageVisibilityBatch": "Entries",
+}
+
+StartResponse = Callable[..., Any]
+
+
+class RequestCounter:
+    """WSGI middleware counting the requests the wrapped application serves (see the module docstring)."""
+
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], list[float]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in (COUNTS_PATH, RESET_PATH):
+            return self._answer(environ, start_response, path)
+        key, items = self.classify(environ)
+        started = time.perf_counter()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.record(key, items, time.perf_counter() - started)
+
+    def record(self, key: tuple[str, str, str], items: int, seconds: float) -> None:
+        with self._lock:
+            counts = self._counts.setdefault(key, [0, 0, 0.0])
+            counts[0] += 1
+            counts[1] += items
+            counts[2] += seconds
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"service": s, "action": a, "resource": r, "count": int(c), "items": int(i), "seconds": round(t, 6)}
+                for (s, a, r), (c, i, t) in sorted(self._counts.items())
+            ]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    @staticmethod
+    def classify(environ: dict[str, Any]) -> tuple[tuple[str, str, str], int]:
+        """(service, action, resource) of a request, and how many entries a batch request carries. The body is
+        read once and put back for the application."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        prefix, _, target_action = target.partition(".")
+        service = scope.group(1) if scope else _TARGET_SERVICES.get(prefix.split("_")[0], "unknown")
+        body = _read_body(environ)
+        action = target_action
+        if not action:
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            if not params.get("Action") and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+                params = parse_qs(body.decode("utf-8", "replace"))
+            action = (
+                params.get("Action") or [environ.get("REQUEST_METHOD", "?") + " " + environ.get("PATH_INFO", "")]
+            )[0]
+        resource, items = "", 0
+        if body[:1] == b"{":
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                resource, items = _resource(action, payload)
+        return (service, action, resource), items
+
+    def _answer(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == RESET_PATH and method == "POST":
+            self.reset()
+            body = b'{"reset": true}'
+        elif path == COUNTS_PATH and method == "GET":
+            body = json.dumps({"requests": self.snapshot()}).encode()
+        else:
+            start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
+
+
+def _resource(action: str, payload: dict[str, Any]) -> tuple[str, int]:
+    if isinstance(payload.get("RequestItems"), dict):
+        tables = payload["RequestItems"]
+        entries = sum(len(v) if isinstance(v, list) else len(v.get("Keys", [])) for v in tables.values())
+        return ",".join(sorted(tables)), entries
+    if "TableName" in payload:
+        resource = str(payload["TableName"])
+        if payload.get("IndexName"):
+            resource += "/" + str(payload["IndexName"])
+        if payload.get("Select") == "COUNT":
+            resource += "#COUNT"
+        return resource, 0
+    if "QueueUrl" in payload:
+        entries = payload.get(_BATCH_ENTRIES.get(action, ""), [])
+        return str(payload["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1], len(entries) if isinstance(entries, list) else 0
+    if "QueueName" in payload:
+        return str(payload["QueueName"]), 0
+    if "SecretId" in payload:
+        return str(payload["SecretId"]), 0
+    return "", 0
+
+
+class CountingMotoServer:
+    """moto's server (as `moto.server.ThreadedMotoServer` runs it) behind a `RequestCounter`, in a thread."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.counter: RequestCounter | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> CountingMotoServer:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        apply_moto_fixes()
+        keep_connections_alive()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
+        self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self.host, self.port, self.counter, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
 
 def main(argv: list[str] | None = None) -> None:
-    from moto.server import ThreadedMotoServer
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    apply_moto_fixes()
-    keep_connections_alive()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
+    CountingMotoServer(args.host, args.port).start()
     while True:  # until the parent terminates this process
         time.sleep(3600)
 

@@ -18,7 +18,7 @@ The credentials are fake and the region is us-east-1: nothing here can reach rea
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 import socket
 import subprocess
@@ -27,8 +27,6 @@ import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
-
-from local_stack.moto_fixes import apply_moto_fixes
 
 REGION = "us-east-1"
 HOST = "127.0.0.1"
@@ -109,7 +107,8 @@ def keep_connections_alive() -> None:
 
 
 class MotoServer:
-    """`moto.server.ThreadedMotoServer` on 127.0.0.1 (a free port unless one is given).
+    """moto's threaded server on 127.0.0.1 (a free port unless one is given), counting the requests it serves
+    (`request_counts()`; see `local_stack.moto_process`).
 
     In this process by default; with `separate_process=True` in a child process, so that the server and the
     code under test do not share one interpreter lock (on two cores, a demo or a benchmark runs about twice as
@@ -147,13 +146,9 @@ class MotoServer:
             )
             self._wait_until_listening()
             return self
-        from moto.server import ThreadedMotoServer
+        from local_stack.moto_process import CountingMotoServer
 
-        apply_moto_fixes()
-        keep_connections_alive()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
+        self._server = CountingMotoServer(self.host, self.port).start()
         return self
 
     def _wait_until_listening(self, timeout: float = 30.0) -> None:
@@ -176,12 +171,31 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between two demos on one server."""
+        self._local_request("POST", "/moto-api/reset")
+
+    def request_counts(self) -> list[dict[str, Any]]:
+        """The requests the server has served since it started (or since `reset_request_counts()`), counted by
+        the server itself: `[{service, action, resource, count, items, seconds}]` (see `moto_process`)."""
+        from local_stack.moto_process import COUNTS_PATH
+
+        return list(json.loads(self._local_request("GET", COUNTS_PATH))["requests"])
+
+    def reset_request_counts(self) -> None:
+        from local_stack.moto_process import RESET_PATH
+
+        self._local_request("POST", RESET_PATH)
+
+    def _local_request(self, method: str, path: str) -> bytes:
         import http.client
 
         connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
-            connection.request("POST", "/moto-api/reset")
-            connection.getresponse().read()
+            connection.request(method, path)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{method} {path}: HTTP {response.status}")
+            return body
         finally:
             connection.close()
 
