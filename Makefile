@@ -11,6 +11,13 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 SAM_PATH := PATH="$(PY313):$$PATH"
+# checkov pins its own boto3 (and much else) against ours: it gets its own virtual environment, pinned.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# Every pinned requirements file: what pip-audit checks.
+PINNED_REQUIREMENTS := requirements-dev.txt layers/account_sync/requirements.txt functions/fetch_changes/requirements.txt
 # Libraries that only the fetch function may ship (see docs/decisions.md).
 SALESFORCE_ONLY := simple_salesforce zeep lxml
 export SAM_CLI_TELEMETRY := 0
@@ -30,11 +37,21 @@ demo: $(STAMP) ## run a real sync on the embedded local stack
 test: $(STAMP) ## unit + integration tests
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff, mypy and cfn-lint (the same rules as `sam validate --lint`)
+lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), checkov, bandit, pip-audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(BIN)/bandit --configfile pyproject.toml --quiet --recursive layers functions
+	$(BIN)/python local/dependency_audit.py $(PINNED_REQUIREMENTS)
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -67,4 +84,4 @@ build: $(SAM_STAMP) ## sam validate --lint, then sam build (arm64, python3.13) i
 	@du -sh .aws-sam/build/*/
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
+	rm -rf $(VENV) .venv-sam $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
