@@ -9,6 +9,7 @@ from typing import Protocol
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.conversion import ConversionOrder, ConvertedRecords, PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue
 from account_sync.domain.records import (
     AccountVersion,
@@ -50,6 +51,26 @@ class QueryLocatorExpired(AccountSyncError):
 
 class ConfigurationError(AccountSyncError):
     """The configuration does not match Salesforce (an unknown field)."""
+
+
+@dataclass(frozen=True)
+class SubrequestFailure:
+    """One failed subrequest of a composite call: its referenceId, Salesforce's errorCode and the fields named.
+    Salesforce's message is left out on purpose: it may quote the value refused (an email address)."""
+
+    reference_id: str
+    code: str
+    fields: tuple[str, ...] = ()
+
+
+class SalesforceRejected(AccountSyncError):
+    """Salesforce refused a write (a composite answers HTTP 200 even then: every sub-response is checked).
+    With allOrNone nothing was written; `failures` are the causes (the PROCESSING_HALTED ones are left out)."""
+
+    def __init__(self, failures: Sequence[SubrequestFailure]) -> None:
+        first = failures[0] if failures else SubrequestFailure("", "UNKNOWN")
+        super().__init__(f"Salesforce refused {first.reference_id or 'the request'}: {first.code}")
+        self.failures = tuple(failures)
 
 
 class QueueSendError(TransientError):
@@ -101,6 +122,14 @@ class SalesforceSource(Protocol):
     @property
     def api_calls(self) -> int:
         """API calls made by this client since it was created."""
+        ...
+
+
+class PersonConverter(Protocol):
+    def convert(self, order: ConversionOrder) -> ConvertedRecords:
+        """Upsert the Account, Contact and Opportunity of `order` by its key, all or none, in one call.
+        SalesforceRejected when Salesforce refused one of them (then none exists); TransientError when it could
+        not be reached (then it may or may not have committed: the same order again is safe)."""
         ...
 
 
@@ -235,3 +264,55 @@ class SyncStateStore(Protocol):
     def acquire_lease(self, owner: str, seconds: int) -> bool: ...
 
     def release_lease(self, owner: str) -> None: ...
+
+
+# --- what the HTTP API reads and links ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredContact:
+    """A contact item as the API sees it: a Salesforce Contact (it has a `contact_modstamp`), or a person of the
+    marketing store that is not one yet, possibly already converted (`conversion`)."""
+
+    contact_id: str
+    account_id: str | None
+    is_salesforce_contact: bool
+    is_deleted: bool = False
+    account_deleted: bool = False
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = field(default=None, repr=False)
+    conversion: PersonConversion | None = None
+
+
+class ContactLookup(Protocol):
+    def get_contact(self, contact_id: str) -> StoredContact | None: ...
+
+
+class AccountLookup(Protocol):
+    def get(self, account_id: str) -> AccountState | None: ...
+
+
+class PersonLinks(Protocol):
+    def link_conversion(self, conversion: PersonConversion) -> bool:
+        """Link the person to its Salesforce records in one conditional write: only while it is a person (not a
+        Salesforce contact) that is not linked to other records. False when the condition failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredActivity:
+    """An item of the activities table: a Change Data Value, or an account's suppressed change."""
+
+    subject_id: str
+    activity_key: str
+    attributes: Mapping[str, object]
+
+
+class ActivityHistory(Protocol):
+    def page(
+        self, subject_id: str, activity_type: str, limit: int, after_key: str | None
+    ) -> tuple[list[StoredActivity], str | None]:
+        """Up to `limit` items of `activity_type` under `subject_id`, newest first, starting after the item
+        `after_key`; with the key to start the next page from (None: there is none)."""
+        ...

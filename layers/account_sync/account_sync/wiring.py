@@ -1,7 +1,7 @@
 """Builds the services from the settings, once per cold start. Clients are created here, lazily, never at import.
 
-`salesforce_source` imports the Salesforce adapter inside the function, so that only the fetch function, the one
-that calls it, loads simple-salesforce.
+`salesforce_source_factory` and `build_person_conversions` import the Salesforce adapter inside the function, so
+that only the functions that call them (the fetch, Convert Person) load simple-salesforce.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from account_sync.adapters.dynamodb import (
     DynamoAccountRepository,
+    DynamoActivityHistory,
     DynamoActivityStore,
     DynamoContactRepository,
     DynamoSyncStateStore,
@@ -20,7 +21,10 @@ from account_sync.adapters.dynamodb_models import bind_table_names
 from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.services.activity_log import ActivityPublisherWithOverflow
+from account_sync.services.convert_person import PersonConversions
 from account_sync.services.fan_out import FanOut, FanOutConfig
+from account_sync.services.history import History
+from account_sync.services.local_edit import LocalEdits
 from account_sync.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,7 +86,36 @@ def build_sync_state(settings: Settings) -> DynamoSyncStateStore:
     return DynamoSyncStateStore()
 
 
-def salesforce_source_factory(settings: Settings) -> Callable[[], SalesforceRestSource]:
+def build_local_edits(settings: Settings, sqs: Any | None = None) -> LocalEdits:
+    bind_store(settings)
+    return LocalEdits(
+        contacts=DynamoContactRepository(),
+        accounts=DynamoAccountRepository(),
+        changes=build_change_publisher(settings, sqs),
+        synced_fields=settings.synced_account_fields,
+        now=utc_now,
+    )
+
+
+def build_history(settings: Settings) -> History:
+    bind_store(settings)
+    return History(
+        contacts=DynamoContactRepository(), accounts=DynamoAccountRepository(), activities=DynamoActivityHistory()
+    )
+
+
+def build_person_conversions(settings: Settings) -> PersonConversions:
+    from account_sync.adapters.salesforce import SalesforcePersonConverter
+
+    bind_store(settings)
+    converter = SalesforcePersonConverter(
+        salesforce_source_factory(settings, max_attempts=SalesforcePersonConverter.MAX_ATTEMPTS),
+        api_version=settings.salesforce_api_version,
+    )
+    return PersonConversions(people=DynamoContactRepository(), converter=converter, now=utc_now)
+
+
+def salesforce_source_factory(settings: Settings, max_attempts: int = 4) -> Callable[[], SalesforceRestSource]:
     """A new Salesforce client per run (its call count and API budget are per run), sharing one HTTP session
     and one authenticator, so that the token is reused across warm invocations."""
     import requests
@@ -109,4 +142,5 @@ def salesforce_source_factory(settings: Settings) -> Callable[[], SalesforceRest
         session,
         api_version=settings.salesforce_api_version,
         budget_share=settings.api_budget_share,
+        max_attempts=max_attempts,
     )

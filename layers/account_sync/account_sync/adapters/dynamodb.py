@@ -19,6 +19,7 @@ from account_sync.adapters.dynamodb_models import (
     SyncStateItem,
 )
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
 from account_sync.domain.records import (
     CHANGE_DATA_VALUE,
@@ -34,6 +35,8 @@ from account_sync.ports import (
     AcceptResult,
     AccountState,
     ContactSnapshot,
+    StoredActivity,
+    StoredContact,
     TransientError,
 )
 
@@ -358,6 +361,38 @@ class DynamoContactRepository:
                 ]
         return self._conditional_update(version.contact_id, actions, condition)
 
+    # --- the HTTP API -------------------------------------------------------------------------------------
+
+    def get_contact(self, contact_id: str) -> StoredContact | None:
+        try:
+            item = ContactItem.get(contact_id, consistent_read=True)
+        except ContactItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return _stored_contact(item)
+
+    def link_conversion(self, conversion: PersonConversion) -> bool:
+        """One write, all or nothing: the person is linked to its three records, or not at all. Only a person
+        (an item the fetch never wrote: no `contact_modstamp`) not linked yet; never a member of the account
+        (no `account_id`): the Contact arrives under its own Id with the fetch (docs/data-model.md)."""
+        condition = (
+            ContactItem.contact_id.exists()
+            & ContactItem.contact_modstamp.does_not_exist()
+            & ContactItem.converted_contact_id.does_not_exist()
+        )
+        actions = [
+            ContactItem.conversion_key.set(conversion.conversion_key),
+            ContactItem.converted_contact_id.set(conversion.contact_id),
+            ContactItem.converted_account_id.set(conversion.account_id),
+            ContactItem.converted_opportunity_id.set(conversion.opportunity_id),
+            ContactItem.converted_at.set(conversion.converted_at),
+            ContactItem.updated_at.set(self._now()),
+        ]
+        if conversion.converted_by:
+            actions.append(ContactItem.converted_by.set(conversion.converted_by))
+        return self._conditional_update(conversion.person_id, actions, condition)
+
     @staticmethod
     def _conditional_update(contact_id: str, actions: list[Any], condition: Condition) -> bool:
         try:
@@ -367,6 +402,31 @@ class DynamoContactRepository:
                 return False
             raise translate(exc) from exc
         return True
+
+
+def _stored_contact(item: ContactItem) -> StoredContact:
+    conversion = None
+    if item.converted_contact_id:
+        conversion = PersonConversion(
+            person_id=item.contact_id,
+            conversion_key=item.conversion_key or "",
+            account_id=item.converted_account_id or "",
+            contact_id=item.converted_contact_id,
+            opportunity_id=item.converted_opportunity_id or "",
+            converted_at=item.converted_at or "",
+            converted_by=item.converted_by,
+        )
+    return StoredContact(
+        contact_id=item.contact_id,
+        account_id=item.account_id,
+        is_salesforce_contact=item.contact_modstamp is not None,
+        is_deleted=bool(item.is_deleted),
+        account_deleted=bool(item.account_deleted),
+        first_name=item.first_name,
+        last_name=item.last_name,
+        email=item.email,
+        conversion=conversion,
+    )
 
 
 # --- activities ----------------------------------------------------------------------------------------
@@ -466,6 +526,42 @@ class DynamoActivityStore:
         raise TransientError(
             f"{len(pending)} of {len(requests)} activities still unprocessed after {self._max_attempts} attempts"
         )
+
+
+class DynamoActivityHistory:
+    """Pages of one subject's activities, newest first. Each request asks DynamoDB for no more items than are
+    still missing, so a page never reads past what it returns and the next page starts exactly where it stopped;
+    at most `max_requests` requests per page (a sparse filter returns a shorter page, with a next key)."""
+
+    def __init__(self, max_requests: int = 10) -> None:
+        self._max_requests = max_requests
+
+    def page(
+        self, subject_id: str, activity_type: str, limit: int, after_key: str | None
+    ) -> tuple[list[StoredActivity], str | None]:
+        connection = ActivityItem._get_connection()
+        start = {"subject_id": {"S": subject_id}, "activity_key": {"S": after_key}} if after_key else None
+        found: list[StoredActivity] = []
+        last_key: str | None = None
+        try:
+            for _ in range(self._max_requests):
+                response = connection.query(
+                    subject_id,
+                    filter_condition=ActivityItem.activity_type == activity_type,
+                    scan_index_forward=False,
+                    limit=limit - len(found),
+                    exclusive_start_key=start,
+                )
+                for raw in response.get("Items", []):
+                    item = ActivityItem.from_raw_data(raw)
+                    found.append(StoredActivity(item.subject_id, item.activity_key, item.attribute_values))
+                start = response.get("LastEvaluatedKey")
+                last_key = start["activity_key"]["S"] if start else None
+                if not start or len(found) >= limit:
+                    break
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return found, last_key
 
 
 def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:

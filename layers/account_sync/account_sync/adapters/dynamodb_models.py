@@ -48,6 +48,13 @@ class ContactItem(Model):
     is_deleted = BooleanAttribute(default=False)
     deleted_from_account_id = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # Convert Person: a person of the store linked to the Salesforce records its conversion created
+    conversion_key = UnicodeAttribute(null=True)
+    converted_contact_id = UnicodeAttribute(null=True)
+    converted_account_id = UnicodeAttribute(null=True)
+    converted_opportunity_id = UnicodeAttribute(null=True)
+    converted_at = UnicodeAttribute(null=True)
+    converted_by = UnicodeAttribute(null=True)
 
     by_account = AccountMembershipIndex()
 

@@ -1,4 +1,4 @@
-"""Salesforce REST through simple-salesforce. Only the fetch function imports this module.
+"""Salesforce REST through simple-salesforce. Only the fetch and Convert Person functions import this module.
 
 simple-salesforce has no retry of its own: this adapter retries 5xx, 420/429 and connection errors with
 backoff, renews the token once on 401, stops on REQUEST_LIMIT_EXCEEDED or once the configured share of the
@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from simple_salesforce import Salesforce
@@ -26,6 +27,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.format import format_soql
 
 from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
+from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, ConvertedRecords
 from account_sync.domain.timestamps import normalize_timestamp
 from account_sync.ports import (
     ApiUsage,
@@ -33,6 +35,8 @@ from account_sync.ports import (
     SalesforceAuthError,
     SalesforceBudgetExhausted,
     SalesforceQueryError,
+    SalesforceRejected,
+    SubrequestFailure,
     TransientError,
 )
 
@@ -119,6 +123,31 @@ class SalesforceRestSource:
                     raise
                 # The cursor is gone: read the rest of the window again from the last record seen.
 
+    # --- writes (Convert Person only) ---------------------------------------------------------------
+
+    def composite(
+        self,
+        subrequests: Sequence[Mapping[str, object]],
+        all_or_none: bool = True,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> list[Mapping[str, Any]]:
+        """POST /composite; the sub-responses when every one succeeded, SalesforceRejected otherwise.
+
+        Salesforce answers HTTP 200 even when a subrequest failed (and with allOrNone rolled everything back):
+        the status of each sub-response is what says whether anything was written. The call is retried like
+        every other (5xx, dropped connections, a renewed session): only idempotent subrequests belong here.
+        """
+        body = {"allOrNone": all_or_none, "compositeRequest": [dict(sub) for sub in subrequests]}
+        answer: Any = self._call(lambda sf: sf.restful("composite", method="POST", json=body, timeout=timeout))
+        responses = answer.get("compositeResponse") if isinstance(answer, dict) else None
+        if not isinstance(responses, list) or len(responses) != len(subrequests):
+            raise SalesforceQueryError("UNEXPECTED_RESPONSE", "the composite answer has no sub-response per request")
+        failures = [_subrequest_failure(r) for r in responses if not _succeeded(r)]
+        if failures:
+            causes = [f for f in failures if f.code != "PROCESSING_HALTED"]
+            raise SalesforceRejected(causes or failures)
+        return responses
+
     # --- plumbing ------------------------------------------------------------------------------------
 
     def _salesforce(self, renew: bool = False) -> Salesforce:
@@ -192,6 +221,62 @@ class SalesforceRestSource:
                 f"{self._usage.used} of {self._usage.limit} daily API calls used "
                 f"(budget {self._budget_share:.0%}); stopping before the next call"
             )
+
+
+class SalesforcePersonConverter:
+    """Convert Person (SPEC R5) in one composite call with allOrNone: the Account, the Contact and the
+    Opportunity, each upserted (PATCH by external id) by the conversion key. A retry of the same order updates
+    the same three records with the same values: never a second account."""
+
+    # Convert Person answers a person waiting on an HTTP API (30 s at most): few, short attempts.
+    MAX_ATTEMPTS = 3
+    TIMEOUT = (3.05, 8.0)  # connect, read (seconds)
+
+    def __init__(self, new_client: Callable[[], SalesforceRestSource], api_version: str) -> None:
+        self._new_client = new_client
+        self._api_version = api_version
+
+    def convert(self, order: ConversionOrder) -> ConvertedRecords:
+        base = f"/services/data/v{self._api_version}/sobjects"
+        key = quote(order.key, safe="")
+
+        def upsert(sobject: str, reference: str, values: Mapping[str, object]) -> dict[str, object]:
+            url = f"{base}/{sobject}/{EXTERNAL_ID_FIELD}/{key}"
+            return {"method": "PATCH", "url": url, "referenceId": reference, "body": dict(values)}
+
+        subrequests = [
+            upsert("Account", "account", order.account),
+            upsert("Contact", "contact", {**order.contact, "AccountId": "@{account.id}"}),
+            upsert("Opportunity", "opportunity", {**order.opportunity, "AccountId": "@{account.id}"}),
+        ]
+        responses = self._new_client().composite(subrequests, all_or_none=True, timeout=self.TIMEOUT)
+        bodies = {str(r.get("referenceId")): r.get("body") or {} for r in responses}
+        ids = {reference: str(body.get("id") or "") for reference, body in bodies.items()}
+        if not all(ids.get(reference) for reference in ("account", "contact", "opportunity")):
+            raise SalesforceQueryError("UNEXPECTED_RESPONSE", "an upsert answered without the record's id")
+        return ConvertedRecords(
+            account_id=ids["account"],
+            contact_id=ids["contact"],
+            opportunity_id=ids["opportunity"],
+            created=any(body.get("created") is True for body in bodies.values()),
+        )
+
+
+def _succeeded(response: Any) -> bool:
+    status = response.get("httpStatusCode") if isinstance(response, dict) else None
+    return isinstance(status, int) and 200 <= status < 300
+
+
+def _subrequest_failure(response: Any) -> SubrequestFailure:
+    reference = str(response.get("referenceId", "")) if isinstance(response, dict) else ""
+    body = response.get("body") if isinstance(response, dict) else None
+    error = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+    fields = error.get("fields")
+    return SubrequestFailure(
+        reference_id=reference,
+        code=str(error.get("errorCode", "UNKNOWN")),
+        fields=tuple(str(f) for f in fields) if isinstance(fields, list) else (),
+    )
 
 
 def _first_error(exc: SalesforceError) -> tuple[str, str]:
