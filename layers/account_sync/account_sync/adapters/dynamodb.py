@@ -566,7 +566,7 @@ class DynamoActivityHistory:
 
 def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
     """Exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # nosec B311 - jitter, not cryptography
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not cryptography  # nosec B311
 
 
 # --- sync state ----------------------------------------------------------------------------------------

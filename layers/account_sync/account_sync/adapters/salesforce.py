@@ -90,7 +90,7 @@ class SalesforceRestSource:
         for name in (sobject, *fields):
             if not _NAME.match(name):
                 raise ValueError(f"not a Salesforce API name: {name!r}")
-        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608  # nosec B608 - names checked above
+        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above  # nosec B608
         upper = f"SystemModstamp <= {_datetime_literal(end)}"
         order = "ORDER BY SystemModstamp ASC, Id ASC"
         last: tuple[str, str] | None = None
@@ -208,7 +208,7 @@ class SalesforceRestSource:
 
     def _backoff(self, attempt: int) -> None:
         """Exponential backoff with full jitter: up to base x 2^attempt."""
-        self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311  # nosec B311 - jitter
+        self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311 - jitter  # nosec B311
 
     def _record_usage(self, sf: Salesforce) -> None:
         usage = (getattr(sf, "api_usage", None) or {}).get("api-usage")

@@ -99,7 +99,7 @@ class SqsBatchSender:
             if not pending:
                 return rejected
             if attempt + 1 < self._max_attempts:
-                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311  # nosec B311 - jitter
+                self._sleep(random.uniform(0, self._base_delay * 2**attempt))  # noqa: S311 - jitter  # nosec B311
         raise QueueSendError(
             f"{len(pending)} of {len(batch)} messages not queued after {self._max_attempts} attempts: {last_error}"
         )

@@ -5,11 +5,14 @@ an earlier SystemModstamp; the (SystemModstamp, Id) order and the keyset restart
 records sharing a stamp. Accounts are queued before Contacts, so that a contact joining a new account finds it.
 Each object's watermark moves to `now` only once every change of its window is queued: a run that stops early
 (API budget, a crash) leaves it, and the next run reads the window again; re-reads are harmless, because
-applying a version is idempotent.
+applying a version is idempotent. A change the queue can never take (larger than its MaximumMessageSize) is the
+one exception: it is set aside and reported in `FetchReport.rejected`, so that it does not hold back every other
+change forever.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -26,6 +29,8 @@ from account_sync.domain.timestamps import EPOCH, normalize_timestamp, shift
 from account_sync.ports import (
     ChangePublisher,
     ConfigurationError,
+    MessagesRejected,
+    RejectedMessage,
     SalesforceSource,
     SyncStateStore,
 )
@@ -52,6 +57,9 @@ class FetchReport:
     windows: dict[str, list[str]] = field(default_factory=dict)
     api_calls: int = 0
     api_usage: str | None = None
+    # Changes the queue cannot take (larger than its MaximumMessageSize): set aside, never retried, each one
+    # logged and counted by the handler (ids, stamps, field names and sizes; never values).
+    rejected: list[dict[str, object]] = field(default_factory=list)
 
 
 def validate_synced_fields(source: SalesforceSource, synced_fields: Iterable[str]) -> None:
@@ -127,9 +135,16 @@ def _fetch_object(
     pending_records = 0
 
     def send() -> None:
-        publisher.publish(pending)
-        report.queued[sobject] += pending_records
-        report.messages[sobject] += len(pending)
+        refused: tuple[RejectedMessage, ...] = ()
+        try:
+            publisher.publish(pending)
+        except MessagesRejected as exc:
+            # The queue will never take these as they are: sending them again would fail every run and hold the
+            # watermark back for every other change. They are set aside and reported (docs/decisions.md).
+            refused = exc.rejected
+            report.rejected += [rejected_change(sobject, rejected) for rejected in refused]
+        report.queued[sobject] += pending_records - sum(_records_in(r.message) for r in refused)
+        report.messages[sobject] += len(pending) - len(refused)
 
     for message, records in to_messages(source.changed_records(sobject, fields, window_start, window_end)):
         pending.append(message)
@@ -140,6 +155,26 @@ def _fetch_object(
     if pending:
         send()
     state.save_watermark(sobject, window_end, {"run_id": report.run_id, "queued": report.queued[sobject]})
+
+
+def rejected_change(sobject: str, rejected: RejectedMessage) -> dict[str, object]:
+    """What an operator needs to find and fix a change the queue refused, without any of its values."""
+    message = rejected.message
+    described: dict[str, object] = {"sobject": sobject, "reason": rejected.reason}
+    if isinstance(message, AccountChangeMessage):
+        sizes = {name: len(json.dumps(value)) for name, value in message.version.fields.items()}
+        described.update(
+            record_id=message.version.account_id,
+            system_modstamp=message.version.system_modstamp,
+            largest_fields=dict(sorted(sizes.items(), key=lambda item: -item[1])[:3]),
+        )
+    elif isinstance(message, ContactChangesMessage):
+        described["record_ids"] = [version.contact_id for version in message.versions]
+    return described
+
+
+def _records_in(message: object) -> int:
+    return len(message.versions) if isinstance(message, ContactChangesMessage) else 1
 
 
 def account_messages(

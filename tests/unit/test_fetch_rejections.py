@@ -1,0 +1,73 @@
+"""A change the queue can never take is set aside and reported, and the fetch goes on: it used to fail every
+run at that record, so the watermark never moved again and every later change of every account waited."""
+
+from __future__ import annotations
+
+from account_sync.contracts import AccountChangeMessage
+from account_sync.ports import MessagesRejected, RejectedMessage
+from account_sync.services.fetch_changes import FetchConfig, fetch_changes
+
+from tests.support.cfn_yaml import load_template
+from tests.unit.factories import SYNCED, account_id, stamp
+from tests.unit.fakes import FakeSalesforce, FakeSyncState
+
+
+class RefusingPublisher:
+    """Queues every message but those of `too_large` accounts, which it names as MessagesRejected does."""
+
+    def __init__(self, too_large: set[str]) -> None:
+        self.too_large = too_large
+        self.messages: list = []
+
+    def publish(self, messages) -> None:
+        refused = [
+            m for m in messages if isinstance(m, AccountChangeMessage) and m.version.account_id in self.too_large
+        ]
+        self.messages += [m for m in messages if m not in refused]
+        if refused:
+            raise MessagesRejected([RejectedMessage(m, "300000 bytes, over the queue's 262144") for m in refused])
+
+
+def test_an_account_too_large_for_the_queue_is_reported_and_the_window_completes():
+    # given three changed accounts, the second one with a description far larger than a queue message
+    salesforce, state = FakeSalesforce(fields=(*SYNCED, "Description")), FakeSyncState()
+    for n in (1, 2, 3):
+        salesforce.records["Account"].append(
+            {
+                "Id": account_id(n),
+                "SystemModstamp": stamp(n),
+                "IsDeleted": False,
+                "Name": f"Account {n}",
+                "Description": "x" * (300_000 if n == 2 else 10),
+            }
+        )
+    publisher = RefusingPublisher(too_large={account_id(2)})
+    # when the fetch runs
+    report = fetch_changes(
+        salesforce, publisher, state, FetchConfig((*SYNCED, "Description")), now=lambda: stamp(10), run_id="run-1"
+    )
+    # then the two others are queued, the large one is reported without its values, and the watermark moved on
+    assert [m.version.account_id for m in publisher.messages] == [account_id(1), account_id(3)]
+    assert report.queued["Account"] == 2 and report.outcome == "completed"
+    (rejected,) = report.rejected
+    assert rejected == {
+        "sobject": "Account",
+        "reason": "300000 bytes, over the queue's 262144",
+        "record_id": account_id(2),
+        "system_modstamp": stamp(2),
+        "largest_fields": {"Description": 300_002, "Name": 11, "Industry": 4},
+    }
+    assert state.watermarks["Account"] == stamp(10)
+
+
+def test_the_alarm_on_rejected_changes_watches_the_metric_the_functions_emit():
+    template = load_template()
+    alarm = template["Resources"]["RejectedChangesAlarm"]["Properties"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "RejectedChanges",
+        0,
+        "GreaterThanThreshold",
+    )
