@@ -2,14 +2,20 @@
 
     python -m local_stack invoke FanOutFunction -e events/account_change.json
     python -m local_stack invoke fan_out -e events/account_change.json --env LOG_LEVEL=DEBUG
+    python -m local_stack up                     # a long-running stack: a sync cycle every 30 s (local_stack.up)
+    python -m local_stack invoke fetch_changes -e events/fetch_schedule.json --attach
+    python -m local_stack store contact <id>     # the running stack's store, as JSON (local_stack.store_query)
+    python -m local_stack token                  # an access token for its Salesforce (local_stack.salesforce_token)
 
 `invoke` starts a throwaway stack (moto server, every table and queue of template.yaml, the functions'
 environment), invokes one function with the event file and prints its response as JSON on stdout (logs go to
-stderr). A function error prints Lambda's error payload and exits with status 1. No Docker involved.
+stderr). A function error prints Lambda's error payload and exits with status 1. No Docker involved. With
+`--attach` it invokes the function in this process against the stack that `up` runs instead (found through
+`.local-stack/stack.json`), so that what it writes stays, and what it queues is applied by that stack's triggers.
 
 Adding a command: write `_add_<name>_command(subparsers)` that registers its parser with
 `set_defaults(run=<function taking the parsed args and returning an exit status>)`, and list it in
-`COMMANDS`.
+`COMMANDS` (a command that grows gets a module of its own with an `add_command(subparsers)`, as `up` has).
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from local_stack import salesforce_token, store_query, up
+from local_stack.running import add_state_dir_option
+
+if TYPE_CHECKING:
+    from local_stack.lambda_runtime import InvocationResult
 
 
 def _key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
@@ -50,8 +62,6 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_invoke(args: argparse.Namespace) -> int:
-    from local_stack.stack import LocalStack
-
     event: Any = {}
     if args.event == "-":
         event = json.load(sys.stdin)
@@ -60,21 +70,40 @@ def _run_invoke(args: argparse.Namespace) -> int:
             event = json.loads(Path(args.event).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise SystemExit(f"error: cannot read the event {args.event}: {exc}") from None
+    output = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # the function's logs (stdout on Lambda) go to stderr
+        try:
+            result = _invoke_attached(args, event) if args.attach else _invoke_throwaway(args, event)
+        except KeyError as exc:
+            raise SystemExit(f"error: {exc.args[0]}") from None
+    json.dump(result.payload, output, indent=2)
+    output.write("\n")
+    return 0 if result.ok else 1
+
+
+def _invoke_throwaway(args: argparse.Namespace, event: Any) -> InvocationResult:
+    from local_stack.stack import LocalStack
+
     stack = LocalStack(
         args.template,
         stage=args.stage,
         parameter_overrides=_key_values(args.parameter_overrides, "--parameter-overrides"),
         extra_env=_key_values(args.env, "--env"),
     )
-    output = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr), stack:  # the function's logs (stdout on Lambda) go to stderr
-        try:
-            result = stack.invoke_result(args.function, event)
-        except KeyError as exc:
-            raise SystemExit(f"error: {exc.args[0]}") from None
-    json.dump(result.payload, output, indent=2)
-    output.write("\n")
-    return 0 if result.ok else 1
+    with stack:
+        return stack.invoke_result(args.function, event)
+
+
+def _invoke_attached(args: argparse.Namespace, event: Any) -> InvocationResult:
+    from local_stack.running import NoRunningStack, RunningStack
+
+    try:
+        stack = RunningStack.connect(args.state_dir)
+    except NoRunningStack as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.parameter_overrides or args.stage != stack.stage:
+        raise SystemExit("error: --attach uses the running stack's stage and parameters (see its stack.json)")
+    return stack.invoke(args.function, event, extra_env=_key_values(args.env, "--env"), template=args.template)
 
 
 def _add_invoke_command(subparsers: Any) -> None:
@@ -85,11 +114,20 @@ def _add_invoke_command(subparsers: Any) -> None:
     )
     parser.add_argument("function", help="e.g. FanOutFunction, fan_out or account-sync-local-fan-out")
     parser.add_argument("-e", "--event", help="event JSON file (events/*.json), or - for stdin; default {}")
+    parser.add_argument(
+        "--attach", action="store_true", help="invoke it against the running stack of `up`, not a throwaway one"
+    )
     _add_stack_options(parser)
+    add_state_dir_option(parser)
     parser.set_defaults(run=_run_invoke)
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_invoke_command]
+COMMANDS: list[Callable[[Any], None]] = [
+    _add_invoke_command,
+    up.add_command,
+    store_query.add_command,
+    salesforce_token.add_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,11 @@
 
 The connected app's private key goes into Secrets Manager (on moto) under the template's secret name, the fetch
 gets the emulator's token URL and CA bundle (verification stays on), and nothing leaves this machine.
+
+By default every port is free and every key new. A long-running stack (`python -m local_stack up`) fixes the
+ports (`moto_port`, `salesforce_port`) and gives a `state_dir`: the emulator keeps its CA and the connected
+app's key pair there across runs (`ca.pem`, `client-key.pem`, `client-cert.pem`) and writes `connection.json`,
+so that another process can trust it and log in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from salesforce_emulator import SalesforceEmulator, generate_client_keypair
@@ -41,18 +47,25 @@ class SyncSandbox:
     page_size: int = 2000
     visibility_timeout: int = 1
     separate_process: bool = True  # the moto server in its own process: the second core does the AWS side
+    state_dir: str | Path | None = None  # the emulator's files, kept across runs (see the module docstring)
+    moto_port: int | None = None  # None: a free port
+    salesforce_port: int = 0  # 0: a free port
     stack: LocalStack | None = None
     salesforce: SalesforceEmulator = field(init=False)
 
     def __post_init__(self) -> None:
-        private_key, certificate = generate_client_keypair()
+        private_key, certificate = _client_keypair(Path(self.state_dir) if self.state_dir is not None else None)
         self._private_key = private_key
         self.salesforce = SalesforceEmulator(
             consumer_key=CONSUMER_KEY,
             username=INTEGRATION_USER,
             client_certificate_pem=certificate,
             page_size=self.page_size,
+            port=self.salesforce_port,
+            state_dir=self.state_dir,
         )
+        if self.state_dir is not None:
+            self.salesforce.client_private_key_pem = private_key  # written to the state dir as client-key.pem
 
     def start(self) -> SyncSandbox:
         import boto3
@@ -61,6 +74,7 @@ class SyncSandbox:
         self.stack = LocalStack(
             parameter_overrides=self.parameter_overrides,
             visibility_timeout=self.visibility_timeout,
+            port=self.moto_port,
             separate_process=self.separate_process,
         ).start()
         secret_name = str(self.stack.resources.parameters["SalesforceSecretName"])  # type: ignore[union-attr]
@@ -123,3 +137,12 @@ class SyncSandbox:
                 break
         total.elapsed_seconds = time.monotonic() - started
         return total
+
+
+def _client_keypair(state_dir: Path | None) -> tuple[str, str]:
+    """The connected app's key pair: the one kept in `state_dir` if there is one, else a new one."""
+    if state_dir is not None:
+        key_file, cert_file = state_dir / "client-key.pem", state_dir / "client-cert.pem"
+        if key_file.is_file() and cert_file.is_file():
+            return key_file.read_text(), cert_file.read_text()
+    return generate_client_keypair()

@@ -1,0 +1,278 @@
+"""`python -m local_stack up`: a long-running local stack that behaves like the deployed system.
+
+    python -m local_stack up [--moto-port 4566] [--salesforce-port 8443] [--schedule-seconds 30] [--seed small|none]
+
+Starts a `SyncSandbox` (moto server, the template's tables and queues, the Salesforce emulator over HTTPS with its
+CA and connected-app key kept in `.local-stack/salesforce/`), writes `.local-stack/stack.json` for `store`,
+`token` and `invoke --attach`, optionally loads the small data set of the demo, then runs a sync cycle (the
+fetch, then the SQS triggers until the queues are empty) every `--schedule-seconds`, one line per cycle. The
+triggers keep draining between cycles, so messages queued by another process (`invoke --attach`) are applied
+too. Ctrl-C (or SIGTERM) stops it: the moto process is terminated and the files stay for inspection. The
+functions' own output (their CloudWatch logs) goes to `.local-stack/functions.log`.
+
+With `--seed small` the activity threshold is the small data set's (50: one account has exactly 50 contacts,
+one has 51) and the fetch's overlap (`LookbackSeconds`) is one schedule period, as in the deployed system (5
+minutes, 300 s); `--parameter-overrides` wins over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import logging
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from local_stack.running import (
+    NoRunningStack,
+    RunningStack,
+    add_state_dir_option,
+    describe,
+    mark_stopped,
+    shown_path,
+    write_stack_file,
+)
+
+if TYPE_CHECKING:
+    from local_stack.sandbox import CycleResult, SyncSandbox
+    from local_stack.sqs_poller import DrainResult
+
+POLL_SECONDS = 0.5  # between two drains of the triggers, while no message waits
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def add_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="start a long-running local stack: a sync cycle on a schedule, until Ctrl-C",
+        description=__doc__.split("\n\n")[2],
+    )
+    parser.add_argument("--moto-port", type=int, default=4566, help="the moto server's port (default 4566)")
+    parser.add_argument(
+        "--salesforce-port", type=int, default=8443, help="the Salesforce emulator's HTTPS port (default 8443)"
+    )
+    parser.add_argument(
+        "--schedule-seconds", type=float, default=30.0, help="seconds between two sync cycles (default 30)"
+    )
+    parser.add_argument(
+        "--seed", choices=["small", "none"], default="small", help="load the demo's small data set (default small)"
+    )
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        type=_assignment,
+        metavar="NAME=VALUE",
+        help="template parameter values, as sam's --parameter-overrides",
+    )
+    add_state_dir_option(parser)
+    parser.set_defaults(run=run)
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"NAME=VALUE expected, not {text!r}")
+    return name, value
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.schedule_seconds <= 0:
+        raise SystemExit("error: --schedule-seconds must be positive")
+    state_dir: Path = args.state_dir.resolve()
+    with contextlib.suppress(NoRunningStack):
+        running = RunningStack.connect(state_dir)
+        raise SystemExit(
+            f"error: a local stack is already running from {running.path} "
+            f"(pid {running.description.get('pid')}, {running.endpoint_url})"
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # The fan-out's parallel writes outnumber botocore's pool of 10 connections: a harmless warning each time.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    overrides = _parameter_overrides(args)
+    console = Console(sys.stdout)
+    log_path = state_dir / "functions.log"
+    with log_path.open("a", encoding="utf-8") as function_logs, contextlib.redirect_stdout(function_logs):
+        return _serve(args, state_dir, overrides, console, log_path)
+
+
+def _parameter_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = {"LookbackSeconds": str(max(1, round(args.schedule_seconds)))}
+    if args.seed == "small":
+        from local_stack.demo import SCALES
+
+        overrides["ActivityThreshold"] = str(SCALES["small"].threshold)
+    overrides.update(dict(args.parameter_overrides))
+    return overrides
+
+
+class Console:
+    """The lines a person watching `up` reads; timestamped, flushed at once."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def event(self, text: str) -> None:
+        self.say(f"[{datetime.datetime.now().strftime('%H:%M:%S')}] {text}")
+
+
+def _serve(
+    args: argparse.Namespace, state_dir: Path, overrides: dict[str, str], console: Console, log_path: Path
+) -> int:
+    from local_stack.sandbox import SyncSandbox
+
+    for port, option in ((args.moto_port, "--moto-port"), (args.salesforce_port, "--salesforce-port")):
+        _check_port_free(port, option)
+    sandbox = SyncSandbox(
+        parameter_overrides=overrides,
+        state_dir=state_dir / "salesforce",
+        moto_port=args.moto_port or None,
+        salesforce_port=args.salesforce_port,
+    )
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            with _signals_ignored(signal.SIGINT):  # a Ctrl-C reaches the moto process too: this process stops it
+                sandbox.start()
+        except (OSError, RuntimeError, ValueError) as exc:  # a port taken, a bad parameter value...
+            raise SystemExit(f"error: cannot start the local stack: {exc}") from None
+        stack_file = write_stack_file(state_dir, describe(sandbox, state_dir, overrides))
+        _introduce(sandbox, console, stack_file, log_path, args)
+        if args.seed == "small":
+            _seed_small(sandbox, console)
+        console.say(f"A sync cycle every {args.schedule_seconds:g} s. Ctrl-C stops.")
+        _run_schedule(sandbox, console, args.schedule_seconds)
+    except KeyboardInterrupt:
+        console.say("")
+        console.event("stopping")
+    finally:
+        with _signals_ignored():  # a second Ctrl-C must not leave the moto process behind
+            sandbox.stop()
+            mark_stopped(state_dir)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    console.event(f"stopped; the files stay in {shown_path(state_dir)}")
+    return 0
+
+
+def _check_port_free(port: int, option: str) -> None:
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"error: port {port} is in use; choose another with {option}") from None
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_ignored(*signals: int) -> Iterator[None]:
+    """SIGINT and SIGTERM (or `signals`) ignored in here.
+
+    Processes started in here inherit an ignored SIGINT (and Python keeps it ignored), so a Ctrl-C in the
+    terminal, which reaches the whole process group, stops only this process, which then stops them.
+    """
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals or _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _introduce(sandbox: SyncSandbox, console: Console, stack_file: Path, log_path: Path, args: Any) -> None:
+    salesforce = sandbox.salesforce
+    resources = sandbox.local.resources
+    assert resources is not None
+    parameters = resources.parameters
+    console.event("local stack up")
+    console.say(f"  AWS (moto) ........ {sandbox.local.endpoint_url}  (stage {sandbox.local.stage})")
+    console.say(f"  Salesforce ........ {salesforce.url}  (CA {shown_path(salesforce.ca_bundle)})")
+    console.say(f"  stack file ........ {shown_path(stack_file)}")
+    console.say(f"  functions' logs ... {shown_path(log_path)}")
+    console.say(
+        f"  parameters ........ ActivityThreshold={parameters['ActivityThreshold']} "
+        f"LookbackSeconds={parameters['LookbackSeconds']}"
+    )
+    state = "" if args.state_dir == Path(".local-stack") else f" --state-dir {args.state_dir}"
+    console.say(f"  look at it ........ python -m local_stack store state{state}")
+    console.say(f"  change Salesforce . python -m local_stack token{state}  (an access token and a curl example)")
+
+
+def _seed_small(sandbox: SyncSandbox, console: Console) -> None:
+    from local_stack.demo import SCALES, Story, load_salesforce
+
+    story = Story()
+    accounts, contacts = load_salesforce(sandbox, SCALES["small"], random.Random(7), story)
+    threshold = SCALES["small"].threshold
+    console.event(f"Salesforce seeded: {accounts} accounts, {contacts} contacts")
+    console.say(f"  {story.at_threshold}: exactly {threshold} contacts (activities logged)")
+    console.say(f"  {story.above_threshold}: {threshold + 1} contacts (activities suppressed)")
+
+
+def _run_schedule(sandbox: SyncSandbox, console: Console, period: float) -> None:
+    """A cycle now and then every `period` seconds; the triggers drain the queues in between."""
+    number = 0
+    next_cycle = time.monotonic()
+    while True:
+        if time.monotonic() >= next_cycle:
+            number += 1
+            _cycle(sandbox, console, number)
+            next_cycle = max(next_cycle + period, time.monotonic())
+            continue
+        between = sandbox.local.drain(until_empty=False, timeout=max(0.1, next_cycle - time.monotonic()))
+        if between.received:
+            console.event(f"between cycles: {_applied(between)}")
+        else:
+            time.sleep(min(POLL_SECONDS, max(0.0, next_cycle - time.monotonic())))
+
+
+def _cycle(sandbox: SyncSandbox, console: Console, number: int) -> CycleResult | None:
+    from local_stack.lambda_runtime import LambdaInvocationError
+
+    activities_before = _activity_count(sandbox)
+    try:
+        cycle = sandbox.run_cycle()
+    except LambdaInvocationError as exc:  # the next schedule tries again, as EventBridge would
+        console.event(f"cycle {number}: the fetch failed: {exc}")
+        return None
+    queued = cycle.fetch.get("queued") or {}
+    outcome = cycle.fetch.get("outcome", "completed")
+    console.event(
+        f"cycle {number}: queued {queued.get('Account', 0)} accounts, {queued.get('Contact', 0)} contacts"
+        f"{'' if outcome == 'completed' else f' ({outcome})'}; {_applied(cycle.drain)}; "
+        f"activities +{_activity_count(sandbox) - activities_before}; "
+        f"{cycle.salesforce_calls} Salesforce API calls; {cycle.seconds:.1f}s"
+    )
+    return cycle
+
+
+def _applied(drained: DrainResult) -> str:
+    return (
+        f"applied {drained.succeeded} messages in {drained.invocations} invocations "
+        f"({drained.failed} retried, {drained.moved_to_dlq} to a DLQ)"
+    )
+
+
+def _activity_count(sandbox: SyncSandbox) -> int:
+    """Items in the activities table (moto counts them live; DynamoDB would every few hours)."""
+    import boto3
+
+    resources = sandbox.local.resources
+    assert resources is not None
+    table = boto3.client("dynamodb").describe_table(TableName=resources.table_name("ActivitiesTable"))
+    return int(table["Table"].get("ItemCount", 0))
