@@ -61,7 +61,22 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:PutItem", "ActivitiesTable"),
         ("dynamodb:BatchWriteItem", "ActivitiesTable"),
     },
+    # The HTTP API: reads, and local edits queued for the fan-out (it never writes a contact itself).
+    "MarketingApiFunction": {
+        ("dynamodb:GetItem", "ContactsTable"),
+        ("dynamodb:GetItem", "AccountsTable"),
+        ("dynamodb:Query", "ActivitiesTable"),
+        ("sqs:SendMessage", "AccountChangesQueue"),
+    },
+    # Convert Person: the Salesforce key, the person read and linked (one conditional UpdateItem).
+    "ConvertPersonFunction": {
+        ("secretsmanager:GetSecretValue", "secret:${SalesforceSecretName}-??????"),
+        ("dynamodb:GetItem", "ContactsTable"),
+        ("dynamodb:UpdateItem", "ContactsTable"),
+    },
 }
+# Only these functions may ship simple-salesforce (cold start, package size: docs/decisions.md).
+SALESFORCE_FUNCTIONS = {"FetchChangesFunction", "ConvertPersonFunction"}
 
 
 @pytest.fixture(scope="module")
@@ -415,3 +430,60 @@ def test_cfn_lint_finds_nothing() -> None:
     api = pytest.importorskip("cfnlint.api")
     matches = api.lint_file(TEMPLATE_PATH, config=api.ManualArgs(regions=["us-east-1"]))
     assert [str(match) for match in matches] == []
+
+
+# --- the HTTP API ------------------------------------------------------------------------------------
+
+
+def _http_routes(template: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """(method, path) -> (function id, event properties) for every HttpApi event."""
+    routes = {}
+    for function_id, function in _functions(template).items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                routes[(props["Method"], props["Path"])] = (function_id, props)
+    return routes
+
+
+def test_the_http_api_takes_iam_signed_requests_only(template: dict[str, Any]) -> None:
+    (api_id,) = _resources(template, "AWS::Serverless::HttpApi")
+    auth = template["Resources"][api_id]["Properties"]["Auth"]
+    assert auth == {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+    routes = _http_routes(template)
+    assert set(routes) == {
+        ("POST", "/contacts/{contact_id}/account-edits"),
+        ("GET", "/contacts/{contact_id}/activities"),
+        ("GET", "/accounts/{account_id}/suppressed-changes"),
+        ("POST", "/people/{person_id}/convert"),
+    }
+    for route, (function_id, props) in routes.items():
+        assert _logical_id(props["ApiId"]) == api_id, route
+        assert props["PayloadFormatVersion"] == "2.0", route
+        assert "Auth" not in props, f"{route}: no route may opt out of the IAM authorizer"
+        timeout = int(_function_setting(template, _functions(template)[function_id], "Timeout"))
+        assert timeout * 1000 < int(props.get("TimeoutInMillis", 30000)) <= 30000, route
+
+
+def test_convert_person_is_its_own_function_and_granted_apart(template: dict[str, Any]) -> None:
+    routes = _http_routes(template)
+    assert routes[("POST", "/people/{person_id}/convert")][0] == "ConvertPersonFunction"
+    assert {function_id for function_id, _ in routes.values()} == {"MarketingApiFunction", "ConvertPersonFunction"}
+    grants = {
+        owner: sorted(_resource_label(r) for r in _as_list(statement["Resource"]))
+        for owner, statement in _statements(template)
+        if "execute-api:Invoke" in _as_list(statement["Action"])
+    }
+    assert set(grants) == {"MarketingApiCallerPolicy", "ConvertPersonCallerPolicy"}
+    assert all("convert" not in resource for resource in grants["MarketingApiCallerPolicy"])
+    assert [r.split("/")[-3:] for r in grants["ConvertPersonCallerPolicy"]] == [["people", "*", "convert"]]
+
+
+def test_only_the_fetch_and_convert_person_ship_simple_salesforce(template: dict[str, Any]) -> None:
+    root = TEMPLATE_PATH.parent
+    assert "simple-salesforce" not in (root / "layers/account_sync/requirements.txt").read_text()
+    for function_id, function in _functions(template).items():
+        requirements = root / function["Properties"]["CodeUri"] / "requirements.txt"
+        lines = requirements.read_text().splitlines() if requirements.is_file() else []
+        ships = any(line.split("#")[0].strip().startswith("simple-salesforce") for line in lines)
+        assert ships == (function_id in SALESFORCE_FUNCTIONS), function_id

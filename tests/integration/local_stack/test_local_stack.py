@@ -79,7 +79,13 @@ def test_the_projects_template_starts_with_one_trigger_per_sqs_event(monkeypatch
         assert stack.pollers["FanOutFunction.AccountChanges"].fifo
         assert os.environ["CONTACTS_TABLE"] == "account-sync-local-contacts"
         assert "account-sync-local-contacts" in boto3.client("dynamodb").list_tables()["TableNames"]
-        assert set(stack.runtime.functions) == {"FetchChangesFunction", "FanOutFunction", "ActivityLogFunction"}
+        assert set(stack.runtime.functions) == {
+            "FetchChangesFunction",
+            "FanOutFunction",
+            "ActivityLogFunction",
+            "MarketingApiFunction",
+            "ConvertPersonFunction",
+        }
         assert stack.schedule("fetch_changes").expression == "rate(5 minutes)"
 
 
