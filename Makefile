@@ -17,8 +17,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 # Every pinned requirements file: what pip-audit checks.
-PINNED_REQUIREMENTS := requirements-dev.txt layers/account_sync/requirements.txt functions/fetch_changes/requirements.txt
-# Libraries that only the fetch function may ship (see docs/decisions.md).
+PINNED_REQUIREMENTS := requirements-dev.txt layers/account_sync/requirements.txt functions/fetch_changes/requirements.txt \
+	functions/convert_person/requirements.txt
+# Libraries that only the fetch and Convert Person functions may ship (see docs/decisions.md).
 SALESFORCE_ONLY := simple_salesforce zeep lxml
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
@@ -74,10 +75,11 @@ $(SAM_STAMP):
 build: $(SAM_STAMP) ## sam validate --lint, then sam build (arm64, python3.13) into .aws-sam/build
 	$(SAM_PATH) $(SAM) validate --lint
 	$(SAM_PATH) $(SAM) build
-	@for artefact in .aws-sam/build/FanOutFunction .aws-sam/build/ActivityLogFunction .aws-sam/build/SharedLayer; do \
+	@for artefact in .aws-sam/build/FanOutFunction .aws-sam/build/ActivityLogFunction .aws-sam/build/MarketingApiFunction \
+		.aws-sam/build/SharedLayer; do \
 		for lib in $(SALESFORCE_ONLY); do \
 			if find $$artefact -maxdepth 2 -name $$lib | grep -q .; then \
-				echo "$$artefact ships $$lib: only the fetch function may"; exit 1; \
+				echo "$$artefact ships $$lib: only the fetch and Convert Person functions may"; exit 1; \
 			fi; \
 		done; \
 	done
