@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import uuid
 
-from account_sync.contracts import AccountChangeMessage, ActivityBatchMessage, ContactFieldChange
+from account_sync.contracts import (
+    AccountChangeMessage,
+    ActivityBatchMessage,
+    ContactFieldChange,
+    parse_change_message,
+)
 from account_sync.domain.records import ChangeOrigin
 
 from tests.integration.guarantees.conftest import Pipeline, account_item, activity_keys, contact_fields, given_contacts
@@ -57,10 +62,11 @@ def test_redriven_account_changes_are_applied_once_and_an_outdated_one_changes_n
     pipeline.drain()
     activities_before = activity_keys()
     # when the dead-letter queue is redriven, twice (a second operator, or a retried move task)
+    dead_letters = pipeline.bodies("AccountChangesDeadLetterQueue")
     moved = redrive(pipeline, "AccountChangesDeadLetterQueue", "AccountChangesQueue")
     pipeline.drain()
-    for body in [AccountChangeMessage(account_version(2, minute=1, Industry="Old")).to_body()]:
-        pipeline.queue_raw(body, group=account_id(2))  # the same message again, under a new id
+    for body in dead_letters:  # the second redrive: the same messages, under new ids
+        pipeline.queue_raw(body, group=parse_change_message(body).group_id)
     pipeline.drain()
     # then account 1 kept its newer version, and account 2's version was applied, its activities once each
     assert moved == 2
