@@ -1,6 +1,7 @@
 """`python -m local_stack up`: a long-running local stack that behaves like the deployed system.
 
-    python -m local_stack up [--moto-port 4566] [--salesforce-port 8443] [--schedule-seconds 30] [--seed small|none]
+    python -m local_stack up [--moto-port 4566] [--salesforce-port 8443] [--api-port 3000] [--schedule-seconds 30]
+                             [--seed small|none]
 
 Starts a `SyncSandbox` (moto server, the template's tables and queues, the Salesforce emulator over HTTPS with its
 CA and connected-app key kept in `.local-stack/salesforce/`), writes `.local-stack/stack.json` for `store`,
@@ -8,7 +9,8 @@ CA and connected-app key kept in `.local-stack/salesforce/`), writes `.local-sta
 fetch, then the SQS triggers until the queues are empty) every `--schedule-seconds`, one line per cycle. The
 triggers keep draining between cycles, so messages queued by another process (`invoke --attach`) are applied
 too. Ctrl-C (or SIGTERM) stops it: the moto process is terminated and the files stay for inspection. The
-functions' own output (their CloudWatch logs) goes to `.local-stack/functions.log`.
+functions' own output (their CloudWatch logs) goes to `.local-stack/functions.log`. The template's HTTP API is
+served on 127.0.0.1:`--api-port` (`local_stack.http_api`: unsigned requests, one local IAM identity).
 
 With `--seed small` the activity threshold is the small data set's (50: one account has exactly 50 contacts,
 one has 51) and the fetch's overlap (`LookbackSeconds`) is one schedule period, as in the deployed system (5
@@ -41,6 +43,7 @@ from local_stack.running import (
 )
 
 if TYPE_CHECKING:
+    from local_stack.http_api import LocalHttpApi
     from local_stack.sandbox import CycleResult, SyncSandbox
     from local_stack.sqs_poller import DrainResult
 
@@ -60,6 +63,9 @@ def add_command(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--schedule-seconds", type=float, default=30.0, help="seconds between two sync cycles (default 30)"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=3000, help="the HTTP API's port on 127.0.0.1 (default 3000; 0: none)"
     )
     parser.add_argument(
         "--seed", choices=["small", "none"], default="small", help="load the demo's small data set (default small)"
@@ -131,7 +137,11 @@ def _serve(
 ) -> int:
     from local_stack.sandbox import SyncSandbox
 
-    for port, option in ((args.moto_port, "--moto-port"), (args.salesforce_port, "--salesforce-port")):
+    for port, option in (
+        (args.moto_port, "--moto-port"),
+        (args.salesforce_port, "--salesforce-port"),
+        (args.api_port, "--api-port"),
+    ):
         _check_port_free(port, option)
     sandbox = SyncSandbox(
         parameter_overrides=overrides,
@@ -140,6 +150,7 @@ def _serve(
         salesforce_port=args.salesforce_port,
     )
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    http_api: LocalHttpApi | None = None
     try:
         try:
             with _signals_ignored(signal.SIGINT):  # a Ctrl-C reaches the moto process too: this process stops it
@@ -148,6 +159,7 @@ def _serve(
             raise SystemExit(f"error: cannot start the local stack: {exc}") from None
         stack_file = write_stack_file(state_dir, describe(sandbox, state_dir, overrides))
         _introduce(sandbox, console, stack_file, log_path, args)
+        http_api = _start_http_api(sandbox, console, args.api_port)
         if args.seed == "small":
             _seed_small(sandbox, console)
         console.say(f"A sync cycle every {args.schedule_seconds:g} s. Ctrl-C stops.")
@@ -157,6 +169,8 @@ def _serve(
         console.event("stopping")
     finally:
         with _signals_ignored():  # a second Ctrl-C must not leave the moto process behind
+            if http_api is not None:
+                http_api.stop()
             sandbox.stop()
             mark_stopped(state_dir)
         signal.signal(signal.SIGTERM, previous_sigterm)
@@ -211,6 +225,19 @@ def _introduce(sandbox: SyncSandbox, console: Console, stack_file: Path, log_pat
     state = "" if args.state_dir == Path(".local-stack") else f" --state-dir {args.state_dir}"
     console.say(f"  look at it ........ python -m local_stack store state{state}")
     console.say(f"  change Salesforce . python -m local_stack token{state}  (an access token and a curl example)")
+
+
+def _start_http_api(sandbox: SyncSandbox, console: Console, port: int) -> LocalHttpApi | None:
+    """The template's HTTP API on 127.0.0.1 (unsigned requests: see local_stack.http_api)."""
+    if not port:
+        return None
+    from local_stack.http_api import LocalHttpApi, http_routes
+
+    stack = sandbox.local
+    assert stack.runtime is not None
+    api = LocalHttpApi(stack.runtime, http_routes(stack.template), port=port).start()
+    console.say(f"  HTTP API .......... {api.url}  (the template's routes; README: HTTP API)")
+    return api
 
 
 def _seed_small(sandbox: SyncSandbox, console: Console) -> None:

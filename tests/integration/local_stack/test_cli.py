@@ -36,7 +36,7 @@ class UpProcess:
 
     def __init__(self, state_dir: Path, *options: str) -> None:
         self.state_dir = state_dir
-        self.moto_port, self.salesforce_port = free_port(), free_port()
+        self.moto_port, self.salesforce_port, self.api_port = free_port(), free_port(), free_port()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["local", "layers/account_sync"])}
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the project's own module
             [
@@ -48,6 +48,8 @@ class UpProcess:
                 str(self.moto_port),
                 "--salesforce-port",
                 str(self.salesforce_port),
+                "--api-port",
+                str(self.api_port),
                 "--state-dir",
                 str(state_dir),
                 *options,
