@@ -58,7 +58,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP) ## what a sync costs, against size (bench/results.md, bench/cost.png); BENCH_ARGS=--large adds 100k contacts
 	PYTHONPATH=local:layers/account_sync $(BIN)/python -m local_stack.bench $(BENCH_ARGS)
 
 $(SAM_STAMP):

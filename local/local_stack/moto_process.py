@@ -11,7 +11,9 @@ way AWS would bill it, at the endpoint itself rather than from what the client c
   tables of a batch request; with `items`, the entries of a batch request (`BatchWriteItem`, `*MessageBatch`).
 
 `GET /_local/requests` answers the counts as JSON (`{"requests": [{service, action, resource, count, items,
-seconds}]}`, `seconds` being the time moto spent on them); `POST /_local/requests/reset` sets them to zero.
+seconds}], "connections": N}`, `seconds` being the time moto spent on them and `connections` the TCP connections
+the requests came on: a client that keeps its connections alive opens few); `POST /_local/requests/reset` sets
+them to zero.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ class RequestCounter:
         self.app = app
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], list[float]] = {}
+        self._connections: set[tuple[str, str]] = set()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in (COUNTS_PATH, RESET_PATH):
             return self._answer(environ, start_response, path)
         key, items = self.classify(environ)
+        with self._lock:
+            self._connections.add((environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")))
         started = time.perf_counter()
         try:
             return self.app(environ, start_response)
@@ -76,9 +81,15 @@ class RequestCounter:
                 for (s, a, r), (c, i, t) in sorted(self._counts.items())
             ]
 
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._connections.clear()
 
     @staticmethod
     def classify(environ: dict[str, Any]) -> tuple[tuple[str, str, str], int]:
@@ -113,7 +124,7 @@ class RequestCounter:
             self.reset()
             body = b'{"reset": true}'
         elif path == COUNTS_PATH and method == "GET":
-            body = json.dumps({"requests": self.snapshot()}).encode()
+            body = json.dumps({"requests": self.snapshot(), "connections": self.connections}).encode()
         else:
             start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Content-Length", "0")])
             return [b""]

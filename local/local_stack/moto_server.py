@@ -176,9 +176,13 @@ class MotoServer:
     def request_counts(self) -> list[dict[str, Any]]:
         """The requests the server has served since it started (or since `reset_request_counts()`), counted by
         the server itself: `[{service, action, resource, count, items, seconds}]` (see `moto_process`)."""
+        return list(self.request_report()["requests"])
+
+    def request_report(self) -> dict[str, Any]:
+        """`request_counts()` and `connections`: how many TCP connections those requests came on."""
         from local_stack.moto_process import COUNTS_PATH
 
-        return list(json.loads(self._local_request("GET", COUNTS_PATH))["requests"])
+        return dict(json.loads(self._local_request("GET", COUNTS_PATH)))
 
     def reset_request_counts(self) -> None:
         from local_stack.moto_process import RESET_PATH

@@ -68,6 +68,8 @@ def test_requests_are_counted_per_service_action_and_resource(clean_env, separat
             ("sqs", "SendMessageBatch", "work"): (1, 3),
         }
         assert dynamodb.get_item(TableName="notes", Key={"k": {"S": "2"}})["Item"]["v"] == {"S": "x"}
+        # and the TCP connections those requests came on are counted too
+        assert server.request_report()["connections"] >= 1
         # and a reset starts from zero
         server.reset_request_counts()
         assert server.request_counts() == []

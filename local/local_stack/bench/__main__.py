@@ -1,0 +1,5 @@
+import sys
+
+from local_stack.bench.cli import main
+
+sys.exit(main())

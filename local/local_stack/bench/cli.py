@@ -1,0 +1,82 @@
+"""`make bench [BENCH_ARGS=...]`: run the benchmark, print the tables, write `bench/results.md` and `bench/cost.png`.
+
+Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
+and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about half
+an hour on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from local_stack.bench import cold_start, fan_out_costs, salesforce_calls
+from local_stack.bench.report import Results, plot, render_console, render_markdown
+
+ROOT = Path(__file__).resolve().parents[3]
+HEADER = """# Benchmark results
+
+Written by `make bench` (`local/local_stack/bench/`); the method and what the figures mean are in
+[docs/decisions.md](../docs/decisions.md) (the entry on the benchmark). Requests are counted by the servers that
+answer them: the local stack's moto server and the Salesforce emulator."""
+
+
+def _sizes(text: str) -> list[int]:
+    return sorted({int(part.replace("_", "").replace(",", "")) for part in text.split("/") if part})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--large", action="store_true", help="add the 100,000-contact account")
+    parser.add_argument("--contacts", type=_sizes, help="account sizes, e.g. 1000/10000")
+    parser.add_argument("--accounts", type=_sizes, default=[100, 10_000], help="changed accounts, e.g. 100/10000")
+    parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
+    parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
+    args = parser.parse_args(argv)
+    contacts = args.contacts or ([1_000, 10_000, 100_000] if args.large else [1_000, 10_000])
+    only = {part.strip() for part in args.only.split(",")}
+
+    logging.basicConfig(level=logging.ERROR)
+    work = args.out / "out"
+    work.mkdir(parents=True, exist_ok=True)
+    results = Results(arguments=" ".join(sys.argv[1:] if argv is None else argv))
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {text}", flush=True)
+
+    with (work / "functions.log").open("w") as function_log:
+        if "1" in only:
+            say("Target 1: Salesforce API calls per cycle")
+            section = time.monotonic()
+            salesforce_calls.run(results, args.accounts, function_log, say)
+            results.seconds["target 1"] = time.monotonic() - section
+        if "2" in only:
+            say("Targets 2-4: the fan-out")
+            section = time.monotonic()
+            settings = fan_out_costs.Settings(
+                sizes=contacts,
+                overhead_sizes=[size for size in contacts if size <= 10_000],
+                latency_size=10_000 if 10_000 in contacts else max(s for s in contacts if s <= 10_000),
+                latency_ms=args.latency_ms,
+                sequential_sample=None if args.large else 1000,
+            )
+            fan_out_costs.FanOutBench(settings, function_log, say).run(results)
+            results.seconds["targets 2-4"] = time.monotonic() - section
+    if "5" in only:
+        say("Target 5: cold start")
+        section = time.monotonic()
+        cold_start.run(results, args.rounds, work)
+        results.seconds["target 5"] = time.monotonic() - section
+
+    print(render_console(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(render_markdown(results, HEADER))
+    plotted = plot(results, args.out / "cost.png")
+    say(f"wrote {args.out / 'results.md'}" + (f" and {args.out / 'cost.png'}" if plotted else ""))
+    return 0

@@ -1,0 +1,725 @@
+"""Targets 2, 3 and 4: what an account change costs in DynamoDB and SQS requests, the fan-out's memory and time
+per invocation as the account grows, and its overhead against bare boto3 loops.
+
+One sandbox holds an account per size, synced once (its contacts then put in the store directly, as a finished
+sync leaves them: loading 100,000 contacts through the pipeline would take the local backend an hour). Each
+measured change is made in the Salesforce emulator and goes through a whole cycle: the scheduled fetch, then the
+SQS triggers until the queues are empty. Requests are counted by the moto server, per invocation.
+
+Runs per account size:
+* a change of three synced fields, with tracemalloc on (Target 2 counts, Target 3 memory);
+* a change of a field that is not synced (`Description`), and a redelivery of the last version (Target 2: no
+  contact may be written);
+* for the Target 4 sizes: a change of three synced fields with nothing traced (the fan-out's time), and a bare
+  boto3 loop issuing the same minimal requests (GetItem, the COUNT query, the account update, the member query
+  pages, one conditional UpdateItem per contact from as many threads as the fan-out, the applied mark);
+* at the Target 4 (b) size: the same change with a latency injected before every AWS request, and a sequential
+  loop with the same latency.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext, redirect_stdout
+from dataclasses import dataclass, field, replace
+from typing import Any, TextIO
+
+from local_stack.bench.harness import (
+    Invocation,
+    InvocationRecorder,
+    Requests,
+    client_latency,
+    contact_ids,
+    load_contacts,
+)
+from local_stack.bench.harness import sandbox as bench_sandbox
+from local_stack.bench.report import Results, Table, Verdict
+from local_stack.bench.salesforce_calls import settle
+
+CHANGED_FIELDS = ("Industry", "Rating", "Type")
+INDUSTRIES = ["Energy", "Retail", "Banking", "Healthcare", "Manufacturing", "Media", "Technology", "Education"]
+RATINGS = ["Hot", "Warm", "Cold"]
+TYPES = ["Customer - Direct", "Customer - Channel", "Prospect"]
+FAN_OUT = "FanOutFunction"
+ACTIVITY_LOG = "ActivityLogFunction"
+LAMBDA_FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB; CPU time scales with memory below that
+MIB = 1024 * 1024
+
+
+@dataclass
+class Settings:
+    sizes: list[int]
+    overhead_sizes: list[int]  # Target 4 (a)
+    latency_size: int  # Target 4 (b)
+    latency_ms: float = 5.0
+    realistic_latency_ms: float = 10.0
+    sequential_sample: int | None = 2000  # contacts the sequential loop writes at the latency size (None: all)
+    threshold: int = 5000
+    segment_size: int = 2000
+    write_concurrency: int = 16
+    fan_out_memory_mb: int = 1024
+    fan_out_timeout_s: int = 90
+
+
+@dataclass
+class VersionRun:
+    label: str
+    size: int
+    invocations: list[Invocation]
+    seconds: float
+
+    def of(self, function: str) -> list[Invocation]:
+        return [i for i in self.invocations if i.function == function]
+
+    def requests(self, function: str | None = None) -> Requests:
+        total = Requests()
+        for invocation in self.invocations:
+            if function in (None, invocation.function):
+                total = total + invocation.requests
+        return total
+
+    def fan_out_seconds(self) -> float:
+        return sum(i.seconds for i in self.of(FAN_OUT))
+
+
+@dataclass
+class LoopRun:
+    seconds: float
+    requests: Requests
+    contacts: int
+    scaled_from: int | None = None
+
+
+@dataclass
+class SizeResults:
+    size: int
+    field_change: VersionRun | None = None
+    unsynced_change: VersionRun | None = None
+    redelivery: VersionRun | None = None
+    timed_change: VersionRun | None = None
+    bare: LoopRun | None = None
+    latency_change: VersionRun | None = None
+    sequential: LoopRun | None = None
+    complete: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class FanOutBench:
+    def __init__(self, settings: Settings, function_log: TextIO, say: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.function_log = function_log
+        self.say = say
+        self.accounts: dict[int, str] = {}
+        self._versions = itertools.count(1)
+
+    # --- set-up --------------------------------------------------------------------------------------
+
+    def run(self, results: Results) -> list[SizeResults]:
+        import boto3
+
+        settings = self.settings
+        overrides = {"ActivityThreshold": settings.threshold, "FanOutSegmentSize": settings.segment_size}
+        measured: list[SizeResults] = []
+        with bench_sandbox(**overrides) as sandbox:
+            self.sandbox = sandbox
+            stack = sandbox.local
+            assert stack.runtime is not None and stack.resources is not None
+            # moto answers a DynamoDB request in milliseconds of CPU, one at a time: an invocation takes far longer
+            # here than on AWS. Timeouts are judged against an estimate at realistic latency (Target 3), not here.
+            _lift_timeouts(stack.runtime)
+            self.dynamodb = boto3.client("dynamodb")
+            self.sqs = boto3.client("sqs")
+            self.contacts_table = stack.resources.table_name("ContactsTable")
+            self.accounts_table = stack.resources.table_name("AccountsTable")
+            for size in settings.sizes:
+                self.accounts[size] = sandbox.salesforce.create(
+                    "Account",
+                    {"Name": f"Bench {size:,} contacts", "Industry": "Energy", "Rating": "Hot", "Type": TYPES[0]},
+                )
+            settle(sandbox.salesforce, "Account", self.accounts[settings.sizes[-1]])
+            with redirect_stdout(self.function_log):
+                sandbox.run_cycle()  # the accounts are synced, the functions warm
+            for size, account_id in self.accounts.items():
+                started = time.monotonic()
+                stored = self._stored_account(account_id)
+                load_contacts(
+                    self.dynamodb,
+                    self.contacts_table,
+                    account_id,
+                    stored["fields"],
+                    stored["system_modstamp"],
+                    contact_ids(f"S{len(str(size))}", size),
+                )
+                self.say(f"  {size:,} contacts loaded into the store in {time.monotonic() - started:.0f} s")
+            with InvocationRecorder(stack.runtime, stack.server) as recorder:
+                self.recorder = recorder
+                for size in settings.sizes:
+                    measured.append(self._measure_size(size))
+        _report(results, measured, settings)
+        return measured
+
+    def _measure_size(self, size: int) -> SizeResults:
+        settings = self.settings
+        out = SizeResults(size)
+        self.say(f"  {size:,} contacts: a change of {len(CHANGED_FIELDS)} synced fields (memory traced)")
+        self.recorder.trace_memory = True
+        out.field_change = self.change(size, "synced fields, traced")
+        self.recorder.trace_memory = False
+        out.complete = self.contacts_holding_current_values(size) == size
+        self.say(f"  {size:,} contacts: a change of an unsynced field, a redelivery")
+        out.unsynced_change = self.change(size, "unsynced field", fields={"Description": f"note {uuid.uuid4()}"})
+        out.redelivery = self.redeliver(size)
+        if size in settings.overhead_sizes:
+            self.say(f"  {size:,} contacts: the fan-out's time and a bare boto3 loop")
+            out.timed_change = self.change(size, "synced fields")
+            out.bare = self.bare_loop(size, threads=settings.write_concurrency)
+        if size == settings.latency_size:
+            latency = settings.latency_ms / 1000
+            self.say(f"  {size:,} contacts: {settings.latency_ms:g} ms injected per request, fan-out and sequential")
+            out.latency_change = self.change(size, "synced fields, latency", latency=latency)
+            out.sequential = self.bare_loop(size, threads=1, latency=latency, sample=settings.sequential_sample)
+        return out
+
+    # --- one account change through a whole cycle -------------------------------------------------------
+
+    def change(
+        self, size: int, label: str, fields: dict[str, Any] | None = None, latency: float | None = None
+    ) -> VersionRun:
+        account_id = self.accounts[size]
+        emulator = self.sandbox.salesforce
+        emulator.update("Account", account_id, fields or self._next_values())
+        settle(emulator, "Account", account_id)
+        self.recorder.take()
+        started = time.perf_counter()
+        with client_latency(latency) if latency else nullcontext(), redirect_stdout(self.function_log):
+            self.sandbox.run_cycle()
+        return VersionRun(label, size, self.recorder.take(), time.perf_counter() - started)
+
+    def redeliver(self, size: int) -> VersionRun:
+        """The account's last version queued again, as SQS does after its deduplication window (at least once)."""
+        from account_sync.contracts import AccountChangeMessage
+        from account_sync.services.fetch_changes import account_version
+
+        record = self.sandbox.salesforce.get("Account", self.accounts[size])
+        assert record is not None and self.sandbox.local.resources is not None
+        message = AccountChangeMessage(account_version(record, self._synced_fields()))
+        self.sqs.send_message(
+            QueueUrl=self.sandbox.local.resources.queue_url("AccountChangesQueue"),
+            MessageBody=message.to_body(),
+            MessageGroupId=message.group_id,
+            MessageDeduplicationId=f"redelivered-{uuid.uuid4().hex}",
+        )
+        self.recorder.take()
+        started = time.perf_counter()
+        with redirect_stdout(self.function_log):
+            self.sandbox.drain()
+        return VersionRun("redelivery", size, self.recorder.take(), time.perf_counter() - started)
+
+    def _next_values(self) -> dict[str, str]:
+        k = next(self._versions)
+        return {"Industry": INDUSTRIES[k % len(INDUSTRIES)], "Rating": RATINGS[k % 3], "Type": TYPES[k % 3]}
+
+    def _synced_fields(self) -> tuple[str, ...]:
+        from account_sync.settings import parse_field_list
+
+        assert self.sandbox.local.resources is not None
+        value = self.sandbox.local.resources.parameters["SyncedAccountFields"]
+        return parse_field_list(value if isinstance(value, str) else ",".join(value))
+
+    def _stored_account(self, account_id: str) -> dict[str, Any]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = self.dynamodb.get_item(
+            TableName=self.accounts_table, Key={"account_id": {"S": account_id}}, ConsistentRead=True
+        )["Item"]
+        plain = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+        plain["fields"] = {name: _plain(value) for name, value in plain.get("fields", {}).items()}
+        return plain
+
+    def contacts_holding_current_values(self, size: int) -> int:
+        """Contacts of the account whose copy of the changed fields is Salesforce's (read after the cycle)."""
+        record = self.sandbox.salesforce.get("Account", self.accounts[size])
+        assert record is not None
+        names = {f"#{n}": n for n in CHANGED_FIELDS}
+        values = {f":{n}": {"S": str(record[n])} for n in CHANGED_FIELDS}
+        condition = " AND ".join(f"account_fields.#{n} = :{n}" for n in CHANGED_FIELDS)
+        paginator = self.dynamodb.get_paginator("query")
+        total = 0
+        for page in paginator.paginate(
+            TableName=self.contacts_table,
+            IndexName="by_account",
+            KeyConditionExpression="account_id = :account",
+            FilterExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":account": {"S": self.accounts[size]}, **values},
+            Select="COUNT",
+        ):
+            total += page["Count"]
+        return total
+
+    # --- the baselines --------------------------------------------------------------------------------
+
+    def bare_loop(self, size: int, threads: int, latency: float | None = None, sample: int | None = None) -> LoopRun:
+        """The fan-out's minimal DynamoDB requests for one new version of the account, issued with boto3 and
+        nothing else: no SQS, no segments, no diff, no logging. `sample` writes only that many contacts and
+        scales the time (the sequential loop is linear in the contacts)."""
+        import boto3
+
+        account_id = self.accounts[size]
+        stored = self._stored_account(account_id)
+        stamp = _later(stored["system_modstamp"])
+        fields = {**stored["fields"], **self._next_values()}
+        client = boto3.client("dynamodb")  # botocore's default pool: 10 connections, as pynamodb's
+        names = {
+            "#f": "account_fields",
+            "#m": "account_modstamp",
+            "#p": "account_previous_values",
+            "#s": "account_fields_source",
+            "#d": "account_deleted",
+            "#u": "updated_at",
+            "#a": "account_id",
+        }
+        map_value = {"M": {name: _attribute(value) for name, value in fields.items()}}
+        before = Requests.snapshot(self.sandbox.local.server)
+        started = time.perf_counter()
+        with client_latency(latency) if latency else nullcontext():
+            key = {"account_id": {"S": account_id}}
+            client.get_item(TableName=self.accounts_table, Key=key, ConsistentRead=True)
+            client.query(
+                TableName=self.contacts_table,
+                IndexName="by_account",
+                KeyConditionExpression="account_id = :a",
+                ExpressionAttributeValues={":a": {"S": account_id}},
+                Select="COUNT",
+                Limit=max(self.settings.threshold, self.settings.segment_size) + 1,
+            )
+            client.update_item(
+                TableName=self.accounts_table,
+                Key=key,
+                UpdateExpression="SET #fields = :f, system_modstamp = :m",
+                ConditionExpression="system_modstamp < :m",
+                ExpressionAttributeNames={"#fields": "fields"},
+                ExpressionAttributeValues={":f": map_value, ":m": {"S": stamp}},
+            )
+            members: list[str] = []
+            for page in client.get_paginator("query").paginate(
+                TableName=self.contacts_table,
+                IndexName="by_account",
+                KeyConditionExpression="account_id = :a",
+                ExpressionAttributeValues={":a": {"S": account_id}},
+            ):
+                members += [item["contact_id"]["S"] for item in page["Items"]]
+            written = members[:sample] if sample else members
+
+            def write(contact_id: str) -> None:
+                client.update_item(
+                    TableName=self.contacts_table,
+                    Key={"contact_id": {"S": contact_id}},
+                    UpdateExpression="SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u",
+                    ConditionExpression="#a = :a AND (attribute_not_exists(#m) OR #m < :m)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={
+                        ":f": map_value,
+                        ":m": {"S": stamp},
+                        ":p": {"M": {"Industry": {"S": "previous"}}},
+                        ":s": {"S": "salesforce"},
+                        ":d": {"BOOL": False},
+                        ":u": {"S": stamp},
+                        ":a": {"S": account_id},
+                    },
+                )
+
+            if threads > 1:
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    list(pool.map(write, written))
+            else:
+                for contact_id in written:
+                    write(contact_id)
+            client.update_item(
+                TableName=self.accounts_table,
+                Key=key,
+                UpdateExpression="SET applied_modstamp = :m",
+                ExpressionAttributeValues={":m": {"S": stamp}},
+            )
+        seconds = time.perf_counter() - started
+        requests = Requests.snapshot(self.sandbox.local.server) - before
+        if sample and len(written) < len(members):
+            return LoopRun(seconds * len(members) / len(written), requests, len(members), scaled_from=len(written))
+        return LoopRun(seconds, requests, len(members))
+
+
+def _lift_timeouts(runtime: Any) -> None:
+    """The local runtime reports an invocation longer than its function's Timeout as timed out (and its batch
+    comes back). On moto that measures moto; the benchmark judges timeouts on its estimate instead."""
+    for logical_id, spec in list(runtime._specs.items()):
+        runtime._specs[logical_id] = replace(spec, timeout=3600)
+
+
+def _later(stamp: str) -> str:
+    from account_sync.domain.timestamps import shift
+
+    return shift(stamp, 0.001)
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    return {"S": str(value)}
+
+
+# --- the tables ----------------------------------------------------------------------------------------
+
+
+def estimate_seconds(invocation: Invocation, settings: Settings, concurrency: int) -> float:
+    """An invocation's duration on Lambda at realistic latency: its CPU time scaled to the function's share of a
+    vCPU, plus one round trip per request made one after another, plus the contact writes in waves of
+    `concurrency` (they run side by side)."""
+    requests = invocation.requests
+    writes = requests.of("UpdateItem", "-contacts")
+    sequential = requests.total() - writes
+    latency = settings.realistic_latency_ms / 1000
+    cpu = invocation.cpu_seconds * max(1.0, LAMBDA_FULL_VCPU_MB / settings.fan_out_memory_mb)
+    return cpu + (sequential + math.ceil(writes / concurrency)) * latency
+
+
+def _report(results: Results, measured: list[SizeResults], settings: Settings) -> None:
+    _report_writes(results, measured, settings)
+    _report_large_accounts(results, measured, settings)
+    _report_overhead(results, measured, settings)
+
+
+def _report_writes(results: Results, measured: list[SizeResults], settings: Settings) -> None:
+    table = Table(
+        "Target 2: DynamoDB requests per account change",
+        [
+            "contacts",
+            "change",
+            "contact writes",
+            "lower bound",
+            "account-item writes",
+            "COUNT queries",
+            "member queries",
+            "activities",
+            "BatchWriteItem (bound ⌈act/25⌉)",
+            "suppression records",
+            "SQS sends",
+            "all DynamoDB requests",
+        ],
+        notes=[
+            "Counted by the moto server during the fan-out and activity-log invocations of the change (the fetch "
+            "of the cycle is left out: 2 GetItem and 4 UpdateItem on the sync state whatever the change).",
+            f"Contact writes: conditional UpdateItem on the contacts table. Lower bound: the contacts whose values "
+            f"change ({len(CHANGED_FIELDS)} synced fields changed: every contact; an unsynced field or a "
+            "redelivered version: none). Account-item writes: the version's conditional writes on its account "
+            "item (accept, segment plan and progress, applied mark).",
+            f"COUNT queries: the \u201cmore than {settings.threshold:,}?\u201d decision, a Select=COUNT query with "
+            f"Limit {max(settings.threshold, settings.segment_size) + 1:,}. moto answers it in one page; DynamoDB "
+            "pages at 1 MB of index items read, so 1\u20133 pages there, whatever the account's size.",
+        ],
+    )
+    all_writes_at_bound = True
+    activities_at_bound = True
+    count_queries: dict[int, int] = {}
+    for result in measured:
+        for run, bound in (
+            (result.field_change, result.size),
+            (result.unsynced_change, 0),
+            (result.redelivery, 0),
+        ):
+            if run is None:
+                continue
+            fan_out = run.requests(FAN_OUT)
+            log = run.requests(ACTIVITY_LOG)
+            writes = fan_out.of("UpdateItem", "-contacts")
+            activities = log.entries("BatchWriteItem", "-activities")
+            batch_writes = log.of("BatchWriteItem", "-activities")
+            all_writes_at_bound &= writes == bound
+            activities_at_bound &= batch_writes == math.ceil(activities / 25)
+            if run is result.field_change:
+                count_queries[result.size] = fan_out.of("Query", "by_account#COUNT")
+                results.point(
+                    "contacts in the account | DynamoDB requests per account change",
+                    "contact writes",
+                    result.size,
+                    writes,
+                )
+                results.point(
+                    "contacts in the account | DynamoDB requests per account change",
+                    "lower bound (contacts changed)",
+                    result.size,
+                    bound,
+                )
+                results.point(
+                    "contacts in the account | DynamoDB requests per account change",
+                    "all DynamoDB requests",
+                    result.size,
+                    fan_out.total("dynamodb") + log.total("dynamodb"),
+                )
+            table.add(
+                result.size,
+                run.label.replace(", traced", ""),
+                writes,
+                bound,
+                fan_out.of("UpdateItem", "-accounts") + fan_out.of("PutItem", "-accounts"),
+                fan_out.of("Query", "by_account#COUNT"),
+                fan_out.of("Query", "by_account"),
+                activities,
+                f"{batch_writes} ({math.ceil(activities / 25)})",
+                fan_out.of("PutItem", "-activities"),
+                fan_out.of("SendMessageBatch") + fan_out.of("SendMessage"),
+                fan_out.total("dynamodb") + log.total("dynamodb"),
+            )
+    results.tables.append(table)
+    o1 = all(n <= 3 for n in count_queries.values())
+    results.verdicts += [
+        Verdict(
+            "2a",
+            "contact writes = contacts whose values change",
+            all_writes_at_bound,
+            "every change at its bound" if all_writes_at_bound else "above the bound (see the table)",
+        ),
+        Verdict(
+            "2b",
+            "activity writes = ⌈activities/25⌉ BatchWriteItem",
+            activities_at_bound,
+            "at the bound" if activities_at_bound else "above the bound",
+        ),
+        Verdict(
+            "2c",
+            "the >threshold decision costs O(1) requests",
+            o1,
+            ", ".join(
+                f"{n} COUNT quer{'y' if n == 1 else 'ies'} at {size:,} contacts" for size, n in count_queries.items()
+            ),
+        ),
+    ]
+
+
+def _report_large_accounts(results: Results, measured: list[SizeResults], settings: Settings) -> None:
+    concurrency = _write_concurrency(settings)
+    table = Table(
+        "Target 3: large accounts, per fan-out invocation",
+        [
+            "contacts",
+            "complete",
+            "segments",
+            "fan-out invocations",
+            "most messages in one",
+            "most contact writes in one",
+            "peak Python heap, max (MiB)",
+            "peak heap per invocation (MiB)",
+            "longest on moto (s)",
+            "CPU, longest (s)",
+            f"estimate at {settings.realistic_latency_ms:g} ms (s)",
+            "timeout (s)",
+        ],
+        notes=[
+            "Peak Python heap: tracemalloc's peak during each invocation above the heap at its start (the "
+            "invocation's own allocations). Per invocation, in order: the account change (count, plan), then the "
+            "batches of segment messages (a FIFO batch holds up to 10 segments of one account).",
+            f"Estimate on Lambda: CPU time x {LAMBDA_FULL_VCPU_MB}/{settings.fan_out_memory_mb} (the function's "
+            f"{settings.fan_out_memory_mb} MB is {settings.fan_out_memory_mb / LAMBDA_FULL_VCPU_MB:.2f} vCPU) + "
+            f"{settings.realistic_latency_ms:g} ms per request made one after another + "
+            f"{settings.realistic_latency_ms:g} ms per wave of {concurrency} concurrent contact writes (the writer "
+            "threads). CPU measured with tracemalloc on (slower: a conservative estimate) unless "
+            "an untraced run of the size exists.",
+            "On moto every request costs milliseconds of CPU in one server process: the local wall time is not what "
+            "Lambda would see; the runtime's timeout is lifted for the benchmark and judged on the estimate.",
+        ],
+    )
+    peaks: dict[int, float] = {}
+    within = True
+    for result in measured:
+        run = result.field_change
+        if run is None:
+            continue
+        invocations = run.of(FAN_OUT)
+        timed = result.timed_change.of(FAN_OUT) if result.timed_change else invocations
+        peak = max((i.peak_bytes or 0) for i in invocations) / MIB
+        peaks[result.size] = peak
+        estimates = [estimate_seconds(i, settings, concurrency) for i in timed]
+        longest_estimate = max(estimates)
+        within &= longest_estimate < settings.fan_out_timeout_s / 3
+        segments = sum(1 for i in invocations for _ in range(i.records)) - 1
+        results.point(
+            "contacts in the account | seconds or MiB per fan-out invocation",
+            "peak Python heap (MiB)",
+            result.size,
+            peak,
+        )
+        results.point(
+            "contacts in the account | seconds or MiB per fan-out invocation",
+            f"longest invocation, estimate at {settings.realistic_latency_ms:g} ms (s)",
+            result.size,
+            longest_estimate,
+        )
+        table.add(
+            result.size,
+            result.complete,
+            max(0, segments) if result.size > settings.segment_size else 0,
+            len(invocations),
+            max(i.records for i in invocations),
+            max(i.requests.of("UpdateItem", "-contacts") for i in invocations),
+            peak,
+            " / ".join(f"{(i.peak_bytes or 0) / MIB:.1f}" for i in invocations),
+            max(i.seconds for i in timed),
+            max(i.cpu_seconds for i in timed),
+            longest_estimate,
+            settings.fan_out_timeout_s,
+        )
+    results.tables.append(table)
+    large = [size for size in peaks if size >= 10_000]
+    if len(large) >= 2:
+        flat = max(peaks[s] for s in large) <= 1.25 * min(peaks[s] for s in large)
+        detail = ", ".join(f"{peaks[s]:.1f} MiB at {s:,}" for s in sorted(peaks))
+        results.verdicts.append(Verdict("3a", "peak memory per invocation flat 10k → 100k", flat, detail))
+    else:
+        detail = ", ".join(f"{peaks[s]:.1f} MiB at {s:,}" for s in sorted(peaks)) + " (100k: `--large`)"
+        results.verdicts.append(Verdict("3a", "peak memory per invocation flat 10k → 100k", None, detail))
+    complete = all(r.complete for r in measured if r.complete is not None)
+    longest = max(
+        (
+            estimate_seconds(i, settings, concurrency)
+            for r in measured
+            if r.field_change
+            for i in (r.timed_change or r.field_change).of(FAN_OUT)
+        ),
+        default=0.0,
+    )
+    results.verdicts.append(
+        Verdict(
+            "3b",
+            "every contact synced, each invocation well inside its timeout (< 1/3) at realistic latency",
+            complete and within,
+            f"all contacts hold the new values: {'yes' if complete else 'NO'}; longest estimate "
+            f"{longest:.1f} s "
+            f"of {settings.fan_out_timeout_s} s",
+        ),
+    )
+
+
+def _report_overhead(results: Results, measured: list[SizeResults], settings: Settings) -> None:
+    table = Table(
+        "Target 4: the fan-out against bare boto3 loops on the same moto server",
+        ["contacts", "run", "seconds", "ratio", "DynamoDB requests", "SQS requests", "moto busy (s)"],
+        notes=[
+            "Fan-out: the sum of its invocations' durations for the version (the account change and its segments; "
+            "the fetch, the SQS polling between invocations and the activity log are left out). Bare loop: the "
+            "same minimal DynamoDB requests with boto3 from as many threads as the fan-out's writers "
+            f"({settings.write_concurrency}); sequential: one thread.",
+            f"Latency: {settings.latency_ms:g} ms slept before every AWS request of this process (botocore's "
+            "Endpoint._send), as a network round trip would. moto serves requests one at a time: the bare loop "
+            "without latency is the local backend's floor.",
+        ],
+    )
+    ratios: list[float] = []
+    hidden: float | None = None
+    for result in measured:
+        if result.timed_change and result.bare:
+            fan_out = result.timed_change.fan_out_seconds()
+            ratio = fan_out / result.bare.seconds
+            ratios.append(ratio)
+            requests = result.timed_change.requests(FAN_OUT)
+            table.add(
+                result.size,
+                "fan-out",
+                fan_out,
+                ratio,
+                requests.total("dynamodb"),
+                requests.total("sqs"),
+                requests.seconds,
+            )
+            table.add(
+                result.size,
+                "bare loop",
+                result.bare.seconds,
+                1.0,
+                result.bare.requests.total("dynamodb"),
+                0,
+                result.bare.requests.seconds,
+            )
+            results.point("contacts in the account | seconds on the local stack", "fan-out", result.size, fan_out)
+            results.point(
+                "contacts in the account | seconds on the local stack",
+                "bare boto3 loop",
+                result.size,
+                result.bare.seconds,
+            )
+        if result.latency_change and result.sequential and result.bare:
+            with_latency = result.latency_change.fan_out_seconds()
+            hidden = with_latency / result.bare.seconds
+            requests = result.latency_change.requests(FAN_OUT)
+            table.add(
+                result.size,
+                f"fan-out, +{settings.latency_ms:g} ms",
+                with_latency,
+                hidden,
+                requests.total("dynamodb"),
+                requests.total("sqs"),
+                requests.seconds,
+            )
+            scaled = (
+                f" (x{result.sequential.contacts / result.sequential.scaled_from:.0f} of "
+                f"{result.sequential.scaled_from:,} measured)"
+                if result.sequential.scaled_from
+                else ""
+            )
+            table.add(
+                result.size,
+                f"sequential, +{settings.latency_ms:g} ms{scaled}",
+                result.sequential.seconds,
+                result.sequential.seconds / result.bare.seconds,
+                result.sequential.requests.total("dynamodb"),
+                0,
+                result.sequential.requests.seconds,
+            )
+    results.tables.append(table)
+    if ratios:
+        worst = max(ratios)
+        results.verdicts.append(
+            Verdict(
+                "4a",
+                "fan-out wall time ≤ 1.2 x bare boto3 loop",
+                worst <= 1.2,
+                ", ".join(f"{r:.2f}" for r in ratios) + " (by size, ascending)",
+            )
+        )
+    else:
+        results.verdicts.append(Verdict("4a", "fan-out wall time ≤ 1.2 x bare boto3 loop", None, "not run"))
+    if hidden is not None:
+        results.verdicts.append(
+            Verdict(
+                "4b",
+                f"with {settings.latency_ms:g} ms per request, the fan-out stays near the local floor",
+                hidden <= 1.2,
+                f"{hidden:.2f} x the bare loop without latency",
+            )
+        )
+
+
+def _write_concurrency(settings: Settings) -> int:
+    """How many contact writes run at once: the fan-out's writer threads (botocore never makes a thread wait for
+    a connection: past its pool's size it opens a new one, used once)."""
+    return settings.write_concurrency
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
