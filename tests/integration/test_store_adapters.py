@@ -106,6 +106,23 @@ class TestAccounts:
         accounts.mark_applied(v2.account_id, v2.system_modstamp)
         assert accounts.accept_version(v2, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.ALREADY_APPLIED
 
+    def test_an_unchanged_version_is_recorded_only_over_the_applied_version_it_was_read_with(self, store):
+        accounts = DynamoAccountRepository()
+        v1 = account_version(1, minute=1)
+        accounts.accept_version(v1, ActivityLogging.LOGGED, 3, ["Industry"])
+        stored = accounts.get(v1.account_id)
+        # not while v1 is still being fanned out
+        assert not accounts.accept_unchanged_version(account_version(1, minute=2), stored)
+        accounts.mark_applied(v1.account_id, v1.system_modstamp)
+        stored = accounts.get(v1.account_id)
+        assert accounts.accept_unchanged_version(account_version(1, minute=2), stored)
+        now = accounts.get(v1.account_id)
+        assert (now.system_modstamp, now.applied_modstamp, now.changed_fields) == (stamp(2), stamp(2), ())
+        assert now.fields == stored.fields
+        # nor over a state that is no longer the one read (another version came in between)
+        assert not accounts.accept_unchanged_version(account_version(1, minute=3), stored)
+        assert accounts.accept_version(v1, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.STALE
+
     def test_segments_complete_once_every_segment_of_the_plan_is_done(self, store):
         accounts = DynamoAccountRepository()
         version = account_version(1, minute=1)

@@ -81,6 +81,23 @@ class FakeAccounts:
         if state.system_modstamp == system_modstamp:
             self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
 
+    def accept_unchanged_version(self, version, stored) -> bool:
+        state = self.items.get(version.account_id)
+        if (
+            state is None
+            or state.system_modstamp != stored.system_modstamp
+            or state.applied_modstamp != stored.system_modstamp
+            or state.is_deleted != stored.is_deleted
+        ):
+            return False
+        self.items[version.account_id] = replace(
+            state,
+            system_modstamp=version.system_modstamp,
+            applied_modstamp=version.system_modstamp,
+            changed_fields=(),
+        )
+        return True
+
 
 @dataclass
 class FakeContact:

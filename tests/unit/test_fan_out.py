@@ -24,11 +24,13 @@ NOW = "2026-11-27T12:00:00.000Z"
 class World:
     """A fan-out wired to fakes, plus the logging step, so a test reads like the pipeline."""
 
-    def __init__(self, threshold: int = 5000, segment_size: int = 10_000) -> None:
+    def __init__(
+        self, threshold: int = 5000, segment_size: int = 10_000, activity_queue: RecordingPublisher | None = None
+    ) -> None:
         self.accounts = FakeAccounts()
         self.contacts = FakeContacts()
         self.changes = RecordingPublisher()
-        self.activity_queue = RecordingPublisher()
+        self.activity_queue = activity_queue or RecordingPublisher()
         self.store = FakeActivityStore()
         self.fan_out = FanOut(
             self.accounts,
@@ -100,9 +102,13 @@ class TestFanOut:
         world.given_contacts(2)
         world.sync(account_version(1, minute=1))
         writes, logged = world.contacts.account_writes, len(world.store.activities)
+        counts = world.contacts.count_calls
         report = world.sync(account_version(1, minute=2))
         assert (world.contacts.account_writes, len(world.store.activities)) == (writes, logged)
-        assert report.contacts_unchanged == 2
+        # and it costs no contact read either: the version is recorded on the account, applied
+        assert report.outcome == "unchanged" and world.contacts.count_calls == counts
+        account = world.accounts.get(account_id(1))
+        assert (account.system_modstamp, account.applied_modstamp) == (stamp(2), stamp(2))
 
     def test_the_activity_carries_the_marketo_attributes(self, world):
         world.given_contacts(1)
@@ -319,3 +325,73 @@ class TestMembershipAndDeletes:
         gone = world.contacts.items[contact_id(1_000_000)]
         assert gone.is_deleted and gone.account_id is None and gone.deleted_from_account_id == account_id(1)
         assert world.contacts.count_members(account_id(1), 10) == 1
+
+
+class TestVersionsThatChangeNoSyncedField:
+    """A SystemModstamp-only change, or one of a field that is not synced: recorded, never fanned out."""
+
+    def test_the_version_is_still_recorded_so_an_older_one_arriving_late_is_refused(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1, Industry="Retail"))
+        world.sync(account_version(1, minute=3, Industry="Retail"))  # unchanged
+        report = world.sync(account_version(1, minute=2, Industry="Banking"))  # older, redriven late
+        assert report.outcome == "stale"
+        assert {world.contact(n).account_fields["Industry"] for n in range(2)} == {"Retail"}
+
+    def test_after_a_local_edit_the_same_salesforce_values_still_overwrite_every_contact(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Edited in the store"))
+        report = world.sync(account_version(1, minute=40))  # the Salesforce values of minute 1, unchanged
+        assert report.outcome == "new" and report.contacts_written == 3
+        assert {world.contact(n).account_fields["Industry"] for n in range(3)} == {"Energy"}
+
+    def test_a_version_whose_fan_out_is_not_finished_is_not_taken_as_reached_by_every_contact(self, world):
+        world.given_contacts(10)
+        world.sync(account_version(1, minute=1))
+        world.contacts.fail_writes_after = world.contacts.account_writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.contacts.fail_writes_after = None
+        report = world.sync(account_version(1, minute=3, Industry="Retail"))  # same values, newer stamp
+        assert report.outcome == "new"
+        assert {world.contact(n).account_fields["Industry"] for n in range(10)} == {"Retail"}
+
+    def test_a_delete_with_the_same_values_still_reaches_every_contact(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        report = world.sync(account_version(1, minute=2, deleted=True))
+        assert report.outcome == "new"
+        assert all(world.contact(n).account_deleted for n in range(2))
+
+    def test_a_later_real_change_reaches_every_contact(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        world.sync(account_version(1, minute=2))  # unchanged
+        report = world.sync(account_version(1, minute=3, Industry="Retail"))
+        assert report.contacts_written == 2
+        assert ("Industry", "Energy", "Retail") in world.activities_of(0)
+
+
+class CountingPublisher(RecordingPublisher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def publish(self, messages) -> None:
+        self.calls.append(len(messages))
+        super().publish(messages)
+
+
+def test_activity_messages_are_queued_ten_at_a_time():
+    # given an account of 1,000 contacts, and a version that changes 3 synced fields: 3,000 changes, 15 messages
+    world = World(activity_queue=CountingPublisher())
+    world.given_contacts(1000)
+    world.sync(account_version(1, minute=1))
+    world.activity_queue.calls.clear()
+    # when it is fanned out
+    report = world.sync(account_version(1, minute=2, Name="Acme", Industry="Retail", BillingCountry="Spain"))
+    # then the 15 messages went out in two publishes (two SendMessageBatch), none of them lost
+    assert report.activities_queued == 3000
+    assert world.activity_queue.calls == [10, 5]
+    assert len(world.store.activities) == 1000 * 3 * 2

@@ -212,6 +212,11 @@ class AccountRepository(Protocol):
         """The version reached every contact (only if it is still the newest)."""
         ...
 
+    def accept_unchanged_version(self, version: AccountVersion, stored: AccountState) -> bool:
+        """Record `version` as the newest, applied at once, if the account is still exactly `stored` (same newest
+        version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
+        ...
+
     def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
         """Set one field of the stored account (SPEC R3); False when the account is unknown or deleted."""
         ...

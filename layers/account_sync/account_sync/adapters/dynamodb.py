@@ -168,6 +168,33 @@ class DynamoAccountRepository:
     def mark_applied(self, account_id: str, system_modstamp: str) -> None:
         self._update_if_current(account_id, system_modstamp, [AccountItem.applied_modstamp.set(system_modstamp)])
 
+    def accept_unchanged_version(self, version: AccountVersion, stored: AccountState) -> bool:
+        """One conditional write: the version becomes the newest and is applied, while the item is still the
+        fully applied `stored` version. It keeps an older version that comes late from being accepted."""
+        if stored.system_modstamp is None:
+            return False
+        item = AccountItem(version.account_id)
+        condition = (
+            (AccountItem.system_modstamp == stored.system_modstamp)
+            & (AccountItem.applied_modstamp == stored.system_modstamp)
+            & (AccountItem.is_deleted == stored.is_deleted)
+        )
+        try:
+            item.update(
+                actions=[
+                    AccountItem.system_modstamp.set(version.system_modstamp),
+                    AccountItem.applied_modstamp.set(version.system_modstamp),
+                    AccountItem.changed_fields.set([]),
+                    AccountItem.updated_at.set(self._now()),
+                ],
+                condition=condition,
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
     def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
         item = AccountItem(account_id)
         try:
