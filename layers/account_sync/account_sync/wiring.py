@@ -17,7 +17,7 @@ from account_sync.adapters.dynamodb import (
     DynamoContactRepository,
     DynamoSyncStateStore,
 )
-from account_sync.adapters.dynamodb_models import bind_table_names
+from account_sync.adapters.dynamodb_models import bind_table_names, size_contacts_connection_pool
 from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.services.activity_log import ActivityPublisherWithOverflow
@@ -49,6 +49,7 @@ def sqs_client() -> Any:
 def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
     settings.require("account_changes_queue_url", "activity_queue_url")
     bind_store(settings)
+    size_contacts_connection_pool(settings.fanout_write_concurrency)
     sqs = sqs or sqs_client()
     assert settings.account_changes_queue_url and settings.activity_queue_url
     activity_store = DynamoActivityStore(settings.activity_retention_days)

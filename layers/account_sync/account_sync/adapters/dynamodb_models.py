@@ -126,3 +126,11 @@ def bind_table_names(contacts: str, accounts: str, activities: str, sync_state: 
     SyncStateItem.Meta.table_name = sync_state
     for model in ALL_MODELS.values():
         model._connection = None  # a new table name needs a new connection
+
+
+def size_contacts_connection_pool(connections: int) -> None:
+    """Give the contacts' DynamoDB client as many pooled connections as the fan-out has writer threads. botocore
+    never makes a thread wait for a connection: beyond its pool's size (pynamodb's default: 10) it opens a new one
+    and throws it away after one request, so 6 of 16 concurrent writes would pay a TCP and TLS handshake each."""
+    ContactItem.Meta.max_pool_connections = max(connections, 10)
+    ContactItem._connection = None
