@@ -5,7 +5,8 @@ machine's load touches all of them alike; the ratio is taken within each round a
 is reported. The environment is Lambda's as far as the imports can tell (`LAMBDA_TASK_ROOT`, the function's
 name, the Powertools variables of the template): Powertools' Tracer is then on and patches the SDKs, as it does
 in Lambda. Bytecode comes from a cache warmed by a first, unmeasured round (`PYTHONPYCACHEPREFIX` in
-`bench/out/`), for boto3 and the handlers alike.
+`bench/out/`), for boto3 and the handlers alike. Only the packages a function ships can be imported in its
+interpreter (the others installed here are refused by an import hook), as in Lambda.
 
 Package sizes: `.aws-sam/build/<Function>` when `make build` has run (what `sam deploy` uploads: the function's
 folder; the layer separately); otherwise the files this virtual environment has installed for the
@@ -37,9 +38,56 @@ TARGETS = {"fan_out": 1.5, "activity_log": 1.5, "fetch_changes": 2.5}
 LAYER = ROOT / "layers" / "account_sync"
 
 
-def _timed_import(statement: str, folder: str | None) -> str:
+# In the fresh interpreter: only the packages the function ships can be imported (this virtual environment has
+# more, e.g. requests, which X-Ray's patch_all would otherwise import into the fan-out as it never is in Lambda).
+_BLOCKER = """
+import importlib.abc
+class _NotShipped(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{name} is not shipped with this function", name=name)
+        return None
+sys.meta_path.insert(0, _NotShipped())
+"""
+
+
+def _timed_import(statement: str, folder: str | None, blocked: set[str]) -> str:
     path = f"sys.path[:0] = [{folder!r}, {str(LAYER)!r}]\n" if folder else ""
-    return f"import sys, time\n{path}started = time.perf_counter()\n{statement}\nprint(time.perf_counter() - started)\n"
+    return (
+        f"import sys, time\nBLOCKED = {sorted(blocked)!r}\n{_BLOCKER}{path}"
+        f"started = time.perf_counter()\n{statement}\nprint(time.perf_counter() - started)\n"
+    )
+
+
+def not_shipped(requirements: list[Path]) -> set[str]:
+    """Top-level modules of the distributions installed here that none of `requirements` brings in."""
+    shipped = set()
+    for requirement in requirements:
+        shipped |= _closure(requirement)
+    blocked: set[str] = set()
+    for distribution in metadata.distributions():
+        name = _canonical(distribution.metadata["Name"] or "")
+        if name and name not in shipped:
+            blocked |= _top_level_modules(distribution)
+    for name in shipped:
+        try:
+            blocked -= _top_level_modules(metadata.distribution(name))
+        except metadata.PackageNotFoundError:
+            continue
+    return blocked - {"_distutils_hack", "__editable__"}
+
+
+def _top_level_modules(distribution: metadata.Distribution) -> set[str]:
+    listed = distribution.read_text("top_level.txt")
+    if listed:
+        return {line.strip() for line in listed.splitlines() if line.strip()}
+    names = set()
+    for entry in distribution.files or []:
+        first = str(entry).split("/", 1)[0]
+        if first.endswith((".dist-info", ".egg-info", ".data")) or first in ("..", "__pycache__", "bin"):
+            continue
+        names.add(first.removesuffix(".py").split(".", 1)[0] if first.endswith(".py") else first.split(".", 1)[0])
+    return names
 
 
 def _environment(folder: str | None, cache: Path) -> dict[str, str]:
@@ -67,9 +115,9 @@ def _environment(folder: str | None, cache: Path) -> dict[str, str]:
     return env
 
 
-def _measure(statement: str, folder: str | None, cache: Path) -> float:
+def _measure(statement: str, folder: str | None, cache: Path, blocked: set[str]) -> float:
     done = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-c", _timed_import(statement, folder)],
+        [sys.executable, "-c", _timed_import(statement, folder, blocked)],
         env=_environment(folder, cache),
         capture_output=True,
         text=True,
@@ -82,15 +130,17 @@ def _measure(statement: str, folder: str | None, cache: Path) -> float:
 
 
 def import_times(rounds: int, cache: Path) -> dict[str, list[float]]:
-    programs: dict[str, tuple[str, str | None]] = {"boto3": ("import boto3", None)}
+    layer = LAYER / "requirements.txt"
+    programs: dict[str, tuple[str, str | None, set[str]]] = {"boto3": ("import boto3", None, not_shipped([layer]))}
     for folder in FUNCTIONS.values():
-        programs[folder] = ("import app", str(ROOT / "functions" / folder))
-    for statement, folder in programs.values():  # warm the bytecode cache
-        _measure(statement, folder, cache)
+        directory = ROOT / "functions" / folder
+        programs[folder] = ("import app", str(directory), not_shipped([layer, directory / "requirements.txt"]))
+    for statement, folder, blocked in programs.values():  # warm the bytecode cache
+        _measure(statement, folder, cache, blocked)
     times: dict[str, list[float]] = {name: [] for name in programs}
     for _ in range(rounds):
-        for name, (statement, folder) in programs.items():
-            times[name].append(_measure(statement, folder, cache))
+        for name, (statement, folder, blocked) in programs.items():
+            times[name].append(_measure(statement, folder, cache, blocked))
     return times
 
 
@@ -181,33 +231,38 @@ def _code_files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
 
 
-def _distribution_files(requirements: Path) -> list[Path]:
-    names: list[str] = []
+def _closure(requirements: Path) -> set[str]:
+    """The distributions a requirements file names and those they depend on (installed here), canonical names."""
+    pending: list[str] = []
     if requirements.is_file():
         for line in requirements.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
-                names.append(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0])
+                pending.append(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0])
     seen: set[str] = set()
-    files: list[Path] = []
-    pending = list(names)
     while pending:
         name = _canonical(pending.pop())
         if name in seen:
             continue
-        seen.add(name)
         try:
             distribution = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
+        seen.add(name)
+        for requirement in distribution.requires or []:
+            if "extra ==" not in requirement:
+                pending.append(re.split(r"[<>=!~\[; (]", requirement, maxsplit=1)[0])
+    return seen
+
+
+def _distribution_files(requirements: Path) -> list[Path]:
+    files: list[Path] = []
+    for name in sorted(_closure(requirements)):
+        distribution = metadata.distribution(name)
         for entry in distribution.files or []:
             path = Path(str(distribution.locate_file(entry)))
             if path.is_file() and "__pycache__" not in path.parts and ".dist-info" not in str(entry).split("/")[0]:
                 files.append(path)
-        for requirement in distribution.requires or []:
-            if "extra ==" in requirement:
-                continue
-            pending.append(re.split(r"[<>=!~\[; (]", requirement, maxsplit=1)[0])
     return files
 
 
