@@ -33,6 +33,7 @@ class AccountMembershipIndex(GlobalSecondaryIndex["ContactItem"]):
 class ContactItem(Model):
     class Meta:
         table_name = "contacts"
+        max_pool_connections = 10  # pynamodb's default; the fan-out sizes it to its writer threads
 
     contact_id = UnicodeAttribute(hash_key=True)
     account_id = UnicodeAttribute(null=True)
