@@ -6,10 +6,10 @@ import functools
 from typing import Any
 
 from account_sync.adapters.dynamodb import DynamoActivityStore
-from account_sync.contracts import MalformedMessage, parse_activity_batch
+from account_sync.contracts import parse_activity_batch
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics, tracer
-from account_sync.ports import TransientError
+from account_sync.queue_records import failures_reported
 from account_sync.services.activity_log import write_activities
 from account_sync.settings import load_settings
 from account_sync.wiring import build_activity_store
@@ -28,21 +28,9 @@ def activity_store() -> DynamoActivityStore:
 
 
 def write_batch_record(record: SQSRecord) -> int:
-    try:
+    with failures_reported(record, "activity batch", "activities not written"):
         batch = parse_activity_batch(record.body)
-    except MalformedMessage as exc:
-        logger.error("malformed activity batch", message_id=record.message_id, reason=str(exc))
-        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
-        raise
-    try:
         written = write_activities(batch, activity_store(), utc_now)
-    except TransientError as exc:
-        logger.warning("activities not written, retried later", message_id=record.message_id, reason=str(exc))
-        metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
-        raise
-    except Exception:
-        logger.exception("activities failed", message_id=record.message_id)
-        raise
     logger.info(
         "activities written",
         message_id=record.message_id,

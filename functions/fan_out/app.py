@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from account_sync.contracts import MalformedMessage, parse_change_message
+from account_sync.contracts import parse_change_message
 from account_sync.observability import logger, metrics, tracer
-from account_sync.ports import TransientError
+from account_sync.queue_records import failures_reported
 from account_sync.services.fan_out import FanOut, FanOutReport
 from account_sync.settings import load_settings
 from account_sync.wiring import build_fan_out
@@ -23,23 +23,8 @@ def fan_out() -> FanOut:
 
 
 def apply_change_record(record: SQSRecord) -> FanOutReport:
-    try:
-        message = parse_change_message(record.body)
-    except MalformedMessage as exc:
-        logger.error("malformed change message", message_id=record.message_id, reason=str(exc))
-        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
-        raise
-    try:
-        report = fan_out().apply(message)
-    except TransientError as exc:
-        # Throttled or unavailable beyond the SDK's retries: SQS brings the message back after its visibility
-        # timeout, and the dead-letter queue takes it after maxReceiveCount.
-        logger.warning("change not applied, retried later", message_id=record.message_id, reason=str(exc))
-        metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
-        raise
-    except Exception:
-        logger.exception("change failed", message_id=record.message_id)
-        raise
+    with failures_reported(record, "change message", "change not applied"):
+        report = fan_out().apply(parse_change_message(record.body))
     logger.info("change applied", message_id=record.message_id, **vars(report))
     _record_metrics(report)
     return report
