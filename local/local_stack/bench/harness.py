@@ -30,6 +30,7 @@ class Requests:
     items: Counter[RequestKey] = field(default_factory=Counter)
     seconds: float = 0.0  # time the server spent answering them
     connections: int = 0  # TCP connections they came on
+    busy: dict[RequestKey, float] = field(default_factory=dict)  # server time per key
 
     @classmethod
     def snapshot(cls, server: MotoServer) -> Requests:
@@ -40,6 +41,7 @@ class Requests:
             snap.count[key] = row["count"]
             snap.items[key] = row["items"]
             snap.seconds += row["seconds"]
+            snap.busy[key] = row["seconds"]
         return snap
 
     def __sub__(self, earlier: Requests) -> Requests:
@@ -48,6 +50,7 @@ class Requests:
             self.items - earlier.items,
             self.seconds - earlier.seconds,
             self.connections - earlier.connections,
+            {key: t - earlier.busy.get(key, 0.0) for key, t in self.busy.items()},
         )
 
     def __add__(self, other: Requests) -> Requests:
@@ -56,6 +59,7 @@ class Requests:
             self.items + other.items,
             self.seconds + other.seconds,
             self.connections + other.connections,
+            {key: self.busy.get(key, 0.0) + other.busy.get(key, 0.0) for key in {*self.busy, *other.busy}},
         )
 
     def total(self, service: str | None = None) -> int:
@@ -68,6 +72,10 @@ class Requests:
             for (s, a, r), n in self.count.items()
             if a == action and service in (None, s) and (resource is None or r == resource or r.endswith(resource))
         )
+
+    def busy_in(self, action: str) -> float:
+        """Seconds the server spent on one action (summed over concurrent requests)."""
+        return sum(t for (_, a, _), t in self.busy.items() if a == action)
 
     def entries(self, action: str, resource: str | None = None) -> int:
         return sum(
@@ -118,6 +126,8 @@ class InvocationRecorder:
     def _invoke(self, name: str, event: Any) -> Any:
         if self.trace_memory and not tracemalloc.is_tracing():
             tracemalloc.start()
+        elif not self.trace_memory and tracemalloc.is_tracing():
+            tracemalloc.stop()  # it slows every allocation of the process (the timed runs, the bare loops)
         before = Requests.snapshot(self._server)
         base = 0
         if self.trace_memory:
