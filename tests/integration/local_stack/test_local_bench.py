@@ -1,0 +1,56 @@
+"""The benchmark's own arithmetic: lower bounds, the request differences it reads from the moto server, and the
+estimate it judges timeouts by (its figures are in bench/results.md, never asserted by a test)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from local_stack.bench.fan_out_costs import Settings, estimate_seconds
+from local_stack.bench.harness import Invocation, Requests, contact_ids
+from local_stack.bench.report import Results, Table, Verdict, render_console, render_markdown
+from local_stack.bench.salesforce_calls import lower_bound
+
+
+def test_the_salesforce_bound_is_a_page_per_2000_records_of_each_object_plus_describe_and_a_cold_token():
+    assert lower_bound({"Account": 100, "Contact": 0}, cold=True) == 1 + 1 + 1 + 1
+    assert lower_bound({"Account": 10_000, "Contact": 0}, cold=False) == 5 + 1 + 1
+    assert lower_bound({"Account": 2001, "Contact": 4000}, cold=False) == 2 + 2 + 1
+
+
+def test_request_snapshots_subtract_and_add_per_key():
+    key = ("dynamodb", "UpdateItem", "account-sync-local-contacts")
+    before = Requests(Counter({key: 3}), Counter(), 1.0, 2, {key: 1.0})
+    after = Requests(
+        Counter({key: 10, ("sqs", "SendMessageBatch", "q"): 1}),
+        Counter({("sqs", "SendMessageBatch", "q"): 7}),
+        3.0,
+        5,
+        {key: 2.5},
+    )
+    delta = after - before
+    assert delta.of("UpdateItem", "-contacts") == 7 and delta.entries("SendMessageBatch") == 7
+    assert (delta.total("dynamodb"), delta.total(), delta.connections) == (7, 8, 3)
+    assert delta.busy_in("UpdateItem") == 1.5
+    assert (delta + delta).of("UpdateItem") == 14
+
+
+def test_the_estimate_adds_scaled_cpu_sequential_round_trips_and_waves_of_concurrent_writes():
+    key = ("dynamodb", "UpdateItem", "x-contacts")
+    requests = Requests(Counter({key: 160, ("dynamodb", "Query", "x-contacts/by_account"): 4}))
+    invocation = Invocation("FanOutFunction", 1, 5.0, cpu_seconds=1.024, requests=requests, peak_bytes=None, ok=True)
+    settings = Settings(sizes=[], overhead_sizes=[], latency_size=0, realistic_latency_ms=10, fan_out_memory_mb=1024)
+    # 1.024 s x 1769/1024 of CPU + (4 sequential + 160/16 waves) x 10 ms
+    assert abs(estimate_seconds(invocation, settings, concurrency=16) - (1.769 + 0.14)) < 1e-9
+
+
+def test_contact_ids_sort_as_created_and_look_like_salesforce_ids():
+    ids = contact_ids("S5", 12)
+    assert ids == sorted(ids) and {len(i) for i in ids} == {18} and all(i.startswith("003") for i in ids)
+
+
+def test_the_report_shows_each_table_and_verdict():
+    results = Results(tables=[Table("T", ["a", "b"], [["1", "2"]], ["a note"])])
+    results.verdicts.append(Verdict("1", "claim", False, "why"))
+    assert "NOT MET" in render_console(results) and "a note" in render_console(results)
+    markdown = render_markdown(results, "# header")
+    assert "| a | b |" in markdown and "**not met**" in markdown and "nproc" in markdown
