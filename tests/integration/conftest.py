@@ -15,14 +15,17 @@ functions on the local stack) use `local_stack.MotoServer` / `local_stack.stack.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities import parameters
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import fake_aws_env, reset_pynamodb_connections
 from local_stack.template import Resources, Template, create_resources, load_template, union_environment
 from moto import mock_aws
+from salesforce_emulator import SalesforceEmulator, generate_client_keypair
 
 TEST_STAGE = "test"
 
@@ -61,3 +64,39 @@ def function_env(stack_resources: Resources, sam_template: Template, monkeypatch
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return environment
+
+
+# --- the Salesforce emulator ---------------------------------------------------------------------------------
+
+SALESFORCE_CONSUMER_KEY = "3MVG9-account-sync-tests"
+SALESFORCE_USER = "integration.user@example.com"
+
+
+@pytest.fixture(scope="session")
+def client_keys() -> tuple[str, str]:
+    """(private key PEM, certificate PEM) of the connected app the tests log in with."""
+    return generate_client_keypair()
+
+
+@pytest.fixture
+def salesforce(
+    client_keys: tuple[str, str], function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SalesforceEmulator]:
+    """The Salesforce emulator over HTTPS (pages of 5 records), the connected app's key in Secrets Manager under
+    the template's secret name, and the Salesforce functions' environment (token URL, CA bundle) pointed at it."""
+    emulator = SalesforceEmulator(
+        consumer_key=SALESFORCE_CONSUMER_KEY,
+        username=SALESFORCE_USER,
+        client_certificate_pem=client_keys[1],
+        page_size=5,
+    ).start()
+    secret = {"consumer_key": SALESFORCE_CONSUMER_KEY, "username": SALESFORCE_USER, "private_key": client_keys[0]}
+    boto3.client("secretsmanager").create_secret(
+        Name=function_env["SALESFORCE_SECRET_NAME"], SecretString=json.dumps(secret)
+    )
+    parameters.clear_caches()  # Powertools caches secrets per process, and every test has its own key
+    monkeypatch.setenv("SALESFORCE_TOKEN_URL", emulator.token_url)
+    monkeypatch.setenv("SALESFORCE_CA_BUNDLE", emulator.ca_bundle)
+    yield emulator
+    emulator.stop()
+    parameters.clear_caches()

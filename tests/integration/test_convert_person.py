@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from account_sync.adapters import salesforce as salesforce_adapter
 from account_sync.adapters.dynamodb import DynamoContactRepository
@@ -22,38 +20,20 @@ from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, c
 from account_sync.ports import TransientError
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
-from aws_lambda_powertools.utilities import parameters
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.sqs_poller import SqsEventSourcePoller, drain
 from local_stack.template import Resources, Template, lambda_functions, sqs_event_sources
-from salesforce_emulator import SalesforceEmulator, generate_client_keypair
+from salesforce_emulator import SalesforceEmulator
 
 from tests.support.http_api import http_event, response_json
 
-CONSUMER_KEY = "3MVG9-account-sync-convert"
-USERNAME = "integration@example.com"
 PERSON = "person-0001"  # the person of events/api_convert_person.json
 EMAIL = "ada.lovelace@example.org"
 
 
-@pytest.fixture(scope="module")
-def client_keys() -> tuple[str, str]:
-    return generate_client_keypair()
-
-
 @pytest.fixture
-def emulator(client_keys, function_env) -> Iterator[SalesforceEmulator]:
-    emulator = SalesforceEmulator(
-        consumer_key=CONSUMER_KEY, username=USERNAME, client_certificate_pem=client_keys[1]
-    ).start()
-    secret = {"consumer_key": CONSUMER_KEY, "username": USERNAME, "private_key": client_keys[0]}
-    boto3.client("secretsmanager").create_secret(
-        Name=function_env["SALESFORCE_SECRET_NAME"], SecretString=json.dumps(secret)
-    )
-    parameters.clear_caches()
-    yield emulator
-    emulator.stop()
-    parameters.clear_caches()
+def emulator(salesforce) -> SalesforceEmulator:
+    return salesforce
 
 
 @pytest.fixture

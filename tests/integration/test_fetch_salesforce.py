@@ -5,8 +5,6 @@ Secrets Manager, the sync state table and the FIFO queue are moto, created from 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import boto3
@@ -18,41 +16,21 @@ from account_sync.ports import ConfigurationError, SalesforceAuthError, Salesfor
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
-from aws_lambda_powertools.utilities import parameters
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.template import lambda_functions
-from salesforce_emulator import SalesforceEmulator, generate_client_keypair
+from salesforce_emulator import SalesforceEmulator
 
 from tests.support.events import load_event
 
-CONSUMER_KEY = "3MVG9-account-sync-tests"
-USERNAME = "integration@example.com"
 SYNCED = ("Name", "Industry", "BillingCountry")
 
 
-@pytest.fixture(scope="session")
-def client_keys() -> tuple[str, str]:
-    return generate_client_keypair()
-
-
 @pytest.fixture
-def emulator(client_keys, function_env, monkeypatch) -> Iterator[SalesforceEmulator]:
-    """An emulator with page size 5, the connected app's key in Secrets Manager, the fetch pointed at it."""
-    emulator = SalesforceEmulator(
-        consumer_key=CONSUMER_KEY, username=USERNAME, client_certificate_pem=client_keys[1], page_size=5
-    ).start()
-    secret = {"consumer_key": CONSUMER_KEY, "username": USERNAME, "private_key": client_keys[0]}
-    boto3.client("secretsmanager").create_secret(
-        Name=function_env["SALESFORCE_SECRET_NAME"], SecretString=json.dumps(secret)
-    )
-    parameters.clear_caches()
-    monkeypatch.setenv("SALESFORCE_TOKEN_URL", emulator.token_url)
-    monkeypatch.setenv("SALESFORCE_CA_BUNDLE", emulator.ca_bundle)
+def emulator(salesforce, monkeypatch) -> SalesforceEmulator:
+    """The shared emulator fixture, with the fetch syncing three fields and a 5-minute overlap."""
     monkeypatch.setenv("SYNCED_ACCOUNT_FIELDS", ",".join(SYNCED))
     monkeypatch.setenv("LOOKBACK_SECONDS", "300")
-    yield emulator
-    emulator.stop()
-    parameters.clear_caches()
+    return salesforce
 
 
 class Fetch:

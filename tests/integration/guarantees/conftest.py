@@ -31,17 +31,13 @@ from account_sync.domain.timestamps import utc_now
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
 from account_sync.wiring import bind_store
-from aws_lambda_powertools.utilities import parameters
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.sqs_poller import DrainResult, PollResult, SqsEventSourcePoller, drain
 from local_stack.template import Resources, Template, lambda_functions, sqs_event_sources
-from salesforce_emulator import SalesforceEmulator, generate_client_keypair
+from salesforce_emulator import SalesforceEmulator
 
 from tests.integration.guarantees.faults import FaultInjector
 from tests.support.events import load_event
-
-CONSUMER_KEY = "3MVG9-account-sync-guarantees"
-INTEGRATION_USER = "integration.user@example.com"
 
 
 @pytest.fixture
@@ -186,32 +182,6 @@ def sqs_event(*bodies: str, message_ids: Iterable[str] | None = None, group: str
 
 
 # --- Salesforce ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def client_keys() -> tuple[str, str]:
-    return generate_client_keypair()
-
-
-@pytest.fixture
-def salesforce(client_keys, function_env, monkeypatch) -> Iterator[SalesforceEmulator]:
-    """The emulator (pages of 5 records), the key in Secrets Manager, the fetch's environment pointed at it."""
-    emulator = SalesforceEmulator(
-        consumer_key=CONSUMER_KEY, username=INTEGRATION_USER, client_certificate_pem=client_keys[1], page_size=5
-    ).start()
-    secret = {"consumer_key": CONSUMER_KEY, "username": INTEGRATION_USER, "private_key": client_keys[0]}
-    boto3.client("secretsmanager").create_secret(
-        Name=function_env["SALESFORCE_SECRET_NAME"], SecretString=json.dumps(secret)
-    )
-    parameters.clear_caches()
-    for name, value in {
-        "SALESFORCE_TOKEN_URL": emulator.token_url,
-        "SALESFORCE_CA_BUNDLE": emulator.ca_bundle,
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield emulator
-    emulator.stop()
-    parameters.clear_caches()
 
 
 def point_runtime_at(runtime: LambdaRuntime, emulator: SalesforceEmulator) -> None:

@@ -21,7 +21,9 @@ from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
 from aws_lambda_powertools.utilities import parameters
 from salesforce_emulator import generate_client_keypair
 
-from tests.integration.guarantees.conftest import CONSUMER_KEY, INTEGRATION_USER, SCHEDULE_EVENT, point_runtime_at
+from tests.integration.conftest import SALESFORCE_CONSUMER_KEY as CONSUMER_KEY
+from tests.integration.conftest import SALESFORCE_USER as INTEGRATION_USER
+from tests.integration.guarantees.conftest import SCHEDULE_EVENT, point_runtime_at
 from tests.integration.guarantees.faults import Fault, client_error, table
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
