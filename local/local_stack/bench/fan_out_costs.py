@@ -271,7 +271,7 @@ class FanOutBench:
     def bare_loop(self, size: int, threads: int, latency: float | None = None, sample: int | None = None) -> LoopRun:
         """The fan-out's minimal DynamoDB requests for one new version of the account, issued with boto3 and
         nothing else: no SQS, no segments, no diff, no logging. `sample` writes only that many contacts and
-        scales the time (the sequential loop is linear in the contacts)."""
+        scales the time of the writes (one after another, they take a time linear in the contacts)."""
         import boto3
 
         account_id = self.accounts[size]
@@ -338,12 +338,14 @@ class FanOutBench:
                     },
                 )
 
+            writes_started = time.perf_counter()
             if threads > 1:
                 with ThreadPoolExecutor(max_workers=threads) as pool:
                     list(pool.map(write, written))
             else:
                 for contact_id in written:
                     write(contact_id)
+            writes_seconds = time.perf_counter() - writes_started
             client.update_item(
                 TableName=self.accounts_table,
                 Key=key,
@@ -353,7 +355,8 @@ class FanOutBench:
         seconds = time.perf_counter() - started
         requests = Requests.snapshot(self.sandbox.local.server) - before
         if sample and len(written) < len(members):
-            return LoopRun(seconds * len(members) / len(written), requests, len(members), scaled_from=len(written))
+            scaled = seconds + writes_seconds * (len(members) / len(written) - 1)  # only the writes scale
+            return LoopRun(scaled, requests, len(members), scaled_from=len(written))
         return LoopRun(seconds, requests, len(members))
 
 
@@ -648,19 +651,26 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             "the fetch, the SQS polling between invocations and the activity log are left out). Bare loop: the "
             "same minimal DynamoDB requests with boto3 from as many threads as the fan-out's writers "
             f"({settings.write_concurrency}); sequential: one thread.",
+            "moto in Query: moto scans the whole table for a query on an index (seconds for a page of a table of "
+            "tens of thousands of contacts; DynamoDB reads only the account's items): the fan-out's plan reads the "
+            "account's keys once more than the bare loop, and each segment queries its range.",
             f"Latency: {settings.latency_ms:g} ms slept before every AWS request of this process (botocore's "
             "Endpoint._send), as a network round trip would. moto serves requests one at a time: the bare loop "
             "without latency is the local backend's floor.",
         ],
     )
     ratios: list[float] = []
+    net_ratios: list[float] = []  # without the time moto spent answering Query requests
     hidden: float | None = None
+    net_hidden: float | None = None
     for result in measured:
         if result.timed_change and result.bare:
             fan_out = result.timed_change.fan_out_seconds()
             ratio = fan_out / result.bare.seconds
             ratios.append(ratio)
             requests = result.timed_change.requests(FAN_OUT)
+            bare_net = result.bare.seconds - result.bare.requests.busy_in("Query")
+            net_ratios.append((fan_out - requests.busy_in("Query")) / bare_net)
             table.add(
                 result.size,
                 "fan-out",
@@ -694,6 +704,9 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             with_latency = result.latency_change.fan_out_seconds()
             hidden = with_latency / result.bare.seconds
             requests = result.latency_change.requests(FAN_OUT)
+            net_hidden = (with_latency - requests.busy_in("Query")) / (
+                result.bare.seconds - result.bare.requests.busy_in("Query")
+            )
             table.add(
                 result.size,
                 f"fan-out, +{settings.latency_ms:g} ms",
@@ -730,7 +743,9 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 "4a",
                 "fan-out wall time ≤ 1.2 x bare boto3 loop",
                 worst <= 1.2,
-                ", ".join(f"{r:.2f}" for r in ratios) + " (by size, ascending)",
+                ", ".join(f"{r:.2f}" for r in ratios)
+                + " (by size, ascending); without moto's time in Query requests: "
+                + ", ".join(f"{r:.2f}" for r in net_ratios),
             )
         )
     else:
@@ -741,7 +756,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 "4b",
                 f"with {settings.latency_ms:g} ms per request, the fan-out stays near the local floor",
                 hidden <= 1.2,
-                f"{hidden:.2f} x the bare loop without latency",
+                f"{hidden:.2f} x the bare loop without latency ({net_hidden:.2f} without moto's time in Query "
+                "requests)",
             )
         )
 
