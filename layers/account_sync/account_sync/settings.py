@@ -29,7 +29,7 @@ class Settings:
     account_changes_queue_url: str | None = None
     activity_queue_url: str | None = None
     activity_threshold: int = DEFAULT_ACTIVITY_THRESHOLD
-    fanout_segment_size: int = 2000
+    fanout_segment_size: int = 500
     fanout_write_concurrency: int = 16
     activity_retention_days: int = 400
     salesforce_secret_name: str | None = None
@@ -51,7 +51,7 @@ class Settings:
             account_changes_queue_url=environ.get("ACCOUNT_CHANGES_QUEUE_URL") or None,
             activity_queue_url=environ.get("ACTIVITY_QUEUE_URL") or None,
             activity_threshold=_int(environ, "ACTIVITY_THRESHOLD", DEFAULT_ACTIVITY_THRESHOLD, minimum=0),
-            fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 2000, minimum=1),
+            fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 500, minimum=1),
             fanout_write_concurrency=_int(environ, "FANOUT_WRITE_CONCURRENCY", 16, minimum=1),
             activity_retention_days=_int(environ, "ACTIVITY_RETENTION_DAYS", 400, minimum=1),
             salesforce_secret_name=environ.get("SALESFORCE_SECRET_NAME") or None,

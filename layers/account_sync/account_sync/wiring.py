@@ -21,14 +21,14 @@ from account_sync.adapters.dynamodb_models import bind_table_names, size_contact
 from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.services.activity_log import ActivityPublisherWithOverflow
-from account_sync.services.convert_person import PersonConversions
 from account_sync.services.fan_out import FanOut, FanOutConfig
-from account_sync.services.history import History
-from account_sync.services.local_edit import LocalEdits
 from account_sync.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the API's services are imported by their builders: the queue consumers never load them
     from account_sync.adapters.salesforce import SalesforceRestSource
+    from account_sync.services.convert_person import PersonConversions
+    from account_sync.services.history import History
+    from account_sync.services.local_edit import LocalEdits
 
 
 def bind_store(settings: Settings) -> None:
@@ -88,6 +88,8 @@ def build_sync_state(settings: Settings) -> DynamoSyncStateStore:
 
 
 def build_local_edits(settings: Settings, sqs: Any | None = None) -> LocalEdits:
+    from account_sync.services.local_edit import LocalEdits
+
     bind_store(settings)
     return LocalEdits(
         contacts=DynamoContactRepository(),
@@ -99,6 +101,8 @@ def build_local_edits(settings: Settings, sqs: Any | None = None) -> LocalEdits:
 
 
 def build_history(settings: Settings) -> History:
+    from account_sync.services.history import History
+
     bind_store(settings)
     return History(
         contacts=DynamoContactRepository(), accounts=DynamoAccountRepository(), activities=DynamoActivityHistory()
@@ -107,6 +111,7 @@ def build_history(settings: Settings) -> History:
 
 def build_person_conversions(settings: Settings) -> PersonConversions:
     from account_sync.adapters.salesforce import SalesforcePersonConverter
+    from account_sync.services.convert_person import PersonConversions
 
     bind_store(settings)
     converter = SalesforcePersonConverter(

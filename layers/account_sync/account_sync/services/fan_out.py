@@ -59,7 +59,7 @@ _WRITE_WINDOW = 256
 class FanOutConfig:
     synced_fields: tuple[str, ...]
     activity_threshold: int = 5000
-    segment_size: int = 2000
+    segment_size: int = 500
 
 
 @dataclass
