@@ -62,7 +62,7 @@ class Settings:
     realistic_latency_ms: float = 10.0
     sequential_sample: int | None = 2000  # contacts the sequential loop writes at the latency size (None: all)
     threshold: int = 5000
-    segment_size: int = 2000
+    segment_size: int | None = None  # None: the template's FanOutSegmentSize
     write_concurrency: int = 16
     fan_out_memory_mb: int = 1024
     fan_out_timeout_s: int = 90
@@ -125,12 +125,15 @@ class FanOutBench:
         import boto3
 
         settings = self.settings
-        overrides = {"ActivityThreshold": settings.threshold, "FanOutSegmentSize": settings.segment_size}
+        overrides: dict[str, Any] = {"ActivityThreshold": settings.threshold}
+        if settings.segment_size is not None:
+            overrides["FanOutSegmentSize"] = settings.segment_size
         measured: list[SizeResults] = []
         with bench_sandbox(**overrides) as sandbox:
             self.sandbox = sandbox
             stack = sandbox.local
             assert stack.runtime is not None and stack.resources is not None
+            settings.segment_size = int(stack.resources.parameters["FanOutSegmentSize"])
             # moto answers a DynamoDB request in milliseconds of CPU, one at a time: an invocation takes far longer
             # here than on AWS. Timeouts are judged against an estimate at realistic latency (Target 3), not here.
             _lift_timeouts(stack.runtime)
@@ -300,7 +303,7 @@ class FanOutBench:
                 KeyConditionExpression="account_id = :a",
                 ExpressionAttributeValues={":a": {"S": account_id}},
                 Select="COUNT",
-                Limit=max(self.settings.threshold, self.settings.segment_size) + 1,
+                Limit=max(self.settings.threshold, self.settings.segment_size or 0) + 1,
             )
             client.update_item(
                 TableName=self.accounts_table,
@@ -448,8 +451,8 @@ def _report_writes(results: Results, measured: list[SizeResults], settings: Sett
             "redelivered version: none). Account-item writes: the version's conditional writes on its account "
             "item (accept, segment plan and progress, applied mark).",
             f"COUNT queries: the \u201cmore than {settings.threshold:,}?\u201d decision, a Select=COUNT query with "
-            f"Limit {max(settings.threshold, settings.segment_size) + 1:,}, paged at 1 MB of index items read (moto "
-            "does as DynamoDB): a few pages at most, the same for any account larger than the limit.",
+            f"Limit {max(settings.threshold, settings.segment_size or 0) + 1:,}, paged at 1 MB of index items read "
+            "(moto does as DynamoDB): a few pages at most, the same for any account larger than the limit.",
         ],
     )
     all_writes_at_bound = True
@@ -598,7 +601,7 @@ def _report_large_accounts(results: Results, measured: list[SizeResults], settin
         table.add(
             result.size,
             result.complete,
-            max(0, segments) if result.size > settings.segment_size else 0,
+            max(0, segments) if result.size > (settings.segment_size or 0) else 0,
             len(invocations),
             max(i.records for i in invocations),
             max(i.requests.of("UpdateItem", "-contacts") for i in invocations),
