@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from local_stack.moto_fixes import apply_moto_fixes
-from local_stack.moto_server import HOST, keep_connections_alive
+from local_stack.moto_server import HOST
 
 COUNTS_PATH = "/_local/requests"
 RESET_PATH = "/_local/requests/reset"
@@ -181,7 +181,6 @@ class CountingMotoServer:
         from werkzeug.serving import make_server
 
         apply_moto_fixes()
-        keep_connections_alive()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(

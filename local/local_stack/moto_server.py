@@ -98,14 +98,6 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def keep_connections_alive() -> None:
-    """Werkzeug's server speaks HTTP/1.0 by default: one TCP connection (and one thread) per request. With
-    HTTP/1.1, botocore's connection pool keeps its connections, as it does with AWS."""
-    from werkzeug.serving import WSGIRequestHandler
-
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"
-
-
 class MotoServer:
     """moto's threaded server on 127.0.0.1 (a free port unless one is given), counting the requests it serves
     (`request_counts()`; see `local_stack.moto_process`).
