@@ -17,13 +17,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
+from account_sync.settings import load_settings
+from account_sync.wiring import bind_store
 from aws_lambda_powertools.utilities import parameters
+from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import fake_aws_env, reset_pynamodb_connections
-from local_stack.template import Resources, Template, create_resources, load_template, union_environment
+from local_stack.sqs_poller import SqsEventSourcePoller
+from local_stack.template import (
+    Resources,
+    Template,
+    create_resources,
+    lambda_functions,
+    load_template,
+    sqs_event_sources,
+    union_environment,
+)
 from moto import mock_aws
 from salesforce_emulator import SalesforceEmulator, generate_client_keypair
 
@@ -100,3 +114,43 @@ def salesforce(
     yield emulator
     emulator.stop()
     parameters.clear_caches()
+
+
+# --- the functions and their SQS triggers ----------------------------------------------------------------------
+
+
+@dataclass
+class Triggers:
+    """Every function of the template in-process, and one SQS trigger per SQS event, by function logical id."""
+
+    runtime: LambdaRuntime
+    pollers: dict[str, SqsEventSourcePoller]
+
+
+@pytest.fixture
+def triggers(
+    function_env: dict[str, str], stack_resources: Resources, sam_template: Template, aws: boto3.session.Session
+) -> Triggers:
+    """The template's functions and SQS triggers on the `aws` moto (a failed message comes back at once:
+    visibility 0); the store bound for the test's own reads."""
+    bind_store(load_settings())
+    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
+    sqs = aws.client("sqs")
+    pollers = {}
+    for source in sqs_event_sources(sam_template, stack_resources):
+        assert source.queue_logical_id is not None
+
+        def invoke(event: dict[str, Any], function: str = source.function_logical_id) -> Any:
+            return runtime.invoke(function, event).raise_for_error()
+
+        pollers[source.function_logical_id] = SqsEventSourcePoller(
+            sqs,
+            stack_resources.queue_url(source.queue_logical_id),
+            stack_resources.queue_arn(source.queue_logical_id),
+            invoke,
+            batch_size=source.batch_size,
+            report_batch_item_failures=source.report_batch_item_failures,
+            visibility_timeout=0,
+            name=source.function_logical_id,
+        )
+    return Triggers(runtime, pollers)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.adapters.dynamodb_models import AccountItem, ActivityItem, ContactItem
 from account_sync.domain.records import ChangeDataValueActivity, ChangeOrigin
 from account_sync.domain.timestamps import shift, utc_now
-from account_sync.settings import load_settings
-from account_sync.wiring import bind_store
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.sqs_poller import DrainResult, SqsEventSourcePoller, drain
-from local_stack.template import Resources, Template, lambda_functions, sqs_event_sources
+from local_stack.template import Resources
 
 from tests.support.events import load_event
 from tests.support.http_api import http_event, response_json
@@ -73,30 +70,8 @@ def _depth(resources: Resources, queue: str) -> int:
 
 
 @pytest.fixture
-def stack(function_env, stack_resources: Resources, sam_template: Template, aws) -> Iterator[Stack]:
-    bind_store(load_settings())
-    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
-    sqs = aws.client("sqs")
-    pollers = []
-    for source in sqs_event_sources(sam_template, stack_resources):
-        assert source.queue_logical_id is not None
-
-        def invoke(event: dict[str, Any], function: str = source.function_logical_id) -> Any:
-            return runtime.invoke(function, event).raise_for_error()
-
-        pollers.append(
-            SqsEventSourcePoller(
-                sqs,
-                stack_resources.queue_url(source.queue_logical_id),
-                stack_resources.queue_arn(source.queue_logical_id),
-                invoke,
-                batch_size=source.batch_size,
-                report_batch_item_failures=source.report_batch_item_failures,
-                visibility_timeout=0,
-                name=source.function_logical_id,
-            )
-        )
-    yield Stack(runtime, stack_resources, pollers)
+def stack(triggers, stack_resources: Resources) -> Stack:
+    return Stack(triggers.runtime, stack_resources, list(triggers.pollers.values()))
 
 
 def given_contacts(count: int, account: str | None = ACCOUNT) -> list[str]:

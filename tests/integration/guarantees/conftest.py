@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,9 @@ from account_sync.contracts import ChangeMessage
 from account_sync.domain.timestamps import utc_now
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
-from account_sync.wiring import bind_store
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.sqs_poller import DrainResult, PollResult, SqsEventSourcePoller, drain
-from local_stack.template import Resources, Template, lambda_functions, sqs_event_sources
+from local_stack.template import Resources
 from salesforce_emulator import SalesforceEmulator
 
 from tests.integration.guarantees.faults import FaultInjector
@@ -118,29 +117,12 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(function_env, stack_resources: Resources, sam_template: Template, aws) -> Iterator[Pipeline]:
+def pipeline(triggers, stack_resources: Resources, aws) -> Pipeline:
     """The template's functions and SQS triggers on the `aws` moto; the store bound for the test's own reads."""
-    bind_store(load_settings())
-    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
-    sqs = aws.client("sqs")
-    pollers = {}
-    for source in sqs_event_sources(sam_template, stack_resources):
-        assert source.queue_logical_id is not None
-
-        def invoke(event: dict[str, Any], function: str = source.function_logical_id) -> Any:
-            return runtime.invoke(function, event).raise_for_error()
-
-        pollers[source.function_logical_id] = SqsEventSourcePoller(
-            sqs,
-            stack_resources.queue_url(source.queue_logical_id),
-            stack_resources.queue_arn(source.queue_logical_id),
-            invoke,
-            batch_size=source.batch_size,
-            report_batch_item_failures=source.report_batch_item_failures,
-            visibility_timeout=0,
-            name=source.function_logical_id,
-        )
-    yield Pipeline(runtime, stack_resources, sqs, pollers["FanOutFunction"], pollers["ActivityLogFunction"])
+    pollers = triggers.pollers
+    return Pipeline(
+        triggers.runtime, stack_resources, aws.client("sqs"), pollers["FanOutFunction"], pollers["ActivityLogFunction"]
+    )
 
 
 # --- the store, as a test reads it ----------------------------------------------------------------
