@@ -8,7 +8,7 @@ from typing import Any
 from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.contracts import parse_activity_batch
 from account_sync.domain.timestamps import utc_now
-from account_sync.observability import logger, metrics, tracer
+from account_sync.observability import logger, metrics
 from account_sync.queue_records import failures_reported
 from account_sync.services.activity_log import write_activities
 from account_sync.settings import load_settings
@@ -43,7 +43,6 @@ def write_batch_record(record: SQSRecord) -> int:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(

@@ -15,9 +15,10 @@ from typing import Any
 
 from account_sync import api_models
 from account_sync.http_api import caller, install_error_handlers, json_response
-from account_sync.observability import logger, metrics, tracer
+from account_sync.observability import logger, metrics
 from account_sync.services.convert_person import PersonConversions
 from account_sync.settings import Settings, load_settings
+from account_sync.tracing import tracer
 from account_sync.wiring import build_person_conversions
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from account_sync.contracts import parse_change_message
-from account_sync.observability import logger, metrics, tracer
+from account_sync.observability import logger, metrics
 from account_sync.queue_records import failures_reported
 from account_sync.services.fan_out import FanOut, FanOutReport
 from account_sync.settings import load_settings
@@ -40,7 +40,6 @@ def _record_metrics(report: FanOutReport) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.

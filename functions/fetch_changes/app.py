@@ -11,10 +11,11 @@ from account_sync.adapters.dynamodb import DynamoSyncStateStore
 from account_sync.adapters.salesforce import SalesforceRestSource
 from account_sync.adapters.sqs import SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
-from account_sync.observability import logger, metrics, tracer
+from account_sync.observability import logger, metrics
 from account_sync.ports import SalesforceBudgetExhausted
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
+from account_sync.tracing import tracer
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -16,10 +16,11 @@ from typing import Any
 
 from account_sync import api_models
 from account_sync.http_api import caller, install_error_handlers, json_response
-from account_sync.observability import logger, metrics, tracer
+from account_sync.observability import logger, metrics
 from account_sync.services.history import History, HistoryPage
 from account_sync.services.local_edit import LocalEdits
 from account_sync.settings import load_settings
+from account_sync.tracing import tracer
 from account_sync.wiring import build_history, build_local_edits
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths

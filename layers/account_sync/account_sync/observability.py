@@ -1,7 +1,11 @@
-"""Logger, Tracer and Metrics, created once and configured only by the POWERTOOLS_* variables of the template."""
+"""Logger and Metrics, created once and configured only by the POWERTOOLS_* variables of the template.
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+The X-Ray SDK (Powertools' Tracer) is not here but in `tracing`, imported only by the functions that trace their
+requests: the fetch and the HTTP API. The queue consumers (fan-out, activity log) run under Lambda's active
+tracing without the SDK (docs/decisions.md, "No X-Ray SDK in the queue consumers").
+"""
+
+from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()

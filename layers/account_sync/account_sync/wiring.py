@@ -1,7 +1,8 @@
 """Builds the services from the settings, once per cold start. Clients are created here, lazily, never at import.
 
-`salesforce_source_factory` and `build_person_conversions` import the Salesforce adapter inside the function, so
-that only the functions that call them (the fetch, Convert Person) load simple-salesforce.
+Each builder imports the service it builds, so that a function loads only its own: the activity log never loads the
+fan-out, the queue consumers never load the API's services, and only the fetch and Convert Person load
+simple-salesforce (through `salesforce_source_factory` and `build_person_conversions`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from account_sync.adapters.dynamodb import (
     DynamoSyncStateStore,
 )
 from account_sync.adapters.dynamodb_models import bind_table_names, size_contacts_connection_pool
-from account_sync.adapters.sqs import SqsActivityPublisher, SqsBatchSender, SqsChangePublisher
+from account_sync.adapters.sqs import SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
-from account_sync.services.activity_log import ActivityPublisherWithOverflow
-from account_sync.services.fan_out import FanOut, FanOutConfig
 from account_sync.settings import Settings
 
-if TYPE_CHECKING:  # the API's services are imported by their builders: the queue consumers never load them
+if TYPE_CHECKING:
     from account_sync.adapters.salesforce import SalesforceRestSource
     from account_sync.services.convert_person import PersonConversions
+    from account_sync.services.fan_out import FanOut
     from account_sync.services.history import History
     from account_sync.services.local_edit import LocalEdits
 
@@ -47,6 +47,10 @@ def sqs_client() -> Any:
 
 
 def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
+    from account_sync.adapters.sqs import SqsActivityPublisher
+    from account_sync.services.activity_log import ActivityPublisherWithOverflow
+    from account_sync.services.fan_out import FanOut, FanOutConfig
+
     settings.require("account_changes_queue_url", "activity_queue_url")
     bind_store(settings)
     size_contacts_connection_pool(settings.fanout_write_concurrency)
