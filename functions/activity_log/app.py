@@ -9,17 +9,12 @@ from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.contracts import parse_activity_batch
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics
-from account_sync.queue_records import failures_reported
+from account_sync.queue_records import QueueRecord, failures_reported, partial_batch_response
 from account_sync.services.activity_log import write_activities
 from account_sync.settings import load_settings
 from account_sync.wiring import build_activity_store
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
-# A batch whose every message failed is still a partial response, not a function error (docs/decisions.md).
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @functools.cache
@@ -27,7 +22,7 @@ def activity_store() -> DynamoActivityStore:
     return build_activity_store(load_settings())
 
 
-def write_batch_record(record: SQSRecord) -> int:
+def write_batch_record(record: QueueRecord) -> int:
     with failures_reported(record, "activity batch", "activities not written"):
         batch = parse_activity_batch(record.body)
         written = write_activities(batch, activity_store(), utc_now)
@@ -45,6 +40,4 @@ def write_batch_record(record: SQSRecord) -> int:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=write_batch_record, processor=processor, context=context
-    )
+    return partial_batch_response(event, write_batch_record, fifo=False)

@@ -7,13 +7,11 @@ from typing import Any
 
 from account_sync.contracts import parse_change_message
 from account_sync.observability import logger, metrics
-from account_sync.queue_records import failures_reported
+from account_sync.queue_records import QueueRecord, failures_reported, partial_batch_response
 from account_sync.services.fan_out import FanOut, FanOutReport
 from account_sync.settings import load_settings
 from account_sync.wiring import build_fan_out
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
@@ -22,7 +20,7 @@ def fan_out() -> FanOut:
     return build_fan_out(load_settings())
 
 
-def apply_change_record(record: SQSRecord) -> FanOutReport:
+def apply_change_record(record: QueueRecord) -> FanOutReport:
     with failures_reported(record, "change message", "change not applied"):
         report = fan_out().apply(parse_change_message(record.body))
     logger.info("change applied", message_id=record.message_id, **vars(report))
@@ -42,12 +40,6 @@ def _record_metrics(report: FanOutReport) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    # A batch whose every message failed is still a partial response, not a function error: bad data raises the
-    # dead-letter queue's alarm, the Errors alarm is for invocations that fail as a whole (docs/decisions.md).
-    processor.raise_on_entire_batch_failure = False
     fan_out().begin_batch()
-    return process_partial_response(
-        event=event, record_handler=apply_change_record, processor=processor, context=context
-    )
+    # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
+    return partial_batch_response(event, apply_change_record, fifo=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
+
+# As the template's Globals set them: the layer's Metrics and Logger are created once per process, when
+# `account_sync.observability` is first imported, by whichever test or in-process function imports it first.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "account-sync")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AccountSync")
 
 
 class NetworkBlocked(RuntimeError):

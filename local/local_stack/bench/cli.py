@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=_sizes, default=[100, 10_000], help="changed accounts, e.g. 100/10000")
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
+    parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
     parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
     args = parser.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if "5" in only:
         say("Target 5: cold start")
         section = time.monotonic()
-        cold_start.run(results, args.rounds, work)
+        cold_start.run(results, args.rounds, work, args.runtime_python)
         results.seconds["target 5"] = time.monotonic() - section
 
     print(render_console(results))

@@ -8,6 +8,11 @@ in Lambda. Bytecode comes from a cache warmed by a first, unmeasured round (`PYT
 `bench/out/`), for boto3 and the handlers alike. Only the packages a function ships can be imported in its
 interpreter (the others installed here are refused by an import hook), as in Lambda.
 
+The interpreter is `make bench`'s Python 3.13 virtual environment (`.venv-runtime`: the Lambda runtime's version,
+with only what the layer and the functions ship) when there is one, else the one running the benchmark; the
+table says which. Import times differ between the two (3.11 needs typing_extensions where 3.13 does not, and
+their import machinery differs), and 3.13 is what Lambda runs.
+
 Package sizes: `.aws-sam/build/<Function>` when `make build` has run (what `sam deploy` uploads: the function's
 folder; the layer separately); otherwise the files this virtual environment has installed for the
 distributions each artefact's requirements file names, with their dependencies (what pip installs for `sam
@@ -115,9 +120,9 @@ def _environment(folder: str | None, cache: Path) -> dict[str, str]:
     return env
 
 
-def _measure(statement: str, folder: str | None, cache: Path, blocked: set[str]) -> float:
-    done = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-c", _timed_import(statement, folder, blocked)],
+def _measure(statement: str, folder: str | None, cache: Path, blocked: set[str], python: str) -> float:
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [python, "-c", _timed_import(statement, folder, blocked)],
         env=_environment(folder, cache),
         capture_output=True,
         text=True,
@@ -129,23 +134,33 @@ def _measure(statement: str, folder: str | None, cache: Path, blocked: set[str])
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def import_times(rounds: int, cache: Path) -> dict[str, list[float]]:
+def import_times(rounds: int, cache: Path, python: str) -> dict[str, list[float]]:
     layer = LAYER / "requirements.txt"
     programs: dict[str, tuple[str, str | None, set[str]]] = {"boto3": ("import boto3", None, not_shipped([layer]))}
     for folder in FUNCTIONS.values():
         directory = ROOT / "functions" / folder
         programs[folder] = ("import app", str(directory), not_shipped([layer, directory / "requirements.txt"]))
     for statement, folder, blocked in programs.values():  # warm the bytecode cache
-        _measure(statement, folder, cache, blocked)
+        _measure(statement, folder, cache, blocked, python)
     times: dict[str, list[float]] = {name: [] for name in programs}
     for _ in range(rounds):
         for name, (statement, folder, blocked) in programs.items():
-            times[name].append(_measure(statement, folder, cache, blocked))
+            times[name].append(_measure(statement, folder, cache, blocked, python))
     return times
 
 
-def run(results: Results, rounds: int, out_dir: Path) -> None:
-    times = import_times(rounds, out_dir / "pycache")
+def interpreter_version(python: str) -> str:
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def run(results: Results, rounds: int, out_dir: Path, python: str | None = None) -> None:
+    python = os.path.abspath(python) if python else sys.executable  # not resolved: a venv's python is a link
+    version = interpreter_version(python)
+    # One bytecode cache per interpreter version: the caches' file names carry it, but keep them apart anyway.
+    times = import_times(rounds, out_dir / f"pycache-{version}", python)
     table = Table(
         "Target 5: cold start: handler import time and package size",
         [
@@ -158,8 +173,12 @@ def run(results: Results, rounds: int, out_dir: Path) -> None:
             "zipped (MiB)",
         ],
         notes=[
-            f"{rounds} rounds of fresh interpreters (boto3, then each handler), bytecode cached; ratio per round, "
-            "median over rounds. Lambda-like environment: Powertools' Tracer on (LAMBDA_TASK_ROOT set).",
+            f"Python {version}"
+            + (" (`.venv-runtime`, the Lambda runtime's version)" if python != sys.executable else " (this run's)")
+            + f". {rounds} rounds of fresh interpreters (boto3, then each handler), bytecode cached; ratio per "
+            "round, median over rounds. Lambda-like environment (LAMBDA_TASK_ROOT set): Powertools' Tracer is on in "
+            "the fetch, which patches botocore and requests; the fan-out and the activity log do not load the "
+            "X-Ray SDK.",
         ],
     )
     boto3_times = times["boto3"]
