@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 
@@ -20,19 +21,12 @@ from .cursors import Cursors
 from .errors import SalesforceApiError
 from .faults import ApiUsage, Faults
 from .routes import Api
-from .schema import SObject, find_object
+from .schema import Schema, SObject
 from .server import TlsServer, serve_in_background, tls_context
 from .store import DEFAULT_OWNER_ID, Store, api_record
 from .values import BASE62, make_id
 
 _LOCAL_NAMES = ("localhost", "127.0.0.1")
-
-
-def _object(name: str) -> SObject:
-    sobject = find_object(name)
-    if sobject is None:
-        raise ValueError(f"unknown object {name!r} (the emulator knows Account, Contact, Opportunity)")
-    return sobject
 
 
 class SalesforceEmulator:
@@ -71,6 +65,7 @@ class SalesforceEmulator:
         self.user_id = DEFAULT_OWNER_ID
 
         self.clock = Clock()
+        self.schema = Schema()
         # Ids start from the wall clock, so runs never reuse an Id a previous run gave out.
         self._store = Store(self.clock, self.user_id, first_id_number=time.time_ns() // 1_000_000 * 100)
         self._usage = ApiUsage(api_limit)
@@ -93,6 +88,7 @@ class SalesforceEmulator:
             clock=self.clock,
             page_size=page_size,
             replication_id_limit=replication_id_limit,
+            schema=self.schema,
         )
         self._server: TlsServer | None = None
         self._tempdir: Path | None = None
@@ -189,41 +185,64 @@ class SalesforceEmulator:
         }
         (directory / "connection.json").write_text(json.dumps(connection, indent=2) + "\n")
 
+    # ----- the org's setup, in-process -----------------------------------------------------------
+    def remove_field(self, sobject: str, field: str) -> None:
+        """The org has no such custom field (never created, deleted, or hidden from the integration user): it
+        leaves describe, SOQL, record bodies and upserts (``sobjects/<object>/<field>/<value>`` answers 404
+        NOT_FOUND, as Salesforce does). Stored values are kept; ``reset_schema()`` shows them again."""
+        self.schema.remove_field(sobject, field)
+
+    def change_field(self, sobject: str, field: str, **changes: Any) -> None:
+        """A custom field set up otherwise, e.g. ``change_field("Contact", "Account_Sync_Key__c",
+        external_id=False)`` or ``unique=False``: describe says so; a field that is no external id answers an
+        upsert by it with 404 NOT_FOUND, a field that is not unique no longer refuses duplicate values."""
+        self.schema.change_field(sobject, field, **changes)
+
+    def reset_schema(self) -> None:
+        """Back to the standard objects (every field the emulator knows, as it knows it)."""
+        self.schema.reset()
+
+    def _object(self, name: str) -> SObject:
+        sobject = self.schema.find(name)
+        if sobject is None:
+            raise ValueError(f"unknown object {name!r} (the emulator knows Account, Contact, Opportunity)")
+        return sobject
+
     # ----- data, in-process ----------------------------------------------------------------------
     def create(self, sobject: str, values: dict) -> str:
-        return self._store.create(_object(sobject), values)["Id"]
+        return self._store.create(self._object(sobject), values)["Id"]
 
     def bulk_create(self, sobject: str, rows: list[dict]) -> list[str]:
         """Create many records at once (all or none); fast enough for tens of thousands."""
-        return self._store.bulk_create(_object(sobject), rows)
+        return self._store.bulk_create(self._object(sobject), rows)
 
     def update(self, sobject: str, record_id: str, values: dict) -> None:
-        self._store.update(_object(sobject), record_id, values)
+        self._store.update(self._object(sobject), record_id, values)
 
     def touch(self, sobject: str, record_id: str) -> None:
         """Bump SystemModstamp only, like a roll-up summary recalculation or a system job."""
-        self._store.touch(_object(sobject), record_id)
+        self._store.touch(self._object(sobject), record_id)
 
     def delete(self, sobject: str, record_id: str) -> None:
         """Soft-delete (IsDeleted, kept for queryAll); an Account's Contacts and Opportunities follow."""
-        self._store.delete(_object(sobject), record_id)
+        self._store.delete(self._object(sobject), record_id)
 
     def undelete(self, sobject: str, record_id: str) -> None:
-        self._store.undelete(_object(sobject), record_id)
+        self._store.undelete(self._object(sobject), record_id)
 
     def commit_late(self, sobject: str, record_id: str, values: dict, seconds_ago: float = 120) -> None:
         """A transaction that commits late: visible from now on, stamped ``seconds_ago`` in the past."""
         stamp = self.clock.now() - timedelta(seconds=seconds_ago)
-        self._store.update(_object(sobject), record_id, values, stamp=stamp)
+        self._store.update(self._object(sobject), record_id, values, stamp=stamp)
 
     def get(self, sobject: str, record_id: str) -> dict | None:
         """The record (deleted ones too, with ``IsDeleted: true``), or None."""
-        obj = _object(sobject)
+        obj = self._object(sobject)
         record = self._store.get(obj, record_id)
         return None if record is None else api_record(obj, record)
 
     def records(self, sobject: str, include_deleted: bool = False) -> list[dict]:
-        obj = _object(sobject)
+        obj = self._object(sobject)
         return [api_record(obj, r) for r in self._store.rows(obj) if include_deleted or not r["IsDeleted"]]
 
     # ----- observation ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from .clock import Clock
 from .cursors import Cursor, Cursors
 from .errors import SalesforceApiError, invalid_session, limit_exceeded, not_found
 from .faults import ApiUsage, Faults
-from .schema import OBJECTS, SObject, find_object
+from .schema import Schema, SObject
 from .soql import parse as parse_soql
 from .store import Store, api_record, api_value
 from .values import format_datetime, normalize_id, parse_datetime
@@ -72,7 +72,9 @@ class Api:
         clock: Clock,
         page_size: int,
         replication_id_limit: int,
+        schema: Schema | None = None,
     ):
+        self.schema = schema or Schema()
         self.store = store
         self.auth = auth
         self.usage = usage
@@ -204,7 +206,7 @@ class Api:
         text = params.get("q", "")
         if self.faults.take_query_timeout():
             raise SalesforceApiError(400, "QUERY_TIMEOUT", "Your query request was running for too long.")
-        query = parse_soql(text)
+        query = parse_soql(text, self.schema.find)
         rows = self.store.rows(query.sobject)
         if not include_deleted:
             rows = [row for row in rows if not row["IsDeleted"]]
@@ -255,10 +257,10 @@ class Api:
                 {
                     "encoding": "UTF-8",
                     "maxBatchSize": 200,
-                    "sobjects": [obj.summary(version) for obj in OBJECTS.values()],
+                    "sobjects": [obj.summary(version) for obj in self.schema.objects()],
                 },
             )
-        sobject = find_object(rest[0])
+        sobject = self.schema.find(rest[0])
         if sobject is None:
             raise not_found()
         if len(rest) == 1:

@@ -1,8 +1,15 @@
-"""The objects the emulator knows (Account, Contact, Opportunity) and their describe shapes."""
+"""The objects the emulator knows (Account, Contact, Opportunity) and their describe shapes.
+
+``OBJECTS`` is the standard org. Each emulator serves its own ``Schema``: the standard org, or that org as a test
+set it up differently (a custom field an admin has not created yet, or created without "External ID").
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 STRING_TYPES = frozenset({"string", "picklist", "email", "phone", "url", "textarea"})
 SOAP_TYPES = {
@@ -142,7 +149,7 @@ class SObject:
             "childRelationships": [
                 {"childSObject": child.name, "field": "AccountId", "relationshipName": plural}
                 for child, plural in ((CONTACT, "Contacts"), (OPPORTUNITY, "Opportunities"))
-                if self is ACCOUNT
+                if self.name == ACCOUNT.name
             ],
             "recordTypeInfos": [],
         }
@@ -278,3 +285,55 @@ CHILDREN_OF = {"Account": (CONTACT, OPPORTUNITY)}
 
 def find_object(name: str) -> SObject | None:
     return _BY_LOWER.get(name.lower())
+
+
+class Schema:
+    """The objects one emulator serves: the standard ``OBJECTS``, with the custom fields a test removed or changed.
+
+    What the REST API sees follows it (describe, SOQL, record bodies, upsert by external id); the records keep
+    their values, so a field put back shows them again, as a field restored from Salesforce's recycle bin does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[str, SObject] = dict(OBJECTS)
+
+    def find(self, name: str) -> SObject | None:
+        standard = find_object(name)
+        if standard is None:
+            return None
+        with self._lock:
+            return self._objects[standard.name]
+
+    def objects(self) -> list[SObject]:
+        with self._lock:
+            return list(self._objects.values())
+
+    def remove_field(self, sobject: str, name: str) -> None:
+        """The org has no such field (deleted, or never created): it is gone from describe, SOQL and upserts."""
+        obj, found = self._custom_field(sobject, name)
+        self._put(dataclasses.replace(obj, fields=tuple(f for f in obj.fields if f is not found)))
+
+    def change_field(self, sobject: str, name: str, **changes: Any) -> None:
+        """The field as an admin set it up otherwise, e.g. ``external_id=False`` or ``unique=False``."""
+        obj, found = self._custom_field(sobject, name)
+        changed = dataclasses.replace(found, **changes)
+        self._put(dataclasses.replace(obj, fields=tuple(changed if f is found else f for f in obj.fields)))
+
+    def reset(self) -> None:
+        """Back to the standard objects."""
+        with self._lock:
+            self._objects = dict(OBJECTS)
+
+    def _custom_field(self, sobject: str, name: str) -> tuple[SObject, Field]:
+        obj = self.find(sobject)
+        if obj is None:
+            raise ValueError(f"unknown object {sobject!r} (the emulator knows {', '.join(OBJECTS)})")
+        found = obj.field(name)
+        if found is None or not found.custom:
+            raise ValueError(f"{obj.name} has no custom field {name!r} to change (only custom fields can be)")
+        return obj, found
+
+    def _put(self, obj: SObject) -> None:
+        with self._lock:
+            self._objects[obj.name] = obj

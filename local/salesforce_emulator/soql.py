@@ -276,8 +276,9 @@ class Query:
 
 # ----- the parser ----------------------------------------------------------------------------------
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, find: Callable[[str], SObject | None] = find_object):
         self.text = text
+        self.find = find
         self.tokens = tokenize(text)
         self.index = 0
         self.sobject: SObject | None = None
@@ -333,7 +334,7 @@ class _Parser:
                 field_tokens.append(self.identifier())
         self.expect_keyword("FROM")
         object_token = self.identifier()
-        self.sobject = find_object(object_token.value)
+        self.sobject = self.find(object_token.value)
         if self.sobject is None:
             raise self.error(
                 object_token,
@@ -503,8 +504,8 @@ class _Parser:
         )
 
 
-def parse(text: str) -> Query:
-    """Parse a SOQL query against the emulator's schema (raises :class:`SalesforceApiError`)."""
+def parse(text: str, find: Callable[[str], SObject | None] = find_object) -> Query:
+    """Parse a SOQL query against a schema, the standard objects by default (raises :class:`SalesforceApiError`)."""
     if not text or not text.strip():
         raise SalesforceApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
-    return _Parser(text).parse()
+    return _Parser(text, find).parse()

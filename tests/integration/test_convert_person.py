@@ -62,6 +62,14 @@ def convert(runtime: LambdaRuntime, person_id: str = PERSON, **changes: Any) -> 
     return response_json(result.payload)
 
 
+def warm_up(runtime: LambdaRuntime, emulator: SalesforceEmulator) -> None:
+    """The container's org check done, nothing written: a first conversion that Salesforce refuses (an invalid
+    email) passes the check on its way."""
+    given_person("person-warm-up", email="not an email")
+    assert convert(runtime, "person-warm-up")[1]["error"]["code"] == "SALESFORCE_REJECTED"
+    assert counts(emulator) == (0, 0, 0)
+
+
 def records(emulator: SalesforceEmulator) -> dict[str, list[dict[str, Any]]]:
     return {name: emulator.records(name) for name in ("Account", "Contact", "Opportunity")}
 
@@ -113,8 +121,9 @@ def test_a_person_becomes_exactly_one_account_contact_and_opportunity_and_is_lin
         "converted_by": "arn:aws:sts::111122223333:assumed-role/marketing-tool/marketing-tool",
     }
     assert item.account_id is None
-    # one composite: a single API call for the three records
-    assert [kind for _, kind in emulator.request_log if kind != "token"] == ["composite"]
+    # a cold start checks the org's external id field (one describe per object), then one composite: a single API
+    # call for the three records
+    assert [kind for _, kind in emulator.request_log if kind != "token"] == ["describe"] * 3 + ["composite"]
 
 
 def test_a_retry_after_the_link_failed_creates_nothing_new_and_links_the_same_records(runtime, emulator, monkeypatch):
@@ -147,7 +156,9 @@ def test_a_retry_after_the_link_failed_creates_nothing_new_and_links_the_same_re
 def test_a_retry_after_salesforce_timed_out_but_committed_never_creates_a_second_account(
     runtime, emulator, monkeypatch, no_backoff
 ):
-    # given Salesforce slower than the client waits: every attempt times out, and commits afterwards
+    # given a warm container (its org check done: the describes would time out too), and Salesforce slower than
+    # the client waits: every attempt times out, and commits afterwards
+    warm_up(runtime, emulator)
     given_person()
     monkeypatch.setattr(salesforce_adapter.SalesforcePersonConverter, "TIMEOUT", (2.0, 0.3))
     emulator.faults.latency_ms = 600
@@ -331,3 +342,83 @@ def test_no_name_or_email_reaches_a_log_line(runtime, emulator, caplog, capfd):
     for text in (printed.out, printed.err, logged):
         for personal in ("Lovelace", "ada.lovelace", "example.org"):
             assert personal not in text
+
+
+# --- the org's external id field, checked once per container ------------------------------------------------------
+
+
+def salesforce_calls(emulator: SalesforceEmulator) -> list[str]:
+    return [kind for _, kind in emulator.request_log if kind != "token"]
+
+
+def test_a_warm_container_converts_with_the_composite_alone(runtime, emulator):
+    given_person()
+    given_person("person-0002", email="grace.hopper@example.org")
+    assert convert(runtime)[0] == 201
+    assert salesforce_calls(emulator) == ["describe"] * 3 + ["composite"]  # the cold start's check
+    emulator.reset_request_log()
+
+    status, body = convert(runtime, "person-0002")
+
+    assert status == 201 and body["created"] is True
+    assert salesforce_calls(emulator) == ["composite"]  # the check costs a warm request nothing
+    assert counts(emulator) == (2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("set_up", "sobject", "problem"),
+    [
+        (lambda emulator: emulator.remove_field("Contact", EXTERNAL_ID_FIELD), "Contact", "missing"),
+        (
+            lambda emulator: emulator.change_field("Opportunity", EXTERNAL_ID_FIELD, external_id=False),
+            "Opportunity",
+            "not_external_id",
+        ),
+    ],
+    ids=["missing on Contact", "not an external id on Opportunity"],
+)
+def test_an_org_without_the_external_id_field_is_a_clear_503_logged_once_and_nothing_is_written(
+    runtime, emulator, caplog, set_up, sobject, problem
+):
+    # given an org whose admin has not set the key field up on one object
+    caplog.set_level(logging.INFO, logger="account-sync")
+    set_up(emulator)
+    given_person()
+
+    # when a person is converted, twice
+    first = convert(runtime)
+    calls_first = salesforce_calls(emulator)
+    emulator.reset_request_log()
+    second = convert(runtime)
+
+    # then both answers name the object and the field, and nothing reached the composite
+    for status, body in (first, second):
+        assert (status, body["error"]["code"]) == (503, "SALESFORCE_EXTERNAL_ID_MISSING")
+        assert sobject in body["error"]["message"] and EXTERNAL_ID_FIELD in body["error"]["message"]
+        assert body["error"]["details"] == {
+            "problems": [{"object": sobject, "field": EXTERNAL_ID_FIELD, "problem": problem}]
+        }
+    assert calls_first == ["describe"] * 3  # checked once, at the first conversion, before any write
+    assert salesforce_calls(emulator) == []  # the verdict is kept for the container's life: no call at all
+    assert counts(emulator) == (0, 0, 0)
+    assert conversion_attributes(person_item()) == {}
+    # and the operator reads it once in the logs (the 503s also show in the API's 5xx alarm)
+    reports = [r for r in caplog.records if r.getMessage() == "the Salesforce org is not set up for this request"]
+    assert len(reports) == 1 and reports[0].levelno == logging.ERROR
+
+
+def test_once_the_field_is_set_up_a_new_container_converts(runtime, emulator):
+    # given a container that found the key field missing
+    emulator.remove_field("Account", EXTERNAL_ID_FIELD)
+    given_person()
+    assert convert(runtime)[1]["error"]["code"] == "SALESFORCE_EXTERNAL_ID_MISSING"
+
+    # when the admin creates the field: the warm container keeps its verdict, a new one checks again
+    emulator.reset_schema()
+    assert convert(runtime)[1]["error"]["code"] == "SALESFORCE_EXTERNAL_ID_MISSING"
+    runtime.reset("convert_person")  # a new execution environment (a deployment, or Lambda recycling it)
+    status, body = convert(runtime)
+
+    # then the person is converted
+    assert status == 201 and body["created"] is True
+    assert counts(emulator) == (1, 1, 1)

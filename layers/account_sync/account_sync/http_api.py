@@ -22,10 +22,12 @@ from account_sync.ports import (
     SalesforceBudgetExhausted,
     SalesforceQueryError,
     SalesforceRejected,
+    SalesforceSetupError,
     TransientError,
 )
 from account_sync.services.refusals import Conflict, InvalidRequest, NotFound, Refused
 
+SETUP_CODE = "SALESFORCE_EXTERNAL_ID_MISSING"
 REFUSAL_STATUS: Mapping[type[Refused], HTTPStatus] = {
     InvalidRequest: HTTPStatus.BAD_REQUEST,
     NotFound: HTTPStatus.NOT_FOUND,
@@ -97,6 +99,23 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
             "SALESFORCE_LIMIT_REACHED",
             "the Salesforce org's daily API limit is used up; nothing was created, try again later",
             retry_after=3600,
+        )
+
+    @app.exception_handler(SalesforceSetupError)
+    def setup(exc: SalesforceSetupError) -> Response:
+        problems = [{"object": p.sobject, "field": p.field, "problem": p.problem.value} for p in exc.problems]
+        if exc.first_report:  # once per container: the verdict is kept, every later request gets the same answer
+            logger.error("the Salesforce org is not set up for this request", code=SETUP_CODE, problems=problems)
+        else:
+            logger.info("request refused", status=int(HTTPStatus.SERVICE_UNAVAILABLE), code=SETUP_CODE)
+        fields = sorted({p.field for p in exc.problems})
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            SETUP_CODE,
+            f"the Salesforce org is not set up for Convert Person: {exc}. It needs {', '.join(fields)} (text, "
+            "Unique, External ID) on Account, Contact and Opportunity, visible to the integration user. Nothing "
+            "was sent to Salesforce.",
+            {"problems": problems},
         )
 
     @app.exception_handler(SalesforceAuthError)

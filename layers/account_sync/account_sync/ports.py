@@ -53,6 +53,43 @@ class ConfigurationError(AccountSyncError):
     """The configuration does not match Salesforce (an unknown field)."""
 
 
+class SetupProblem(enum.Enum):
+    """What the describe of an object says is wrong with a field the code depends on."""
+
+    MISSING = "missing"  # no such field, or the integration user cannot see it
+    NOT_EXTERNAL_ID = "not_external_id"
+    NOT_UNIQUE = "not_unique"
+    OBJECT_NOT_AVAILABLE = "object_not_available"  # the describe of the object itself answered NOT_FOUND
+
+
+@dataclass(frozen=True)
+class FieldSetup:
+    """One object's field as the Salesforce org has it set up wrong."""
+
+    sobject: str
+    field: str
+    problem: SetupProblem
+
+    def explain(self) -> str:
+        return {
+            SetupProblem.MISSING: f"{self.sobject} has no field {self.field} (or the integration user cannot see it)",
+            SetupProblem.NOT_EXTERNAL_ID: f"{self.sobject}.{self.field} is not an External ID",
+            SetupProblem.NOT_UNIQUE: f"{self.sobject}.{self.field} is not Unique",
+            SetupProblem.OBJECT_NOT_AVAILABLE: f"the integration user cannot see the object {self.sobject}",
+        }[self.problem]
+
+
+class SalesforceSetupError(ConfigurationError):
+    """The Salesforce org lacks a field a write depends on (Convert Person: `Account_Sync_Key__c`, a unique
+    external id, on Account, Contact and Opportunity); nothing was sent to Salesforce. The verdict is kept for the
+    container's life: `first_report` is True the one time a container finds it, so that it is logged once."""
+
+    def __init__(self, problems: Sequence[FieldSetup], first_report: bool = True) -> None:
+        super().__init__("; ".join(problem.explain() for problem in problems))
+        self.problems = tuple(problems)
+        self.first_report = first_report
+
+
 @dataclass(frozen=True)
 class SubrequestFailure:
     """One failed subrequest of a composite call: its referenceId, Salesforce's errorCode and the fields named.

@@ -3,7 +3,8 @@
 simple-salesforce has no retry of its own: this adapter retries 5xx, 420/429 and connection errors with
 backoff, renews the token once on 401, stops on REQUEST_LIMIT_EXCEEDED or once the configured share of the
 daily API limit (`Sforce-Limit-Info`) is used, and restarts a window from its last record on
-INVALID_QUERY_LOCATOR. Salesforce errors are translated into the project's own exceptions.
+INVALID_QUERY_LOCATOR. Salesforce errors are translated into the project's own exceptions. Convert Person checks
+once per container, before its first write, that the org has the external id field it upserts by.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, C
 from account_sync.domain.timestamps import normalize_timestamp
 from account_sync.ports import (
     ApiUsage,
+    FieldSetup,
     QueryLocatorExpired,
     SalesforceAuthError,
     SalesforceBudgetExhausted,
     SalesforceQueryError,
     SalesforceRejected,
+    SalesforceSetupError,
+    SetupProblem,
     SubrequestFailure,
     TransientError,
 )
@@ -80,8 +84,14 @@ class SalesforceRestSource:
         return self._calls
 
     def account_field_names(self) -> set[str]:
-        describe: Any = self._call(lambda sf: sf.restful("sobjects/Account/describe/"))
-        return {entry["name"] for entry in (describe or {}).get("fields", [])}
+        return {entry["name"] for entry in self.describe("Account").get("fields", [])}
+
+    def describe(self, sobject: str, timeout: float | tuple[float, float] | None = None) -> Mapping[str, Any]:
+        """GET /sobjects/<sobject>/describe: the object and its fields, as the integration user sees them."""
+        if not _NAME.match(sobject):
+            raise ValueError(f"not a Salesforce API name: {sobject!r}")
+        described: Any = self._call(lambda sf: sf.restful(f"sobjects/{sobject}/describe/", timeout=timeout))
+        return described if isinstance(described, dict) else {}
 
     def changed_records(
         self, sobject: str, fields: Sequence[str], start: str, end: str
@@ -226,17 +236,29 @@ class SalesforceRestSource:
 class SalesforcePersonConverter:
     """Convert Person (SPEC R5) in one composite call with allOrNone: the Account, the Contact and the
     Opportunity, each upserted (PATCH by external id) by the conversion key. A retry of the same order updates
-    the same three records with the same values: never a second account."""
+    the same three records with the same values: never a second account.
+
+    Before its first composite, the converter checks that the org has the external id field on the three objects
+    (one describe each); without it every upsert answers NOT_FOUND, which Salesforce reports as a refused record.
+    The converter is built once per container (the handler caches it), so the verdict, ready or not, is kept for
+    the container's life: a warm container pays no call for it. Only answers are kept: a describe that failed
+    (unavailable, session, limit) is asked again by the next conversion.
+    """
 
     # Convert Person answers a person waiting on an HTTP API (30 s at most): few, short attempts.
     MAX_ATTEMPTS = 3
     TIMEOUT = (3.05, 8.0)  # connect, read (seconds)
+    OBJECTS = ("Account", "Contact", "Opportunity")
 
     def __init__(self, new_client: Callable[[], SalesforceRestSource], api_version: str) -> None:
         self._new_client = new_client
         self._api_version = api_version
+        self._setup: dict[str, SetupProblem | None] = {}  # per object: what is wrong with the key field, or None
+        self._setup_reported = False
 
     def convert(self, order: ConversionOrder) -> ConvertedRecords:
+        client = self._new_client()
+        self._check_setup(client)
         base = f"/services/data/v{self._api_version}/sobjects"
         key = quote(order.key, safe="")
 
@@ -249,7 +271,7 @@ class SalesforcePersonConverter:
             upsert("Contact", "contact", {**order.contact, "AccountId": "@{account.id}"}),
             upsert("Opportunity", "opportunity", {**order.opportunity, "AccountId": "@{account.id}"}),
         ]
-        responses = self._new_client().composite(subrequests, all_or_none=True, timeout=self.TIMEOUT)
+        responses = client.composite(subrequests, all_or_none=True, timeout=self.TIMEOUT)
         bodies = {str(r.get("referenceId")): r.get("body") or {} for r in responses}
         ids = {reference: str(body.get("id") or "") for reference, body in bodies.items()}
         if not all(ids.get(reference) for reference in ("account", "contact", "opportunity")):
@@ -260,6 +282,50 @@ class SalesforcePersonConverter:
             opportunity_id=ids["opportunity"],
             created=any(body.get("created") is True for body in bodies.values()),
         )
+
+    def _check_setup(self, client: SalesforceRestSource) -> None:
+        """SalesforceSetupError, before any write, when an object lacks the external id field."""
+        for sobject in self.OBJECTS:
+            if sobject not in self._setup:
+                self._setup[sobject] = self._key_field_problem(client, sobject)
+        problems = [
+            FieldSetup(sobject, EXTERNAL_ID_FIELD, problem)
+            for sobject, problem in self._setup.items()
+            if problem is not None
+        ]
+        if problems:
+            first_report, self._setup_reported = not self._setup_reported, True
+            raise SalesforceSetupError(problems, first_report=first_report)
+
+    def _key_field_problem(self, client: SalesforceRestSource, sobject: str) -> SetupProblem | None:
+        try:
+            described = client.describe(sobject, timeout=self.TIMEOUT)
+        except SalesforceQueryError as exc:
+            if exc.code == "NOT_FOUND":  # the integration user's profile does not give it the object
+                return SetupProblem.OBJECT_NOT_AVAILABLE
+            raise
+        return external_id_problem(described, EXTERNAL_ID_FIELD)
+
+
+def external_id_problem(described: Mapping[str, Any], field: str) -> SetupProblem | None:
+    """What an object's describe says is wrong with `field` as a key to upsert by: None when it is a unique
+    external id. API names are case-insensitive in Salesforce."""
+    entries = described.get("fields")
+    found = next(
+        (
+            entry
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict) and str(entry.get("name", "")).lower() == field.lower()
+        ),
+        None,
+    )
+    if found is None:
+        return SetupProblem.MISSING
+    if found.get("externalId") is not True:
+        return SetupProblem.NOT_EXTERNAL_ID
+    if found.get("unique") is not True:
+        return SetupProblem.NOT_UNIQUE
+    return None
 
 
 def _succeeded(response: Any) -> bool:
