@@ -18,11 +18,8 @@ from account_sync.adapters.dynamodb import DynamoContactRepository
 from account_sync.adapters.dynamodb_models import ContactItem
 from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, conversion_key
 from account_sync.ports import TransientError
-from account_sync.settings import load_settings
-from account_sync.wiring import bind_store
 from local_stack.lambda_runtime import LambdaRuntime
-from local_stack.sqs_poller import SqsEventSourcePoller, drain
-from local_stack.template import Resources, Template, lambda_functions, sqs_event_sources
+from local_stack.sqs_poller import drain
 from salesforce_emulator import SalesforceEmulator
 
 from tests.support.http_api import http_event, response_json
@@ -37,11 +34,10 @@ def emulator(salesforce) -> SalesforceEmulator:
 
 
 @pytest.fixture
-def runtime(emulator, function_env, stack_resources: Resources, sam_template: Template) -> LambdaRuntime:
-    bind_store(load_settings())
-    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
-    runtime.add_env({"SALESFORCE_TOKEN_URL": emulator.token_url, "SALESFORCE_CA_BUNDLE": emulator.ca_bundle})
-    return runtime
+def runtime(triggers, emulator) -> LambdaRuntime:
+    """The template's functions (the shared `triggers`), those that talk to Salesforce pointed at the emulator."""
+    triggers.runtime.add_env({"SALESFORCE_TOKEN_URL": emulator.token_url, "SALESFORCE_CA_BUNDLE": emulator.ca_bundle})
+    return triggers.runtime
 
 
 @pytest.fixture
@@ -287,29 +283,14 @@ def test_a_refused_conversion_never_calls_salesforce(runtime, emulator, given, p
     assert counts(emulator) == (0, 0, 0)
 
 
-def test_the_converted_contact_arrives_with_the_fetch_beside_the_person_without_a_fight(
-    runtime, emulator, stack_resources, sam_template, aws
-):
+def test_the_converted_contact_arrives_with_the_fetch_beside_the_person_without_a_fight(runtime, emulator, triggers):
     # given a converted person
     given_person()
     _, converted = convert(runtime)
 
     # when the next sync cycle runs (the fetch, then the fan-out from its queue)
     assert runtime.invoke("fetch_changes", {}).error is None
-    sqs = aws.client("sqs")
-    pollers = [
-        SqsEventSourcePoller(
-            sqs,
-            stack_resources.queue_url(source.queue_logical_id),
-            stack_resources.queue_arn(source.queue_logical_id),
-            lambda event, function=source.function_logical_id: runtime.invoke(function, event).raise_for_error(),
-            batch_size=source.batch_size,
-            report_batch_item_failures=source.report_batch_item_failures,
-            visibility_timeout=0,
-        )
-        for source in sqs_event_sources(sam_template, stack_resources)
-    ]
-    drain(pollers, timeout=20, idle_wait=0.01)
+    drain(list(triggers.pollers.values()), timeout=20, idle_wait=0.01)
 
     # then the Contact is a member of its new account under its Salesforce Id, with the account's fields
     contact = ContactItem.get(converted["contact_id"], consistent_read=True)
