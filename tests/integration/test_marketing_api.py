@@ -17,10 +17,12 @@ from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.adapters.dynamodb_models import AccountItem, ActivityItem, ContactItem
 from account_sync.domain.records import ChangeDataValueActivity, ChangeOrigin
 from account_sync.domain.timestamps import shift, utc_now
+from account_sync.services.history import History
 from local_stack.lambda_runtime import LambdaRuntime
 from local_stack.sqs_poller import DrainResult, SqsEventSourcePoller, drain
 from local_stack.template import Resources
 
+from tests.integration.guarantees.faults import Fault, FaultInjector, client_error
 from tests.support.events import load_event
 from tests.support.http_api import http_event, response_json
 
@@ -57,6 +59,20 @@ class Stack:
 
     def queued_changes(self) -> int:
         return _depth(self.resources, "AccountChangesQueue")
+
+    def queue_account_change(self, stamp: str, **fields: object) -> None:
+        """A Salesforce version of the account queued in its FIFO group as the fetch sends it, not applied yet."""
+        import boto3
+
+        body = json.loads(ROOT["Records"][0]["body"])
+        body["version"]["system_modstamp"] = stamp
+        body["version"]["fields"].update(fields)
+        boto3.client("sqs").send_message(
+            QueueUrl=self.resources.queue_url("AccountChangesQueue"),
+            MessageBody=json.dumps(body),
+            MessageGroupId=ACCOUNT,
+            MessageDeduplicationId=f"account-change-{stamp}",
+        )
 
 
 def _depth(resources: Resources, queue: str) -> int:
@@ -143,6 +159,32 @@ def test_the_next_salesforce_update_overwrites_every_synced_field(stack):
     assert changes[-1] == ("Industry", "Energy", "Retail", "local")
 
 
+def test_an_edit_applies_after_what_was_queued_before_it_and_before_what_comes_after(stack):
+    # given a synced account
+    contacts = given_contacts(2)
+    stack.account_change(SYNCED_AT)
+
+    # when, before the fan-out runs, the account's group receives a Salesforce version, the edit, another version
+    stack.queue_account_change("2026-11-27T10:06:00.000Z", Industry="Retail")
+    assert stack.call(edit(contacts[0], "Industry", "Edited"))[0] == 202
+    stack.queue_account_change("2026-11-27T10:07:00.000Z", Industry="Retail", Rating="Warm")
+    assert stack.queued_changes() == 3
+    stack.drain()
+
+    # then they were applied in that order: the edit over the first version, the second version over the edit
+    assert fields_of(contacts, "Industry") == {"Retail"} and fields_of(contacts, "Rating") == {"Warm"}
+    assert {ContactItem.get(cid).account_fields_source for cid in contacts} == {"salesforce"}
+    for cid in contacts:
+        history = stack.call(http_event("api_contact_activities.json", contact_id=cid))[1]["items"]
+        changes = {(i["old_value"], i["new_value"], i["source"]) for i in history if i["attribute_name"] == "Industry"}
+        assert changes == {
+            (None, "Energy", "salesforce"),  # the first sync
+            ("Energy", "Retail", "salesforce"),
+            ("Retail", "Edited", "local"),
+            ("Edited", "Retail", "salesforce"),
+        }
+
+
 def test_the_same_idempotency_key_queues_one_edit(stack):
     contacts = given_contacts(1)
     stack.account_change(SYNCED_AT)
@@ -183,6 +225,37 @@ def test_a_refused_edit_answers_its_code_and_queues_nothing(stack, setup, reques
     assert answer[0] == status
     assert set(answer[1]) == {"error"} and answer[1]["error"]["code"] == code and answer[1]["error"]["message"]
     assert stack.queued_changes() == 0
+
+
+def test_an_edit_the_queue_did_not_take_is_a_503_and_the_same_request_again_queues_it_once(stack, monkeypatch):
+    (contact,) = given_contacts(1)
+    stack.account_change(SYNCED_AT)
+    faults = FaultInjector(monkeypatch)
+    faults.add(Fault("sqs", "SendMessageBatch", client_error("ServiceUnavailable", status=503)))
+    request = edit(contact, "Industry", "Retail", headers={"Idempotency-Key": "tool-7"})
+
+    status, body = stack.call(request)
+
+    assert (status, body["error"]["code"]) == (503, "TEMPORARILY_UNAVAILABLE")
+    assert stack.queued_changes() == 0  # a 202 is only answered once the queue holds the edit
+    faults.clear()
+    assert stack.call(request)[0] == 202
+    assert stack.call(request)[0] == 202  # and again: the same edit, dropped by the queue
+    assert stack.queued_changes() == 1
+
+
+def test_an_unexpected_failure_is_a_json_500_not_a_function_error(stack, monkeypatch):
+    (contact,) = given_contacts(1)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(History, "contact_activities", broken)
+
+    status, body = stack.call(http_event("api_contact_activities.json", contact_id=contact))  # asserts no error
+
+    assert (status, body["error"]["code"]) == (500, "INTERNAL_ERROR")
+    assert "a bug" not in body["error"]["message"]
 
 
 def test_an_unknown_route_is_a_json_404(stack):
