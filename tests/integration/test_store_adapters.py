@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import boto3
 import pytest
 from account_sync.adapters.dynamodb import (
@@ -14,9 +16,10 @@ from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
 from account_sync.adapters.sqs import SqsBatchSender
 from account_sync.contracts import AccountChangeMessage, parse_change_message
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.fields import FieldChange
-from account_sync.domain.records import ChangeDataValueActivity, ChangeOrigin
-from account_sync.ports import Acceptance, QueueSendError, TransientError
+from account_sync.domain.fields import FieldChange, FieldValue
+from account_sync.domain.local_edits import ContactEditMark, EditMark
+from account_sync.domain.records import ActivitySuppression, ChangeDataValueActivity, ChangeOrigin, LocalEdit
+from account_sync.ports import Acceptance, AccountState, QueueSendError, TransientError
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
 from botocore.exceptions import ClientError
@@ -77,23 +80,83 @@ class TestContacts:
         (cid,) = given_members(1)
         contacts = DynamoContactRepository()
         contacts.apply_account_version(cid, account_version(1, minute=5), [])
-        assert contacts.apply_local_edit(cid, account_id(1), "Industry", "Local")
-        assert contacts.apply_local_edit(cid, account_id(1), "Name", None)
-        assert not contacts.apply_local_edit(cid, account_id(2), "Industry", "Elsewhere")
+        assert contacts.apply_local_edit(cid, _edit("Industry", "Local"), stamp(5), "Energy")
+        assert contacts.apply_local_edit(cid, _edit("Name", None, minute=31), stamp(5), "Account 1")
+        assert not contacts.apply_local_edit(cid, _edit("Industry", "Elsewhere", account=2), stamp(5), "Local")
         item = ContactItem.get(cid)
         assert item.account_fields.as_dict() == {"Name": None, "Industry": "Local", "BillingCountry": "France"}
         assert item.account_fields_source == "local" and item.account_modstamp == stamp(5)
+
+    def test_a_local_edit_keeps_the_value_before_it_until_a_salesforce_version_overwrites_it(self, store):
+        (cid,) = given_members(1)
+        contacts = DynamoContactRepository()
+        assert contacts.local_edit_of(cid) is None and contacts.local_edit_of(contact_id(999)) is None
+        contacts.apply_account_version(cid, account_version(1, minute=5, NumberOfEmployees=12), [])
+        edit = _edit("NumberOfEmployees", 13)
+        assert contacts.apply_local_edit(cid, edit, stamp(5), 12)
+        assert contacts.local_edit_of(cid) == ContactEditMark(edit.edit_id, edit.edited_at, "NumberOfEmployees", 12)
+        # not in the account index: the fan-out reads it with GetItem, only for a contact holding the edited value
+        (member,) = contacts.members(account_id(1))
+        assert member.account_fields["NumberOfEmployees"] == 13
+        contacts.apply_account_version(cid, account_version(1, minute=6), [])
+        assert contacts.local_edit_of(cid) is None
+
+    def test_a_local_edit_never_overwrites_a_newer_salesforce_version_on_the_contact(self, store):
+        (cid,) = given_members(1)
+        contacts = DynamoContactRepository()
+        contacts.apply_account_version(cid, account_version(1, minute=6, Industry="Banking"), [])
+        assert not contacts.apply_local_edit(cid, _edit("Industry", "Retail"), stamp(5), "Energy")
+        assert contacts.apply_local_edit(cid, _edit("Industry", "Retail"), stamp(6), "Banking")  # over the same one
+        (fresh,) = given_members(1, account=3)
+        assert contacts.apply_local_edit(fresh, _edit("Industry", "Retail", account=3), stamp(1), None)  # no version
+        assert ContactItem.get(cid).account_fields.as_dict()["Industry"] == "Retail"
 
 
 class TestAccounts:
     def test_a_local_edit_needs_a_synced_live_account(self, store):
         accounts = DynamoAccountRepository()
-        assert not accounts.apply_local_edit(account_id(1), "Industry", "Local")
+        unsynced = AccountState(account_id(1), {}, None, None, False, None, None)
+        assert not accounts.apply_local_edit(_edit("Industry", "Local"), unsynced)
         accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
-        assert accounts.apply_local_edit(account_id(1), "Industry", "Local")
+        assert accounts.apply_local_edit(_edit("Industry", "Local"), accounts.get(account_id(1)))
         assert accounts.get(account_id(1)).fields["Industry"] == "Local"
         accounts.accept_version(account_version(1, minute=2, deleted=True), ActivityLogging.LOGGED, 1, [])
-        assert not accounts.apply_local_edit(account_id(1), "Industry", "Again")
+        stored = accounts.get(account_id(1))
+        assert not accounts.apply_local_edit(_edit("Industry", "Again", minute=31), replace(stored, is_deleted=False))
+
+    def test_each_fields_last_local_edit_is_recorded_with_the_version_it_was_applied_over(self, store):
+        accounts = DynamoAccountRepository()
+        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
+        first, other = _edit("Industry", "Local"), _edit("Name", "Local name", minute=31)
+        assert accounts.apply_local_edit(first, accounts.get(account_id(1)))  # the first mark: a new map
+        assert accounts.apply_local_edit(other, accounts.get(account_id(1)))  # another field: added to it
+        stored = accounts.get(account_id(1))
+        assert stored.local_edits == {
+            "Industry": EditMark(first.edit_id, first.edited_at, stamp(1)),
+            "Name": EditMark(other.edit_id, other.edited_at, stamp(1)),
+        }
+        assert (stored.fields["Industry"], stored.fields["Name"]) == ("Local", "Local name")
+        # a newer version keeps the marks (each names the version it was applied over) and overwrites the fields
+        accounts.accept_version(account_version(1, minute=2), ActivityLogging.LOGGED, 1, ["Industry", "Name"])
+        stored = accounts.get(account_id(1))
+        assert stored.local_edits["Industry"].base_modstamp == stamp(1) and stored.fields["Industry"] == "Energy"
+        # the next edit of the field replaces its mark, over the new version
+        later = _edit("Industry", "Later", minute=32)
+        assert accounts.apply_local_edit(later, stored)
+        assert accounts.get(account_id(1)).local_edits["Industry"] == EditMark(later.edit_id, later.edited_at, stamp(2))
+
+    def test_a_local_edit_lands_only_on_the_account_it_was_decided_on(self, store):
+        accounts = DynamoAccountRepository()
+        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
+        read = accounts.get(account_id(1))
+        assert accounts.apply_local_edit(_edit("Industry", "First"), read)
+        # the field's last edit changed since `read`: refused (whether the map existed or not when read)
+        assert not accounts.apply_local_edit(_edit("Industry", "Second", minute=31), read)
+        # a newer version came since the read
+        read = accounts.get(account_id(1))
+        accounts.accept_version(account_version(1, minute=2), ActivityLogging.LOGGED, 1, [])
+        assert not accounts.apply_local_edit(_edit("Industry", "Third", minute=32), read)
+        assert accounts.get(account_id(1)).fields["Industry"] == "Energy"
 
     def test_versions_are_accepted_in_order_only(self, store):
         accounts = DynamoAccountRepository()
@@ -132,6 +195,10 @@ class TestAccounts:
         assert not accounts.complete_segment(version.account_id, version.system_modstamp, "plan:0")  # redelivered
         assert not accounts.complete_segment(version.account_id, version.system_modstamp, "old:1")  # replaced plan
         assert accounts.complete_segment(version.account_id, version.system_modstamp, "plan:1")
+
+
+def _edit(field: str, value: FieldValue, minute: int = 30, account: int = 1) -> LocalEdit:
+    return LocalEdit(f"edit-{minute}", contact_id(account * 1000), account_id(account), field, value, stamp(minute))
 
 
 def _activity(n: int) -> ChangeDataValueActivity:
@@ -175,6 +242,14 @@ class TestActivities:
         flaky = FlakyBatchWrites(boto3.client("dynamodb"), unprocessed_rounds=99, throttle=True)
         with pytest.raises(TransientError, match="unprocessed"):
             DynamoActivityStore(max_attempts=3, sleep=lambda _: None, client=flaky).put_activities([_activity(1)])
+
+    def test_a_suppression_record_says_where_the_change_came_from(self, store):
+        for origin, stamped in ((ChangeOrigin.ACCOUNT, stamp(1)), (ChangeOrigin.LOCAL, stamp(30))):
+            DynamoActivityStore().put_suppression(
+                ActivitySuppression(account_id(1), stamped, 5001, 5000, ("Industry",), stamp(40), origin)
+            )
+        items = {item.activity_key: item.source for item in ActivityItem.query(account_id(1))}
+        assert items == {f"{stamp(1)}#suppressed": "salesforce", f"{stamp(30)}#suppressed": "local"}
 
     def test_the_same_activity_twice_is_one_item(self, store):
         DynamoActivityStore().put_activities([_activity(1)])

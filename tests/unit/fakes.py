@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.fields import FieldChange, FieldValue
+from account_sync.domain.local_edits import ContactEditMark, EditMark
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
     ChangeDataValueActivity,
     ContactVersion,
+    LocalEdit,
 )
 from account_sync.ports import (
     Acceptance,
@@ -51,6 +54,7 @@ class FakeAccounts:
             activity_logging=activity_logging,
             contacts_counted=contacts_counted,
             changed_fields=tuple(changed_fields),
+            local_edits=dict(current.local_edits) if current else {},  # kept: each names the version it was over
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
@@ -69,11 +73,22 @@ class FakeAccounts:
         self.items[account_id] = replace(state, segments_done=done)
         return len(done) >= (state.segments_total or 0)
 
-    def apply_local_edit(self, account_id, field, value) -> bool:
-        state = self.items.get(account_id)
-        if state is None or state.is_deleted:
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
+        state = self.items.get(edit.account_id)
+        if (
+            state is None
+            or state.is_deleted
+            or state.system_modstamp is None
+            or state.system_modstamp != stored.system_modstamp
+            or state.local_edits.get(edit.field) != stored.local_edits.get(edit.field)
+        ):
             return False
-        self.items[account_id] = replace(state, fields={**state.fields, field: value})
+        mark = EditMark(edit.edit_id, edit.edited_at, state.system_modstamp)
+        self.items[edit.account_id] = replace(
+            state,
+            fields={**state.fields, edit.field: edit.value},
+            local_edits={**state.local_edits, edit.field: mark},
+        )
         return True
 
     def mark_applied(self, account_id, system_modstamp) -> None:
@@ -108,6 +123,7 @@ class FakeContact:
     account_previous_values: dict[str, FieldValue] = field(default_factory=dict)
     account_deleted: bool = False
     account_fields_source: str | None = None
+    account_local_edit: ContactEditMark | None = None
     contact_modstamp: str | None = None
     is_deleted: bool = False
     deleted_from_account_id: str | None = None
@@ -120,8 +136,19 @@ class FakeContacts:
     def __init__(self) -> None:
         self.items: dict[str, FakeContact] = {}
         self.account_writes = 0
+        self.local_writes = 0
+        self.local_edit_reads = 0  # strongly consistent reads of a contact's last local edit (GetItem)
         self.count_calls = 0
-        self.fail_writes_after: int | None = None  # simulate a crash after N contact writes
+        self.fail_writes_after: int | None = None  # simulate a crash after N contact writes (of either kind)
+        self._lock = threading.Lock()  # the fan-out writes from its executor's threads
+
+    @property
+    def writes(self) -> int:
+        return self.account_writes + self.local_writes
+
+    def _crash_if_due(self) -> None:
+        if self.fail_writes_after is not None and self.writes >= self.fail_writes_after:
+            raise RuntimeError("simulated crash (Lambda timeout)")
 
     def add(self, contact: FakeContact) -> None:
         self.items[contact.contact_id] = contact
@@ -157,28 +184,41 @@ class FakeContacts:
             )
 
     def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
-        if self.fail_writes_after is not None and self.account_writes >= self.fail_writes_after:
-            raise RuntimeError("simulated crash (Lambda timeout)")
-        c = self.items[contact_id]
-        if c.account_id != version.account_id:
-            return False
-        if c.account_modstamp is not None and c.account_modstamp >= version.system_modstamp:
-            return False
-        c.account_fields = dict(version.fields)
-        c.account_modstamp = version.system_modstamp
-        c.account_previous_values = {change.field: change.old for change in changes}
-        c.account_deleted = version.is_deleted
-        c.account_fields_source = "salesforce"
-        self.account_writes += 1
-        return True
+        with self._lock:
+            self._crash_if_due()
+            c = self.items[contact_id]
+            if c.account_id != version.account_id:
+                return False
+            if c.account_modstamp is not None and c.account_modstamp >= version.system_modstamp:
+                return False
+            c.account_fields = dict(version.fields)
+            c.account_modstamp = version.system_modstamp
+            c.account_previous_values = {change.field: change.old for change in changes}
+            c.account_deleted = version.is_deleted
+            c.account_fields_source = "salesforce"
+            c.account_local_edit = None
+            self.account_writes += 1
+            return True
 
-    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
-        c = self.items[contact_id]
-        if c.account_id != account_id:
-            return False
-        c.account_fields[field] = value
-        c.account_fields_source = "local"
-        return True
+    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
+        with self._lock:
+            self._crash_if_due()
+            c = self.items[contact_id]
+            if c.account_id != edit.account_id or c.is_deleted:
+                return False
+            if c.account_modstamp is not None and c.account_modstamp > base_modstamp:
+                return False
+            c.account_fields = {**c.account_fields, edit.field: edit.value}
+            c.account_fields_source = "local"
+            c.account_local_edit = ContactEditMark(edit.edit_id, edit.edited_at, edit.field, old)
+            self.local_writes += 1
+            return True
+
+    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
+        with self._lock:
+            self.local_edit_reads += 1
+            c = self.items.get(contact_id)
+            return c.account_local_edit if c else None
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
         c = self.items.setdefault(version.contact_id, FakeContact(version.contact_id))
@@ -199,6 +239,7 @@ class FakeContacts:
         else:
             c.account_fields, c.account_modstamp, c.account_deleted = {}, None, False
         c.account_previous_values = {}
+        c.account_local_edit = None
         return True
 
 

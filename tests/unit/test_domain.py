@@ -3,6 +3,8 @@ from decimal import Decimal
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
 from account_sync.domain.fields import FieldChange, canonical_value, diff_fields, value_as_text
+from account_sync.domain.local_edits import EditMark, EditVerdict, edits_since, judge_local_edit
+from account_sync.domain.records import LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp, shift
 from account_sync.domain.versions import VersionVerdict, compare_versions
 
@@ -78,3 +80,39 @@ class TestFieldDiff:
 
     def test_values_are_shown_as_text_in_activities(self):
         assert [value_as_text(v) for v in (None, True, 12, 2.5, "x")] == [None, "true", "12", "2.5", "x"]
+
+
+class TestLocalEditOrder:
+    EDIT = LocalEdit(
+        "edit-2", "003000000000000001", "001000000000000001", "Industry", "Retail", "2026-11-27T10:30:00.000Z"
+    )
+
+    @pytest.mark.parametrize(
+        ("mark", "newest_version", "verdict"),
+        [
+            (None, "2026-11-27T10:01:00.000Z", EditVerdict.APPLY),  # the field's first edit
+            (EditMark("edit-1", "2026-11-27T10:29:00.000Z", "2026-11-27T10:01:00.000Z"), None, EditVerdict.APPLY),
+            # the same edit again, over the same version: a redelivery finishes it
+            (EditMark("edit-2", "2026-11-27T10:30:00.000Z", "2026-11-27T10:01:00.000Z"), None, EditVerdict.RESUME),
+            # the same edit, but a newer Salesforce version was accepted since: it overwrote the edit (R3)
+            (
+                EditMark("edit-2", "2026-11-27T10:30:00.000Z", "2026-11-27T10:01:00.000Z"),
+                "2026-11-27T10:40:00.000Z",
+                EditVerdict.SUPERSEDED,
+            ),
+            # a later edit of the field was applied already (a late delivery of this one)
+            (EditMark("edit-3", "2026-11-27T10:31:00.000Z", "2026-11-27T10:01:00.000Z"), None, EditVerdict.SUPERSEDED),
+            # the same edit id re-sent after the deduplication window is a new edit (a new edited_at)
+            (EditMark("edit-2", "2026-11-27T10:20:00.000Z", "2026-11-27T10:01:00.000Z"), None, EditVerdict.APPLY),
+        ],
+    )
+    def test_an_edit_against_the_fields_last_edit_and_the_newest_version(self, mark, newest_version, verdict):
+        assert judge_local_edit(self.EDIT, mark, newest_version or "2026-11-27T10:01:00.000Z") is verdict
+
+    def test_the_edits_over_the_newest_version_are_those_whose_fan_out_may_be_on_its_way(self):
+        marks = {
+            "Industry": EditMark("edit-1", "2026-11-27T10:29:00.000Z", "2026-11-27T10:01:00.000Z"),
+            "Name": EditMark("edit-0", "2026-11-27T09:00:00.000Z", "2026-11-27T08:00:00.000Z"),
+        }
+        assert edits_since(marks, "2026-11-27T10:01:00.000Z") == ["Industry"]
+        assert edits_since(marks, "2026-11-27T10:40:00.000Z") == []

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from account_sync.contracts import AccountSegmentMessage, parse_change_message
+from account_sync.contracts import (
+    AccountSegmentMessage,
+    LocalEditMessage,
+    LocalEditSegmentMessage,
+    parse_change_message,
+)
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.records import LocalEdit
+from account_sync.domain.records import ChangeOrigin, LocalEdit
 from account_sync.services.activity_log import write_activities
 from account_sync.services.fan_out import FanOut, FanOutConfig
 
@@ -25,7 +32,11 @@ class World:
     """A fan-out wired to fakes, plus the logging step, so a test reads like the pipeline."""
 
     def __init__(
-        self, threshold: int = 5000, segment_size: int = 10_000, activity_queue: RecordingPublisher | None = None
+        self,
+        threshold: int = 5000,
+        segment_size: int = 10_000,
+        activity_queue: RecordingPublisher | None = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.accounts = FakeAccounts()
         self.contacts = FakeContacts()
@@ -40,6 +51,7 @@ class World:
             self.store,
             FanOutConfig(SYNCED, activity_threshold=threshold, segment_size=segment_size),
             now=lambda: NOW,
+            executor=executor,
         )
 
     def given_contacts(self, count: int, account: int = 1, **fields: object) -> None:
@@ -52,11 +64,20 @@ class World:
         self.log_activities()
         return report
 
-    def run_queued_segments(self) -> None:
+    def edit(self, edit: LocalEdit):
+        """A local edit through the queue: its message, then the segments it queued, then the logging step."""
+        report = self.fan_out.apply(parse_change_message(LocalEditMessage(edit).to_body()))
+        self.run_queued_segments()
+        self.log_activities()
+        return report
+
+    def run_queued_segments(self) -> list:
+        reports = []
         while self.changes.messages:
             message = self.changes.messages.pop(0)
-            assert isinstance(message, AccountSegmentMessage)
-            self.fan_out.apply_segment(parse_change_message(message.to_body()))
+            assert isinstance(message, AccountSegmentMessage | LocalEditSegmentMessage)
+            reports.append(self.fan_out.apply(parse_change_message(message.to_body())))
+        return reports
 
     def log_activities(self) -> None:
         while self.activity_queue.messages:
@@ -195,6 +216,14 @@ class TestLocalEdits:
         world.given_contacts(2)
         assert world.fan_out.apply_local_edit(local_edit("Name", "x")).outcome == "account_not_synced"
         assert world.contact(0).account_fields == {}
+        assert world.changes.messages == [] and world.activity_queue.messages == []
+
+    def test_an_edit_of_an_account_deleted_since_changes_nothing(self, world):
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        world.sync(account_version(1, minute=2, deleted=True))
+        assert world.edit(local_edit("Name", "x")).outcome == "account_not_synced"
+        assert {world.contact(n).account_fields["Name"] for n in range(2)} == {"Account 1"}
 
     def test_the_next_salesforce_update_overwrites_every_synced_field(self, world):
         world.given_contacts(3)
@@ -210,6 +239,319 @@ class TestLocalEdits:
             }
             assert world.contact(n).account_fields_source == "salesforce"
         assert ("Name", "Edited in the store", "Account 1") in world.activities_of(0)
+
+
+def local_activities(world: World, minute: int = 30, field: str = "Industry") -> dict[str, tuple]:
+    """The Change Data Value activities of one local edit, by contact: (old, new)."""
+    key = f"{stamp(minute)}#local#{field}"
+    return {c: (a.old_value, a.new_value) for (c, k), a in world.store.activities.items() if k == key}
+
+
+def industries(world: World) -> set:
+    return {c.account_fields.get("Industry") for c in world.contacts.items.values() if not c.is_deleted}
+
+
+def take(publisher: RecordingPublisher) -> list:
+    """The messages queued so far, off the queue: a test decides when each is delivered."""
+    messages = list(publisher.messages)
+    publisher.messages.clear()
+    return messages
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A real thread pool that records how many contacts each `map` hands to its threads."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.batches: list[int] = []
+
+    def map(self, fn, *iterables, **kwargs):
+        items = list(iterables[0])
+        self.batches.append(len(items))
+        return super().map(fn, items, **kwargs)
+
+
+class TestLocalEditsOfLargeAccounts:
+    """An edit of an account larger than FanOutSegmentSize is planned in segments, like an account version."""
+
+    def test_an_edit_of_exactly_the_segment_size_is_applied_by_its_own_invocation(self):
+        world = World(segment_size=10)
+        world.given_contacts(10)
+        world.sync(account_version(1, minute=1))
+        report = world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        assert (report.outcome, report.segments_planned, report.contacts_written) == ("applied", 0, 10)
+        assert world.changes.messages == []
+        world.log_activities()
+        assert set(local_activities(world).values()) == {("Energy", "Retail")} and len(local_activities(world)) == 10
+
+    def test_one_contact_more_than_the_segment_size_is_planned_in_segments(self):
+        world = World(segment_size=10)
+        world.given_contacts(11)
+        world.sync(account_version(1, minute=1))
+        report = world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        # the invocation of the edit writes the stored account and plans; it writes no contact
+        assert (report.outcome, report.segments_planned, report.contacts_written) == ("planned", 2, 0)
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Retail"
+        assert industries(world) == {"Energy"}
+        segments = list(world.changes.messages)
+        assert [(s.index, s.total, s.group_id, s.base_modstamp) for s in segments] == [
+            (0, 2, account_id(1), stamp(1)),
+            (1, 2, account_id(1), stamp(1)),
+        ]
+        # each segment applies its key range
+        assert [r.contacts_written for r in world.run_queued_segments()] == [10, 1]
+        world.log_activities()
+        assert industries(world) == {"Retail"}
+        assert set(local_activities(world).values()) == {("Energy", "Retail")} and len(local_activities(world)) == 11
+
+    def test_no_invocation_writes_more_contacts_than_a_segment(self):
+        world = World(segment_size=500)
+        world.given_contacts(3_600)
+        world.sync(account_version(1, minute=1))
+        report = world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        assert (report.segments_planned, report.contacts_written) == (8, 0)
+        assert [r.contacts_written for r in world.run_queued_segments()] == [500] * 7 + [100]
+        assert industries(world) == {"Retail"}
+
+    def test_an_edits_contact_writes_run_on_the_executor_a_window_at_a_time(self):
+        executor = CountingExecutor()
+        world = World(segment_size=1000, executor=executor)
+        world.given_contacts(600)
+        world.sync(account_version(1, minute=1))
+        executor.batches.clear()
+        with executor:
+            report = world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        assert report.contacts_written == 600
+        assert executor.batches == [256, 256, 88]
+        assert industries(world) == {"Retail"}
+
+    def test_an_edit_queued_behind_a_version_still_fanned_out_in_segments_is_applied_after_it(self):
+        # given an account of 11 contacts whose new version is planned in two segments of 10, then one contact
+        # deleted: the account is now small enough for one invocation, but the version's segments are still queued
+        world = World(segment_size=10)
+        world.given_contacts(11)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Name="Renamed", Industry="Banking"))
+        version_segments = take(world.changes)
+        world.fan_out.apply_contact_change(contact_version(1_000_010, account=1, minute=3, deleted=True))
+        # when an edit queued before those segments is applied, then the segments in queue order
+        report = world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        for message in version_segments + take(world.changes):
+            world.fan_out.apply(message)
+        world.log_activities()
+        # then the edit was planned behind the version's segments, so it is the value every contact keeps
+        assert report.outcome == "planned"
+        assert industries(world) == {"Retail"}
+        assert {world.contact(n).account_fields["Name"] for n in range(10)} == {"Renamed"}
+        assert set(local_activities(world).values()) == {("Banking", "Retail")} and len(local_activities(world)) == 10
+
+
+class TestLocalEditOrder:
+    """SPEC R3: a newer Salesforce version overwrites a local edit, never the reverse; a later edit wins."""
+
+    def test_segments_of_an_edit_never_overwrite_a_salesforce_version_accepted_after_the_plan(self):
+        # given a large account's edit, planned in three segments, of which the first has run
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        segments = take(world.changes)
+        world.fan_out.apply(segments[0])
+        # when a newer Salesforce version, queued in the group before the segments, is applied, then the rest
+        world.sync(account_version(1, minute=40, Industry="Banking"))
+        reports = [world.fan_out.apply(s) for s in segments[1:]]
+        world.log_activities()
+        # then the remaining segments write nothing: every contact holds Salesforce's value
+        assert [(r.outcome, r.contacts_written) for r in reports] == [("superseded", 0)] * 2
+        assert industries(world) == {"Banking"}
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Banking"
+        # and the first segment's contacts were logged twice as they changed twice, the others once
+        assert len(local_activities(world)) == 10
+        from_salesforce = {
+            c: (a.old_value, a.new_value)
+            for (c, k), a in world.store.activities.items()
+            if k == f"{stamp(40)}#account#Industry"
+        }
+        assert sorted(from_salesforce.values()) == [("Energy", "Banking")] * 15 + [("Retail", "Banking")] * 10
+
+    def test_the_contact_write_itself_never_overwrites_a_newer_salesforce_version(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        newer = world.contact(2)
+        newer.account_modstamp, newer.account_fields = stamp(50), {**newer.account_fields, "Industry": "Banking"}
+        report = world.edit(local_edit("Industry", "Retail"))
+        assert (report.contacts_written, report.contacts_skipped) == (2, 1)
+        assert newer.account_fields["Industry"] == "Banking"
+        assert contact_id(1_000_002) not in local_activities(world)
+
+    @pytest.mark.parametrize("second", ["planned", "in-one-invocation"])
+    def test_segments_of_an_edit_never_overwrite_a_later_edit_of_the_same_field(self, second):
+        # given a large account's edit of Industry, planned in segments
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
+        first = take(world.changes)
+        if second == "in-one-invocation":  # the account shrank meanwhile: the second edit needs no segment
+            for n in range(10, 25):
+                world.fan_out.apply_contact_change(contact_version(1_000_000 + n, account=1, minute=5, deleted=True))
+        # when a second edit of Industry, queued before the first one's segments, is applied before them
+        second_report = world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=31))
+        reports = [world.fan_out.apply(s) for s in first + take(world.changes)]
+        world.log_activities()
+        # then the first edit's segments write nothing, and every contact ends with the second value
+        assert second_report.outcome == ("planned" if second == "planned" else "applied")
+        assert {r.outcome for r in reports[: len(first)]} == {"superseded"}
+        assert industries(world) == {"Second"}
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Second"
+        # with one activity per contact, from the value it really held (it never held "First")
+        assert local_activities(world, minute=30) == {}
+        assert set(local_activities(world, minute=31).values()) == {("Energy", "Second")}
+
+    def test_edits_of_two_fields_in_a_row_both_reach_every_contact(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Retail", minute=30))
+        world.fan_out.apply_local_edit(local_edit("Name", "Local name", minute=31))
+        world.run_queued_segments()
+        world.log_activities()
+        assert {(c.account_fields["Industry"], c.account_fields["Name"]) for c in world.contacts.items.values()} == {
+            ("Retail", "Local name")
+        }
+        assert len(local_activities(world, 30, "Industry")) == len(local_activities(world, 31, "Name")) == 25
+
+    def test_a_version_equal_to_the_stored_values_is_still_fanned_out_while_an_edit_may_be_on_its_way(self):
+        # given an edit applied to every contact, then a second one restoring Salesforce's value, not applied yet
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.edit(local_edit("Industry", "Retail", minute=30))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Energy", minute=31))
+        pending = take(world.changes)
+        # when Salesforce sends a version with exactly the values the stored account holds again
+        report = world.sync(account_version(1, minute=40))
+        # then it is fanned out (not taken for a version every contact already holds), and the edit's segments
+        # that come after it write nothing
+        assert report.outcome == "new"
+        assert industries(world) == {"Energy"}
+        assert {world.fan_out.apply(s).outcome for s in pending} == {"superseded"}
+
+    def test_an_edit_delivered_again_after_a_later_edit_of_the_field_changes_nothing(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        first = local_edit("Industry", "First", minute=30)
+        world.edit(first)
+        world.edit(local_edit("Industry", "Second", minute=31))
+        assert world.edit(first).outcome == "superseded"  # redriven from the dead-letter queue
+        assert industries(world) == {"Second"}
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Second"
+
+    def test_an_edit_delivered_again_after_a_newer_salesforce_version_changes_nothing(self, world):
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        world.edit(edit)
+        world.sync(account_version(1, minute=40, Industry="Banking"))
+        assert world.edit(edit).outcome == "superseded"
+        assert industries(world) == {"Banking"}
+        assert world.accounts.get(account_id(1)).fields["Industry"] == "Banking"
+
+
+class TestLocalEditRedelivery:
+    """The same edit twice, or a crash half-way then the redelivery: no activity lost, none doubled."""
+
+    @pytest.mark.parametrize("segment_size", [10_000, 10], ids=["one-invocation", "segmented"])
+    def test_the_same_edit_twice_gives_one_activity_per_contact(self, segment_size):
+        world = World(segment_size=segment_size)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        world.edit(edit)
+        logged = dict(world.store.activities)
+        # a first delivery that changes every contact reads no contact item
+        assert world.contacts.local_edit_reads == 0
+        writes = world.contacts.local_writes
+        world.edit(edit)  # the same message again (its delete was lost)
+        assert world.contacts.local_writes == writes
+        assert world.store.activities == logged
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
+
+    def test_the_same_segment_twice_gives_one_activity_per_contact(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
+        segments = take(world.changes)
+        for segment in [*segments, segments[1]]:
+            report = world.fan_out.apply(segment)
+        assert (report.contacts_written, report.contacts_unchanged) == (0, 10)
+        world.log_activities()
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
+
+    @pytest.mark.parametrize("where", ["in-one-invocation", "in-a-segment"])
+    def test_a_crash_half_way_is_finished_by_the_redelivery_without_losing_or_doubling_activities(self, where):
+        world = World(segment_size=10_000 if where == "in-one-invocation" else 10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        message = LocalEditMessage(edit)
+        if where == "in-a-segment":
+            world.fan_out.apply(message)
+            segments = take(world.changes)
+            world.fan_out.apply(segments[0])
+            world.log_activities()
+            message, rest = segments[1], segments[2:]
+        # when the invocation dies after 4 contact writes, before it queued their activities
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply(message)
+        world.activity_queue.messages.clear()
+        world.contacts.fail_writes_after = None
+        # then SQS delivers the message again, and the rest follows
+        world.fan_out.apply(message)
+        if where == "in-a-segment":
+            for segment in rest:
+                world.fan_out.apply(segment)
+        world.run_queued_segments()
+        world.log_activities()
+        assert industries(world) == {"Retail"}
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
+        assert world.contacts.local_writes == 25
+
+
+class TestLocalEditThreshold:
+    """SPEC R6 for local edits: exactly the threshold of contacts, logged; one more, synced without activities."""
+
+    @pytest.mark.parametrize("segment_size", [10_000, 500], ids=["one-invocation", "segmented"])
+    def test_exactly_5000_contacts_log_an_activity_each(self, segment_size):
+        world = World(segment_size=segment_size)
+        world.given_contacts(5000)
+        world.sync(account_version(1, minute=1))
+        report = world.edit(local_edit("Industry", "Retail"))
+        assert report.activity_logging == "logged" and not report.suppressed
+        assert report.segments_planned == (0 if segment_size == 10_000 else 10)
+        assert len(local_activities(world)) == 5000
+        assert world.store.suppressions == {}
+
+    @pytest.mark.parametrize("segment_size", [10_000, 500], ids=["one-invocation", "segmented"])
+    def test_5001_contacts_take_the_edit_with_one_suppression_record_and_no_activity(self, segment_size):
+        world = World(segment_size=segment_size)
+        world.given_contacts(5001)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        report = world.edit(edit)
+        assert report.activity_logging == "suppressed" and report.suppressed
+        assert industries(world) == {"Retail"}
+        assert local_activities(world) == {}
+        world.edit(edit)  # redelivered: still one record
+        (record,) = [r for r in world.store.suppressions.values() if r.origin is ChangeOrigin.LOCAL]
+        assert (record.account_id, record.system_modstamp, record.changed_fields) == (
+            account_id(1),
+            stamp(30),
+            ("Industry",),
+        )
+        assert (record.contacts_counted, record.threshold) == (5001, 5000)
 
 
 class TestOrderingAndIdempotence:

@@ -157,23 +157,60 @@ class LocalEditMessage:
         return _dedup_id(self.type, self.edit.edit_id)
 
     def to_body(self) -> str:
-        e = self.edit
+        return _dump({"edit": _local_edit_json(self.edit)}, self.type)
+
+
+@dataclass(frozen=True)
+class LocalEditSegmentMessage:
+    """One planned slice of a large account's local edit: the contacts with `after < contact_id <= through`.
+
+    `base_modstamp` is the account's SystemModstamp when the edit was applied to the stored account: the segment
+    writes nothing once a newer Salesforce version was accepted (SPEC R3: it overwrites the edit, never the
+    reverse), nor once a later edit of the same field was applied. The deduplication id is the edit and the key
+    range, so a plan queued again after a crash is dropped by SQS where its ranges are the same."""
+
+    edit: LocalEdit
+    base_modstamp: str
+    index: int
+    total: int
+    after_contact_id: str | None
+    through_contact_id: str
+    activity_logging: ActivityLogging
+    type = "local_edit_segment"
+
+    @property
+    def group_id(self) -> str:
+        return self.edit.account_id
+
+    @property
+    def deduplication_id(self) -> str:
+        return _dedup_id(
+            self.type,
+            self.edit.edit_id,
+            self.edit.edited_at,
+            self.base_modstamp,
+            self.after_contact_id or "",
+            self.through_contact_id,
+        )
+
+    def to_body(self) -> str:
         return _dump(
             {
-                "edit": {
-                    "edit_id": e.edit_id,
-                    "contact_id": e.contact_id,
-                    "account_id": e.account_id,
-                    "field": e.field,
-                    "value": e.value,
-                    "edited_at": e.edited_at,
-                }
+                "edit": _local_edit_json(self.edit),
+                "base_modstamp": self.base_modstamp,
+                "index": self.index,
+                "total": self.total,
+                "after_contact_id": self.after_contact_id,
+                "through_contact_id": self.through_contact_id,
+                "activity_logging": self.activity_logging.value,
             },
             self.type,
         )
 
 
-ChangeMessage = AccountChangeMessage | AccountSegmentMessage | ContactChangesMessage | LocalEditMessage
+ChangeMessage = (
+    AccountChangeMessage | AccountSegmentMessage | ContactChangesMessage | LocalEditMessage | LocalEditSegmentMessage
+)
 
 
 def parse_change_message(body: str) -> ChangeMessage:
@@ -182,15 +219,7 @@ def parse_change_message(body: str) -> ChangeMessage:
     if kind == AccountChangeMessage.type:
         return AccountChangeMessage(_account_version(payload.get("version")))
     if kind == AccountSegmentMessage.type:
-        index = _int(payload, "index", minimum=0)
-        total = _int(payload, "total", minimum=1)
-        if index >= total:
-            raise MalformedMessage(f"segment index {index} is not below total {total}")
-        logging = _str(payload, "activity_logging")
-        try:
-            activity_logging = ActivityLogging(logging)
-        except ValueError as exc:
-            raise MalformedMessage(f"unknown activity_logging {logging!r}") from exc
+        index, total = _segment_position(payload)
         return AccountSegmentMessage(
             version=_account_version(payload.get("version")),
             plan_id=_str(payload, "plan_id"),
@@ -198,7 +227,7 @@ def parse_change_message(body: str) -> ChangeMessage:
             total=total,
             after_contact_id=_optional_id(payload, "after_contact_id"),
             through_contact_id=_id(payload, "through_contact_id"),
-            activity_logging=activity_logging,
+            activity_logging=_activity_logging(payload),
         )
     if kind == ContactChangesMessage.type:
         raw_versions = payload.get("versions")
@@ -207,6 +236,17 @@ def parse_change_message(body: str) -> ChangeMessage:
         return ContactChangesMessage(tuple(_contact_version(raw) for raw in raw_versions))
     if kind == LocalEditMessage.type:
         return LocalEditMessage(_local_edit(payload.get("edit")))
+    if kind == LocalEditSegmentMessage.type:
+        index, total = _segment_position(payload)
+        return LocalEditSegmentMessage(
+            edit=_local_edit(payload.get("edit")),
+            base_modstamp=_timestamp(payload, "base_modstamp"),
+            index=index,
+            total=total,
+            after_contact_id=_optional_id(payload, "after_contact_id"),
+            through_contact_id=_id(payload, "through_contact_id"),
+            activity_logging=_activity_logging(payload),
+        )
     raise MalformedMessage(f"unknown message type {kind!r}")
 
 
@@ -335,6 +375,33 @@ def _contact_version(raw: object) -> ContactVersion:
         last_name=_optional_str(raw, "last_name"),
         email=_optional_str(raw, "email"),
     )
+
+
+def _segment_position(payload: Mapping[str, Any]) -> tuple[int, int]:
+    index = _int(payload, "index", minimum=0)
+    total = _int(payload, "total", minimum=1)
+    if index >= total:
+        raise MalformedMessage(f"segment index {index} is not below total {total}")
+    return index, total
+
+
+def _activity_logging(payload: Mapping[str, Any]) -> ActivityLogging:
+    logging = _str(payload, "activity_logging")
+    try:
+        return ActivityLogging(logging)
+    except ValueError as exc:
+        raise MalformedMessage(f"unknown activity_logging {logging!r}") from exc
+
+
+def _local_edit_json(edit: LocalEdit) -> dict[str, Any]:
+    return {
+        "edit_id": edit.edit_id,
+        "contact_id": edit.contact_id,
+        "account_id": edit.account_id,
+        "field": edit.field,
+        "value": edit.value,
+        "edited_at": edit.edited_at,
+    }
 
 
 def _local_edit(raw: object) -> LocalEdit:

@@ -11,11 +11,13 @@ from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.conversion import ConversionOrder, ConvertedRecords, PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue
+from account_sync.domain.local_edits import ContactEditMark, EditMark
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
     ChangeDataValueActivity,
     ContactVersion,
+    LocalEdit,
 )
 
 # --- errors the adapters translate SDK errors into ----------------------------------------------------
@@ -206,6 +208,7 @@ class AccountState:
     changed_fields: tuple[str, ...] = ()
     segments_total: int | None = None
     segments_done: frozenset[str] = field(default_factory=frozenset)
+    local_edits: Mapping[str, EditMark] = field(default_factory=dict)  # per field, its last local edit
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,10 @@ class AccountRepository(Protocol):
         version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
         ...
 
-    def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
-        """Set one field of the stored account (SPEC R3); False when the account is unknown or deleted."""
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
+        """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
+        the account's newest version (`local_edits`), if the account is still as `stored` says: the same newest
+        version, not deleted, the same last edit of that field. False otherwise."""
         ...
 
 
@@ -278,8 +283,14 @@ class ContactRepository(Protocol):
         or already newer)."""
         ...
 
-    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
-        """Set one account field on the contact if it still belongs to the account."""
+    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
+        """Set the edited account field on the contact, and record the edit with the field's value before it
+        (`old`, the outbox), if the contact still belongs to the account and holds no newer account version than
+        `base_modstamp` (the version the edit was applied over). False when the condition failed."""
+        ...
+
+    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
+        """The last local edit written on the contact (a strongly consistent read), None when there is none."""
         ...
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:

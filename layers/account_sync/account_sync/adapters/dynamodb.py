@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path
 
 from account_sync.adapters.dynamodb_models import (
     AccountItem,
@@ -21,6 +22,7 @@ from account_sync.adapters.dynamodb_models import (
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
+from account_sync.domain.local_edits import ContactEditMark, EditMark
 from account_sync.domain.records import (
     CHANGE_DATA_VALUE,
     CHANGE_DATA_VALUE_SUPPRESSED,
@@ -28,6 +30,7 @@ from account_sync.domain.records import (
     ActivitySuppression,
     ChangeDataValueActivity,
     ContactVersion,
+    LocalEdit,
 )
 from account_sync.domain.timestamps import parse_timestamp, utc_now
 from account_sync.ports import (
@@ -195,12 +198,32 @@ class DynamoAccountRepository:
             raise translate(exc) from exc
         return True
 
-    def apply_local_edit(self, account_id: str, field: str, value: FieldValue) -> bool:
-        item = AccountItem(account_id)
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
+        """One conditional write: the field's value and its mark (the edit, over the newest version), while the
+        item is still `stored` in what decides the edit (newest version, not deleted, the field's last edit)."""
+        if stored.system_modstamp is None:
+            return False
+        mark = {"edit_id": edit.edit_id, "edited_at": edit.edited_at, "base_modstamp": stored.system_modstamp}
+        field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
+        condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
+        previous = stored.local_edits.get(edit.field)
+        if previous is None:
+            condition &= field_mark.does_not_exist()
+        else:
+            condition &= (field_mark["edit_id"] == previous.edit_id) & (field_mark["edited_at"] == previous.edited_at)
+        if stored.local_edits:
+            mark_action = field_mark.set(mark)
+        else:  # the first edit of the account: a nested path cannot be set in a map that does not exist yet
+            mark_action = AccountItem.local_edits.set({edit.field: mark})
+            condition &= AccountItem.local_edits.does_not_exist()
         try:
-            item.update(
-                actions=[AccountItem.fields[field].set(value), AccountItem.updated_at.set(self._now())],  # type: ignore[attr-defined]
-                condition=AccountItem.system_modstamp.exists() & (AccountItem.is_deleted == False),  # noqa: E712
+            AccountItem(edit.account_id).update(
+                actions=[
+                    AccountItem.fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
+                    mark_action,
+                    AccountItem.updated_at.set(self._now()),
+                ],
+                condition=condition,
             )
         except UpdateError as exc:
             if is_condition_failure(exc):
@@ -242,6 +265,29 @@ def _account_state(item: AccountItem) -> AccountState:
         changed_fields=tuple(item.changed_fields or ()),
         segments_total=int(item.segments_total) if item.segments_total is not None else None,
         segments_done=frozenset(item.segments_done or ()),
+        local_edits=_edit_marks(item.local_edits),
+    )
+
+
+def _plain(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    return raw.as_dict() if isinstance(raw, MapAttribute) else dict(raw)
+
+
+def _edit_marks(raw: Any) -> dict[str, EditMark]:
+    return {
+        name: EditMark(str(mark["edit_id"]), str(mark["edited_at"]), str(mark["base_modstamp"]))
+        for name, mark in _plain(raw).items()
+    }
+
+
+def _contact_edit_mark(raw: Any) -> ContactEditMark | None:
+    mark = _plain(raw)
+    if not mark:
+        return None
+    return ContactEditMark(
+        str(mark["edit_id"]), str(mark["edited_at"]), str(mark["field"]), canonical_value(mark.get("old"))
     )
 
 
@@ -330,19 +376,35 @@ class DynamoContactRepository:
             ContactItem.account_fields.set(dict(version.fields)),
             ContactItem.account_modstamp.set(version.system_modstamp),
             ContactItem.account_previous_values.set({c.field: c.old for c in changes}),
+            ContactItem.account_local_edit.remove(),  # the version overwrote every local edit (SPEC R3)
             ContactItem.account_fields_source.set("salesforce"),
             ContactItem.account_deleted.set(version.is_deleted),
             ContactItem.updated_at.set(self._now()),
         ]
         return self._conditional_update(contact_id, actions, condition)
 
-    def apply_local_edit(self, contact_id: str, account_id: str, field: str, value: FieldValue) -> bool:
+    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
+        condition = (ContactItem.account_id == edit.account_id) & (
+            ContactItem.account_modstamp.does_not_exist() | (ContactItem.account_modstamp <= base_modstamp)
+        )
         actions = [
-            ContactItem.account_fields[field].set(value),  # type: ignore[attr-defined]
+            ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
+            ContactItem.account_local_edit.set(
+                {"edit_id": edit.edit_id, "edited_at": edit.edited_at, "field": edit.field, "old": old}
+            ),
             ContactItem.account_fields_source.set("local"),
             ContactItem.updated_at.set(self._now()),
         ]
-        return self._conditional_update(contact_id, actions, ContactItem.account_id == account_id)
+        return self._conditional_update(contact_id, actions, condition)
+
+    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
+        try:
+            item = ContactItem.get(contact_id, consistent_read=True, attributes_to_get=["account_local_edit"])
+        except ContactItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return _contact_edit_mark(item.account_local_edit)
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
         condition = ContactItem.contact_modstamp.does_not_exist() | (
@@ -377,6 +439,7 @@ class DynamoContactRepository:
                     ContactItem.account_deleted.set(account.is_deleted),
                     ContactItem.account_fields_source.set("salesforce"),
                     ContactItem.account_previous_values.remove(),
+                    ContactItem.account_local_edit.remove(),
                 ]
             else:
                 # No account, or one not synced yet: its fan-out will write the fields when it comes.
@@ -385,6 +448,7 @@ class DynamoContactRepository:
                     ContactItem.account_modstamp.remove(),
                     ContactItem.account_deleted.set(False),
                     ContactItem.account_previous_values.remove(),
+                    ContactItem.account_local_edit.remove(),
                 ]
         return self._conditional_update(version.contact_id, actions, condition)
 
@@ -497,7 +561,7 @@ class DynamoActivityStore:
                 f"Account has more than {suppression.threshold} contacts: changes synced, "
                 "Change Data Value activities not logged"
             ),
-            source="salesforce",
+            source=suppression.origin.source,
             account_id=suppression.account_id,
             system_modstamp=suppression.system_modstamp,
             activity_at=suppression.activity_at,

@@ -44,6 +44,7 @@ class ContactItem(Model):
     account_fields = MapAttribute[str, object](default=dict)
     account_modstamp = UnicodeAttribute(null=True)
     account_previous_values = MapAttribute[str, object](null=True)
+    account_local_edit = MapAttribute[str, object](null=True)  # not in by_account: read with GetItem when needed
     account_fields_source = UnicodeAttribute(null=True)
     account_deleted = BooleanAttribute(default=False)
     is_deleted = BooleanAttribute(default=False)
@@ -74,6 +75,7 @@ class AccountItem(Model):
     activity_logging = UnicodeAttribute(null=True)
     contacts_counted = NumberAttribute(null=True)
     changed_fields = ListAttribute[str](null=True)
+    local_edits = MapAttribute[str, object](null=True)  # field -> {edit_id, edited_at, base_modstamp}
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 

@@ -98,6 +98,7 @@ class ActivitySuppression:
     threshold: int
     changed_fields: tuple[str, ...]
     activity_at: str
+    origin: ChangeOrigin = ChangeOrigin.ACCOUNT  # LOCAL for a local edit: `system_modstamp` is then its edited_at
 
     @property
     def activity_key(self) -> str:

@@ -9,6 +9,10 @@ Order of operations for an account version, and why:
 3. Each contact is written only if a synced value changes, with a condition that it still belongs to the account
    and holds an older version; the write keeps the previous values of the fields it changed, so that a
    redelivery after a crash re-emits the same (deterministically keyed) activities instead of losing them.
+
+A local edit (SPEC R3) takes the same three steps: the stored account records it as the field's last edit over
+the newest version (`domain.local_edits`: a later edit or a newer version supersedes it, at every step), a large
+account is planned in segments, and each contact write keeps the edit and the field's value before it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import TypeVar
 
 from account_sync.contracts import (
     AccountChangeMessage,
@@ -27,9 +32,11 @@ from account_sync.contracts import (
     ContactChangesMessage,
     ContactFieldChange,
     LocalEditMessage,
+    LocalEditSegmentMessage,
 )
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
 from account_sync.domain.fields import FieldChange, canonical_value, diff_fields
+from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
@@ -47,12 +54,16 @@ from account_sync.ports import (
     ChangePublisher,
     ContactRepository,
     ContactSnapshot,
+    TransientError,
 )
 
 ACTIVITY_CHANGES_PER_MESSAGE = 200
 ACTIVITY_BYTES_PER_MESSAGE = 192 * 1024
 ACTIVITY_MESSAGES_PER_PUBLISH = 10  # what one SendMessageBatch takes: SQS bills per request
 _WRITE_WINDOW = 256
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ class FanOut:
             return self.apply_segment(message)
         if isinstance(message, LocalEditMessage):
             return self.apply_local_edit(message.edit)
+        if isinstance(message, LocalEditSegmentMessage):
+            return self.apply_local_edit_segment(message)
         return self.apply_contact_changes(message)
 
     # --- account versions ------------------------------------------------------------------------------
@@ -191,12 +204,15 @@ class FanOut:
         """True when the stored version reached every contact and the new one differs from it in no synced field
         and not in being deleted (a SystemModstamp-only change, a change of a field that is not synced): then
         every contact already holds the new values, and reading them would cost a page per 1 MB of contacts
-        and, for a large account, an invocation per segment, to write nothing. A local edit since the stored
-        version changed the stored fields, so the next Salesforce version differs and overwrites it (SPEC R3)."""
+        and, for a large account, an invocation per segment, to write nothing. Not after a local edit over the
+        stored version: its segments may still be on their way to the contacts (an edit that restored the
+        Salesforce value leaves the stored fields equal to the version's), so the version is fanned out and
+        overwrites every contact (SPEC R3)."""
         return (
             stored.system_modstamp is not None
             and stored.applied_modstamp == stored.system_modstamp
             and stored.is_deleted == version.is_deleted
+            and not edits_since(stored.local_edits, stored.system_modstamp)
             and not diff_fields(stored.fields, version.fields, self._config.synced_fields)
         )
 
@@ -265,7 +281,12 @@ class FanOut:
                     report.contacts_unchanged += 1
                     continue
                 to_write.append((contact, changes))
-            for (contact, changes), written in zip(to_write, self._write_all(version, to_write), strict=True):
+
+            def write(item: tuple[ContactSnapshot, list[FieldChange]]) -> bool:
+                contact, changes = item
+                return self._contacts.apply_account_version(contact.contact_id, version, changes)
+
+            for (contact, changes), written in zip(to_write, self._concurrently(write, to_write), strict=True):
                 if not written:
                     report.contacts_skipped += 1
                     continue
@@ -274,16 +295,12 @@ class FanOut:
                     outbox.add(contact.contact_id, changes)
         report.activities_queued += outbox.flush()
 
-    def _write_all(
-        self, version: AccountVersion, to_write: Sequence[tuple[ContactSnapshot, list[FieldChange]]]
-    ) -> Iterable[bool]:
-        def write(item: tuple[ContactSnapshot, list[FieldChange]]) -> bool:
-            contact, changes = item
-            return self._contacts.apply_account_version(contact.contact_id, version, changes)
-
-        if self._executor is None or len(to_write) < 2:
-            return [write(item) for item in to_write]
-        return list(self._executor.map(write, to_write))
+    def _concurrently(self, call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
+        """`call` on every item, on the executor's threads (the contacts' writes and reads: each one is a request
+        of its own), results in the order of `items`."""
+        if self._executor is None or len(items) < 2:
+            return [call(item) for item in items]
+        return list(self._executor.map(call, items))
 
     @staticmethod
     def _changes_already_written(contact: ContactSnapshot, version: AccountVersion) -> list[FieldChange]:
@@ -328,46 +345,164 @@ class FanOut:
     # --- local edits -----------------------------------------------------------------------------------
 
     def apply_local_edit(self, edit: LocalEdit) -> FanOutReport:
-        """SPEC R3: the edited field changes on every contact of the account (and on the stored account), with
-        activities of source "local" under the same threshold rule. The account's SystemModstamp is kept, so
-        its next Salesforce version overwrites every synced field again."""
-        report = FanOutReport(kind="local_edit", outcome="", account_id=edit.account_id)
+        """SPEC R3: the edited field changes on the stored account and on every contact of the account, with
+        activities of source "local" under the same threshold rule. The account's SystemModstamp is kept, so its
+        next Salesforce version overwrites every synced field again.
+
+        Like an account version: the stored account decides first (the edit is recorded as the field's last one,
+        over the account's newest version; a later edit of the field or a newer version supersedes it), then an
+        account small enough is written at once and a larger one is planned in segments queued behind it."""
+        report = FanOutReport(kind="local_edit", outcome="", account_id=edit.account_id, changed_fields=[edit.field])
         self._accounts_seen.pop(edit.account_id, None)
-        if not self._accounts.apply_local_edit(edit.account_id, edit.field, edit.value):
+        stored = self._accounts.get(edit.account_id)
+        if stored is None or stored.system_modstamp is None or stored.is_deleted:
             report.outcome = "account_not_synced"
             return report
-        counted = self._contacts.count_members(edit.account_id, limit=self._config.activity_threshold + 1)
+        base = stored.system_modstamp
+        verdict = judge_local_edit(edit, stored.local_edits.get(edit.field), base)
+        if verdict is EditVerdict.SUPERSEDED:
+            report.outcome = "superseded"
+            return report
+
+        count_limit = max(self._config.activity_threshold, self._config.segment_size) + 1
+        counted = self._contacts.count_members(edit.account_id, limit=count_limit)
         logging = activity_logging_for(counted, self._config.activity_threshold)
         report.activity_logging = logging.value
-        report.changed_fields = [edit.field]
-        outbox = _ActivityOutbox(self._activities, edit.account_id, edit.edited_at, ChangeOrigin.LOCAL)
-        new_value = canonical_value(edit.value)
-        for contact in self._contacts.members(edit.account_id):
-            old_value = canonical_value(contact.account_fields.get(edit.field))
-            if old_value == new_value and type(old_value) is type(new_value):
-                report.contacts_unchanged += 1
-                continue
-            if not self._contacts.apply_local_edit(contact.contact_id, edit.account_id, edit.field, edit.value):
-                report.contacts_skipped += 1
-                continue
-            report.contacts_written += 1
-            if logging is ActivityLogging.LOGGED:
-                outbox.add(contact.contact_id, [FieldChange(edit.field, old_value, new_value)])
-        report.activities_queued = outbox.flush()
-        if logging is ActivityLogging.SUPPRESSED and report.contacts_written:
-            self._activity_store.put_suppression(
-                ActivitySuppression(
-                    account_id=edit.account_id,
-                    system_modstamp=edit.edited_at,
-                    contacts_counted=counted,
-                    threshold=self._config.activity_threshold,
-                    changed_fields=(edit.field,),
-                    activity_at=self._now(),
-                )
-            )
-            report.suppressed = True
+        if verdict is EditVerdict.APPLY:
+            # The suppression record first: decided from the stored value before the edit, which a redelivery
+            # after the account write no longer sees.
+            if logging is ActivityLogging.SUPPRESSED and diff_fields(
+                stored.fields, {edit.field: edit.value}, [edit.field]
+            ):
+                self._record_edit_suppression(edit, counted)
+                report.suppressed = True
+            if not self._accounts.apply_local_edit(edit, stored):
+                # Only another delivery writing the same account at the same time gets here: decide again later.
+                raise TransientError(f"account {edit.account_id} changed while a local edit was applied to it")
+
+        if counted <= self._config.segment_size and stored.applied_modstamp == base:
+            self._apply_edit_range(edit, base, logging, None, None, report)
+            report.outcome = "applied"
+        else:
+            # A large account; or the account's newest version is still being fanned out in segments, which were
+            # queued behind this edit: the edit's own segments go behind them, so that the edit lands last.
+            report.segments_planned = self._plan_edit_segments(edit, base, logging)
+            report.outcome = "planned"
+        return report
+
+    def apply_local_edit_segment(self, segment: LocalEditSegmentMessage) -> FanOutReport:
+        edit = segment.edit
+        report = FanOutReport(
+            kind="local_edit_segment",
+            outcome="",
+            account_id=edit.account_id,
+            activity_logging=segment.activity_logging.value,
+            changed_fields=[edit.field],
+        )
+        stored = self._accounts.get(edit.account_id)
+        mark = stored.local_edits.get(edit.field) if stored else None
+        if (
+            stored is None
+            or stored.is_deleted
+            or stored.system_modstamp != segment.base_modstamp
+            or mark is None
+            or not mark.is_edit(edit)
+        ):
+            # A newer Salesforce version was accepted since the plan (it overwrites the edit: SPEC R3), or a later
+            # edit of the field was applied (its own fan-out covers every contact).
+            report.outcome = "superseded"
+            return report
+        self._apply_edit_range(
+            edit,
+            segment.base_modstamp,
+            segment.activity_logging,
+            segment.after_contact_id,
+            segment.through_contact_id,
+            report,
+        )
         report.outcome = "applied"
         return report
+
+    def _record_edit_suppression(self, edit: LocalEdit, counted: int) -> None:
+        self._activity_store.put_suppression(
+            ActivitySuppression(
+                account_id=edit.account_id,
+                system_modstamp=edit.edited_at,
+                contacts_counted=min(counted, self._config.activity_threshold + 1),
+                threshold=self._config.activity_threshold,
+                changed_fields=(edit.field,),
+                activity_at=self._now(),
+                origin=ChangeOrigin.LOCAL,
+            )
+        )
+
+    def _plan_edit_segments(self, edit: LocalEdit, base: str, logging: ActivityLogging) -> int:
+        ranges = list(self._contacts.member_key_pages(edit.account_id, self._config.segment_size))
+        self._changes.publish(
+            [
+                LocalEditSegmentMessage(
+                    edit=edit,
+                    base_modstamp=base,
+                    index=index,
+                    total=len(ranges),
+                    after_contact_id=after,
+                    through_contact_id=through,
+                    activity_logging=logging,
+                )
+                for index, (after, through) in enumerate(ranges)
+            ]
+        )
+        return len(ranges)
+
+    def _apply_edit_range(
+        self,
+        edit: LocalEdit,
+        base: str,
+        logging: ActivityLogging,
+        after: str | None,
+        through: str | None,
+        report: FanOutReport,
+    ) -> None:
+        """Write the edited field on the contacts of the range, a window at a time on the executor. Each write
+        keeps the edit and the field's value before it on the contact (`account_local_edit`): a contact that
+        already holds the edited value is read once, and if this edit wrote it (an earlier delivery that died
+        before queueing its activities) its activity is queued again, under the same key."""
+        log_activities = logging is ActivityLogging.LOGGED
+        outbox = _ActivityOutbox(self._activities, edit.account_id, edit.edited_at, ChangeOrigin.LOCAL)
+        edited = {edit.field: edit.value}
+        new_value = canonical_value(edit.value)
+        members = self._contacts.members(edit.account_id, after, through)
+        for window in _windows(members, _WRITE_WINDOW):
+            to_write: list[tuple[ContactSnapshot, FieldChange]] = []
+            already: list[ContactSnapshot] = []
+            for contact in window:
+                if compare_versions(base, contact.account_modstamp) is VersionVerdict.OLDER:
+                    report.contacts_skipped += 1  # holds a newer Salesforce version: it overwrote the edit
+                    continue
+                changes = diff_fields(contact.account_fields, edited, [edit.field])
+                if changes:
+                    to_write.append((contact, changes[0]))
+                else:
+                    already.append(contact)
+            report.contacts_unchanged += len(already)
+            if log_activities and already:
+                marks = self._concurrently(lambda c: self._contacts.local_edit_of(c.contact_id), already)
+                for contact, mark in zip(already, marks, strict=True):
+                    if mark is not None and mark.is_edit(edit):
+                        outbox.add(contact.contact_id, [FieldChange(edit.field, mark.old, new_value)])
+
+            def write(item: tuple[ContactSnapshot, FieldChange]) -> bool:
+                contact, change = item
+                return self._contacts.apply_local_edit(contact.contact_id, edit, base, change.old)
+
+            for (contact, change), written in zip(to_write, self._concurrently(write, to_write), strict=True):
+                if not written:
+                    report.contacts_skipped += 1
+                    continue
+                report.contacts_written += 1
+                if log_activities:
+                    outbox.add(contact.contact_id, [change])
+        report.activities_queued += outbox.flush()
 
 
 class _ActivityOutbox:

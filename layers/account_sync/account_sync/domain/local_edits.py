@@ -1,0 +1,71 @@
+"""The order of local edits (SPEC R3) among themselves and against the account's Salesforce versions.
+
+An edit is queued in the account's FIFO group and applied in queue order, but a large account's edit is applied in
+segments queued behind whatever was already in the group, and a dead-letter redrive comes late by nature. So each
+edit is recorded on the stored account, per field, with the Salesforce version it was applied over (`EditMark`),
+and every later step of the edit asks whether it is still the field's last edit over the account's newest version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from account_sync.domain.fields import FieldValue
+from account_sync.domain.records import LocalEdit
+
+
+@dataclass(frozen=True)
+class EditMark:
+    """The last local edit of one field applied to the stored account, and the version it was applied over."""
+
+    edit_id: str
+    edited_at: str
+    base_modstamp: str
+
+    def is_edit(self, edit: LocalEdit) -> bool:
+        return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
+
+
+@dataclass(frozen=True)
+class ContactEditMark:
+    """The last local edit written on a contact, with the edited field's value before it: the outbox of an edit (a
+    redelivery re-emits the activity of a contact the edit already wrote, under the same key)."""
+
+    edit_id: str
+    edited_at: str
+    field: str
+    old: FieldValue
+
+    def is_edit(self, edit: LocalEdit) -> bool:
+        return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at and self.field == edit.field
+
+
+class EditVerdict(enum.Enum):
+    APPLY = "apply"  # not applied yet, and nothing newer touched the field: apply it
+    RESUME = "resume"  # already applied over the account's newest version (a redelivery): finish it
+    SUPERSEDED = "superseded"  # a later edit of the field, or a newer Salesforce version, came since: do nothing
+
+
+def judge_local_edit(edit: LocalEdit, mark: EditMark | None, system_modstamp: str) -> EditVerdict:
+    """Where `edit` stands against the field's last edit (`mark`) and the account's newest version.
+
+    The same edit again is resumed while the account still holds the version it was applied over; once a newer
+    Salesforce version is accepted, that version has overwritten it (R3) and a late delivery must not bring it back.
+    An edit made before the field's last edit is superseded by it (`edited_at` orders edits: both come from the
+    API's clock). Edits are never compared with SystemModstamps (Salesforce's clock): an edit that was never
+    applied is applied when it comes, in queue order.
+    """
+    if mark is None:
+        return EditVerdict.APPLY
+    if mark.is_edit(edit):
+        return EditVerdict.RESUME if mark.base_modstamp == system_modstamp else EditVerdict.SUPERSEDED
+    if mark.edited_at > edit.edited_at:
+        return EditVerdict.SUPERSEDED
+    return EditVerdict.APPLY
+
+
+def edits_since(marks: Mapping[str, EditMark], system_modstamp: str | None) -> list[str]:
+    """The fields edited locally over the account's newest version (their contacts may not all hold it yet)."""
+    return sorted(name for name, mark in marks.items() if mark.base_modstamp == system_modstamp)
