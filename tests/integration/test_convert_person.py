@@ -388,18 +388,24 @@ def test_an_org_without_the_external_id_field_is_a_clear_503_logged_once_and_not
     assert len(reports) == 1 and reports[0].levelno == logging.ERROR
 
 
-def test_once_the_field_is_set_up_a_new_container_converts(runtime, emulator):
+def test_once_the_field_is_set_up_the_same_container_converts_after_the_recheck_interval(
+    runtime, emulator, monkeypatch
+):
     # given a container that found the key field missing
     emulator.remove_field("Account", EXTERNAL_ID_FIELD)
     given_person()
     assert convert(runtime)[1]["error"]["code"] == "SALESFORCE_EXTERNAL_ID_MISSING"
 
-    # when the admin creates the field: the warm container keeps its verdict, a new one checks again
+    # when the admin creates the field: within the interval the warm container keeps its verdict (no call)
     emulator.reset_schema()
+    emulator.reset_request_log()
     assert convert(runtime)[1]["error"]["code"] == "SALESFORCE_EXTERNAL_ID_MISSING"
-    runtime.reset("convert_person")  # a new execution environment (a deployment, or Lambda recycling it)
+    assert salesforce_calls(emulator) == []
+    # and once the interval has passed, it describes the object found wrong again, and only it
+    monkeypatch.setattr(salesforce_adapter.SalesforcePersonConverter, "RECHECK_SECONDS", 0.0)
     status, body = convert(runtime)
 
-    # then the person is converted
+    # then the person is converted, without a deployment
     assert status == 201 and body["created"] is True
+    assert salesforce_calls(emulator) == ["describe", "composite"]
     assert counts(emulator) == (1, 1, 1)

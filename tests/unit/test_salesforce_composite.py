@@ -244,3 +244,25 @@ def test_the_key_field_is_found_whatever_the_case_of_its_api_name():
     assert external_id_problem(described_lower, EXTERNAL_ID_FIELD) is None
     assert external_id_problem({}, EXTERNAL_ID_FIELD) is SetupProblem.MISSING
     assert external_id_problem({"fields": "nonsense"}, EXTERNAL_ID_FIELD) is SetupProblem.MISSING
+
+
+def test_an_org_found_wrong_is_described_again_after_the_recheck_interval_and_a_ready_one_never():
+    missing = (200, described("Contact", with_key=False))
+    http = CannedSalesforce([READY[0], missing, READY[2], READY[1], (200, upserted()), (200, upserted())])
+    clock = [1000.0]
+    once = SalesforcePersonConverter(
+        lambda: source(Authenticator(), http, []), api_version="62.0", clock=lambda: clock[0]
+    )
+
+    with pytest.raises(SalesforceSetupError):
+        once.convert(ORDER)
+    clock[0] += SalesforcePersonConverter.RECHECK_SECONDS - 1
+    with pytest.raises(SalesforceSetupError) as within:
+        once.convert(ORDER)  # within the interval: the verdict, no call
+    clock[0] += 1
+    once.convert(ORDER)  # the admin fixed the field: only the object found wrong is described again
+    clock[0] += 10 * SalesforcePersonConverter.RECHECK_SECONDS
+    once.convert(ORDER)  # a ready verdict is kept for good
+
+    assert within.value.first_report is False
+    assert [r.url for r in http.requests] == [*DESCRIBE_URLS, DESCRIBE_URLS[1], COMPOSITE_URL, COMPOSITE_URL]

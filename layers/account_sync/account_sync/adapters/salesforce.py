@@ -240,20 +240,31 @@ class SalesforcePersonConverter:
 
     Before its first composite, the converter checks that the org has the external id field on the three objects
     (one describe each); without it every upsert answers NOT_FOUND, which Salesforce reports as a refused record.
-    The converter is built once per container (the handler caches it), so the verdict, ready or not, is kept for
-    the container's life: a warm container pays no call for it. Only answers are kept: a describe that failed
-    (unavailable, session, limit) is asked again by the next conversion.
+    The converter is built once per container (the handler caches it): a verdict that the org is ready is kept
+    for the container's life, so a warm container pays no call for it. A verdict that it is not is kept for
+    `RECHECK_SECONDS`, then the objects found wrong are described again, so that an org an administrator fixes
+    is seen without a deployment, at a cost of at most three describes per container per interval while it is
+    broken. Only answers are kept: a describe that failed (unavailable, session, limit) is asked again by the
+    next conversion.
     """
 
     # Convert Person answers a person waiting on an HTTP API (30 s at most): few, short attempts.
     MAX_ATTEMPTS = 3
     TIMEOUT = (3.05, 8.0)  # connect, read (seconds)
     OBJECTS = ("Account", "Contact", "Opportunity")
+    RECHECK_SECONDS = 300.0
 
-    def __init__(self, new_client: Callable[[], SalesforceRestSource], api_version: str) -> None:
+    def __init__(
+        self,
+        new_client: Callable[[], SalesforceRestSource],
+        api_version: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._new_client = new_client
         self._api_version = api_version
+        self._clock = clock
         self._setup: dict[str, SetupProblem | None] = {}  # per object: what is wrong with the key field, or None
+        self._setup_checked_at: dict[str, float] = {}
         self._setup_reported = False
 
     def convert(self, order: ConversionOrder) -> ConvertedRecords:
@@ -285,9 +296,19 @@ class SalesforcePersonConverter:
 
     def _check_setup(self, client: SalesforceRestSource) -> None:
         """SalesforceSetupError, before any write, when an object lacks the external id field."""
+        now = self._clock()
         for sobject in self.OBJECTS:
-            if sobject not in self._setup:
+            known = sobject in self._setup
+            stale = (
+                known
+                and self._setup[sobject] is not None
+                and now - self._setup_checked_at[sobject] >= (self.RECHECK_SECONDS)
+            )
+            if not known or stale:
                 self._setup[sobject] = self._key_field_problem(client, sobject)
+                self._setup_checked_at[sobject] = now
+        if all(problem is None for problem in self._setup.values()):
+            self._setup_reported = False  # fixed: a new breakage is logged again
         problems = [
             FieldSetup(sobject, EXTERNAL_ID_FIELD, problem)
             for sobject, problem in self._setup.items()
