@@ -48,13 +48,25 @@ class TestContacts:
         assert contacts.count_members(account_id(1), limit=100) == 30
         assert contacts.count_members(account_id(2), limit=100) == 0
 
-    def test_key_pages_cover_the_account_exactly_once(self, store):
+    def test_key_pages_cover_the_account_exactly_once_from_one_request_per_1_mb(self, store, monkeypatch):
         ids = given_members(25)
+        connection = ContactItem._get_connection()
+        queries: list[dict] = []
+        query = connection.query
+        monkeypatch.setattr(connection, "query", lambda *a, **kw: queries.append(kw) or query(*a, **kw))
         pages = list(DynamoContactRepository().member_key_pages(account_id(1), page_size=10))
         assert pages == [(None, ids[9]), (ids[9], ids[19]), (ids[19], ids[24])]
+        assert len(queries) == 1 and "limit" not in queries[0]  # the keys of 25 contacts fit in one 1 MB page
         contacts = DynamoContactRepository()
         seen = [c.contact_id for after, through in pages for c in contacts.members(account_id(1), after, through)]
         assert seen == ids
+
+    @pytest.mark.parametrize(("members", "expected"), [(20, 2), (21, 3), (1, 1), (0, 0)])
+    def test_key_pages_at_the_boundary_of_a_range(self, store, members, expected):
+        ids = given_members(members)
+        pages = list(DynamoContactRepository().member_key_pages(account_id(1), page_size=10))
+        assert len(pages) == expected
+        assert [through for _, through in pages][-1:] == ids[-1:]
 
     def test_a_contact_that_moved_away_or_holds_a_newer_version_is_not_overwritten(self, store):
         (cid,) = given_members(1)
