@@ -255,13 +255,22 @@ class TestActivities:
         with pytest.raises(TransientError, match="unprocessed"):
             DynamoActivityStore(max_attempts=3, sleep=lambda _: None, client=flaky).put_activities([_activity(1)])
 
-    def test_a_suppression_record_says_where_the_change_came_from(self, store):
-        for origin, stamped in ((ChangeOrigin.ACCOUNT, stamp(1)), (ChangeOrigin.LOCAL, stamp(30))):
+    def test_a_suppression_record_says_where_the_change_came_from_and_never_takes_anothers_key(self, store):
+        # a version and two local edits stamped in the same millisecond: three records
+        for origin, fields in (
+            (ChangeOrigin.ACCOUNT, ("Industry",)),
+            (ChangeOrigin.LOCAL, ("Industry",)),
+            (ChangeOrigin.LOCAL, ("Name",)),
+        ):
             DynamoActivityStore().put_suppression(
-                ActivitySuppression(account_id(1), stamped, 5001, 5000, ("Industry",), stamp(40), origin)
+                ActivitySuppression(account_id(1), stamp(30), 5001, 5000, fields, stamp(40), origin)
             )
         items = {item.activity_key: item.source for item in ActivityItem.query(account_id(1))}
-        assert items == {f"{stamp(1)}#suppressed": "salesforce", f"{stamp(30)}#suppressed": "local"}
+        assert items == {
+            f"{stamp(30)}#suppressed": "salesforce",
+            f"{stamp(30)}#local#Industry#suppressed": "local",
+            f"{stamp(30)}#local#Name#suppressed": "local",
+        }
 
     def test_the_same_activity_twice_is_one_item(self, store):
         DynamoActivityStore().put_activities([_activity(1)])

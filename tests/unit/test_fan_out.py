@@ -210,7 +210,7 @@ class TestLocalEdits:
         world.log_activities()
         assert report.suppressed and report.contacts_written == 3
         assert [k for (_, k), _a in world.store.activities.items() if "#local#" in k] == []
-        assert (account_id(1), f"{stamp(30)}#suppressed") in world.store.suppressions
+        assert (account_id(1), f"{stamp(30)}#local#Name#suppressed") in world.store.suppressions
 
     def test_an_edit_of_an_account_never_synced_changes_nothing(self, world):
         world.given_contacts(2)

@@ -102,4 +102,8 @@ class ActivitySuppression:
 
     @property
     def activity_key(self) -> str:
+        """A version's: `<SystemModstamp>#suppressed`. A local edit's names its origin and field, so that it never
+        takes the key of a version's, or of another field's edit, stamped in the same millisecond."""
+        if self.origin is ChangeOrigin.LOCAL:
+            return f"{self.system_modstamp}#local#{'+'.join(self.changed_fields)}#suppressed"
         return f"{self.system_modstamp}#suppressed"
