@@ -33,6 +33,8 @@ def _record_metrics(report: FanOutReport) -> None:
     metrics.add_metric(name="ActivitiesQueued", unit=MetricUnit.Count, value=report.activities_queued)
     if report.outcome == "stale":
         metrics.add_metric(name="StaleVersions", unit=MetricUnit.Count, value=1)
+    if report.outcome == "superseded":  # a local edit (or its segment) behind a newer version or a later edit
+        metrics.add_metric(name="SupersededLocalEdits", unit=MetricUnit.Count, value=1)
     if report.suppressed:
         metrics.add_metric(name="ActivitySuppressed", unit=MetricUnit.Count, value=1)
 
