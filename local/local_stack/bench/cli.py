@@ -1,8 +1,8 @@
 """`make bench [BENCH_ARGS=...]`: run the benchmark, print the tables, write `bench/results.md` and `bench/cost.png`.
 
 Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
-and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about half
-an hour on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts.
+and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
+minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts.
 """
 
 from __future__ import annotations
