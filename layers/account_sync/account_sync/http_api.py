@@ -104,7 +104,7 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     @app.exception_handler(SalesforceSetupError)
     def setup(exc: SalesforceSetupError) -> Response:
         problems = [{"object": p.sobject, "field": p.field, "problem": p.problem.value} for p in exc.problems]
-        if exc.first_report:  # once per container: the verdict is kept, every later request gets the same answer
+        if exc.first_report:  # once per container while the org stays wrong (the converter rechecks it every 5 min)
             logger.error("the Salesforce org is not set up for this request", code=SETUP_CODE, problems=problems)
         else:
             logger.info("request refused", status=int(HTTPStatus.SERVICE_UNAVAILABLE), code=SETUP_CODE)
