@@ -47,7 +47,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="ApiBudgetStops", unit=MetricUnit.Count, value=1)
         report = FetchReport(run_id=context.aws_request_id, outcome="stopped_api_budget", api_calls=source.api_calls)
     for rejected in report.rejected:
-        logger.error("change not queued: larger than the queue takes", run_id=report.run_id, **rejected)
+        # larger than the queue takes, or a value DynamoDB cannot store: `reason` says which (never a value)
+        logger.error("change not queued: it can never be applied", run_id=report.run_id, **rejected)
     metrics.add_metric(name="RejectedChanges", unit=MetricUnit.Count, value=len(report.rejected))
     for sobject, count in report.queued.items():
         metrics.add_metric(name=f"{sobject}ChangesQueued", unit=MetricUnit.Count, value=count)

@@ -50,7 +50,10 @@ class TestRoundTrip:
         assert a.group_id == "001000000000000001"
         assert a.deduplication_id == b.deduplication_id
         assert ContactChangesMessage((contact_version(1, account=2),)).group_id == "001000000000000002"
-        assert ContactChangesMessage((contact_version(1, account=None),)).group_id == "contacts-without-account"
+        # a contact without an account is its own group: one bad record never blocks the others
+        assert ContactChangesMessage((contact_version(1, account=None),)).group_id == contact_id(1)
+        with pytest.raises(MalformedMessage, match="2 message groups"):
+            ContactChangesMessage((contact_version(1, account=None), contact_version(2, account=None)))
 
     def test_a_local_edit_segment_is_in_its_accounts_group_and_deduplicated_by_its_range(self):
         edit = LocalEdit("e1", contact_id(1), "001000000000000007", "Rating", "Hot", stamp(3))
@@ -66,7 +69,7 @@ class TestRoundTrip:
         assert first.deduplication_id != segment(None, contact_id(5), base=stamp(2)).deduplication_id
 
     def test_contacts_of_two_accounts_never_share_a_message(self):
-        with pytest.raises(MalformedMessage, match="several groups"):
+        with pytest.raises(MalformedMessage, match="2 message groups"):
             ContactChangesMessage((contact_version(1, account=1), contact_version(2, account=2)))
 
 
@@ -130,3 +133,90 @@ class TestMalformed:
         )
         with pytest.raises(MalformedMessage, match="non-empty list"):
             parse_activity_batch(body)
+
+
+SECRET = "jane.doe@example.com"
+
+
+class TestValuesDynamoDbCannotStore:
+    """Issue 10, 2.6: a message carrying a value DynamoDB refuses is malformed (so it fails alone, at once)."""
+
+    @pytest.mark.parametrize(
+        ("raw_value", "problem"),
+        [
+            ("NaN", "NaN or Infinity"),
+            ("Infinity", "NaN or Infinity"),
+            ("-Infinity", "NaN or Infinity"),
+            ("1" * 39, "more than 38 significant digits"),
+            ("1e126", "outside DynamoDB's range"),
+            ("1e-131", "outside DynamoDB's range"),
+            ('"a\\ud800b"', "not valid Unicode"),
+        ],
+    )
+    def test_an_account_change_with_such_a_value_is_malformed_naming_the_field(self, raw_value, problem):
+        body = _body().replace('"Industry": "Energy"', f'"Industry": {raw_value}')
+        assert raw_value in body
+        with pytest.raises(MalformedMessage) as refused:
+            parse_change_message(body)
+        assert str(refused.value).startswith("field 'Industry': ") and problem in str(refused.value)
+
+    def test_a_local_edit_or_an_activity_with_such_a_value_is_malformed(self):
+        edit = json.loads(LocalEditMessage(LocalEdit("e1", contact_id(1), "001000000000000001", "Rating", "x", stamp(3))).to_body())
+        edit["edit"]["value"] = 10**40 + 1
+        with pytest.raises(MalformedMessage, match="field 'Rating': a number of more than 38"):
+            parse_change_message(json.dumps(edit))
+        batch = ActivityBatchMessage(
+            "001000000000000001", ChangeOrigin.ACCOUNT, stamp(1), (ContactFieldChange(contact_id(1), "Name", "a", None),)
+        )
+        with pytest.raises(MalformedMessage, match="field 'old': NaN"):
+            parse_activity_batch(batch.to_body().replace('"old":"a"', '"old":NaN'))
+
+    def test_a_body_nested_thousands_deep_is_malformed_not_a_crash(self):
+        with pytest.raises(MalformedMessage, match="nested too deep"):
+            parse_change_message("[" * 100_000 + "]" * 100_000)
+        with pytest.raises(MalformedMessage, match="nested too deep"):
+            parse_activity_batch('{"a":' * 50_000 + "1" + "}" * 50_000)
+
+
+class TestReasonsNeverHoldValues:
+    """docs/guarantees.md promises that a reason names the field and the problem, never its value."""
+
+    @pytest.mark.parametrize(
+        "payload_change",
+        [
+            {"type": SECRET},
+            {"schema": SECRET},
+            {"version": {"system_modstamp": SECRET}},
+            {"version": {"account_id": SECRET}},
+            {"version": {"is_deleted": SECRET}},
+            {"version": {"fields": {SECRET: "x"}}},
+            {"version": {"fields": {"Industry": {"secret": SECRET}}}},
+            {"version": {"fields": {"Industry": SECRET * 30_000}}},
+        ],
+        ids=lambda change: json.dumps(change)[:30],
+    )
+    def test_a_change_message_reason_names_the_problem_not_the_value(self, payload_change):
+        payload = json.loads(_body())
+        payload["version"].update(payload_change.pop("version", {}))
+        payload.update(payload_change)
+        with pytest.raises(MalformedMessage) as refused:
+            parse_change_message(json.dumps(payload))
+        assert SECRET not in str(refused.value) and "jane" not in str(refused.value)
+
+    @pytest.mark.parametrize("body", ['{"type": "account_change", "schema": 1, "version": "' + SECRET, SECRET])
+    def test_a_body_that_is_not_json_is_described_by_position(self, body):
+        with pytest.raises(MalformedMessage, match="body is not JSON: .* at char") as refused:
+            parse_change_message(body)
+        assert SECRET not in str(refused.value)
+
+    @pytest.mark.parametrize(
+        "change", [{"origin": SECRET}, {"type": SECRET}, {"system_modstamp": SECRET}, {"account_id": SECRET}]
+    )
+    def test_an_activity_batch_reason_names_the_problem_not_the_value(self, change):
+        batch = ActivityBatchMessage(
+            "001000000000000001", ChangeOrigin.ACCOUNT, stamp(1), (ContactFieldChange(contact_id(1), "Name", "a", None),)
+        )
+        payload = {**json.loads(batch.to_body()), **change}
+        with pytest.raises(MalformedMessage) as refused:
+            parse_activity_batch(json.dumps(payload))
+        assert SECRET not in str(refused.value)

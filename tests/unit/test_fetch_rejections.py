@@ -8,8 +8,8 @@ from account_sync.ports import MessagesRejected, RejectedMessage
 from account_sync.services.fetch_changes import FetchConfig, fetch_changes
 
 from tests.support.cfn_yaml import load_template
-from tests.unit.factories import SYNCED, account_id, stamp
-from tests.unit.fakes import FakeSalesforce, FakeSyncState
+from tests.unit.factories import SYNCED, account_id, contact_id, stamp
+from tests.unit.fakes import FakeSalesforce, FakeSyncState, RecordingPublisher
 
 
 class RefusingPublisher:
@@ -71,3 +71,73 @@ def test_the_alarm_on_rejected_changes_watches_the_metric_the_functions_emit():
         0,
         "GreaterThanThreshold",
     )
+
+
+def _fetch_accounts(*descriptions: object):
+    salesforce, state = FakeSalesforce(fields=(*SYNCED, "AnnualRevenue")), FakeSyncState()
+    for n, revenue in enumerate(descriptions, start=1):
+        salesforce.records["Account"].append(
+            {"Id": account_id(n), "SystemModstamp": stamp(n), "IsDeleted": False, "Name": "A", "AnnualRevenue": revenue}
+        )
+    publisher = RecordingPublisher()
+    report = fetch_changes(
+        salesforce, publisher, state, FetchConfig((*SYNCED, "AnnualRevenue")), now=lambda: stamp(10), run_id="run-1"
+    )
+    return publisher, state, report
+
+
+def test_an_account_with_a_value_dynamodb_cannot_store_is_set_aside_and_the_window_completes():
+    # given three changed accounts, the second with a revenue of more than 38 significant digits
+    publisher, state, report = _fetch_accounts(1.5, int("9" * 40), 2.5)
+    # then the two others are queued, the bad one is reported (its field and the problem, not the value) and the
+    # watermark moved on: it never reaches the queue, so it can never fail a write
+    assert [m.version.account_id for m in publisher.messages] == [account_id(1), account_id(3)]
+    assert report.queued["Account"] == 2 and state.watermarks["Account"] == stamp(10)
+    (rejected,) = report.rejected
+    assert rejected["record_id"] == account_id(2) and rejected["system_modstamp"] == stamp(2)
+    assert rejected["reason"] == "AnnualRevenue: a number of more than 38 significant digits"
+    assert "9999" not in str(rejected)
+
+
+def test_nan_infinity_and_numbers_outside_dynamodbs_range_are_set_aside():
+    publisher, _, report = _fetch_accounts(float("nan"), float("inf"), 1e126, 1e-131, 0.0)
+    assert [m.version.account_id for m in publisher.messages] == [account_id(5)]  # zero is fine
+    assert [r["record_id"] for r in report.rejected] == [account_id(n) for n in (1, 2, 3, 4)]
+
+
+def test_contacts_without_an_account_each_travel_in_their_own_group():
+    # given five account-less contacts and three of one account, in one window
+    salesforce, state = FakeSalesforce(fields=SYNCED), FakeSyncState()
+    for n in range(1, 9):
+        salesforce.records["Contact"].append(
+            {
+                "Id": contact_id(n),
+                "SystemModstamp": stamp(n),
+                "IsDeleted": False,
+                "AccountId": account_id(1) if n > 5 else None,
+                "LastName": "L",
+            }
+        )
+    publisher = RecordingPublisher()
+    fetch_changes(salesforce, publisher, state, FetchConfig(SYNCED), now=lambda: stamp(10), run_id="run-1")
+    # then each account-less contact is a message of its own group (its id), and the account's three share one
+    groups = [(m.group_id, len(m.versions)) for m in publisher.messages]
+    assert sorted(groups) == sorted([(contact_id(n), 1) for n in range(1, 6)] + [(account_id(1), 3)])
+
+
+def test_a_contact_whose_text_dynamodb_cannot_store_is_set_aside():
+    salesforce, state = FakeSalesforce(fields=SYNCED), FakeSyncState()
+    for n, name in enumerate(["Ok", "bad\ud800", "Ok"], start=1):
+        salesforce.records["Contact"].append(
+            {"Id": contact_id(n), "SystemModstamp": stamp(n), "IsDeleted": False, "AccountId": None, "LastName": name}
+        )
+    publisher = RecordingPublisher()
+    report = fetch_changes(salesforce, publisher, state, FetchConfig(SYNCED), now=lambda: stamp(10), run_id="run-1")
+    assert sorted(m.group_id for m in publisher.messages) == [contact_id(1), contact_id(3)]
+    (rejected,) = report.rejected
+    assert rejected == {
+        "sobject": "Contact",
+        "reason": "LastName: text is not valid Unicode (a lone surrogate)",
+        "record_ids": [contact_id(2)],
+    }
+    assert report.queued["Contact"] == 2

@@ -1,8 +1,11 @@
 """The messages on the queues: one definition for the producer and the consumer.
 
 Every body is JSON with a `type` and a `schema` version. Parsing is strict: a body that is not what its type
-says raises `MalformedMessage` with the reason, so the consumer reports that one message as failed (it reaches
-the dead-letter queue with its reason in the logs) and the rest of the batch goes on.
+says raises `MalformedMessage` with the reason, so the consumer sets that one message aside in the dead-letter
+queue with its reason and the rest of the batch, its own message group included, goes on (`queue_records`).
+A reason names the field and the problem, never a value: it goes to the logs and to the dead-letter queue's
+message attributes, and values are account and contact data. Field values are checked against what DynamoDB
+can store (`domain.fields.storable_value`), so that a message never fails at its write instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.fields import FieldValue
+from account_sync.domain.fields import FieldValue, UnstorableValue, storable_value
 from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion, LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp
 
@@ -25,7 +28,7 @@ _STORE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 class MalformedMessage(ValueError):
-    """A queue message that cannot be applied as it is; the reason says why."""
+    """A queue message that cannot be applied as it is; the reason says why (field names, never values)."""
 
 
 # --- the account-changes queue (FIFO, grouped by account) ------------------------------------------
@@ -88,14 +91,14 @@ class AccountSegmentMessage:
         )
 
 
-NO_ACCOUNT_GROUP = "contacts-without-account"
 CONTACTS_PER_MESSAGE = 100
 
 
 def contact_group(version: ContactVersion) -> str:
     """A contact change travels with the account it joins (or, deleted, leaves), so that it never races that
-    account's fan-out; contacts without an account share one group."""
-    return version.account_id or NO_ACCOUNT_GROUP
+    account's fan-out. A contact without an account is its own group (its id): no account's order to keep, and
+    a shared group would put every account-less contact behind the first one that fails."""
+    return version.account_id or version.contact_id
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class ContactChangesMessage:
             raise MalformedMessage("a contact_changes message holds at least one version")
         groups = {contact_group(v) for v in self.versions}
         if len(groups) != 1:
-            raise MalformedMessage(f"contact versions of several groups in one message: {sorted(groups)}")
+            raise MalformedMessage(f"contact versions of {len(groups)} message groups in one message")
 
     @property
     def group_id(self) -> str:
@@ -247,7 +250,7 @@ def parse_change_message(body: str) -> ChangeMessage:
             through_contact_id=_id(payload, "through_contact_id"),
             activity_logging=_activity_logging(payload),
         )
-    raise MalformedMessage(f"unknown message type {kind!r}")
+    raise MalformedMessage(f"unknown message type {_quoted_name(kind)}")
 
 
 # --- the activity queue (standard) -----------------------------------------------------------------
@@ -288,12 +291,12 @@ class ActivityBatchMessage:
 def parse_activity_batch(body: str) -> ActivityBatchMessage:
     payload = _load(body)
     if payload.get("type") != ActivityBatchMessage.type:
-        raise MalformedMessage(f"unknown message type {payload.get('type')!r}")
+        raise MalformedMessage(f"unknown message type {_quoted_name(payload.get('type'))}")
     origin_name = _str(payload, "origin")
     try:
         origin = ChangeOrigin(origin_name)
     except ValueError as exc:
-        raise MalformedMessage(f"unknown origin {origin_name!r}") from exc
+        raise MalformedMessage(f"unknown origin {_quoted_name(origin_name)}") from exc
     raw_changes = payload.get("changes")
     if not isinstance(raw_changes, list) or not raw_changes:
         raise MalformedMessage("changes must be a non-empty list")
@@ -327,13 +330,27 @@ def _dump(payload: dict[str, Any], kind: str) -> str:
 def _load(body: str) -> dict[str, Any]:
     try:
         payload = json.loads(body)
+    except RecursionError:
+        raise MalformedMessage("body is nested too deep to be a message") from None
     except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+        # json's messages give a position ("Expecting value: line 1 column 5 (char 4)"), never the text
+        reason = f"{exc.msg} at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise MalformedMessage(f"body is not JSON: {reason}") from None
     if not isinstance(payload, dict):
         raise MalformedMessage("body must be a JSON object")
-    if payload.get("schema") != SCHEMA_VERSION:
-        raise MalformedMessage(f"unsupported schema {payload.get('schema')!r} (expected {SCHEMA_VERSION})")
+    schema = payload.get("schema")
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        shown = schema if isinstance(schema, int) and not isinstance(schema, bool) else "not an integer"
+        raise MalformedMessage(f"unsupported schema {shown} (expected {SCHEMA_VERSION})")
     return payload
+
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def _quoted_name(value: object) -> str:
+    """A received type or enum name, quoted only when it has the shape of one: anything else may be data."""
+    return repr(value) if isinstance(value, str) and _NAME.match(value) else "(not a name)"
 
 
 def _dedup_id(*parts: str) -> str:
@@ -390,7 +407,7 @@ def _activity_logging(payload: Mapping[str, Any]) -> ActivityLogging:
     try:
         return ActivityLogging(logging)
     except ValueError as exc:
-        raise MalformedMessage(f"unknown activity_logging {logging!r}") from exc
+        raise MalformedMessage(f"unknown activity_logging {_quoted_name(logging)}") from exc
 
 
 def _local_edit_json(edit: LocalEdit) -> dict[str, Any]:
@@ -460,8 +477,8 @@ def _int(raw: Mapping[str, Any], key: str, minimum: int) -> int:
 def _timestamp(raw: Mapping[str, Any], key: str) -> str:
     try:
         return normalize_timestamp(_str(raw, key))
-    except InvalidTimestamp as exc:
-        raise MalformedMessage(f"{key}: {exc}") from exc
+    except InvalidTimestamp:
+        raise MalformedMessage(f"{key} is not an ISO-8601 datetime with a time zone") from None
 
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -469,11 +486,15 @@ _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 
 def _field_name(name: str) -> str:
     if not isinstance(name, str) or not _FIELD_NAME.match(name):
-        raise MalformedMessage(f"invalid field name {name!r}")
+        raise MalformedMessage("invalid field name (not an API name: a letter, then letters, digits or _)")
     return name
 
 
 def _field_value(value: object, name: str) -> FieldValue:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise MalformedMessage(f"field {name!r} has an unsupported value type {type(value).__name__}")
+    """A value DynamoDB can store (`storable_value`); JSON gives no Decimal, so a number is an int or a float."""
+    if isinstance(value, dict | list):
+        raise MalformedMessage(f"field {name!r} has an unsupported value type {type(value).__name__}")
+    try:
+        return storable_value(value, name)
+    except UnstorableValue as exc:
+        raise MalformedMessage(f"field {name!r}: {exc.problem}") from None

@@ -42,7 +42,7 @@ def test_an_account_too_large_for_the_queue_is_set_aside_with_an_alarm_and_the_w
     assert report["outcome"] == "completed" and report["queued"]["Account"] == 2
     (rejected,) = report["rejected"]
     assert rejected["record_id"] == accounts[1] and next(iter(rejected["largest_fields"])) == "Description"
-    (error,) = [r for r in caplog.records if r.getMessage() == "change not queued: larger than the queue takes"]
+    (error,) = [r for r in caplog.records if r.getMessage() == "change not queued: it can never be applied"]
     assert error.levelname == "ERROR" and error.record_id == accounts[1] and "🚀" not in error.reason
     assert '"RejectedChanges":[1.0]' in capsys.readouterr().out
     assert DynamoSyncStateStore().load_watermark("Account") == report["window_end"]

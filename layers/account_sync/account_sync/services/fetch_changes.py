@@ -5,9 +5,11 @@ an earlier SystemModstamp; the (SystemModstamp, Id) order and the keyset restart
 records sharing a stamp. Accounts are queued before Contacts, so that a contact joining a new account finds it.
 Each object's watermark moves to `now` only once every change of its window is queued: a run that stops early
 (API budget, a crash) leaves it, and the next run reads the window again; re-reads are harmless, because
-applying a version is idempotent. A change the queue can never take (larger than its MaximumMessageSize) is the
-one exception: it is set aside and reported in `FetchReport.rejected`, so that it does not hold back every other
-change forever.
+applying a version is idempotent. A change that can never be applied is the one exception: larger than the
+queue's MaximumMessageSize, or holding a value DynamoDB cannot store (`domain.fields.storable_value`: a number of
+more than 38 digits or out of range, NaN, Infinity, a text larger than an item). It is set aside and reported in
+`FetchReport.rejected` instead of queued, so that it neither holds back every other change forever nor fails a
+write downstream.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from account_sync.contracts import (
     ContactChangesMessage,
     contact_group,
 )
-from account_sync.domain.fields import canonical_value
+from account_sync.domain.fields import UnstorableValue, canonical_value, storable_value
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.domain.timestamps import EPOCH, normalize_timestamp, shift
 from account_sync.ports import (
@@ -57,8 +59,9 @@ class FetchReport:
     windows: dict[str, list[str]] = field(default_factory=dict)
     api_calls: int = 0
     api_usage: str | None = None
-    # Changes the queue cannot take (larger than its MaximumMessageSize): set aside, never retried, each one
-    # logged and counted by the handler (ids, stamps, field names and sizes; never values).
+    # Changes that can never be applied (larger than the queue's MaximumMessageSize, or a value DynamoDB cannot
+    # store): set aside, never retried, each one logged and counted by the handler (ids, stamps, field names,
+    # sizes and the problem; never values).
     rejected: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -126,7 +129,7 @@ def _fetch_object(
     fields: list[str],
     window_end: str,
     report: FetchReport,
-    to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage, int]]],
+    to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]],
 ) -> None:
     watermark = state.load_watermark(sobject) or EPOCH
     window_start = max(EPOCH, shift(watermark, -config.lookback_seconds))
@@ -147,6 +150,9 @@ def _fetch_object(
         report.messages[sobject] += len(pending) - len(refused)
 
     for message, records in to_messages(source.changed_records(sobject, fields, window_start, window_end)):
+        if isinstance(message, RejectedMessage):  # a value DynamoDB cannot store: never queued
+            report.rejected.append(rejected_change(sobject, message))
+            continue
         pending.append(message)
         pending_records += records
         if len(pending) >= PUBLISH_CHUNK:
@@ -179,20 +185,37 @@ def _records_in(message: object) -> int:
 
 def account_messages(
     records: Iterable[Mapping[str, object]], synced_fields: Iterable[str]
-) -> Iterator[tuple[ChangeMessage, int]]:
+) -> Iterator[tuple[ChangeMessage | RejectedMessage, int]]:
     fields = tuple(synced_fields)
     for record in records:
-        yield AccountChangeMessage(account_version(record, fields)), 1
+        message = AccountChangeMessage(account_version(record, fields))
+        try:
+            for name, value in message.version.fields.items():
+                storable_value(value, name)
+        except UnstorableValue as exc:
+            yield RejectedMessage(message, str(exc)), 1
+            continue
+        yield message, 1
 
 
 def contact_messages(
     records: Iterable[Mapping[str, object]], per_message: int = CONTACTS_PER_MESSAGE, max_buffered: int = 5000
-) -> Iterator[tuple[ChangeMessage, int]]:
-    """Contacts of one account travel together, up to `per_message` a message; at most `max_buffered` wait."""
+) -> Iterator[tuple[ChangeMessage | RejectedMessage, int]]:
+    """Contacts of one account travel together, up to `per_message` a message; at most `max_buffered` wait. A
+    contact without an account is its own message group (`contact_group`): its message goes at once."""
     groups: dict[str, list[ContactVersion]] = {}
     buffered = 0
     for record in records:
         version = contact_version(record)
+        try:
+            for name in ("first_name", "last_name", "email"):
+                storable_value(getattr(version, name), _CONTACT_FIELD_NAMES[name])
+        except UnstorableValue as exc:
+            yield RejectedMessage(ContactChangesMessage((version,)), str(exc)), 1
+            continue
+        if version.account_id is None:
+            yield ContactChangesMessage((version,)), 1
+            continue
         group = groups.setdefault(contact_group(version), [])
         group.append(version)
         buffered += 1
@@ -206,6 +229,9 @@ def contact_messages(
             groups, buffered = {}, 0
     for versions in groups.values():
         yield ContactChangesMessage(tuple(versions)), len(versions)
+
+
+_CONTACT_FIELD_NAMES = {"first_name": "FirstName", "last_name": "LastName", "email": "Email"}
 
 
 def account_version(record: Mapping[str, object], synced_fields: Iterable[str]) -> AccountVersion:
