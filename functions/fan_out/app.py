@@ -7,10 +7,10 @@ from typing import Any
 
 from account_sync.contracts import parse_change_message
 from account_sync.observability import logger, metrics
-from account_sync.queue_records import QueueRecord, failures_reported, partial_batch_response
+from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
 from account_sync.services.fan_out import FanOut, FanOutReport
 from account_sync.settings import load_settings
-from account_sync.wiring import build_fan_out
+from account_sync.wiring import build_fan_out, build_poison_policy
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,6 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 @functools.cache
 def fan_out() -> FanOut:
     return build_fan_out(load_settings())
+
+
+@functools.cache
+def poison_policy() -> PoisonPolicy:
+    return build_poison_policy(load_settings())
 
 
 def apply_change_record(record: QueueRecord) -> FanOutReport:
@@ -43,5 +48,6 @@ def _record_metrics(report: FanOutReport) -> None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     fan_out().begin_batch()
-    # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order.
-    return partial_batch_response(event, apply_change_record, fifo=True)
+    # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order; a poison
+    # message is set aside in the dead-letter queue instead, so that it fails alone (queue_records.PoisonPolicy).
+    return partial_batch_response(event, apply_change_record, fifo=True, poison=poison_policy())

@@ -2,8 +2,8 @@
 
 Powertools raises by default when all records of a batch fail, which turns one poison message alone in its
 batch into a function error: the Errors alarm fires for bad data, which the dead-letter queue's alarm is for
-(docs/decisions.md). The handlers answer with the failures instead. No AWS call happens here: the messages are
-refused before any.
+(docs/decisions.md). The handlers answer with the failures instead. No AWS call happens here but the fan-out's
+setting the malformed message aside in its dead-letter queue (on moto).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 from local_stack.lambda_runtime import FunctionSpec, LambdaRuntime
 
 from tests.support.events import load_event
@@ -27,6 +29,8 @@ ENVIRONMENT = {
     "SYNCED_ACCOUNT_FIELDS": "Name,Industry",
     "ACCOUNT_CHANGES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/account-sync-unit-account-changes.fifo",
     "ACTIVITY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/account-sync-unit-activities",
+    "ACCOUNT_CHANGES_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/account-sync-unit-changes-dlq.fifo",
+    "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
@@ -55,7 +59,25 @@ def only_the_malformed_record(name: str, body: str) -> dict:
     return event
 
 
-def test_a_fan_out_batch_of_one_malformed_message_is_a_partial_response_not_a_function_error(runtime):
+def test_a_fan_out_batch_of_one_malformed_message_is_set_aside_not_a_function_error(runtime, monkeypatch):
+    # the FIFO consumer moves a malformed message to its dead-letter queue itself (issue 10, 2.5): it is then
+    # processed, and its group goes on
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, ENVIRONMENT[name])
+    event = only_the_malformed_record("fan_out_malformed.json", "not json")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="account-sync-unit-changes-dlq.fifo", Attributes={"FifoQueue": "true"})
+        result = runtime.invoke("fan_out", event)
+        (set_aside,) = sqs.receive_message(QueueUrl=dlq["QueueUrl"], MessageAttributeNames=["All"])["Messages"]
+    assert result.error is None
+    assert result.payload == {"batchItemFailures": []}
+    assert set_aside["Body"] == "not json"
+    assert set_aside["MessageAttributes"]["failure"]["StringValue"] == "malformed"
+
+
+def test_a_fan_out_batch_of_one_malformed_message_whose_dlq_is_unreachable_is_a_partial_response(runtime):
+    # no network here: the dead-letter queue cannot be reached, the message is handed back (SQS's redrive remains)
     event = only_the_malformed_record("fan_out_malformed.json", "not json")
     result = runtime.invoke("fan_out", event)
     assert result.error is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from account_sync import queue_records
 from account_sync.contracts import MalformedMessage
-from account_sync.ports import TransientError
-from account_sync.queue_records import QueueRecord, failures_reported, partial_batch_response
+from account_sync.ports import PermanentFailure, TransientError
+from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
 
 
 def sqs_event(*records: tuple[str, str | None]) -> dict:
@@ -66,10 +66,13 @@ def test_a_batch_whose_every_record_fails_is_still_a_partial_response():
     assert failed(response) == ["m1", "m2"]
 
 
-def test_the_record_carries_its_id_body_and_group():
+def test_the_record_carries_its_id_body_group_receive_count_and_source():
     seen: list[QueueRecord] = []
-    partial_batch_response(sqs_event(("m1", "001A")), seen.append, fifo=True)
-    assert seen == [QueueRecord(message_id="m1", body="body of m1", message_group_id="001A")]
+    event = sqs_event(("m1", "001A"))
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
+    event["Records"][0]["eventSourceARN"] = "arn:aws:sqs:eu-west-1:1:q.fifo"
+    partial_batch_response(event, seen.append, fifo=True)
+    assert seen == [QueueRecord("m1", "body of m1", "001A", receive_count=3, source_arn="arn:aws:sqs:eu-west-1:1:q.fifo")]
 
 
 @pytest.mark.parametrize("event", [{}, {"Records": [{"body": "no message id"}]}])
@@ -109,3 +112,122 @@ def test_a_transient_failure_says_the_record_comes_back(monkeypatch):
     with pytest.raises(TransientError), failures_reported(QueueRecord("m1", "{}"), "change message", "not applied"):
         raise TransientError("throttled")
     assert logger.lines == [("warning", "not applied, retried later", {"message_id": "m1", "reason": "throttled"})]
+
+
+# --- issue 10, 2.5: a poison message fails alone --------------------------------------------------------------
+
+MAX_RECEIVE_COUNT = 5
+
+
+class RecordingDeadLetters:
+    def __init__(self, fail: bool = False) -> None:
+        self.set_aside_records: list[tuple[str, str, str, int]] = []
+        self.fail = fail
+
+    def set_aside(self, record: QueueRecord, failure: str, reason: str) -> None:
+        if self.fail:
+            raise RuntimeError("SendMessage refused")
+        self.set_aside_records.append((record.message_id, failure, reason, record.receive_count))
+
+
+class Poisoned:
+    """Applies every record but `poison`, which raises `error`; counts what was applied."""
+
+    def __init__(self, poison: str, error: Exception) -> None:
+        self.poison, self.error = poison, error
+        self.applied: list[str] = []
+
+    def __call__(self, record: QueueRecord) -> None:
+        if record.message_id == self.poison:
+            raise self.error
+        self.applied.append(record.message_id)
+
+
+class FifoGroup:
+    """One message group on a FIFO queue with a RedrivePolicy, as SQS runs it for Lambda: every receive hands out
+    the group's messages in order and counts a receive for each; a message already received maxReceiveCount times
+    goes to the dead-letter queue at the receive that finds it."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.queue = [[message_id, 0] for message_id in ids]
+        self.sqs_dead_lettered: list[str] = []
+
+    def receive(self, handle, poison: PoisonPolicy | None) -> dict:
+        for message in [m for m in self.queue if m[1] >= MAX_RECEIVE_COUNT]:
+            self.queue.remove(message)
+            self.sqs_dead_lettered.append(message[0])
+        for message in self.queue:
+            message[1] += 1
+        event = sqs_event(*((message_id, "001A") for message_id, _ in self.queue))
+        for record, (_, count) in zip(event["Records"], self.queue, strict=True):
+            record["attributes"]["ApproximateReceiveCount"] = str(count)
+        response = partial_batch_response(event, handle, fifo=True, poison=poison)
+        self.queue = [m for m in self.queue if m[0] in failed(response)]
+        return response
+
+
+@pytest.mark.parametrize(
+    ("error", "failure", "receives"),
+    [
+        (MalformedMessage("field 'Industry': NaN or Infinity is not a number DynamoDB can store"), "malformed", 1),
+        (PermanentFailure("DynamoDB refused the write as invalid"), "refused", 1),
+        (RuntimeError("a bug quoting jane.doe@example.com"), "failed", MAX_RECEIVE_COUNT - 1),
+    ],
+    ids=["malformed", "refused-by-the-store", "unknown-error"],
+)
+def test_a_poison_message_in_the_middle_of_a_group_ends_alone_in_the_dead_letter_queue(error, failure, receives):
+    # given a message group of five, the third of which can never succeed
+    group = FifoGroup(["a1", "a2", "poison", "a4", "a5"])
+    handler, dead_letters = Poisoned("poison", error), RecordingDeadLetters()
+    policy = PoisonPolicy(dead_letters, MAX_RECEIVE_COUNT)
+    # when SQS hands the group out again and again, as Lambda's event source mapping does, until it is empty
+    for _ in range(MAX_RECEIVE_COUNT + 2):
+        if group.queue:
+            group.receive(handler, policy)
+    # then the poison alone was set aside, by the consumer, at its first receive (malformed, refused) or at
+    # maxReceiveCount - 1 (an unknown error), with a reason that holds no value
+    assert group.queue == [] and group.sqs_dead_lettered == []
+    ((message_id, seen_failure, reason, receive_count),) = dead_letters.set_aside_records
+    assert (message_id, seen_failure, receive_count) == ("poison", failure, receives)
+    assert "jane" not in reason
+    # and every healthy message was applied once, in order, those behind the poison included
+    assert handler.applied == ["a1", "a2", "a4", "a5"]
+
+
+def test_without_the_policy_the_followers_of_a_poison_message_dead_letter_with_it():
+    """What the policy fixes (kept as the behaviour of a consumer without one): the followers' receive counts
+    grow with the poison's, and SQS dead-letters them together."""
+    group = FifoGroup(["a1", "poison", "a3", "a4"])
+    handler = Poisoned("poison", RuntimeError("bug"))
+    for _ in range(MAX_RECEIVE_COUNT + 1):
+        if group.queue:
+            group.receive(handler, poison=None)
+    assert group.sqs_dead_lettered == ["poison", "a3", "a4"] and handler.applied == ["a1"]
+
+
+def test_a_transient_error_hands_the_rest_of_the_group_back_in_order_and_sets_nothing_aside():
+    handler, dead_letters = Poisoned("a2", TransientError("throttled")), RecordingDeadLetters()
+    event = sqs_event(("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A"))
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = "4"  # even at maxReceiveCount - 1
+    response = partial_batch_response(event, handler, fifo=True, poison=PoisonPolicy(dead_letters, 5))
+    assert failed(response) == ["a2", "a3"] and handler.applied == ["a1", "b1"]
+    assert dead_letters.set_aside_records == []
+
+
+def test_an_unknown_error_before_maxreceivecount_minus_one_is_handed_back_with_its_group():
+    handler, dead_letters = Poisoned("a1", RuntimeError("bug")), RecordingDeadLetters()
+    event = sqs_event(("a1", "A"), ("a2", "A"))
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = "3"
+    response = partial_batch_response(event, handler, fifo=True, poison=PoisonPolicy(dead_letters, 5))
+    assert failed(response) == ["a1", "a2"] and dead_letters.set_aside_records == []
+
+
+def test_a_poison_message_that_cannot_be_set_aside_is_handed_back_with_its_group():
+    # the dead-letter queue refusing the SendMessage: SQS's own redrive remains, nothing is lost
+    handler = Poisoned("a1", MalformedMessage("body is not JSON"))
+    response = partial_batch_response(
+        sqs_event(("a1", "A"), ("a2", "A")), handler, fifo=True, poison=PoisonPolicy(RecordingDeadLetters(fail=True), 5)
+    )
+    assert failed(response) == ["a1", "a2"]

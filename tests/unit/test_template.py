@@ -44,6 +44,7 @@ EXPECTED_DATA_PERMISSIONS = {
         ("sqs:DeleteMessage", "AccountChangesQueue"),
         ("sqs:GetQueueAttributes", "AccountChangesQueue"),
         ("sqs:SendMessage", "AccountChangesQueue"),
+        ("sqs:SendMessage", "AccountChangesDeadLetterQueue"),  # a poison message set aside (issue 10, 2.5)
         ("sqs:SendMessage", "ActivityQueue"),
         ("dynamodb:Query", "ContactsTable/index/by_account"),
         ("dynamodb:GetItem", "ContactsTable"),
@@ -213,6 +214,15 @@ def test_every_triggering_queue_dead_letters_after_at_least_five_receives(templa
         assert redrive, f"{queue_id} (consumed by {function_id}) has no dead-letter queue"
         assert _logical_id(redrive["deadLetterTargetArn"]) in queues
         assert int(redrive["maxReceiveCount"]) >= 5, queue_id
+
+
+def test_the_fan_out_knows_its_queues_dead_letter_queue_and_max_receive_count(template: dict[str, Any]) -> None:
+    """The fan-out sets poison messages aside itself, at receive maxReceiveCount - 1 for an unknown error: the
+    number it is given must be the queue's, or followers would reach SQS's own redrive (issue 10, 2.5)."""
+    queue = _resources(template, "AWS::SQS::Queue")["AccountChangesQueue"]["Properties"]
+    environment = _functions(template)["FanOutFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["ACCOUNT_CHANGES_MAX_RECEIVE_COUNT"] == str(queue["RedrivePolicy"]["maxReceiveCount"])
+    assert environment["ACCOUNT_CHANGES_DLQ_URL"] == {"Ref": _logical_id(queue["RedrivePolicy"]["deadLetterTargetArn"])}
 
 
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(template: dict[str, Any]) -> None:

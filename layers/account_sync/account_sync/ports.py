@@ -31,6 +31,12 @@ class TransientError(AccountSyncError):
     """Worth retrying later: throttling, a 5xx, a connection error. The message is retried by SQS."""
 
 
+class PermanentFailure(AccountSyncError):
+    """The store refused a write as invalid (DynamoDB's ValidationException: an item over 400 KB, a value it
+    cannot hold): the same message would be refused again. The FIFO consumer sets it aside in the dead-letter queue
+    at once, so that it never holds up its message group (`queue_records`). The message names no value."""
+
+
 class SalesforceBudgetExhausted(AccountSyncError):
     """REQUEST_LIMIT_EXCEEDED, or the configured share of the daily API limit is used: stop, keep the watermark."""
 

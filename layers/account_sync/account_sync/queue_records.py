@@ -7,6 +7,15 @@ group that follow it in the batch, unprocessed, so that the group's order holds 
 A batch whose every record failed is still a partial response, not a function error: bad data raises the
 dead-letter queue's alarm, the Errors alarm is for invocations that fail as a whole (docs/decisions.md).
 
+A poison message fails alone (`PoisonPolicy`, the FIFO consumer). Handed back, its followers would be received
+with it every time, their receive counts growing in lockstep, and reach the dead-letter queue with it. So the
+consumer moves a message that can never succeed to the dead-letter queue itself, with its reason, and reports it
+processed, and its group goes on: at once when it is malformed or the store refused it as invalid, and for an
+unknown error (perhaps a bug, perhaps a fault that passes) only at its receive maxReceiveCount - 1, which its
+followers, received as often or less, have not passed. A transient error (throttling) hands the rest of the group
+back in order, as before. The standard logging queue needs none of this: a failure there blocks nothing, and
+SQS's own redrive moves the message after maxReceiveCount.
+
 Powertools' batch utility does the same, but importing it loads asyncio and every event class Powertools has:
 about a seventh of `import boto3` on every cold start of both consumers (docs/decisions.md, "Cold start").
 """
@@ -16,13 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from account_sync.contracts import MalformedMessage
 from account_sync.observability import logger, metrics
-from account_sync.ports import TransientError
+from account_sync.ports import PermanentFailure, TransientError
 
 
 @dataclass(frozen=True)
@@ -32,24 +41,63 @@ class QueueRecord:
     message_id: str
     body: str
     message_group_id: str | None = None
+    receive_count: int = 1  # ApproximateReceiveCount: this receive included
+    source_arn: str | None = None  # the queue it came from (eventSourceARN)
 
     @classmethod
     def from_event_record(cls, record: Mapping[str, Any]) -> QueueRecord:
         attributes = record.get("attributes") or {}
+        count = str(attributes.get("ApproximateReceiveCount") or "1")
         return cls(
             message_id=record["messageId"],
             body=record.get("body") or "",
             message_group_id=attributes.get("MessageGroupId"),
+            receive_count=int(count) if count.isascii() and count.isdigit() else 1,
+            source_arn=record.get("eventSourceARN"),
         )
 
 
+class DeadLetters(Protocol):
+    """Where a poison message is set aside: its body intact, its reason, source queue and receive count beside it
+    (never a field value)."""
+
+    def set_aside(self, record: QueueRecord, failure: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PoisonPolicy:
+    """How a FIFO consumer lets a poison message fail alone; `max_receive_count` is the source queue's
+    RedrivePolicy's (the template gives both to the function)."""
+
+    dead_letters: DeadLetters
+    max_receive_count: int
+
+    def verdict(self, record: QueueRecord, exc: Exception) -> tuple[str, str] | None:
+        """(failure, reason) when the record is to be set aside now; None to hand it back to SQS."""
+        if isinstance(exc, MalformedMessage):
+            return "malformed", str(exc)
+        if isinstance(exc, PermanentFailure):
+            return "refused", str(exc)
+        if isinstance(exc, TransientError):
+            return None
+        if record.receive_count >= self.max_receive_count - 1:
+            # the exception's text may quote data (a bug's message): its type alone is said
+            return "failed", f"{type(exc).__name__} on each of {record.receive_count} receives"
+        return None
+
+
 def partial_batch_response(
-    event: Mapping[str, Any], handle: Callable[[QueueRecord], object], *, fifo: bool
+    event: Mapping[str, Any],
+    handle: Callable[[QueueRecord], object],
+    *,
+    fifo: bool,
+    poison: PoisonPolicy | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Hand each record of an SQS event to `handle`; the records it raised for (and, on a FIFO queue, the records
-    of their groups after them) are the batch item failures. `handle` reports its own failures
-    (`failures_reported`). An event without `Records` or a record without `messageId` is not an SQS event: the
-    KeyError fails the invocation as a whole."""
+    of their groups after them) are the batch item failures, except those `poison` sets aside in the dead-letter
+    queue (reported processed: their group goes on). `handle` reports its own failures (`failures_reported`).
+    An event without `Records` or a record without `messageId` is not an SQS event: the KeyError fails the
+    invocation as a whole."""
     records = [QueueRecord.from_event_record(record) for record in event["Records"]]
     failures: list[str] = []
     failed_groups: set[str | None] = set()
@@ -59,12 +107,37 @@ def partial_batch_response(
             continue
         try:
             handle(record)
-        except Exception:
+        except Exception as exc:
+            if poison is not None and _set_aside(poison, record, exc):
+                continue
             failures.append(record.message_id)
             failed_groups.add(record.message_group_id)
     if failures:
         logger.warning("partial batch", records=len(records), failed=len(failures))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+
+
+def _set_aside(poison: PoisonPolicy, record: QueueRecord, exc: Exception) -> bool:
+    verdict = poison.verdict(record, exc)
+    if verdict is None:
+        return False
+    failure, reason = verdict
+    try:
+        poison.dead_letters.set_aside(record, failure, reason)
+    except Exception:
+        # SQS's own redrive still catches it after maxReceiveCount; its group waits for it meanwhile
+        logger.exception("poison message not set aside: handed back", message_id=record.message_id)
+        return False
+    logger.error(
+        "message set aside in the dead-letter queue",
+        message_id=record.message_id,
+        message_group_id=record.message_group_id,
+        failure=failure,
+        reason=reason,
+        receive_count=record.receive_count,
+    )
+    metrics.add_metric(name="PoisonMessagesSetAside", unit=MetricUnit.Count, value=1)
+    return True
 
 
 @contextmanager
@@ -81,6 +154,9 @@ def failures_reported(record: QueueRecord, message: str, action: str) -> Iterato
         # timeout, and the dead-letter queue takes it after maxReceiveCount.
         logger.warning(f"{action}, retried later", message_id=record.message_id, reason=str(exc))
         metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
+        raise
+    except PermanentFailure as exc:
+        logger.error(f"{action}: refused as invalid", message_id=record.message_id, reason=str(exc))
         raise
     except Exception:
         logger.exception(f"{message} failed", message_id=record.message_id)

@@ -28,6 +28,10 @@ class Settings:
     synced_account_fields: tuple[str, ...]
     account_changes_queue_url: str | None = None
     activity_queue_url: str | None = None
+    # The account-changes queue's dead-letter queue and RedrivePolicy maxReceiveCount: the fan-out sets a poison
+    # message aside there itself, so that it never takes its message group with it (queue_records.PoisonPolicy).
+    account_changes_dlq_url: str | None = None
+    account_changes_max_receive_count: int = 5
     activity_threshold: int = DEFAULT_ACTIVITY_THRESHOLD
     fanout_segment_size: int = 500
     fanout_write_concurrency: int = 16
@@ -50,6 +54,8 @@ class Settings:
             synced_account_fields=parse_field_list(_required(environ, "SYNCED_ACCOUNT_FIELDS")),
             account_changes_queue_url=environ.get("ACCOUNT_CHANGES_QUEUE_URL") or None,
             activity_queue_url=environ.get("ACTIVITY_QUEUE_URL") or None,
+            account_changes_dlq_url=environ.get("ACCOUNT_CHANGES_DLQ_URL") or None,
+            account_changes_max_receive_count=_int(environ, "ACCOUNT_CHANGES_MAX_RECEIVE_COUNT", 5, minimum=2),
             activity_threshold=_int(environ, "ACTIVITY_THRESHOLD", DEFAULT_ACTIVITY_THRESHOLD, minimum=0),
             fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 500, minimum=1),
             fanout_write_concurrency=_int(environ, "FANOUT_WRITE_CONCURRENCY", 16, minimum=1),

@@ -24,6 +24,7 @@ from account_sync.domain.timestamps import utc_now
 from account_sync.settings import Settings
 
 if TYPE_CHECKING:
+    from account_sync.queue_records import PoisonPolicy
     from account_sync.adapters.salesforce import SalesforceRestSource
     from account_sync.services.convert_person import PersonConversions
     from account_sync.services.fan_out import FanOut
@@ -72,6 +73,19 @@ def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
         ),
         now=utc_now,
         executor=ThreadPoolExecutor(max_workers=settings.fanout_write_concurrency, thread_name_prefix="fan-out-write"),
+    )
+
+
+def build_poison_policy(settings: Settings, sqs: Any | None = None) -> PoisonPolicy:
+    """How the fan-out sets a poison message aside (its DLQ and maxReceiveCount come from the template)."""
+    from account_sync.adapters.sqs import SqsDeadLetterQueue
+    from account_sync.queue_records import PoisonPolicy
+
+    settings.require("account_changes_dlq_url")
+    assert settings.account_changes_dlq_url
+    return PoisonPolicy(
+        SqsDeadLetterQueue(sqs or sqs_client(), settings.account_changes_dlq_url),
+        max_receive_count=settings.account_changes_max_receive_count,
     )
 
 

@@ -38,6 +38,7 @@ from account_sync.ports import (
     AcceptResult,
     AccountState,
     ContactSnapshot,
+    PermanentFailure,
     StoredActivity,
     StoredContact,
     TransientError,
@@ -58,9 +59,13 @@ def is_condition_failure(exc: PynamoDBException) -> bool:
 
 
 def translate(exc: PynamoDBException) -> Exception:
-    """Throttling and server errors are transient (SQS retries the message); anything else is a bug to see."""
+    """Throttling and server errors are transient (SQS retries the message); an invalid item is permanent (the
+    consumer dead-letters the message at once); anything else is a bug to see."""
     if exc.cause_response_code in _THROTTLING:
         return TransientError(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
+    if exc.cause_response_code == "ValidationException":  # an invalid item: sent again, refused again
+        # DynamoDB's message is left out: it may quote an attribute's value
+        return PermanentFailure(f"DynamoDB refused the write as invalid ({type(exc).__name__}: ValidationException)")
     return exc
 
 

@@ -135,3 +135,41 @@ class SqsActivityPublisher:
             *self._fitting(replace(batch, changes=batch.changes[:middle])),
             *self._fitting(replace(batch, changes=batch.changes[middle:])),
         ]
+
+
+class SqsDeadLetterQueue:
+    """Sets a poison message aside in the source queue's dead-letter queue (`queue_records.PoisonPolicy`): the body
+    as it was received, and beside it, as message attributes, why (`failure`, `reason`: field names and the
+    problem, never values), where from (`source_queue`, `source_message_id`) and after how many receives. On a
+    FIFO dead-letter queue it keeps the message's group, and its message id is the deduplication id, so that a
+    consumer killed between this call and its answer does not set the same message aside twice."""
+
+    _REASON_LIMIT = 1000  # the attributes count towards the message size: the body must still fit
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._fifo = queue_url.endswith(".fifo")
+
+    def set_aside(self, record: Any, failure: str, reason: str) -> None:
+        attributes = {
+            "failure": failure,
+            "reason": reason[: self._REASON_LIMIT] or "unknown",
+            "source_queue": record.source_arn or "unknown",
+            "source_message_id": record.message_id,
+        }
+        request: dict[str, Any] = {
+            "QueueUrl": self._queue_url,
+            "MessageBody": record.body,
+            "MessageAttributes": {
+                **{name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
+                "receive_count": {"DataType": "Number", "StringValue": str(record.receive_count)},
+            },
+        }
+        if self._fifo:
+            request["MessageGroupId"] = record.message_group_id or record.message_id
+            request["MessageDeduplicationId"] = record.message_id
+        try:
+            self._client.send_message(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueSendError(f"the dead-letter queue refused the message: {exc}") from exc
