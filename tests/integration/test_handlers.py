@@ -66,11 +66,14 @@ def test_the_same_event_twice_changes_nothing_the_second_time(runtime, stack_res
 def test_a_malformed_message_fails_alone_with_its_reason_logged(runtime, caplog):
     given_contacts(1)
     result = runtime.invoke("fan_out", load_event("fan_out_malformed.json"))
-    assert result.payload == {"batchItemFailures": [{"itemIdentifier": "0b5d2d6e-8f5c-4c1c-9a53-5d4c0c1e0a04"}]}
+    # set aside in the dead-letter queue by the function itself (issue 10, 2.5): no batch item failure
+    assert result.payload == {"batchItemFailures": []}
     assert ContactItem.get("003000000000000001").account_fields.as_dict()["Name"] == "Acme Energy"
     (error,) = [r for r in caplog.records if r.getMessage() == "malformed change message"]
     assert error.levelname == "ERROR"
     assert error.message_id.endswith("a04") and error.reason == "version.fields must be an object"
+    (aside,) = [r for r in caplog.records if r.getMessage() == "message set aside in the dead-letter queue"]
+    assert aside.message_id.endswith("a04") and aside.failure == "malformed"
 
 
 def test_a_contact_change_takes_its_account_fields(runtime):

@@ -388,9 +388,9 @@ def _contact_version(raw: object) -> ContactVersion:
         system_modstamp=_timestamp(raw, "system_modstamp"),
         is_deleted=_bool(raw, "is_deleted"),
         account_id=_optional_id(raw, "account_id"),
-        first_name=_optional_str(raw, "first_name"),
-        last_name=_optional_str(raw, "last_name"),
-        email=_optional_str(raw, "email"),
+        first_name=_contact_text(raw, "first_name"),
+        last_name=_contact_text(raw, "last_name"),
+        email=_contact_text(raw, "email"),
     )
 
 
@@ -447,6 +447,14 @@ def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise MalformedMessage(f"{key} must be a string or null, got {type(value).__name__}")
     return value
+
+
+def _contact_text(raw: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_str(raw, key)
+    try:
+        return storable_value(value, key)  # type: ignore[return-value]
+    except UnstorableValue as exc:
+        raise MalformedMessage(f"{key}: {exc.problem}") from None
 
 
 def _id(raw: Mapping[str, Any], key: str) -> str:
