@@ -161,12 +161,17 @@ class TestValuesDynamoDbCannotStore:
         assert str(refused.value).startswith("field 'Industry': ") and problem in str(refused.value)
 
     def test_a_local_edit_or_an_activity_with_such_a_value_is_malformed(self):
-        edit = json.loads(LocalEditMessage(LocalEdit("e1", contact_id(1), "001000000000000001", "Rating", "x", stamp(3))).to_body())
+        edit = json.loads(
+            LocalEditMessage(LocalEdit("e1", contact_id(1), "001000000000000001", "Rating", "x", stamp(3))).to_body()
+        )
         edit["edit"]["value"] = 10**40 + 1
         with pytest.raises(MalformedMessage, match="field 'Rating': a number of more than 38"):
             parse_change_message(json.dumps(edit))
         batch = ActivityBatchMessage(
-            "001000000000000001", ChangeOrigin.ACCOUNT, stamp(1), (ContactFieldChange(contact_id(1), "Name", "a", None),)
+            "001000000000000001",
+            ChangeOrigin.ACCOUNT,
+            stamp(1),
+            (ContactFieldChange(contact_id(1), "Name", "a", None),),
         )
         with pytest.raises(MalformedMessage, match="field 'old': NaN"):
             parse_activity_batch(batch.to_body().replace('"old":"a"', '"old":NaN'))
@@ -205,7 +210,7 @@ class TestReasonsNeverHoldValues:
 
     @pytest.mark.parametrize("body", ['{"type": "account_change", "schema": 1, "version": "' + SECRET, SECRET])
     def test_a_body_that_is_not_json_is_described_by_position(self, body):
-        with pytest.raises(MalformedMessage, match="body is not JSON: .* at char") as refused:
+        with pytest.raises(MalformedMessage, match=r"body is not JSON: .* at char") as refused:
             parse_change_message(body)
         assert SECRET not in str(refused.value)
 
@@ -214,7 +219,10 @@ class TestReasonsNeverHoldValues:
     )
     def test_an_activity_batch_reason_names_the_problem_not_the_value(self, change):
         batch = ActivityBatchMessage(
-            "001000000000000001", ChangeOrigin.ACCOUNT, stamp(1), (ContactFieldChange(contact_id(1), "Name", "a", None),)
+            "001000000000000001",
+            ChangeOrigin.ACCOUNT,
+            stamp(1),
+            (ContactFieldChange(contact_id(1), "Name", "a", None),),
         )
         payload = {**json.loads(batch.to_body()), **change}
         with pytest.raises(MalformedMessage) as refused:

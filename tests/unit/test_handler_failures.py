@@ -13,8 +13,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 from local_stack.lambda_runtime import FunctionSpec, LambdaRuntime
+from moto import mock_aws
 
 from tests.support.events import load_event
 

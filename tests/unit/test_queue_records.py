@@ -72,7 +72,9 @@ def test_the_record_carries_its_id_body_group_receive_count_and_source():
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
     event["Records"][0]["eventSourceARN"] = "arn:aws:sqs:eu-west-1:1:q.fifo"
     partial_batch_response(event, seen.append, fifo=True)
-    assert seen == [QueueRecord("m1", "body of m1", "001A", receive_count=3, source_arn="arn:aws:sqs:eu-west-1:1:q.fifo")]
+    assert seen == [
+        QueueRecord("m1", "body of m1", "001A", receive_count=3, source_arn="arn:aws:sqs:eu-west-1:1:q.fifo")
+    ]
 
 
 @pytest.mark.parametrize("event", [{}, {"Records": [{"body": "no message id"}]}])

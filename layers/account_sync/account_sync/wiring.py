@@ -24,8 +24,8 @@ from account_sync.domain.timestamps import utc_now
 from account_sync.settings import Settings
 
 if TYPE_CHECKING:
-    from account_sync.queue_records import PoisonPolicy
     from account_sync.adapters.salesforce import SalesforceRestSource
+    from account_sync.queue_records import PoisonPolicy
     from account_sync.services.convert_person import PersonConversions
     from account_sync.services.fan_out import FanOut
     from account_sync.services.history import History

@@ -93,9 +93,7 @@ def test_account_less_contacts_do_not_wait_behind_a_bad_one(pipeline):
     from account_sync.domain.records import ContactVersion
 
     def loose(n: int) -> ContactChangesMessage:
-        return ContactChangesMessage(
-            (ContactVersion(f"003L{n:014d}", stamp(1), False, None, "Ann", f"Last{n}", None),)
-        )
+        return ContactChangesMessage((ContactVersion(f"003L{n:014d}", stamp(1), False, None, "Ann", f"Last{n}", None),))
 
     messages = [loose(n) for n in range(1, 5)]
     groups = {m.group_id for m in messages}
