@@ -194,6 +194,20 @@ def test_the_same_idempotency_key_queues_one_edit(stack):
     assert stack.queued_changes() == 1  # SQS dropped the duplicate (FIFO deduplication)
 
 
+def test_the_same_idempotency_key_with_another_body_is_a_422_and_queues_nothing(stack):
+    contacts = given_contacts(1)
+    stack.account_change(SYNCED_AT)
+    first = stack.call(edit(contacts[0], "Rating", "Cold", headers={"Idempotency-Key": "tool-43"}))
+    status, body = stack.call(edit(contacts[0], "Rating", "Hot", headers={"Idempotency-Key": "tool-43"}))
+    assert first[0] == 202
+    assert (status, body["error"]["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    assert stack.queued_changes() == 1
+    # the key's first request again is still the same edit
+    again = stack.call(edit(contacts[0], "Rating", "Cold", headers={"Idempotency-Key": "tool-43"}))
+    assert again[0] == 202 and again[1]["edit_id"] == first[1]["edit_id"]
+    assert again[1]["edited_at"] == first[1]["edited_at"]
+
+
 @pytest.mark.parametrize(
     ("setup", "request_event", "status", "code"),
     [

@@ -21,8 +21,8 @@ from account_sync.ports import (
 )
 from account_sync.services.convert_person import ConversionRequest, PersonConversions
 from account_sync.services.history import History, PageRequest, decode_token, encode_token
-from account_sync.services.local_edit import LocalEdits
-from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
+from account_sync.services.local_edit import KeyedEdit, LocalEdits
+from account_sync.services.refusals import Conflict, InvalidRequest, NotFound, Unprocessable
 
 from tests.unit.factories import SYNCED, account_id, contact_id, stamp
 from tests.unit.fakes import RecordingPublisher
@@ -98,8 +98,8 @@ def person(person_id: str = PERSON, **changes: object) -> StoredContact:
 
 class TestLocalEdits:
     @staticmethod
-    def edits(people: People, accounts: Accounts, publisher: RecordingPublisher) -> LocalEdits:
-        return LocalEdits(people, accounts, publisher, SYNCED, now=lambda: stamp(30))
+    def edits(people: People, accounts: Accounts, publisher: RecordingPublisher, keys=None) -> LocalEdits:
+        return LocalEdits(people, accounts, publisher, SYNCED, now=lambda: stamp(30), keys=keys)
 
     def test_an_edit_is_queued_in_the_account_group_and_answered_with_its_id(self):
         # given a contact of a synced account
@@ -168,6 +168,41 @@ class TestLocalEdits:
         assert len(unkeyed) == 2
         # SQS FIFO deduplicates by this id for 5 minutes: the re-sent request is dropped there
         assert publisher.messages[0].deduplication_id == publisher.messages[1].deduplication_id
+
+    def test_the_same_idempotency_key_with_another_body_is_refused_and_queues_nothing(self):
+        # given an edit made with an Idempotency-Key
+        publisher, keys, clock = RecordingPublisher(), MemoryIdempotencyKeys(), (stamp(m) for m in range(30, 40))
+        edits = LocalEdits(
+            People(member(1)), Accounts(synced_account()), publisher, SYNCED, now=lambda: next(clock), keys=keys
+        )
+        first = edits.request(contact_id(1), "Industry", "Retail", idempotency_key="k-1")
+        # when the same key comes with another value, then with another field
+        with pytest.raises(Unprocessable) as other_value:
+            edits.request(contact_id(1), "Industry", "Banking", idempotency_key="k-1")
+        with pytest.raises(Unprocessable):
+            edits.request(contact_id(1), "Name", "Retail", idempotency_key="k-1")
+        # then both are refused (422), never answered as queued, and only the first edit was queued
+        assert other_value.value.code == "IDEMPOTENCY_KEY_REUSED"
+        assert [m.edit.value for m in publisher.messages] == ["Retail"]
+        # and the same request again, a minute later, is the same edit: same id and time, the same message
+        again = edits.request(contact_id(1), "Industry", "Retail", idempotency_key="k-1")
+        assert again == first and publisher.messages[1] == publisher.messages[0]
+
+    def test_the_same_number_written_differently_is_the_same_request(self):
+        keys = MemoryIdempotencyKeys()
+        edits = self.edits(People(member(1)), Accounts(synced_account()), RecordingPublisher(), keys)
+        first = edits.request(contact_id(1), "Industry", 12, idempotency_key="k-2")
+        assert edits.request(contact_id(1), "Industry", 12.0, idempotency_key="k-2").edit_id == first.edit_id
+        with pytest.raises(Unprocessable):
+            edits.request(contact_id(1), "Industry", True, idempotency_key="k-2")
+
+
+class MemoryIdempotencyKeys:
+    def __init__(self) -> None:
+        self.kept: dict[str, KeyedEdit] = {}
+
+    def claim(self, keyed: KeyedEdit) -> KeyedEdit:
+        return self.kept.setdefault(keyed.edit_id, keyed)
 
 
 # --- history --------------------------------------------------------------------------------------------

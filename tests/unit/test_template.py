@@ -67,6 +67,8 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:GetItem", "ContactsTable"),
         ("dynamodb:GetItem", "AccountsTable"),
         ("dynamodb:Query", "ActivitiesTable"),
+        ("dynamodb:GetItem", "SyncStateTable"),  # Idempotency-Keys (issue 10, section 3)
+        ("dynamodb:PutItem", "SyncStateTable"),
         ("sqs:SendMessage", "AccountChangesQueue"),
     },
     # Convert Person: the Salesforce key, the person read and linked (one conditional UpdateItem).

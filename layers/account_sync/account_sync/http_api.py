@@ -25,13 +25,14 @@ from account_sync.ports import (
     SalesforceSetupError,
     TransientError,
 )
-from account_sync.services.refusals import Conflict, InvalidRequest, NotFound, Refused
+from account_sync.services.refusals import Conflict, InvalidRequest, NotFound, Refused, Unprocessable
 
 SETUP_CODE = "SALESFORCE_EXTERNAL_ID_MISSING"
 REFUSAL_STATUS: Mapping[type[Refused], HTTPStatus] = {
     InvalidRequest: HTTPStatus.BAD_REQUEST,
     NotFound: HTTPStatus.NOT_FOUND,
     Conflict: HTTPStatus.CONFLICT,
+    Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

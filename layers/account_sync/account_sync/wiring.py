@@ -106,6 +106,7 @@ def build_sync_state(settings: Settings) -> DynamoSyncStateStore:
 
 
 def build_local_edits(settings: Settings, sqs: Any | None = None) -> LocalEdits:
+    from account_sync.adapters.idempotency import DynamoIdempotencyKeys
     from account_sync.services.local_edit import LocalEdits
 
     bind_store(settings)
@@ -115,6 +116,7 @@ def build_local_edits(settings: Settings, sqs: Any | None = None) -> LocalEdits:
         changes=build_change_publisher(settings, sqs),
         synced_fields=settings.synced_account_fields,
         now=utc_now,
+        keys=DynamoIdempotencyKeys(),
     )
 
 

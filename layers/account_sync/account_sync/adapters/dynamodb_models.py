@@ -111,6 +111,12 @@ class SyncStateItem(Model):
     lease_expires_at = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
     last_run = MapAttribute[str, object](null=True)
+    # `idempotency#<edit id>`: what an Idempotency-Key of the marketing API stands for (adapters/idempotency.py)
+    fingerprint = UnicodeAttribute(null=True)
+    edit_id = UnicodeAttribute(null=True)
+    account_id = UnicodeAttribute(null=True)
+    edited_at = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute
 
 
 ALL_MODELS: dict[str, type[Model]] = {

@@ -27,5 +27,9 @@ class NotFound(Refused):
     """What the request names does not exist in the store."""
 
 
+class Unprocessable(Refused):
+    """Well formed, but it contradicts an earlier request (an Idempotency-Key reused with another body)."""
+
+
 class Conflict(Refused):
     """The request is valid but the state of the store does not allow it (no account, already a contact)."""
