@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from account_sync import api_models
-from account_sync.http_api import caller, install_error_handlers, json_response
+from account_sync.http_api import caller, install_error_handlers, json_response, request_body
 from account_sync.observability import logger, metrics
 from account_sync.services.convert_person import PersonConversions
 from account_sync.settings import Settings, load_settings
@@ -39,7 +39,7 @@ def dependencies() -> tuple[Settings, PersonConversions]:
 def convert_person(person_id: str) -> Response:
     person_id = api_models.record_id(person_id, "person_id")
     settings, conversions = dependencies()
-    request = api_models.conversion_request(app.current_event.decoded_body, settings.synced_account_fields)
+    request = api_models.conversion_request(request_body(app), settings.synced_account_fields)
     requester = caller(app)
     result = conversions.convert(person_id, request, requested_by=requester.user_arn)
     done = result.conversion

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from account_sync import api_models
-from account_sync.http_api import caller, install_error_handlers, json_response
+from account_sync.http_api import caller, install_error_handlers, json_response, request_body
 from account_sync.observability import logger, metrics
 from account_sync.services.history import History, HistoryPage
 from account_sync.services.local_edit import LocalEdits
@@ -44,7 +44,7 @@ def history() -> History:
 @app.post("/contacts/<contact_id>/account-edits")
 def edit_account_field(contact_id: str) -> Response:
     contact_id = api_models.record_id(contact_id, "contact_id")
-    body = api_models.LocalEditBody.parse(app.current_event.decoded_body)
+    body = api_models.LocalEditBody.parse(request_body(app))
     key = api_models.idempotency_key(app.current_event.headers.get("idempotency-key"))
     queued = local_edits().request(contact_id, body.field, body.value, idempotency_key=key)
     logger.info(

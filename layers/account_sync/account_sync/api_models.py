@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from account_sync.domain.fields import FieldValue
+from account_sync.domain.fields import FieldValue, UnstorableValue, storable_value
 from account_sync.services.convert_person import ConversionRequest
 from account_sync.services.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
 from account_sync.services.refusals import InvalidRequest
@@ -26,6 +26,7 @@ _RECORD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_LIMIT = re.compile(r"^[0-9]{1,4}$")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 # Convert Person: the fields a caller may give, with Salesforce's lengths (Salesforce checks the rest).
 OPPORTUNITY_TEXT = {"Name": 120, "StageName": 255}
@@ -59,6 +60,8 @@ def json_object(body: str | None) -> dict[str, Any]:
         raise invalid(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         payload = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidRequest("INVALID_JSON", "the body is nested too deep") from None
     except ValueError as exc:
         raise InvalidRequest("INVALID_JSON", f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
@@ -77,18 +80,17 @@ def _only_keys(payload: Mapping[str, Any], allowed: set[str], where: str) -> Non
 
 
 def field_value(value: Any, name: str) -> FieldValue:
-    """A value as an account field holds it: text, number, true/false, or null (a blank)."""
-    if value is None or isinstance(value, bool):
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, str):
-        if len(value) > MAX_TEXT_LENGTH:
-            raise invalid(f"{name} is longer than {MAX_TEXT_LENGTH} characters")
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    raise invalid(f"{name} must be a string, a number, true/false or null")
+    """A value as an account field holds it: text, number, true/false, or null (a blank), and one DynamoDB can
+    store (`storable_value`: 38 significant digits, 1E-130..9.9999E+125, no NaN or Infinity, valid Unicode):
+    anything else is refused here (VALUE_NOT_STORABLE), never queued to fail at its write."""
+    if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+        raise invalid(f"{name} is longer than {MAX_TEXT_LENGTH} characters")
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise invalid(f"{name} must be a string, a number, true/false or null")
+    try:
+        return storable_value(value, name)
+    except UnstorableValue as exc:
+        raise InvalidRequest("VALUE_NOT_STORABLE", f"{name}: {exc.problem}") from None
 
 
 def _text(payload: Mapping[str, Any], key: str, where: str, max_length: int, required: bool) -> str | None:
@@ -142,7 +144,7 @@ def page_request(query: Mapping[str, str] | None) -> PageRequest:
     raw_limit = query.get("limit")
     limit = DEFAULT_PAGE_SIZE
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+        if not _LIMIT.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
             raise invalid(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
         limit = int(raw_limit)
     return PageRequest(limit=limit, next_token=query.get("next_token") or None)

@@ -8,6 +8,8 @@ field names, never a request body: bodies hold names and email addresses.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,7 +27,14 @@ from account_sync.ports import (
     SalesforceSetupError,
     TransientError,
 )
-from account_sync.services.refusals import Conflict, InvalidRequest, NotFound, Refused, Unprocessable
+from account_sync.services.refusals import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Refused,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 SETUP_CODE = "SALESFORCE_EXTERNAL_ID_MISSING"
 REFUSAL_STATUS: Mapping[type[Refused], HTTPStatus] = {
@@ -33,6 +42,7 @@ REFUSAL_STATUS: Mapping[type[Refused], HTTPStatus] = {
     NotFound: HTTPStatus.NOT_FOUND,
     Conflict: HTTPStatus.CONFLICT,
     Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
+    UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -50,6 +60,23 @@ def error_response(
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def request_body(app: APIGatewayHttpResolver) -> str | None:
+    """The request's body as text, or a refusal with a code: a Content-Type other than JSON (415
+    UNSUPPORTED_MEDIA_TYPE; none at all is taken as JSON), base64 that is not, or bytes that are not UTF-8 (400
+    INVALID_BODY_ENCODING). Powertools' `decoded_body` raises there, which answered 500."""
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
+    body = event.body
+    if not body or not event.is_base64_encoded:
+        return body
+    try:
+        return base64.b64decode(body.encode(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidRequest("INVALID_BODY_ENCODING", "the body is not UTF-8 text") from None
 
 
 @dataclass(frozen=True)

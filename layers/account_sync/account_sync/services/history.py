@@ -100,7 +100,7 @@ def decode_token(token: str, subject_id: str) -> str:
         raise invalid
     try:
         payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deep
         raise invalid from None
     if not isinstance(payload, dict) or payload.get("s") != subject_id:
         raise invalid

@@ -31,5 +31,9 @@ class Unprocessable(Refused):
     """Well formed, but it contradicts an earlier request (an Idempotency-Key reused with another body)."""
 
 
+class UnsupportedMediaType(Refused):
+    """The body is not in a format the API reads (it reads JSON)."""
+
+
 class Conflict(Refused):
     """The request is valid but the state of the store does not allow it (no account, already a contact)."""
