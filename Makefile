@@ -26,10 +26,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint format typecheck build validate bench clean
 
-$(STAMP): requirements-dev.txt
+$(STAMP): requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --editable .  # the `account-sync` command (pyproject.toml)
 	touch $(STAMP)
 
 demo: $(STAMP) ## run a real sync on the embedded local stack

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from typing import Any
 
 from account_sync.contracts import parse_change_message
+from account_sync.domain.timestamps import lag_seconds
 from account_sync.observability import logger, metrics
 from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
 from account_sync.services.fan_out import FanOut, FanOutReport
@@ -42,6 +44,12 @@ def _record_metrics(report: FanOutReport) -> None:
         metrics.add_metric(name="SupersededLocalEdits", unit=MetricUnit.Count, value=1)
     if report.suppressed:
         metrics.add_metric(name="ActivitySuppressed", unit=MetricUnit.Count, value=1)
+    if report.completed_version:
+        metrics.add_metric(
+            name="SyncLagSeconds",
+            unit=MetricUnit.Seconds,
+            value=lag_seconds(report.completed_version, datetime.now(UTC)),
+        )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,7 +4,6 @@
     python -m local_stack invoke fan_out -e events/account_change.json --env LOG_LEVEL=DEBUG
     python -m local_stack up                     # a long-running stack: a sync cycle every 30 s (local_stack.up)
     python -m local_stack invoke fetch_changes -e events/fetch_schedule.json --attach
-    python -m local_stack store contact <id>     # the running stack's store, as JSON (local_stack.store_query)
     python -m local_stack token                  # an access token for its Salesforce (local_stack.salesforce_token)
 
 `invoke` starts a throwaway stack (moto server, every table and queue of template.yaml, the functions'
@@ -29,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_stack import salesforce_token, store_query, up
+from local_stack import salesforce_token, up
 from local_stack.running import add_state_dir_option
 
 if TYPE_CHECKING:
@@ -125,7 +124,6 @@ def _add_invoke_command(subparsers: Any) -> None:
 COMMANDS: list[Callable[[Any], None]] = [
     _add_invoke_command,
     up.add_command,
-    store_query.add_command,
     salesforce_token.add_command,
 ]
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f'curl --cacert {ca_bundle} -H "Authorization: Bearer $TOKEN" {base}/sobjects/Account/{account_id}')
     state = "" if args.state_dir == DEFAULT_STATE_DIR else f" --state-dir {shlex.quote(str(args.state_dir))}"
-    print(f"# the next sync cycle brings it to the store: python -m local_stack store account {account_id}{state}")
+    print(f"# the next sync cycle brings it to the store: account-sync --local{state} store account {account_id}")
     return 0
 
 

@@ -223,7 +223,7 @@ def _introduce(sandbox: SyncSandbox, console: Console, stack_file: Path, log_pat
         f"LookbackSeconds={parameters['LookbackSeconds']}"
     )
     state = "" if args.state_dir == Path(".local-stack") else f" --state-dir {args.state_dir}"
-    console.say(f"  look at it ........ python -m local_stack store state{state}")
+    console.say(f"  look at it ........ account-sync --local{state} status")
     console.say(f"  change Salesforce . python -m local_stack token{state}  (an access token and a curl example)")
 
 

@@ -737,3 +737,28 @@ def test_activity_messages_are_queued_ten_at_a_time():
     assert report.activities_queued == 3000
     assert world.activity_queue.calls == [10, 5]
     assert len(world.store.activities) == 1000 * 3 * 2
+
+
+class TestFreshness:
+    """The report says when a version has reached its account's last contact: the handler's SyncLagSeconds."""
+
+    def test_a_small_account_is_complete_with_its_own_message(self):
+        world = World(segment_size=10)
+        world.given_contacts(10)
+        report = world.sync(account_version(1, 1, Industry="Energy"))
+        assert report.completed_version == stamp(1)
+
+    def test_a_large_account_is_complete_with_its_last_segment_only(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        planned = world.fan_out.apply_account_change(account_version(1, 1, Industry="Energy"))
+        segments = world.run_queued_segments()
+        assert planned.completed_version is None
+        assert [r.completed_version for r in segments] == [None, None, stamp(1)]
+
+    def test_a_stale_or_repeated_version_completes_nothing(self):
+        world = World()
+        world.given_contacts(3)
+        world.sync(account_version(1, 2, Industry="Energy"))
+        assert world.sync(account_version(1, 1, Industry="Old")).completed_version is None
+        assert world.sync(account_version(1, 2, Industry="Energy")).completed_version is None

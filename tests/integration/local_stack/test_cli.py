@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import requests
+from account_sync_cli.__main__ import main as account_sync
 from local_stack.__main__ import main
 from local_stack.moto_server import free_port
 
@@ -131,11 +132,11 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], up: UpProcess) -> Callable[..., Any]:
-    """Run a command in this process against the running `up`; its JSON output."""
+    """Run an `account-sync --local` command in this process against the running `up`; its JSON output."""
 
     def run(*args: str) -> Any:
         capsys.readouterr()
-        assert main([*args, "--state-dir", str(up.state_dir)]) == 0
+        assert account_sync(["--local", "--state-dir", str(up.state_dir), "--json", *args]) == 0
         return json.loads(capsys.readouterr().out)
 
     return run
@@ -328,23 +329,32 @@ def test_token_prints_an_export_line_and_a_curl_example(up, capsys):
     assert re.search(rf"-X PATCH .* https://localhost:{up.salesforce_port}{API}/sobjects/Account/001\w+", out)
 
 
-def test_the_commands_say_clearly_when_no_stack_runs(tmp_path):
+def test_the_commands_say_clearly_when_no_stack_runs(tmp_path, capsys):
     # given no stack.json; then every command says so
-    for command in (["store", "state"], ["token"], ["invoke", "fan_out", "--attach"]):
+    for command in (["token"], ["invoke", "fan_out", "--attach"]):
         with pytest.raises(SystemExit, match=r"no local stack: .*stack\.json does not exist"):
             main([*command, "--state-dir", str(tmp_path)])
+    operator = ["--local", "--state-dir", str(tmp_path), "store", "state"]
+    assert account_sync(operator) == 2
+    assert re.search(r"no local stack: .*stack\.json does not exist", capsys.readouterr().err)
     # given a stack.json whose stack stopped, or whose endpoint nothing answers, or is not local
     stack_file = tmp_path / "stack.json"
     port = free_port()
     stack_file.write_text(json.dumps({"endpoint_url": f"http://127.0.0.1:{port}", "stopped_at": "2026-11-27T21:00"}))
     with pytest.raises(SystemExit, match="stopped at 2026-11-27T21:00"):
-        main(["store", "state", "--state-dir", str(tmp_path)])
+        main(["token", "--state-dir", str(tmp_path)])
+    assert account_sync(operator) == 2
+    assert "stopped at 2026-11-27T21:00" in capsys.readouterr().err
     stack_file.write_text(json.dumps({"endpoint_url": f"http://127.0.0.1:{port}", "pid": os.getpid()}))
     with pytest.raises(SystemExit, match=f"does not answer at http://127.0.0.1:{port}"):
-        main(["store", "state", "--state-dir", str(tmp_path)])
+        main(["token", "--state-dir", str(tmp_path)])
+    assert account_sync(operator) == 2
+    assert f"does not answer at http://127.0.0.1:{port}" in capsys.readouterr().err
     stack_file.write_text(json.dumps({"endpoint_url": "https://dynamodb.us-east-1.amazonaws.com"}))
     with pytest.raises(SystemExit, match="not a local moto server"):
-        main(["store", "state", "--state-dir", str(tmp_path)])
+        main(["token", "--state-dir", str(tmp_path)])
+    assert account_sync(operator) == 2
+    assert "not a local moto server" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_the_stack_and_its_moto_process_and_leaves_the_files(tmp_path):
@@ -363,7 +373,7 @@ def test_ctrl_c_stops_the_stack_and_its_moto_process_and_leaves_the_files(tmp_pa
         assert json.loads((tmp_path / "stack.json").read_text())["stopped_at"]
         assert (tmp_path / "salesforce" / "ca.pem").is_file()
         with pytest.raises(SystemExit, match="stopped at"):
-            main(["store", "state", "--state-dir", str(tmp_path)])
+            main(["token", "--state-dir", str(tmp_path)])
     finally:
         process.stop()
     assert "Traceback" not in process.stderr

@@ -49,3 +49,9 @@ def shift(value: str, seconds: float) -> str:
 
 
 EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+def lag_seconds(stamp: str, now: datetime) -> float:
+    """Seconds from `stamp` (Salesforce's clock) to `now`, never negative: a Salesforce clock ahead of ours is not
+    a sync faster than light. The fan-out's freshness metric (SyncLagSeconds)."""
+    return max(0.0, (now - parse_timestamp(stamp)).total_seconds())

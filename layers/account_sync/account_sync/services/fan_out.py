@@ -88,6 +88,9 @@ class FanOutReport:
     activity_logging: str | None = None
     suppressed: bool = False
     changed_fields: list[str] = field(default_factory=list)
+    # The SystemModstamp of a version that this message brought to the last of its account's contacts: the
+    # handler measures the sync's freshness (SyncLagSeconds) from it.
+    completed_version: str | None = None
 
 
 class FanOut:
@@ -177,6 +180,7 @@ class FanOut:
         if counted <= self._config.segment_size:
             self._apply_range(version, logging, None, None, report)
             self._accounts.mark_applied(version.account_id, version.system_modstamp)
+            report.completed_version = version.system_modstamp
         else:
             report.segments_planned = self._plan_segments(version, logging)
         return report
@@ -197,6 +201,7 @@ class FanOut:
         )
         if self._accounts.complete_segment(version.account_id, version.system_modstamp, segment.segment_id):
             self._accounts.mark_applied(version.account_id, version.system_modstamp)
+            report.completed_version = version.system_modstamp
         report.outcome = "applied"
         return report
 

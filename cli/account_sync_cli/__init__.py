@@ -1,0 +1,1 @@
+"""`account-sync`: the operator's command line, against a deployed stack or the local stack alike."""
