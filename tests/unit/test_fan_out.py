@@ -6,9 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from account_sync.contracts import (
-    AccountSegmentMessage,
+    ChangeSegmentMessage,
     LocalEditMessage,
-    LocalEditSegmentMessage,
     parse_change_message,
 )
 from account_sync.domain.activity_policy import ActivityLogging
@@ -75,7 +74,7 @@ class World:
         reports = []
         while self.changes.messages:
             message = self.changes.messages.pop(0)
-            assert isinstance(message, AccountSegmentMessage | LocalEditSegmentMessage)
+            assert isinstance(message, ChangeSegmentMessage)
             reports.append(self.fan_out.apply(parse_change_message(message.to_body())))
         return reports
 
@@ -194,7 +193,7 @@ class TestLocalEdits:
         (activity,) = [
             a
             for (c, k), a in world.store.activities.items()
-            if k == f"{stamp(30)}#local#Industry" and c == contact_id(1_000_000)
+            if k == f"{stamp(30)}#local#Industry#edit-30" and c == contact_id(1_000_000)
         ]
         assert (activity.old_value, activity.new_value, activity.origin.source) == (
             "Energy",
@@ -210,7 +209,7 @@ class TestLocalEdits:
         world.log_activities()
         assert report.suppressed and report.contacts_written == 3
         assert [k for (_, k), _a in world.store.activities.items() if "#local#" in k] == []
-        assert (account_id(1), f"{stamp(30)}#local#Name#suppressed") in world.store.suppressions
+        assert (account_id(1), f"{stamp(30)}#local#Name#edit-30#suppressed") in world.store.suppressions
 
     def test_an_edit_of_an_account_never_synced_changes_nothing(self, world):
         world.given_contacts(2)
@@ -243,7 +242,7 @@ class TestLocalEdits:
 
 def local_activities(world: World, minute: int = 30, field: str = "Industry") -> dict[str, tuple]:
     """The Change Data Value activities of one local edit, by contact: (old, new)."""
-    key = f"{stamp(minute)}#local#{field}"
+    key = f"{stamp(minute)}#local#{field}#edit-{minute}"
     return {c: (a.old_value, a.new_value) for (c, k), a in world.store.activities.items() if k == key}
 
 
@@ -294,7 +293,7 @@ class TestLocalEditsOfLargeAccounts:
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Retail"
         assert industries(world) == {"Energy"}
         segments = list(world.changes.messages)
-        assert [(s.index, s.total, s.group_id, s.base_modstamp) for s in segments] == [
+        assert [(s.index, s.total, s.group_id, s.change.base_modstamp) for s in segments] == [
             (0, 2, account_id(1), stamp(1)),
             (1, 2, account_id(1), stamp(1)),
         ]
@@ -470,7 +469,7 @@ class TestLocalEditRedelivery:
         world.edit(edit)
         logged = dict(world.store.activities)
         # a first delivery that changes every contact reads no contact item
-        assert world.contacts.local_edit_reads == 0
+        assert world.contacts.contact_reads == 0
         writes = world.contacts.local_writes
         world.edit(edit)  # the same message again (its delete was lost)
         assert world.contacts.local_writes == writes
