@@ -31,6 +31,7 @@ from account_sync.ports import (
 class FakeAccounts:
     def __init__(self) -> None:
         self.items: dict[str, AccountState] = {}
+        self.joiner_writes = 0  # writes of an account's recent joiners (one per account and contact message)
 
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
@@ -125,13 +126,14 @@ class FakeAccounts:
         )
         return True
 
-    def note_joiner(self, account_id: str, contact_id: str, joined_at: str, forget, overflow: bool) -> None:
+    def note_joiners(self, account_id: str, contact_ids, joined_at: str, forget, overflow: bool) -> None:
+        self.joiner_writes += 1
         state = self.items.get(account_id) or AccountState(account_id, {}, None, None, False, None, None)
         joiners = {c: at for c, at in state.recent_joiners.items() if forget.get(c) != at}
         if overflow:
             self.items[account_id] = replace(state, recent_joiners=joiners, joiners_overflow_at=joined_at)
         else:
-            self.items[account_id] = replace(state, recent_joiners={**joiners, contact_id: joined_at})
+            self.items[account_id] = replace(state, recent_joiners={**joiners, **dict.fromkeys(contact_ids, joined_at)})
 
 
 @dataclass

@@ -1079,6 +1079,19 @@ class TestIndexLagLosesNothing:
         world.fan_out.apply_contact_change(contact_version(8, account=1, minute=4))
         assert list(world.accounts.get(account_id(1)).recent_joiners) == [contact_id(8)]
 
+    def test_the_joiners_of_one_message_cost_one_account_write_and_their_moves_one_publish(self):
+        world = World(activity_queue=CountingPublisher())
+        world.given_contacts(50, account=2)
+        world.sync(account_version(1, minute=1, Name="One"))
+        world.sync(account_version(2, minute=1, Name="Two"))
+        world.activity_queue.calls.clear()
+        joining = [contact_version(2_000_000 + n, account=1, minute=3) for n in range(50)]
+        joining += [contact_version(500 + n, account=1, minute=3) for n in range(50)]  # new contacts
+        report = world.fan_out.apply(ContactChangesMessage(tuple(joining)))
+        assert report.contacts_written == 100 and report.activities_queued == 50
+        assert world.accounts.joiner_writes == 1 and len(world.accounts.get(account_id(1)).recent_joiners) == 100
+        assert world.activity_queue.calls == [1]
+
     def test_more_joiners_than_the_list_keeps_hold_the_change_until_the_index_caught_up(self):
         world = World(max_recent_joiners=2)
         world.given_contacts(3)

@@ -291,12 +291,12 @@ class AccountRepository(Protocol):
         says: the same newest version, not deleted, the same last edit of that field. False otherwise."""
         ...
 
-    def note_joiner(
-        self, account_id: str, contact_id: str, joined_at: str, forget: Mapping[str, str], overflow: bool
+    def note_joiners(
+        self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
     ) -> None:
-        """Add the contact to the account's recent joiners (the index may not show it yet) and drop the `forget`
-        entries (contact id -> joined at: older than the index's lag); with `overflow` (the list is at its bound),
-        record the time instead of adding the contact."""
+        """Add the contacts to the account's recent joiners (the index may not show them yet) and drop the
+        `forget` entries (contact id -> joined at: older than the index's lag); with `overflow` (the list would
+        pass its bound), record the time instead of adding them. One write, whatever the number of contacts."""
         ...
 
 

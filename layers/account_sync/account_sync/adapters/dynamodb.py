@@ -256,8 +256,8 @@ class DynamoAccountRepository:
             raise translate(exc) from exc
         return True
 
-    def note_joiner(
-        self, account_id: str, contact_id: str, joined_at: str, forget: Mapping[str, str], overflow: bool
+    def note_joiners(
+        self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
     ) -> None:
         """ADD and DELETE on a string set need no item, no set and no read: one unconditional write."""
         actions: list[Any] = [AccountItem.updated_at.set(self._now())]
@@ -265,8 +265,8 @@ class DynamoAccountRepository:
             actions.append(AccountItem.recent_joiners.delete({f"{c}|{at}" for c, at in forget.items()}))
         if overflow:
             actions.append(AccountItem.joiners_overflow_at.set(joined_at))
-        else:
-            actions.append(AccountItem.recent_joiners.add({f"{contact_id}|{joined_at}"}))
+        elif contact_ids:
+            actions.append(AccountItem.recent_joiners.add({f"{c}|{joined_at}" for c in contact_ids}))
         try:
             AccountItem(account_id).update(actions=actions)
         except UpdateError as exc:

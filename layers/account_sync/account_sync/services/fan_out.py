@@ -466,49 +466,80 @@ class FanOutBatch:
     # --- contact versions --------------------------------------------------------------------------------
 
     def _apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
-        """Each version applies on its own (conditional on the contact's SystemModstamp): a redelivery after a
-        partial failure rewrites nothing already written."""
-        report = FanOutReport(kind="contact_changes", outcome="applied", account_id=message.versions[0].account_id)
-        for account_id in {v.account_id for v in message.versions if v.account_id and not v.is_deleted}:
-            self._account(account_id)  # once, before the writes run side by side
-        applied = self._concurrently(self.apply_contact_change, message.versions)
-        report.contacts_written = sum(a.contacts_written for a in applied)
-        report.contacts_skipped = len(applied) - report.contacts_written
-        report.activities_queued = sum(a.activities_queued for a in applied)
-        return report
+        return self._apply_contact_versions(message.versions, "contact_changes")
 
     def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
+        return self._apply_contact_versions((version,), "contact_change")
+
+    def _apply_contact_versions(self, versions: Sequence[ContactVersion], kind: str) -> FanOutReport:
         """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it.
 
-        A contact that moved from another account and whose account fields change owes Change Data Value
+        Each version applies on its own, conditional on the contact's SystemModstamp and on the contact being as
+        it was read (a consistent read first): a redelivery after a partial failure rewrites nothing already
+        written. A contact that moved from another account and whose account fields change owes Change Data Value
         activities of origin `contact` (keyed by the Contact's SystemModstamp), under its new account's stored
-        decision. A contact that stays in its account keeps its fields: the account's own fan-out writes them,
-        with that change's activities. The contact is read first (strongly consistent) and written only if it is
-        still as read."""
-        report = FanOutReport(kind="contact_change", outcome="", account_id=version.account_id)
+        decision; a redelivery re-emits them from its outbox. A contact that stays in its account keeps its fields:
+        the account's own fan-out writes them, with that change's activities. The contacts that join an account are
+        recorded on it (one write per account and message) before they are written, so that an index that lags
+        behind them never hides them from the account's next fan-out (a contact noted but then not written is read,
+        found elsewhere, and skipped)."""
+        report = FanOutReport(kind=kind, outcome="", account_id=versions[0].account_id)
+        for account_id in {v.account_id for v in versions if v.account_id and not v.is_deleted}:
+            self._account(account_id)  # once, before the writes run side by side
+        read = self._concurrently(self._s._contacts.contact, [v.contact_id for v in versions])
+        joining: dict[str, list[str]] = {}
+        for version, expected in zip(versions, read, strict=True):
+            if _joins(version, expected):
+                assert version.account_id is not None
+                joining.setdefault(version.account_id, []).append(version.contact_id)
+        for account_id, contact_ids in joining.items():
+            self._note_joiners(account_id, contact_ids)
+        noted = {contact_id for contact_ids in joining.values() for contact_id in contact_ids}
+
+        def apply(item: tuple[ContactVersion, ContactSnapshot | None]) -> tuple[bool, list[FieldChange]]:
+            version, expected = item
+            return self._apply_contact_version(version, expected, version.contact_id in noted)
+
+        outcomes = self._concurrently(apply, list(zip(versions, read, strict=True)))
+        outboxes: dict[str, _ActivityOutbox] = {}
+        for version, (written, owed) in zip(versions, outcomes, strict=True):
+            report.contacts_written += int(written)
+            if owed and version.account_id:
+                outbox = outboxes.setdefault(
+                    version.account_id, _ActivityOutbox(self._s._activities, version.account_id)
+                )
+                outbox.add(version.contact_id, ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp), owed)
+        report.activities_queued = sum(outbox.flush() for outbox in outboxes.values())
+        report.contacts_skipped = len(versions) - report.contacts_written
+        report.outcome = "applied" if report.contacts_written or kind == "contact_changes" else "stale"
+        return report
+
+    def _apply_contact_version(
+        self, version: ContactVersion, expected: ContactSnapshot | None, noted: bool
+    ) -> tuple[bool, list[FieldChange]]:
+        """Whether the version was written, and the move's changes it owes activities for (written now, or by an
+        earlier delivery of the same version)."""
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
-        for _ in range(_CONTACT_WRITE_ATTEMPTS):
-            expected = self._s._contacts.contact(version.contact_id)
+        for attempt in range(_CONTACT_WRITE_ATTEMPTS):
+            if attempt:
+                expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
             if (
                 expected is not None
                 and expected.contact_modstamp is not None
                 and (expected.contact_modstamp >= version.system_modstamp)
             ):
-                report.outcome = "stale"
                 if expected.contact_modstamp == version.system_modstamp and version.account_id:
                     # The same version again: re-emit the move's activities it wrote (an earlier delivery may
                     # have died before queueing them).
-                    owed = owed_again(ref, expected.outbox, expected.account_fields)
-                    report.activities_queued = self._queue_move(version, ref, _as_changes(owed))
-                return report
-            join, owed_changes = self._join(version, expected)
+                    return False, _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
+                return False, []
+            if not noted and _joins(version, expected):
+                assert version.account_id is not None
+                self._note_joiners(version.account_id, [version.contact_id])
+                noted = True
+            join, owed = self._join(version, expected)
             if self._s._contacts.apply_contact_version(version, expected, join):
-                report.outcome = "applied"
-                report.contacts_written = 1
-                report.activities_queued = self._queue_move(version, ref, owed_changes)
-                if version.account_id and not version.is_deleted and not stays_in_account(version, expected):
-                    self._note_joiner(version.account_id, version.contact_id)
-                return report
+                return True, owed
         raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
 
     def _join(
@@ -532,32 +563,32 @@ class FanOutBatch:
         outbox = {change.field: OutboxEntry(ref, change.old) for change in changes}
         return AccountJoin(dict(account.fields), account.system_modstamp, account.is_deleted, outbox), changes
 
-    def _queue_move(self, version: ContactVersion, ref: ChangeRef, changes: list[FieldChange]) -> int:
-        if not changes or not version.account_id:
-            return 0
-        outbox = _ActivityOutbox(self._s._activities, version.account_id)
-        outbox.add(version.contact_id, ref, changes)
-        return outbox.flush()
-
-    def _note_joiner(self, account_id: str, contact_id: str) -> None:
-        """The index may not show the contact in the account for a while: the account keeps it among its recent
-        joiners, a list that drops those older than the index's lag as new ones come, and that records an
+    def _note_joiners(self, account_id: str, contact_ids: Sequence[str]) -> None:
+        """The index may not show the contacts in the account for a while: the account keeps them among its
+        recent joiners, a list that drops those older than the index's lag as new ones come, and that records an
         overflow instead of growing past its bound."""
         account = self._account(account_id)
         joiners = dict(account.recent_joiners) if account else {}
-        forget = {c: at for c, at in joiners.items() if not self._within_index_lag(at) and c != contact_id}
-        overflow = len(joiners) - len(forget) >= self._config.max_recent_joiners and contact_id not in joiners
+        new = set(contact_ids)
+        forget = {c: at for c, at in joiners.items() if not self._within_index_lag(at) and c not in new}
+        live = {c for c in joiners if c not in forget}
+        overflow = len(live | new) > self._config.max_recent_joiners
         joined_at = self._s._now()
-        self._s._accounts.note_joiner(account_id, contact_id, joined_at, forget, overflow)
-        if account is not None and not overflow:  # the batch's next joins see this one
+        self._s._accounts.note_joiners(account_id, sorted(new), joined_at, forget, overflow)
+        if account is not None and not overflow:  # the batch's next joins see these
             kept = {c: at for c, at in joiners.items() if c not in forget}
-            self._accounts_seen[account_id] = replace(account, recent_joiners={**kept, contact_id: joined_at})
+            self._accounts_seen[account_id] = replace(account, recent_joiners={**kept, **dict.fromkeys(new, joined_at)})
 
     def _account(self, account_id: str) -> AccountState | None:
         """The account as stored, read once per batch."""
         if account_id not in self._accounts_seen:
             self._accounts_seen[account_id] = self._s._accounts.get(account_id)
         return self._accounts_seen[account_id]
+
+
+def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
+    """The version makes the contact a member of an account it is not a member of yet."""
+    return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
 
 
 def _still_current(change: AccountChange, stored: AccountState | None) -> bool:
