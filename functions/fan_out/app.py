@@ -10,7 +10,7 @@ from account_sync.contracts import parse_change_message
 from account_sync.domain.timestamps import lag_seconds
 from account_sync.observability import logger, metrics
 from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
-from account_sync.services.fan_out import FanOut, FanOutReport
+from account_sync.services.fan_out import FanOut, FanOutBatch, FanOutReport
 from account_sync.settings import load_settings
 from account_sync.wiring import build_fan_out, build_poison_policy
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,9 +27,9 @@ def poison_policy() -> PoisonPolicy:
     return build_poison_policy(load_settings())
 
 
-def apply_change_record(record: QueueRecord) -> FanOutReport:
+def apply_change_record(record: QueueRecord, batch: FanOutBatch | None = None) -> FanOutReport:
     with failures_reported(record, "change message", "change not applied"):
-        report = fan_out().apply(parse_change_message(record.body))
+        report = (batch or fan_out().batch()).apply(parse_change_message(record.body))
     logger.info("change applied", message_id=record.message_id, **vars(report))
     _record_metrics(report)
     return report
@@ -55,7 +55,9 @@ def _record_metrics(report: FanOutReport) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    fan_out().begin_batch()
+    batch = fan_out().batch()  # the accounts it reads are its own, forgotten with it
     # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order; a poison
     # message is set aside in the dead-letter queue instead, so that it fails alone (queue_records.PoisonPolicy).
-    return partial_batch_response(event, apply_change_record, fifo=True, poison=poison_policy())
+    return partial_batch_response(
+        event, functools.partial(apply_change_record, batch=batch), fifo=True, poison=poison_policy()
+    )

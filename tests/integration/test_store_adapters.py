@@ -16,15 +16,24 @@ from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
 from account_sync.adapters.sqs import SqsBatchSender
 from account_sync.contracts import AccountChangeMessage, parse_change_message
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.fields import FieldChange, FieldValue
-from account_sync.domain.local_edits import ContactEditMark, EditMark
-from account_sync.domain.records import ActivitySuppression, ChangeDataValueActivity, ChangeOrigin, LocalEdit
-from account_sync.ports import Acceptance, AccountState, QueueSendError, TransientError
+from account_sync.domain.local_edits import EditMark
+from account_sync.domain.records import (
+    ActivitySuppression,
+    ChangeDataValueActivity,
+    ChangeOrigin,
+    ChangeRef,
+    LocalEdit,
+)
+from account_sync.ports import Acceptance, AccountJoin, AccountState, QueueSendError, TransientError
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
 from botocore.exceptions import ClientError
 
 from tests.unit.factories import account_id, account_version, contact_id, stamp
+
+LOGGED_AT_ONCE = ChangeDecision(ActivityLogging.LOGGED, 1, False)
 
 
 @pytest.fixture
@@ -71,30 +80,67 @@ class TestContacts:
     def test_a_contact_that_moved_away_or_holds_a_newer_version_is_not_overwritten(self, store):
         (cid,) = given_members(1)
         contacts = DynamoContactRepository()
-        newer, older = account_version(1, minute=5), account_version(1, minute=4)
-        assert contacts.apply_account_version(cid, newer, [FieldChange("Name", None, "Account 1")])
-        assert not contacts.apply_account_version(cid, older, [])
-        assert not contacts.apply_account_version(cid, account_version(2, minute=9), [])
+        newer, older = version_change(1, minute=5), version_change(1, minute=4)
+        assert contacts.write_change(cid, newer, [FieldChange("Name", None, "Account 1")])
+        assert not contacts.write_change(cid, older, [])
+        assert not contacts.write_change(cid, newer, [])  # the same version again
+        assert not contacts.write_change(cid, version_change(2, minute=9), [])
         item = ContactItem.get(cid)
         assert item.account_modstamp == stamp(5)
-        assert item.account_previous_values.as_dict() == {"Name": None}
+        # the outbox names the change that wrote each field, with the value before it
+        assert contacts.contact(cid).outbox == {"Name": OutboxEntry(newer.ref, None)}
 
     def test_a_deleted_contact_leaves_the_account_index(self, store):
         from tests.unit.factories import contact_version
 
         ids = given_members(2)
-        DynamoContactRepository().apply_contact_version(contact_version(1000, account=1, minute=3, deleted=True), None)
+        contacts = DynamoContactRepository()
+        version = contact_version(1000, account=1, minute=3, deleted=True)
+        assert contacts.apply_contact_version(version, contacts.contact(ids[0]), None)
         assert ids[0] == contact_id(1000)
         assert [c.contact_id for c in DynamoContactRepository().members(account_id(1))] == [ids[1]]
         assert ContactItem.get(ids[0]).deleted_from_account_id == account_id(1)
 
+    def test_a_contact_version_lands_only_on_the_contact_as_it_was_read(self, store):
+        from tests.unit.factories import contact_version
+
+        (cid,) = given_members(1)
+        contacts = DynamoContactRepository()
+        read = contacts.contact(cid)
+        contacts.write_change(cid, version_change(1, minute=5), [])  # the account's fan-out, meanwhile
+        assert not contacts.apply_contact_version(contact_version(1000, account=2, minute=3), read, None)
+        assert not contacts.apply_contact_version(contact_version(1000, account=2, minute=3), None, None)
+        assert contacts.apply_contact_version(contact_version(1000, account=2, minute=3), contacts.contact(cid), None)
+        assert contacts.contact(cid).account_id == account_id(2)
+
+    def test_a_contact_that_stays_in_its_account_keeps_its_fields_and_one_that_moves_takes_the_new_ones(self, store):
+        from tests.unit.factories import contact_version
+
+        (cid,) = given_members(1)
+        contacts = DynamoContactRepository()
+        contacts.write_change(cid, version_change(1, minute=5, Industry="Energy"), [])
+        # stays: the account's fields are the fan-out's to write
+        assert contacts.apply_contact_version(contact_version(1000, account=1, minute=6), contacts.contact(cid), None)
+        assert contacts.contact(cid).account_fields["Industry"] == "Energy"
+        # moves: takes the new account's fields, with the move's outbox (origin contact)
+        move = ChangeRef(ChangeOrigin.CONTACT, stamp(7))
+        join = AccountJoin({"Industry": "Retail"}, stamp(2), False, {"Industry": OutboxEntry(move, "Energy")})
+        assert contacts.apply_contact_version(contact_version(1000, account=2, minute=7), contacts.contact(cid), join)
+        moved = contacts.contact(cid)
+        assert (moved.account_id, moved.account_fields, moved.account_modstamp) == (
+            account_id(2),
+            {"Industry": "Retail"},
+            stamp(2),
+        )
+        assert moved.outbox == {"Industry": OutboxEntry(move, "Energy")}
+
     def test_a_local_edit_sets_one_field_only_while_the_contact_belongs_to_the_account(self, store):
         (cid,) = given_members(1)
         contacts = DynamoContactRepository()
-        contacts.apply_account_version(cid, account_version(1, minute=5), [])
-        assert contacts.apply_local_edit(cid, _edit("Industry", "Local"), stamp(5), "Energy")
-        assert contacts.apply_local_edit(cid, _edit("Name", None, minute=31), stamp(5), "Account 1")
-        assert not contacts.apply_local_edit(cid, _edit("Industry", "Elsewhere", account=2), stamp(5), "Local")
+        contacts.write_change(cid, version_change(1, minute=5), [])
+        assert contacts.write_change(cid, edit_change("Industry", "Local"), [FieldChange("Industry", "Energy", "L")])
+        assert contacts.write_change(cid, edit_change("Name", None, minute=31), [])
+        assert not contacts.write_change(cid, edit_change("Industry", "Elsewhere", account=2), [])
         item = ContactItem.get(cid)
         assert item.account_fields.as_dict() == {"Name": None, "Industry": "Local", "BillingCountry": "France"}
         assert item.account_fields_source == "local" and item.account_modstamp == stamp(5)
@@ -102,89 +148,133 @@ class TestContacts:
     def test_a_local_edit_keeps_the_value_before_it_until_a_salesforce_version_overwrites_it(self, store):
         (cid,) = given_members(1)
         contacts = DynamoContactRepository()
-        assert contacts.local_edit_of(cid) is None and contacts.local_edit_of(contact_id(999)) is None
-        contacts.apply_account_version(cid, account_version(1, minute=5, NumberOfEmployees=12), [])
-        edit = _edit("NumberOfEmployees", 13)
-        assert contacts.apply_local_edit(cid, edit, stamp(5), 12)
-        assert contacts.local_edit_of(cid) == ContactEditMark(edit.edit_id, edit.edited_at, "NumberOfEmployees", 12)
-        # not in the account index: the fan-out reads it with GetItem, only for a contact holding the edited value
+        version = version_change(1, minute=5, NumberOfEmployees=12)
+        contacts.write_change(cid, version, [FieldChange("Name", None, "Account 1")])
+        edit = edit_change("NumberOfEmployees", 13)
+        assert contacts.write_change(cid, edit, [FieldChange("NumberOfEmployees", 12, 13)])
+        # in the account index: the fan-out sees each field's change and its value before without another read
         (member,) = contacts.members(account_id(1))
         assert member.account_fields["NumberOfEmployees"] == 13
-        contacts.apply_account_version(cid, account_version(1, minute=6), [])
-        assert contacts.local_edit_of(cid) is None
+        assert member.outbox == {
+            "Name": OutboxEntry(version.ref, None),
+            "NumberOfEmployees": OutboxEntry(edit.ref, 12),
+        }
+        contacts.write_change(cid, version_change(1, minute=6), [])
+        assert contacts.contact(cid).outbox == {}
+
+    def test_a_local_edit_on_a_contact_without_an_outbox_gets_one(self, store):
+        (cid,) = given_members(1)
+        edit = edit_change("Industry", "Retail")
+        assert DynamoContactRepository().write_change(cid, edit, [FieldChange("Industry", None, "Retail")])
+        assert DynamoContactRepository().contact(cid).outbox == {"Industry": OutboxEntry(edit.ref, None)}
+
+    def test_an_outbox_written_before_it_named_its_change_is_read_as_the_contacts_version(self, store):
+        (cid,) = given_members(1)
+        ContactItem(cid, account_id=account_id(1), account_fields={}, account_modstamp=stamp(5),
+                    account_previous_values={"Name": "Old"}).save()  # fmt: skip
+        assert DynamoContactRepository().contact(cid).outbox == {
+            "Name": OutboxEntry(ChangeRef(ChangeOrigin.ACCOUNT, stamp(5)), "Old")
+        }
 
     def test_a_local_edit_never_overwrites_a_newer_salesforce_version_on_the_contact(self, store):
         (cid,) = given_members(1)
         contacts = DynamoContactRepository()
-        contacts.apply_account_version(cid, account_version(1, minute=6, Industry="Banking"), [])
-        assert not contacts.apply_local_edit(cid, _edit("Industry", "Retail"), stamp(5), "Energy")
-        assert contacts.apply_local_edit(cid, _edit("Industry", "Retail"), stamp(6), "Banking")  # over the same one
+        contacts.write_change(cid, version_change(1, minute=6, Industry="Banking"), [])
+        assert not contacts.write_change(cid, edit_change("Industry", "Retail"), [])
+        assert contacts.write_change(cid, edit_change("Industry", "Retail", base=stamp(6)), [])  # over the same one
         (fresh,) = given_members(1, account=3)
-        assert contacts.apply_local_edit(fresh, _edit("Industry", "Retail", account=3), stamp(1), None)  # no version
+        assert contacts.write_change(fresh, edit_change("Industry", "Retail", account=3, base=stamp(1)), [])
         assert ContactItem.get(cid).account_fields.as_dict()["Industry"] == "Retail"
+
+
+def version_change(n: int, minute: int, **fields: object) -> AccountChange:
+    return AccountChange.of_version(account_version(n, minute=minute, **fields))
+
+
+def edit_change(field: str, value: FieldValue, minute: int = 30, account: int = 1, base: str = "") -> AccountChange:
+    return AccountChange.of_edit(_edit(field, value, minute, account), base or stamp(5))
 
 
 class TestAccounts:
     def test_a_local_edit_needs_a_synced_live_account(self, store):
         accounts = DynamoAccountRepository()
         unsynced = AccountState(account_id(1), {}, None, None, False, None, None)
-        assert not accounts.apply_local_edit(_edit("Industry", "Local"), unsynced)
-        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
-        assert accounts.apply_local_edit(_edit("Industry", "Local"), accounts.get(account_id(1)))
+        assert not accounts.apply_local_edit(_edit("Industry", "Local"), unsynced, LOGGED_AT_ONCE, True)
+        accounts.accept_version(account_version(1, minute=1), LOGGED_AT_ONCE, [])
+        assert accounts.apply_local_edit(_edit("Industry", "Local"), accounts.get(account_id(1)), LOGGED_AT_ONCE, True)
         assert accounts.get(account_id(1)).fields["Industry"] == "Local"
-        accounts.accept_version(account_version(1, minute=2, deleted=True), ActivityLogging.LOGGED, 1, [])
+        accounts.accept_version(account_version(1, minute=2, deleted=True), LOGGED_AT_ONCE, [])
         stored = accounts.get(account_id(1))
-        assert not accounts.apply_local_edit(_edit("Industry", "Again", minute=31), replace(stored, is_deleted=False))
+        assert not accounts.apply_local_edit(
+            _edit("Industry", "Again", minute=31), replace(stored, is_deleted=False), LOGGED_AT_ONCE, True
+        )
 
     def test_each_fields_last_local_edit_is_recorded_with_the_version_it_was_applied_over(self, store):
         accounts = DynamoAccountRepository()
-        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
+        accounts.accept_version(account_version(1, minute=1), LOGGED_AT_ONCE, [])
         first, other = _edit("Industry", "Local"), _edit("Name", "Local name", minute=31)
-        assert accounts.apply_local_edit(first, accounts.get(account_id(1)))  # the first mark: a new map
-        assert accounts.apply_local_edit(other, accounts.get(account_id(1)))  # another field: added to it
+        assert accounts.apply_local_edit(
+            first, accounts.get(account_id(1)), LOGGED_AT_ONCE, True
+        )  # the first mark: a new map
+        assert accounts.apply_local_edit(
+            other, accounts.get(account_id(1)), LOGGED_AT_ONCE, True
+        )  # another field: added to it
         stored = accounts.get(account_id(1))
         assert stored.local_edits == {
-            "Industry": EditMark(first.edit_id, first.edited_at, stamp(1)),
-            "Name": EditMark(other.edit_id, other.edited_at, stamp(1)),
+            "Industry": EditMark(first.edit_id, first.edited_at, stamp(1), LOGGED_AT_ONCE, True),
+            "Name": EditMark(other.edit_id, other.edited_at, stamp(1), LOGGED_AT_ONCE, True),
         }
         assert (stored.fields["Industry"], stored.fields["Name"]) == ("Local", "Local name")
         # a newer version keeps the marks (each names the version it was applied over) and overwrites the fields
-        accounts.accept_version(account_version(1, minute=2), ActivityLogging.LOGGED, 1, ["Industry", "Name"])
+        accounts.accept_version(account_version(1, minute=2), LOGGED_AT_ONCE, ["Industry", "Name"])
         stored = accounts.get(account_id(1))
         assert stored.local_edits["Industry"].base_modstamp == stamp(1) and stored.fields["Industry"] == "Energy"
         # the next edit of the field replaces its mark, over the new version
         later = _edit("Industry", "Later", minute=32)
-        assert accounts.apply_local_edit(later, stored)
-        assert accounts.get(account_id(1)).local_edits["Industry"] == EditMark(later.edit_id, later.edited_at, stamp(2))
+        assert accounts.apply_local_edit(later, stored, LOGGED_AT_ONCE, True)
+        mark = EditMark(later.edit_id, later.edited_at, stamp(2), LOGGED_AT_ONCE, True)
+        assert accounts.get(account_id(1)).local_edits["Industry"] == mark
 
     def test_a_local_edit_lands_only_on_the_account_it_was_decided_on(self, store):
         accounts = DynamoAccountRepository()
-        accounts.accept_version(account_version(1, minute=1), ActivityLogging.LOGGED, 1, [])
+        accounts.accept_version(account_version(1, minute=1), LOGGED_AT_ONCE, [])
         read = accounts.get(account_id(1))
-        assert accounts.apply_local_edit(_edit("Industry", "First"), read)
+        assert accounts.apply_local_edit(_edit("Industry", "First"), read, LOGGED_AT_ONCE, True)
         # the field's last edit changed since `read`: refused (whether the map existed or not when read)
-        assert not accounts.apply_local_edit(_edit("Industry", "Second", minute=31), read)
+        assert not accounts.apply_local_edit(_edit("Industry", "Second", minute=31), read, LOGGED_AT_ONCE, True)
         # a newer version came since the read
         read = accounts.get(account_id(1))
-        accounts.accept_version(account_version(1, minute=2), ActivityLogging.LOGGED, 1, [])
-        assert not accounts.apply_local_edit(_edit("Industry", "Third", minute=32), read)
+        accounts.accept_version(account_version(1, minute=2), LOGGED_AT_ONCE, [])
+        assert not accounts.apply_local_edit(_edit("Industry", "Third", minute=32), read, LOGGED_AT_ONCE, True)
         assert accounts.get(account_id(1)).fields["Industry"] == "Energy"
 
     def test_versions_are_accepted_in_order_only(self, store):
         accounts = DynamoAccountRepository()
         v1, v2 = account_version(1, minute=1, Industry="A"), account_version(1, minute=2, Industry="B")
-        assert accounts.accept_version(v1, ActivityLogging.LOGGED, 3, ["Industry"]).acceptance is Acceptance.NEW
-        second = accounts.accept_version(v2, ActivityLogging.LOGGED, 3, ["Industry"])
+        assert (
+            accounts.accept_version(v1, ChangeDecision(ActivityLogging.LOGGED, 3, False), ["Industry"]).acceptance
+            is Acceptance.NEW
+        )
+        second = accounts.accept_version(v2, ChangeDecision(ActivityLogging.LOGGED, 3, False), ["Industry"])
         assert second.acceptance is Acceptance.NEW and second.previous_fields["Industry"] == "A"
-        assert accounts.accept_version(v1, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.STALE
-        assert accounts.accept_version(v2, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.RESUME
+        assert (
+            accounts.accept_version(v1, ChangeDecision(ActivityLogging.LOGGED, 3, False), []).acceptance
+            is Acceptance.STALE
+        )
+        assert (
+            accounts.accept_version(v2, ChangeDecision(ActivityLogging.LOGGED, 3, False), []).acceptance
+            is Acceptance.RESUME
+        )
         accounts.mark_applied(v2.account_id, v2.system_modstamp)
-        assert accounts.accept_version(v2, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.ALREADY_APPLIED
+        assert (
+            accounts.accept_version(v2, ChangeDecision(ActivityLogging.LOGGED, 3, False), []).acceptance
+            is Acceptance.ALREADY_APPLIED
+        )
 
     def test_an_unchanged_version_is_recorded_only_over_the_applied_version_it_was_read_with(self, store):
         accounts = DynamoAccountRepository()
         v1 = account_version(1, minute=1)
-        accounts.accept_version(v1, ActivityLogging.LOGGED, 3, ["Industry"])
+        accounts.accept_version(v1, ChangeDecision(ActivityLogging.LOGGED, 3, False), ["Industry"])
         stored = accounts.get(v1.account_id)
         # not while v1 is still being fanned out
         assert not accounts.accept_unchanged_version(account_version(1, minute=2), stored)
@@ -196,13 +286,16 @@ class TestAccounts:
         assert now.fields == stored.fields
         # nor over a state that is no longer the one read (another version came in between)
         assert not accounts.accept_unchanged_version(account_version(1, minute=3), stored)
-        assert accounts.accept_version(v1, ActivityLogging.LOGGED, 3, []).acceptance is Acceptance.STALE
+        assert (
+            accounts.accept_version(v1, ChangeDecision(ActivityLogging.LOGGED, 3, False), []).acceptance
+            is Acceptance.STALE
+        )
 
     def test_segments_complete_once_every_segment_of_the_plan_is_done(self, store):
         accounts = DynamoAccountRepository()
         version = account_version(1, minute=1)
-        accounts.accept_version(version, ActivityLogging.SUPPRESSED, 5001, [])
-        accounts.start_segments(version.account_id, version.system_modstamp, "plan", 2)
+        accounts.accept_version(version, ChangeDecision(ActivityLogging.SUPPRESSED, 5001, False), [])
+        accounts.record_plan(AccountChange.of_version(version), "plan", 2)
         assert not accounts.complete_segment(version.account_id, version.system_modstamp, "plan:0")
         assert not accounts.complete_segment(version.account_id, version.system_modstamp, "plan:0")  # redelivered
         assert not accounts.complete_segment(version.account_id, version.system_modstamp, "old:1")  # replaced plan
@@ -256,21 +349,39 @@ class TestActivities:
             DynamoActivityStore(max_attempts=3, sleep=lambda _: None, client=flaky).put_activities([_activity(1)])
 
     def test_a_suppression_record_says_where_the_change_came_from_and_never_takes_anothers_key(self, store):
-        # a version and two local edits stamped in the same millisecond: three records
-        for origin, fields in (
-            (ChangeOrigin.ACCOUNT, ("Industry",)),
-            (ChangeOrigin.LOCAL, ("Industry",)),
-            (ChangeOrigin.LOCAL, ("Name",)),
+        # a version and three local edits stamped in the same millisecond (two of one field): four records
+        for origin, fields, edit_id in (
+            (ChangeOrigin.ACCOUNT, ("Industry",), None),
+            (ChangeOrigin.LOCAL, ("Industry",), "edit-a"),
+            (ChangeOrigin.LOCAL, ("Industry",), "edit-b"),
+            (ChangeOrigin.LOCAL, ("Name",), "edit-c"),
         ):
             DynamoActivityStore().put_suppression(
-                ActivitySuppression(account_id(1), stamp(30), 5001, 5000, fields, stamp(40), origin)
+                ActivitySuppression(account_id(1), stamp(30), 5001, 5000, fields, stamp(40), origin, edit_id)
             )
         items = {item.activity_key: item.source for item in ActivityItem.query(account_id(1))}
         assert items == {
             f"{stamp(30)}#suppressed": "salesforce",
-            f"{stamp(30)}#local#Industry#suppressed": "local",
-            f"{stamp(30)}#local#Name#suppressed": "local",
+            f"{stamp(30)}#local#Industry#edit-a#suppressed": "local",
+            f"{stamp(30)}#local#Industry#edit-b#suppressed": "local",
+            f"{stamp(30)}#local#Name#edit-c#suppressed": "local",
         }
+
+    def test_a_blank_value_is_stored_as_null_never_left_out(self, store):
+        activity = replace(_activity(1), old_value=None, new_value=None)
+        DynamoActivityStore().put_activities([activity])
+        raw = boto3.client("dynamodb").get_item(
+            TableName=ActivityItem.Meta.table_name,
+            Key={"subject_id": {"S": contact_id(1)}, "activity_key": {"S": activity.activity_key}},
+        )["Item"]
+        assert raw["old_value"] == {"NULL": True} and raw["new_value"] == {"NULL": True}
+        (item,) = ActivityItem.query(contact_id(1))
+        assert (item.old_value, item.new_value) == (None, None)
+
+    def test_two_edits_of_one_field_in_the_same_millisecond_are_two_activities(self, store):
+        edits = [replace(_activity(1), origin=ChangeOrigin.LOCAL, change_id=f"edit-{n}") for n in (1, 2)]
+        DynamoActivityStore().put_activities(edits)
+        assert len(list(ActivityItem.query(contact_id(1)))) == 2
 
     def test_the_same_activity_twice_is_one_item(self, store):
         DynamoActivityStore().put_activities([_activity(1)])

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.fields import FieldChange, FieldValue
-from account_sync.domain.local_edits import ContactEditMark, EditMark
+from account_sync.domain.local_edits import EditMark
 from account_sync.domain.records import (
-    AccountVersion,
     ActivitySuppression,
     ChangeDataValueActivity,
     ContactVersion,
@@ -20,21 +20,23 @@ from account_sync.domain.records import (
 from account_sync.ports import (
     Acceptance,
     AcceptResult,
+    AccountJoin,
     AccountState,
     ApiUsage,
     ContactSnapshot,
+    stays_in_account,
 )
 
 
 class FakeAccounts:
     def __init__(self) -> None:
         self.items: dict[str, AccountState] = {}
-        self.plans: dict[str, str] = {}
+        self.joiner_writes = 0  # writes of an account's recent joiners (one per account and contact message)
 
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
 
-    def accept_version(self, version, activity_logging, contacts_counted, changed_fields) -> AcceptResult:
+    def accept_version(self, version, decision: ChangeDecision, changed_fields) -> AcceptResult:
         current = self.items.get(version.account_id)
         if (
             current is not None
@@ -51,29 +53,40 @@ class FakeAccounts:
             system_modstamp=version.system_modstamp,
             applied_modstamp=None,
             is_deleted=version.is_deleted,
-            activity_logging=activity_logging,
-            contacts_counted=contacts_counted,
+            activity_logging=decision.activity_logging,
+            contacts_counted=decision.contacts_counted,
             changed_fields=tuple(changed_fields),
+            segmented=decision.segmented,
             local_edits=dict(current.local_edits) if current else {},  # kept: each names the version it was over
+            recent_joiners=dict(current.recent_joiners) if current else {},
+            joiners_overflow_at=current.joiners_overflow_at if current else None,
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
 
-    def start_segments(self, account_id, system_modstamp, plan_id, total) -> None:
-        state = self.items[account_id]
-        if state.system_modstamp == system_modstamp:
-            self.items[account_id] = replace(state, segments_total=total, segments_done=frozenset())
-            self.plans[account_id] = plan_id
+    def record_plan(self, change: AccountChange, plan_id: str, total: int) -> None:
+        state = self.items[change.account_id]
+        if change.version is not None:
+            if state.system_modstamp == change.stamp:
+                self.items[change.account_id] = replace(
+                    state, segments_plan=plan_id, segments_total=total, segments_done=frozenset()
+                )
+            return
+        assert change.edit is not None
+        mark = state.local_edits.get(change.edit.field)
+        if mark is not None and mark.is_edit(change.edit) and state.system_modstamp == change.base_modstamp:
+            marks = {**state.local_edits, change.edit.field: replace(mark, plan_id=plan_id, segments_total=total)}
+            self.items[change.account_id] = replace(state, local_edits=marks)
 
     def complete_segment(self, account_id, system_modstamp, segment_id) -> bool:
         state = self.items[account_id]
-        if state.system_modstamp != system_modstamp or self.plans.get(account_id) != segment_id.split(":")[0]:
+        if state.system_modstamp != system_modstamp or state.segments_plan != segment_id.split(":")[0]:
             return False
         done = state.segments_done | {segment_id}
         self.items[account_id] = replace(state, segments_done=done)
         return len(done) >= (state.segments_total or 0)
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         state = self.items.get(edit.account_id)
         if (
             state is None
@@ -83,7 +96,7 @@ class FakeAccounts:
             or state.local_edits.get(edit.field) != stored.local_edits.get(edit.field)
         ):
             return False
-        mark = EditMark(edit.edit_id, edit.edited_at, state.system_modstamp)
+        mark = EditMark(edit.edit_id, edit.edited_at, state.system_modstamp, decision, changed)
         self.items[edit.account_id] = replace(
             state,
             fields={**state.fields, edit.field: edit.value},
@@ -113,6 +126,15 @@ class FakeAccounts:
         )
         return True
 
+    def note_joiners(self, account_id: str, contact_ids, joined_at: str, forget, overflow: bool) -> None:
+        self.joiner_writes += 1
+        state = self.items.get(account_id) or AccountState(account_id, {}, None, None, False, None, None)
+        joiners = {c: at for c, at in state.recent_joiners.items() if forget.get(c) != at}
+        if overflow:
+            self.items[account_id] = replace(state, recent_joiners=joiners, joiners_overflow_at=joined_at)
+        else:
+            self.items[account_id] = replace(state, recent_joiners={**joiners, **dict.fromkeys(contact_ids, joined_at)})
+
 
 @dataclass
 class FakeContact:
@@ -120,10 +142,9 @@ class FakeContact:
     account_id: str | None = None
     account_fields: dict[str, FieldValue] = field(default_factory=dict)
     account_modstamp: str | None = None
-    account_previous_values: dict[str, FieldValue] = field(default_factory=dict)
+    account_outbox: dict[str, OutboxEntry] = field(default_factory=dict)
     account_deleted: bool = False
     account_fields_source: str | None = None
-    account_local_edit: ContactEditMark | None = None
     contact_modstamp: str | None = None
     is_deleted: bool = False
     deleted_from_account_id: str | None = None
@@ -133,13 +154,19 @@ class FakeContact:
 
 
 class FakeContacts:
+    """Contacts keyed like the table. `index_lag` hides from the account index (count, key pages, members) the
+    contacts that joined an account in the last `index_lag` Contact writes, as DynamoDB's eventually consistent
+    index may; `contact` (a strongly consistent read) always sees them."""
+
     def __init__(self) -> None:
         self.items: dict[str, FakeContact] = {}
         self.account_writes = 0
         self.local_writes = 0
-        self.local_edit_reads = 0  # strongly consistent reads of a contact's last local edit (GetItem)
+        self.contact_reads = 0  # strongly consistent reads of one contact (GetItem)
         self.count_calls = 0
         self.fail_writes_after: int | None = None  # simulate a crash after N contact writes (of either kind)
+        self.index_lag = 0
+        self._joins: list[str] = []  # contact ids, in the order they joined an account
         self._lock = threading.Lock()  # the fan-out writes from its executor's threads
 
     @property
@@ -154,8 +181,13 @@ class FakeContacts:
         self.items[contact.contact_id] = contact
 
     def _members(self, account_id: str) -> list[FakeContact]:
+        lagging = set(self._joins[-self.index_lag :]) if self.index_lag else set()
         return sorted(
-            (c for c in self.items.values() if c.account_id == account_id and not c.is_deleted),
+            (
+                c
+                for c in self.items.values()
+                if c.account_id == account_id and not c.is_deleted and c.contact_id not in lagging
+            ),
             key=lambda c: c.contact_id,
         )
 
@@ -171,76 +203,95 @@ class FakeContacts:
             yield after, through
             after = through
 
+    @staticmethod
+    def _snapshot(c: FakeContact) -> ContactSnapshot:
+        return ContactSnapshot(
+            c.contact_id,
+            dict(c.account_fields),
+            c.account_modstamp,
+            c.account_deleted,
+            dict(c.account_outbox),
+            c.account_id,
+            c.contact_modstamp,
+            c.is_deleted,
+        )
+
     def members(self, account_id, after=None, through=None) -> Iterator[ContactSnapshot]:
         for c in self._members(account_id):
             if (after is not None and c.contact_id <= after) or (through is not None and c.contact_id > through):
                 continue
-            yield ContactSnapshot(
-                c.contact_id,
-                dict(c.account_fields),
-                c.account_modstamp,
-                c.account_deleted,
-                dict(c.account_previous_values),
-            )
+            yield self._snapshot(c)
 
-    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
+    def contact(self, contact_id: str) -> ContactSnapshot | None:
         with self._lock:
-            self._crash_if_due()
-            c = self.items[contact_id]
-            if c.account_id != version.account_id:
-                return False
-            if c.account_modstamp is not None and c.account_modstamp >= version.system_modstamp:
-                return False
-            c.account_fields = dict(version.fields)
-            c.account_modstamp = version.system_modstamp
-            c.account_previous_values = {change.field: change.old for change in changes}
-            c.account_deleted = version.is_deleted
-            c.account_fields_source = "salesforce"
-            c.account_local_edit = None
-            self.account_writes += 1
-            return True
-
-    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
-        with self._lock:
-            self._crash_if_due()
-            c = self.items[contact_id]
-            if c.account_id != edit.account_id or c.is_deleted:
-                return False
-            if c.account_modstamp is not None and c.account_modstamp > base_modstamp:
-                return False
-            c.account_fields = {**c.account_fields, edit.field: edit.value}
-            c.account_fields_source = "local"
-            c.account_local_edit = ContactEditMark(edit.edit_id, edit.edited_at, edit.field, old)
-            self.local_writes += 1
-            return True
-
-    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
-        with self._lock:
-            self.local_edit_reads += 1
+            self.contact_reads += 1
             c = self.items.get(contact_id)
-            return c.account_local_edit if c else None
+            return self._snapshot(c) if c else None
 
-    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
-        c = self.items.setdefault(version.contact_id, FakeContact(version.contact_id))
-        if c.contact_modstamp is not None and c.contact_modstamp >= version.system_modstamp:
-            return False
-        c.contact_modstamp = version.system_modstamp
-        c.is_deleted = version.is_deleted
-        c.first_name, c.last_name, c.email = version.first_name, version.last_name, version.email
-        if version.is_deleted:
-            c.account_id = None
-            c.deleted_from_account_id = version.account_id
+    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
+        with self._lock:
+            self._crash_if_due()
+            c = self.items[contact_id]
+            if c.account_id != change.account_id or c.is_deleted or change.overtaken_on(c.account_modstamp):
+                return False
+            if change.version is not None and c.account_modstamp == change.version.system_modstamp:
+                return False  # a version writes a contact at an older one only
+            entries = {fc.field: OutboxEntry(change.ref, fc.old) for fc in changes}
+            if change.version is not None:
+                c.account_fields = dict(change.version.fields)
+                c.account_modstamp = change.version.system_modstamp
+                c.account_outbox = entries
+                c.account_deleted = change.version.is_deleted
+                c.account_fields_source = "salesforce"
+                self.account_writes += 1
+            else:
+                c.account_fields = {**c.account_fields, **change.values}
+                c.account_outbox = {**c.account_outbox, **entries}
+                c.account_fields_source = "local"
+                self.local_writes += 1
             return True
-        c.account_id = version.account_id
-        if account is not None and account.system_modstamp is not None:
-            c.account_fields = dict(account.fields)
-            c.account_modstamp = account.system_modstamp
-            c.account_deleted = account.is_deleted
-        else:
-            c.account_fields, c.account_modstamp, c.account_deleted = {}, None, False
-        c.account_previous_values = {}
-        c.account_local_edit = None
-        return True
+
+    def apply_contact_version(
+        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+    ) -> bool:
+        with self._lock:
+            c = self.items.get(version.contact_id)
+            if c is None:
+                if expected is not None:
+                    return False
+                c = self.items[version.contact_id] = FakeContact(version.contact_id)
+            elif expected is None or (c.account_id, c.account_modstamp, c.is_deleted) != (
+                expected.account_id,
+                expected.account_modstamp,
+                expected.is_deleted,
+            ):
+                return False  # changed since it was read
+            if c.contact_modstamp is not None and c.contact_modstamp >= version.system_modstamp:
+                return False
+            stays = stays_in_account(version, expected)
+            c.contact_modstamp = version.system_modstamp
+            c.is_deleted = version.is_deleted
+            c.first_name, c.last_name, c.email = version.first_name, version.last_name, version.email
+            if version.is_deleted:
+                c.account_id = None
+                c.deleted_from_account_id = version.account_id
+                return True
+            c.deleted_from_account_id = None
+            c.account_id = version.account_id
+            if stays:
+                return True
+            if version.account_id:
+                self._joins.append(version.contact_id)
+            if join is not None:
+                c.account_fields = dict(join.fields)
+                c.account_modstamp = join.system_modstamp
+                c.account_deleted = join.is_deleted
+                c.account_outbox = dict(join.outbox)
+                c.account_fields_source = "salesforce"
+            else:
+                c.account_fields, c.account_modstamp, c.account_deleted = {}, None, False
+                c.account_outbox = {}
+            return True
 
 
 class RecordingPublisher:

@@ -1,19 +1,20 @@
 import json
+from dataclasses import replace
 
 import pytest
 from account_sync.contracts import (
     AccountChangeMessage,
-    AccountSegmentMessage,
     ActivityBatchMessage,
+    ChangeSegmentMessage,
     ContactChangesMessage,
     ContactFieldChange,
     LocalEditMessage,
-    LocalEditSegmentMessage,
     MalformedMessage,
     parse_activity_batch,
     parse_change_message,
 )
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange
 from account_sync.domain.records import ChangeOrigin, LocalEdit
 
 from tests.unit.factories import account_version, contact_id, contact_version, stamp
@@ -22,10 +23,12 @@ from tests.unit.factories import account_version, contact_id, contact_version, s
 class TestRoundTrip:
     def test_every_change_message_survives_the_queue(self):
         version = account_version(AnnualRevenue=12.5, NumberOfEmployees=3, Rating=None)
-        segment = AccountSegmentMessage(version, "plan1", 0, 2, None, contact_id(9), ActivityLogging.SUPPRESSED)
+        segment = ChangeSegmentMessage(
+            AccountChange.of_version(version), "plan1", 0, 2, None, contact_id(9), ActivityLogging.SUPPRESSED
+        )
         edit = LocalEditMessage(LocalEdit("e1", contact_id(1), version.account_id, "Rating", None, stamp(3)))
-        edit_segment = LocalEditSegmentMessage(
-            edit.edit, stamp(1), 1, 3, contact_id(4), contact_id(9), ActivityLogging.LOGGED
+        edit_segment = ChangeSegmentMessage(
+            AccountChange.of_edit(edit.edit, stamp(1)), "plan2", 2, 3, contact_id(4), None, ActivityLogging.LOGGED
         )
         for message in (
             AccountChangeMessage(version),
@@ -55,18 +58,21 @@ class TestRoundTrip:
         with pytest.raises(MalformedMessage, match="2 message groups"):
             ContactChangesMessage((contact_version(1, account=None), contact_version(2, account=None)))
 
-    def test_a_local_edit_segment_is_in_its_accounts_group_and_deduplicated_by_its_range(self):
+    def test_a_segment_is_in_its_accounts_group_and_deduplicated_by_its_change_plan_and_position(self):
         edit = LocalEdit("e1", contact_id(1), "001000000000000007", "Rating", "Hot", stamp(3))
 
-        def segment(after, through, index=0, base=None):
-            return LocalEditSegmentMessage(edit, base or stamp(1), index, 2, after, through, ActivityLogging.LOGGED)
+        def segment(index=0, plan="p1", change=None, through=None):
+            change = change or AccountChange.of_edit(edit, stamp(1))
+            return ChangeSegmentMessage(change, plan, index, 2, None, through, ActivityLogging.LOGGED)
 
-        first = segment(None, contact_id(5))
+        first = segment()
         assert first.group_id == "001000000000000007"
-        # a plan queued again after a crash: the same range is the same message, whatever its position
-        assert first.deduplication_id == segment(None, contact_id(5), index=1).deduplication_id
-        assert first.deduplication_id != segment(None, contact_id(6)).deduplication_id
-        assert first.deduplication_id != segment(None, contact_id(5), base=stamp(2)).deduplication_id
+        # the same segment queued twice is dropped by SQS; another position, plan or change is another message
+        assert first.deduplication_id == segment(through=contact_id(5)).deduplication_id
+        assert first.deduplication_id != segment(index=1).deduplication_id
+        assert first.deduplication_id != segment(plan="p2").deduplication_id
+        same_millisecond = AccountChange.of_edit(replace(edit, edit_id="e2"), stamp(1))
+        assert first.deduplication_id != segment(change=same_millisecond).deduplication_id
 
     def test_contacts_of_two_accounts_never_share_a_message(self):
         with pytest.raises(MalformedMessage, match="2 message groups"):
@@ -104,19 +110,26 @@ class TestMalformed:
     @pytest.mark.parametrize(
         ("change", "reason"),
         [
-            ({"base_modstamp": None}, "base_modstamp must be a non-empty string"),
+            ({"change": {"base_modstamp": None}}, "base_modstamp must be a non-empty string"),
+            ({"change": {"origin": "contact"}}, "change.origin must be account or local"),
+            ({"change": None}, "change must be an object"),
             ({"index": 3}, "segment index 3 is not below total 3"),
             ({"activity_logging": "maybe"}, "unknown activity_logging"),
-            ({"through_contact_id": None}, "through_contact_id must be a non-empty string"),
-            ({"edit": {"field": "Rating"}}, "edit_id must be a non-empty string"),
+            ({"through_contact_id": "not an id"}, "through_contact_id is not a valid record id"),
+            ({"change": {"edit": {"field": "Rating"}}}, "edit_id must be a non-empty string"),
         ],
     )
-    def test_a_bad_local_edit_segment_is_refused_with_its_reason(self, change, reason):
+    def test_a_bad_segment_is_refused_with_its_reason(self, change, reason):
         edit = LocalEdit("e1", contact_id(1), "001000000000000001", "Rating", "Hot", stamp(3))
-        payload = json.loads(
-            LocalEditSegmentMessage(edit, stamp(1), 0, 3, None, contact_id(9), ActivityLogging.LOGGED).to_body()
+        segment = ChangeSegmentMessage(
+            AccountChange.of_edit(edit, stamp(1)), "p1", 0, 3, None, contact_id(9), ActivityLogging.LOGGED
         )
-        payload.update(change)
+        payload = json.loads(segment.to_body())
+        for key, value in change.items():
+            if isinstance(value, dict) and isinstance(payload.get(key), dict):
+                payload[key].update(value)
+            else:
+                payload[key] = value
         with pytest.raises(MalformedMessage, match=reason):
             parse_change_message(json.dumps(payload))
 

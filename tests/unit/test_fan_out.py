@@ -6,13 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from account_sync.contracts import (
-    AccountSegmentMessage,
+    ChangeSegmentMessage,
+    ContactChangesMessage,
     LocalEditMessage,
-    LocalEditSegmentMessage,
     parse_change_message,
 )
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.records import ChangeOrigin, LocalEdit
+from account_sync.ports import TransientError
 from account_sync.services.activity_log import write_activities
 from account_sync.services.fan_out import FanOut, FanOutConfig
 
@@ -37,7 +38,9 @@ class World:
         segment_size: int = 10_000,
         activity_queue: RecordingPublisher | None = None,
         executor: ThreadPoolExecutor | None = None,
+        max_recent_joiners: int = 1000,
     ) -> None:
+        self.clock = [NOW]  # what the fan-out's `now` answers; a test may move it
         self.accounts = FakeAccounts()
         self.contacts = FakeContacts()
         self.changes = RecordingPublisher()
@@ -49,8 +52,13 @@ class World:
             self.changes,
             self.activity_queue,
             self.store,
-            FanOutConfig(SYNCED, activity_threshold=threshold, segment_size=segment_size),
-            now=lambda: NOW,
+            FanOutConfig(
+                SYNCED,
+                activity_threshold=threshold,
+                segment_size=segment_size,
+                max_recent_joiners=max_recent_joiners,
+            ),
+            now=lambda: self.clock[0],
             executor=executor,
         )
 
@@ -75,7 +83,7 @@ class World:
         reports = []
         while self.changes.messages:
             message = self.changes.messages.pop(0)
-            assert isinstance(message, AccountSegmentMessage | LocalEditSegmentMessage)
+            assert isinstance(message, ChangeSegmentMessage)
             reports.append(self.fan_out.apply(parse_change_message(message.to_body())))
         return reports
 
@@ -194,7 +202,7 @@ class TestLocalEdits:
         (activity,) = [
             a
             for (c, k), a in world.store.activities.items()
-            if k == f"{stamp(30)}#local#Industry" and c == contact_id(1_000_000)
+            if k == f"{stamp(30)}#local#Industry#edit-30" and c == contact_id(1_000_000)
         ]
         assert (activity.old_value, activity.new_value, activity.origin.source) == (
             "Energy",
@@ -210,7 +218,7 @@ class TestLocalEdits:
         world.log_activities()
         assert report.suppressed and report.contacts_written == 3
         assert [k for (_, k), _a in world.store.activities.items() if "#local#" in k] == []
-        assert (account_id(1), f"{stamp(30)}#local#Name#suppressed") in world.store.suppressions
+        assert (account_id(1), f"{stamp(30)}#local#Name#edit-30#suppressed") in world.store.suppressions
 
     def test_an_edit_of_an_account_never_synced_changes_nothing(self, world):
         world.given_contacts(2)
@@ -243,7 +251,7 @@ class TestLocalEdits:
 
 def local_activities(world: World, minute: int = 30, field: str = "Industry") -> dict[str, tuple]:
     """The Change Data Value activities of one local edit, by contact: (old, new)."""
-    key = f"{stamp(minute)}#local#{field}"
+    key = f"{stamp(minute)}#local#{field}#edit-{minute}"
     return {c: (a.old_value, a.new_value) for (c, k), a in world.store.activities.items() if k == key}
 
 
@@ -294,7 +302,7 @@ class TestLocalEditsOfLargeAccounts:
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Retail"
         assert industries(world) == {"Energy"}
         segments = list(world.changes.messages)
-        assert [(s.index, s.total, s.group_id, s.base_modstamp) for s in segments] == [
+        assert [(s.index, s.total, s.group_id, s.change.base_modstamp) for s in segments] == [
             (0, 2, account_id(1), stamp(1)),
             (1, 2, account_id(1), stamp(1)),
         ]
@@ -470,7 +478,7 @@ class TestLocalEditRedelivery:
         world.edit(edit)
         logged = dict(world.store.activities)
         # a first delivery that changes every contact reads no contact item
-        assert world.contacts.local_edit_reads == 0
+        assert world.contacts.contact_reads == 0
         writes = world.contacts.local_writes
         world.edit(edit)  # the same message again (its delete was lost)
         assert world.contacts.local_writes == writes
@@ -762,3 +770,375 @@ class TestFreshness:
         world.sync(account_version(1, 2, Industry="Energy"))
         assert world.sync(account_version(1, 1, Industry="Old")).completed_version is None
         assert world.sync(account_version(1, 2, Industry="Energy")).completed_version is None
+
+
+# --- issue 10, section 2: what must hold whatever the order of events --------------------------------------
+
+
+def account_activities(world: World, minute: int, field: str = "Industry") -> dict[str, tuple]:
+    """The Change Data Value activities of one account version, by contact: (old, new)."""
+    key = f"{stamp(minute)}#account#{field}"
+    return {c: (a.old_value, a.new_value) for (c, k), a in world.store.activities.items() if k == key}
+
+
+def move_activities(world: World, contact: str) -> dict[str, tuple]:
+    """A contact's activities of origin `contact` (it moved to another account), by key: (old, new)."""
+    return {
+        k: (a.old_value, a.new_value)
+        for (c, k), a in world.store.activities.items()
+        if c == contact and "#contact#" in k
+    }
+
+
+def members(world: World, account: int = 1) -> list[str]:
+    return sorted(c.contact_id for c in world.contacts.items.values() if c.account_id == account_id(account))
+
+
+class TestNoActivityOwedIsLost:
+    """Rule 2.1: whoever writes a change's values onto a contact owes that change's activities."""
+
+    def test_a_contact_change_of_the_same_fetch_window_before_the_versions_segments_loses_no_activity(self):
+        # given a large account whose new version is planned in segments, and, queued by the same fetch between
+        # the version and its segments, Contact versions of its contacts (they stay in the account)
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        segments = take(world.changes)
+        contact_ids = [contact_id(1_000_000 + n) for n in range(25)]
+        same_window = [contact_version(1_000_000 + n, account=1, minute=2) for n in range(0, 25, 2)]
+        world.fan_out.apply(ContactChangesMessage(tuple(same_window[:10])))
+        world.fan_out.apply(ContactChangesMessage(tuple(same_window[10:])))
+        # when the segments come
+        for segment in segments:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        # then every contact holds the version and has exactly its one activity, from the value it held
+        assert industries(world) == {"Retail"}
+        assert account_activities(world, minute=2) == {cid: ("Energy", "Retail") for cid in contact_ids}
+
+    def test_a_contact_that_moves_into_an_account_while_its_version_is_in_segments_gets_one_activity(self):
+        # given account 2's new version planned in segments, and a contact of account 1 that moves into it
+        world = World(segment_size=10)
+        world.given_contacts(1, account=1)
+        world.given_contacts(15, account=2)
+        world.sync(account_version(1, minute=1, Name="Same", Industry="Energy"))
+        world.sync(account_version(2, minute=1, Name="Same", Industry="Banking"))
+        world.fan_out.apply_account_change(account_version(2, minute=2, Name="Same", Industry="Retail"))
+        segments = take(world.changes)
+        moved = contact_id(1_000_000)
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=2, minute=3))
+        # when account 2's segments come after the move (the last range is open: the mover is in it)
+        reports = [world.fan_out.apply(s) for s in segments]
+        world.log_activities()
+        # then the mover holds the version, with one activity per field its move changed, of origin contact
+        assert world.contacts.items[moved].account_fields["Industry"] == "Retail"
+        assert move_activities(world, moved) == {f"{stamp(3)}#contact#Industry": ("Energy", "Retail")}
+        assert moved not in account_activities(world, minute=2)
+        assert sum(r.contacts_unchanged for r in reports) == 1
+
+    def test_a_contact_that_moves_away_while_its_old_accounts_version_is_in_segments_is_logged_once(self):
+        world = World(segment_size=10)
+        world.given_contacts(15, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Name="Same", Industry="Energy"))
+        world.sync(account_version(2, minute=1, Name="Same", Industry="Banking"))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Name="Same", Industry="Retail"))
+        segments = take(world.changes)
+        mover = contact_id(1_000_014)
+        world.fan_out.apply_contact_change(contact_version(1_000_014, account=2, minute=3))
+        for segment in segments:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        # the version never reached it (it had left): its one change is the move's
+        assert world.contacts.items[mover].account_fields["Industry"] == "Banking"
+        assert mover not in account_activities(world, minute=2)
+        assert move_activities(world, mover) == {f"{stamp(3)}#contact#Industry": ("Energy", "Banking")}
+        assert len(account_activities(world, minute=2)) == 14
+
+    def test_an_edit_applied_between_a_versions_acceptance_and_its_segments_loses_neither_activity(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.fan_out.apply_local_edit(local_edit("Name", "Local name"))  # queued behind the version's segments
+        world.run_queued_segments()
+        world.log_activities()
+        assert len(account_activities(world, minute=2)) == 25
+        assert len(local_activities(world, field="Name")) == 25
+
+    def test_a_move_redelivered_after_a_crash_re_emits_its_activities_under_the_same_keys(self):
+        world = World()
+        world.given_contacts(1, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Name="Same", Industry="Energy"))
+        world.sync(account_version(2, minute=1, Name="Same", Industry="Banking"))
+        move = contact_version(1_000_000, account=2, minute=3)
+        world.fan_out.apply_contact_change(move)
+        world.activity_queue.messages.clear()  # died before its activities were queued
+        report = world.fan_out.apply_contact_change(move)  # redelivered
+        world.log_activities()
+        assert report.outcome == "stale" and report.activities_queued == 1
+        assert move_activities(world, contact_id(1_000_000)) == {f"{stamp(3)}#contact#Industry": ("Energy", "Banking")}
+
+
+class TestMovesAndTheirActivities:
+    """Issue 10, 3b: a move that changes a contact's account fields is a Change Data Value of origin contact."""
+
+    def test_a_move_logs_each_account_field_it_changes_with_the_marketo_attributes(self, world):
+        world.given_contacts(1, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Name="One", Industry="Energy"))
+        world.sync(account_version(2, minute=1, Name="Two", Industry="Energy"))
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=2, minute=3))
+        world.log_activities()
+        moved = contact_id(1_000_000)
+        assert move_activities(world, moved) == {f"{stamp(3)}#contact#Name": ("One", "Two")}  # Industry: same
+        activity = world.store.activities[(moved, f"{stamp(3)}#contact#Name")]
+        assert (activity.account_id, activity.origin.source, activity.origin.reason) == (
+            account_id(2),
+            "salesforce",
+            "Contact's account changed in Salesforce",
+        )
+
+    def test_a_new_contact_or_one_without_an_account_before_logs_nothing_on_joining(self, world):
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_contact_change(contact_version(7, account=None, minute=2))
+        world.fan_out.apply_contact_change(contact_version(7, account=1, minute=3))
+        world.fan_out.apply_contact_change(contact_version(8, account=1, minute=3))
+        world.log_activities()
+        assert world.contacts.items[contact_id(7)].account_fields["Name"] == "Account 1"
+        assert world.store.activities == {}
+
+    def test_a_move_into_an_account_above_the_threshold_is_synced_without_activity(self):
+        world = World(threshold=2)
+        world.given_contacts(1, account=1)
+        world.given_contacts(3, account=2)
+        world.sync(account_version(1, minute=1, Name="One"))
+        world.sync(account_version(2, minute=1, Name="Two"))
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=2, minute=3))
+        world.log_activities()
+        assert world.contacts.items[contact_id(1_000_000)].account_fields["Name"] == "Two"
+        assert move_activities(world, contact_id(1_000_000)) == {}
+
+    def test_a_contact_version_that_keeps_its_account_leaves_its_account_fields_to_the_fan_out(self, world):
+        world.given_contacts(1)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Local"))
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=1, minute=5))
+        contact = world.contact(0)
+        assert (contact.account_fields["Industry"], contact.last_name) == ("Local", "Contact 1000000")
+
+
+class TestADecisionIsTakenOnce:
+    """Rule 2.2: a change's threshold decision and segment plan are fixed when it is first accepted."""
+
+    def test_a_resumed_version_queues_no_second_set_of_segments(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        version = account_version(1, minute=1)
+        first = world.fan_out.apply_account_change(version)
+        again = world.fan_out.apply_account_change(version)  # redelivered before its segments ran
+        assert (first.segments_planned, again.segments_planned, again.outcome) == (3, 0, "resume")
+        assert len(world.changes.messages) == 3
+        world.run_queued_segments()
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(1)
+
+    def test_a_version_killed_while_queueing_its_plan_queues_a_whole_new_one_that_completes(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        version = account_version(1, minute=1, Industry="Retail")
+
+        class DiesWhilePublishing(RecordingPublisher):
+            def publish(self, messages):
+                super().publish(messages[:1])
+                raise RuntimeError("killed while queueing")
+
+        queue = world.fan_out._changes = DiesWhilePublishing()
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply_account_change(version)
+        world.fan_out._changes = world.changes
+        world.changes.messages[:0] = queue.messages  # the one queued before the kill
+        report = world.fan_out.apply_account_change(version)
+        assert report.segments_planned == 3
+        world.run_queued_segments()
+        world.log_activities()
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(1)
+        assert len(account_activities(world, minute=1)) == 25
+
+    @pytest.mark.parametrize("segment_size", [10_000, 500], ids=["one-invocation", "segmented"])
+    def test_a_redelivered_edit_does_not_flip_from_suppressed_to_logged(self, segment_size):
+        # given an edit of an account of 5001 contacts: suppressed, and killed half-way (in one invocation, or in
+        # its first segment)
+        world = World(segment_size=segment_size)
+        world.given_contacts(5001)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        segments = []
+        if segment_size == 500:
+            world.fan_out.apply(LocalEditMessage(edit))
+            segments = take(world.changes)
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply(segments[0] if segments else LocalEditMessage(edit))
+        world.contacts.fail_writes_after = None
+        world.activity_queue.messages.clear()
+        # when a contact leaves the account (5000 now) and the edit, or its segment, is delivered again
+        world.fan_out.apply_contact_change(contact_version(1_000_000, account=1, minute=9, deleted=True))
+        report = world.fan_out.apply(LocalEditMessage(edit))
+        for segment in segments:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        # then the decision taken first holds: synced, not logged, one suppression record; no second plan
+        assert report.activity_logging == "suppressed" and report.segments_planned == 0
+        assert industries(world) == {"Retail"} and local_activities(world) == {}
+        assert len(world.store.suppressions) == 2  # the version's and the edit's
+
+    def test_a_redelivered_edit_does_not_flip_from_logged_to_suppressed(self):
+        world = World()
+        world.given_contacts(5000)
+        world.sync(account_version(1, minute=1))
+        edit = local_edit("Industry", "Retail")
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        with pytest.raises(RuntimeError):
+            world.edit(edit)
+        world.contacts.fail_writes_after = None
+        world.activity_queue.messages.clear()
+        world.fan_out.apply_contact_change(contact_version(9_999_999, account=1, minute=9))  # 5001 now
+        report = world.edit(edit)
+        assert report.activity_logging == "logged" and not report.suppressed
+        assert len(local_activities(world)) == 5000
+
+    def test_a_resumed_version_keeps_its_decision_when_the_count_crossed_the_threshold(self):
+        world = World()
+        world.given_contacts(5000)
+        world.sync(account_version(1, minute=1))
+        version = account_version(1, minute=2, Industry="Retail")
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply_account_change(version)
+        world.contacts.fail_writes_after = None
+        world.activity_queue.messages.clear()
+        world.fan_out.apply_contact_change(contact_version(9_999_999, account=1, minute=3))  # 5001 now
+        report = world.sync(version)
+        assert (report.outcome, report.activity_logging) == ("resume", "logged")
+        assert len(account_activities(world, minute=2)) == 5000
+        assert world.store.suppressions == {}
+
+
+class TestEveryChangeHasItsOwnKeys:
+    """Rule 2.3: two edits of one field in the same millisecond are two activities."""
+
+    @pytest.mark.parametrize("segment_size", [10_000, 2], ids=["one-invocation", "segmented"])
+    def test_two_edits_of_one_field_in_the_same_millisecond_are_two_activities_per_contact(self, segment_size):
+        world = World(segment_size=segment_size)
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        first = LocalEdit("edit-a", contact_id(1_000_000), account_id(1), "Industry", "First", stamp(30))
+        second = LocalEdit("edit-b", contact_id(1_000_001), account_id(1), "Industry", "Second", stamp(30))
+        world.edit(first)
+        world.edit(second)
+        assert industries(world) == {"Second"}
+        for n in range(3):
+            local = [(k, a.old_value, a.new_value) for (c, k), a in world.store.activities.items()
+                     if c == contact_id(1_000_000 + n) and "#local#" in k]  # fmt: skip
+            assert sorted(local) == [
+                (f"{stamp(30)}#local#Industry#edit-a", "Energy", "First"),
+                (f"{stamp(30)}#local#Industry#edit-b", "First", "Second"),
+            ]
+
+    def test_two_suppressed_edits_in_the_same_millisecond_leave_two_records(self):
+        world = World(threshold=1)
+        world.given_contacts(2)
+        world.sync(account_version(1, minute=1))
+        world.edit(LocalEdit("edit-a", contact_id(1_000_000), account_id(1), "Industry", "First", stamp(30)))
+        world.edit(LocalEdit("edit-b", contact_id(1_000_000), account_id(1), "Industry", "Second", stamp(30)))
+        local = sorted(k for (_, k), r in world.store.suppressions.items() if r.origin is ChangeOrigin.LOCAL)
+        assert local == [
+            f"{stamp(30)}#local#Industry#edit-a#suppressed",
+            f"{stamp(30)}#local#Industry#edit-b#suppressed",
+        ]
+
+
+class TestIndexLagLosesNothing:
+    """Rule 2.4: the account index is eventually consistent; a contact that joined just before a version of its
+    account still ends with that version's fields."""
+
+    @pytest.mark.parametrize(
+        ("segment_size", "joiner"),
+        [(10_000, 5), (10, 5), (10, 99)],
+        ids=["at-once", "in-a-middle-segment", "after-the-last-key"],
+    )
+    def test_a_contact_that_joined_just_before_a_version_ends_with_its_fields(self, segment_size, joiner):
+        # given an account, and a contact that joins it just before its next version: the index lags behind
+        world = World(segment_size=segment_size)
+        world.given_contacts(25)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1))
+        world.contacts.index_lag = 1
+        new_id = 1_000_000 + joiner
+        world.contacts.add(FakeContact(contact_id(new_id)))
+        world.fan_out.apply_contact_change(contact_version(new_id, account=1, minute=2))
+        assert contact_id(new_id) not in [c.contact_id for c in world.contacts.members(account_id(1))]  # lagging
+        # when the version is fanned out
+        world.sync(account_version(1, minute=3, Industry="Retail"))
+        # then the joiner holds it too, with its activity
+        assert world.contacts.items[contact_id(new_id)].account_fields["Industry"] == "Retail"
+        assert account_activities(world, minute=3)[contact_id(new_id)] == ("Energy", "Retail")
+
+    def test_a_contact_that_joined_an_account_not_synced_yet_gets_its_first_version(self, world):
+        world.contacts.index_lag = 1
+        world.fan_out.apply_contact_change(contact_version(7, account=3, minute=1))
+        world.sync(account_version(3, minute=2, Name="Three"))
+        assert world.contacts.items[contact_id(7)].account_fields["Name"] == "Three"
+
+    def test_a_joiner_the_index_shows_again_is_read_once_and_forgotten_after_the_lag(self):
+        world = World()
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_contact_change(contact_version(7, account=1, minute=2))
+        assert list(world.accounts.get(account_id(1)).recent_joiners) == [contact_id(7)]
+        world.sync(account_version(1, minute=3, Industry="Retail"))
+        assert world.contacts.contact_reads == 1  # the joiner's own Contact version; the index showed it
+        world.clock[0] = "2026-11-27T12:05:00.000Z"  # past the lag
+        world.fan_out.apply_contact_change(contact_version(8, account=1, minute=4))
+        assert list(world.accounts.get(account_id(1)).recent_joiners) == [contact_id(8)]
+
+    def test_the_joiners_of_one_message_cost_one_account_write_and_their_moves_one_publish(self):
+        world = World(activity_queue=CountingPublisher())
+        world.given_contacts(50, account=2)
+        world.sync(account_version(1, minute=1, Name="One"))
+        world.sync(account_version(2, minute=1, Name="Two"))
+        world.activity_queue.calls.clear()
+        joining = [contact_version(2_000_000 + n, account=1, minute=3) for n in range(50)]
+        joining += [contact_version(500 + n, account=1, minute=3) for n in range(50)]  # new contacts
+        report = world.fan_out.apply(ContactChangesMessage(tuple(joining)))
+        assert report.contacts_written == 100 and report.activities_queued == 50
+        assert world.accounts.joiner_writes == 1 and len(world.accounts.get(account_id(1)).recent_joiners) == 100
+        assert world.activity_queue.calls == [1]
+
+    def test_more_joiners_than_the_list_keeps_hold_the_change_until_the_index_caught_up(self):
+        world = World(max_recent_joiners=2)
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        world.contacts.index_lag = 3
+        for n in range(3):
+            world.fan_out.apply_contact_change(contact_version(7 + n, account=1, minute=2))
+        with pytest.raises(TransientError, match="joined"):
+            world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Retail"))
+        world.contacts.index_lag = 0
+        world.clock[0] = "2026-11-27T12:05:00.000Z"
+        world.sync(account_version(1, minute=3, Industry="Retail"))
+        assert industries(world) == {"Retail"}
+
+
+class TestSegmentBoundary:
+    @pytest.mark.parametrize(("count", "segments"), [(10, 0), (11, 2)])
+    def test_a_version_of_exactly_the_segment_size_is_written_at_once_and_one_more_in_segments(self, count, segments):
+        world = World(segment_size=10)
+        world.given_contacts(count)
+        report = world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Retail"))
+        assert (report.segments_planned, report.contacts_written) == (segments, 0 if segments else count)
+        world.run_queued_segments()
+        assert industries(world) == {"Retail"}
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(1)

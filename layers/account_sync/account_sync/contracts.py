@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange
 from account_sync.domain.fields import FieldValue, UnstorableValue, storable_value
 from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion, LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp
@@ -52,17 +53,21 @@ class AccountChangeMessage:
 
 
 @dataclass(frozen=True)
-class AccountSegmentMessage:
-    """One planned slice of a large account's fan-out: the contacts with `after < contact_id <= through`."""
+class ChangeSegmentMessage:
+    """One planned slice of a large account's change (a Salesforce version or a local edit, `AccountChange`): the
+    contacts with `after < contact_id <= through` (no `through`: to the end of the account, so that a contact the
+    index did not show yet when the plan was cut still falls in a range). It carries the change's activity decision,
+    taken once when the change was accepted. The deduplication id names the change, the plan and the position: a
+    plan queued again after a crash is a new plan (the account records only the one queued whole)."""
 
-    version: AccountVersion
+    change: AccountChange
     plan_id: str
     index: int
     total: int
     after_contact_id: str | None
-    through_contact_id: str
+    through_contact_id: str | None
     activity_logging: ActivityLogging
-    type = "account_segment"
+    type = "change_segment"
 
     @property
     def segment_id(self) -> str:
@@ -70,16 +75,19 @@ class AccountSegmentMessage:
 
     @property
     def group_id(self) -> str:
-        return self.version.account_id
+        return self.change.account_id
 
     @property
     def deduplication_id(self) -> str:
-        return _dedup_id(self.type, self.version.account_id, self.version.system_modstamp, self.segment_id)
+        ref = self.change.ref
+        return _dedup_id(
+            self.type, self.change.account_id, ref.origin.value, ref.stamp, ref.change_id or "", self.segment_id
+        )
 
     def to_body(self) -> str:
         return _dump(
             {
-                "version": _account_version_json(self.version),
+                "change": _account_change_json(self.change),
                 "plan_id": self.plan_id,
                 "index": self.index,
                 "total": self.total,
@@ -163,57 +171,7 @@ class LocalEditMessage:
         return _dump({"edit": _local_edit_json(self.edit)}, self.type)
 
 
-@dataclass(frozen=True)
-class LocalEditSegmentMessage:
-    """One planned slice of a large account's local edit: the contacts with `after < contact_id <= through`.
-
-    `base_modstamp` is the account's SystemModstamp when the edit was applied to the stored account: the segment
-    writes nothing once a newer Salesforce version was accepted (SPEC R3: it overwrites the edit, never the
-    reverse), nor once a later edit of the same field was applied. The deduplication id is the edit and the key
-    range, so a plan queued again after a crash is dropped by SQS where its ranges are the same."""
-
-    edit: LocalEdit
-    base_modstamp: str
-    index: int
-    total: int
-    after_contact_id: str | None
-    through_contact_id: str
-    activity_logging: ActivityLogging
-    type = "local_edit_segment"
-
-    @property
-    def group_id(self) -> str:
-        return self.edit.account_id
-
-    @property
-    def deduplication_id(self) -> str:
-        return _dedup_id(
-            self.type,
-            self.edit.edit_id,
-            self.edit.edited_at,
-            self.base_modstamp,
-            self.after_contact_id or "",
-            self.through_contact_id,
-        )
-
-    def to_body(self) -> str:
-        return _dump(
-            {
-                "edit": _local_edit_json(self.edit),
-                "base_modstamp": self.base_modstamp,
-                "index": self.index,
-                "total": self.total,
-                "after_contact_id": self.after_contact_id,
-                "through_contact_id": self.through_contact_id,
-                "activity_logging": self.activity_logging.value,
-            },
-            self.type,
-        )
-
-
-ChangeMessage = (
-    AccountChangeMessage | AccountSegmentMessage | ContactChangesMessage | LocalEditMessage | LocalEditSegmentMessage
-)
+ChangeMessage = AccountChangeMessage | ChangeSegmentMessage | ContactChangesMessage | LocalEditMessage
 
 
 def parse_change_message(body: str) -> ChangeMessage:
@@ -221,15 +179,15 @@ def parse_change_message(body: str) -> ChangeMessage:
     kind = payload.get("type")
     if kind == AccountChangeMessage.type:
         return AccountChangeMessage(_account_version(payload.get("version")))
-    if kind == AccountSegmentMessage.type:
+    if kind == ChangeSegmentMessage.type:
         index, total = _segment_position(payload)
-        return AccountSegmentMessage(
-            version=_account_version(payload.get("version")),
+        return ChangeSegmentMessage(
+            change=_account_change(payload.get("change")),
             plan_id=_str(payload, "plan_id"),
             index=index,
             total=total,
             after_contact_id=_optional_id(payload, "after_contact_id"),
-            through_contact_id=_id(payload, "through_contact_id"),
+            through_contact_id=_optional_id(payload, "through_contact_id"),
             activity_logging=_activity_logging(payload),
         )
     if kind == ContactChangesMessage.type:
@@ -239,17 +197,6 @@ def parse_change_message(body: str) -> ChangeMessage:
         return ContactChangesMessage(tuple(_contact_version(raw) for raw in raw_versions))
     if kind == LocalEditMessage.type:
         return LocalEditMessage(_local_edit(payload.get("edit")))
-    if kind == LocalEditSegmentMessage.type:
-        index, total = _segment_position(payload)
-        return LocalEditSegmentMessage(
-            edit=_local_edit(payload.get("edit")),
-            base_modstamp=_timestamp(payload, "base_modstamp"),
-            index=index,
-            total=total,
-            after_contact_id=_optional_id(payload, "after_contact_id"),
-            through_contact_id=_id(payload, "through_contact_id"),
-            activity_logging=_activity_logging(payload),
-        )
     raise MalformedMessage(f"unknown message type {_quoted_name(kind)}")
 
 
@@ -272,20 +219,21 @@ class ActivityBatchMessage:
     origin: ChangeOrigin
     system_modstamp: str
     changes: tuple[ContactFieldChange, ...]
+    change_id: str | None = None  # a local edit's id: part of its activities' keys
     type = "change_data_value_batch"
 
     def to_body(self) -> str:
-        return _dump(
-            {
-                "account_id": self.account_id,
-                "origin": self.origin.value,
-                "system_modstamp": self.system_modstamp,
-                "changes": [
-                    {"contact_id": c.contact_id, "field": c.field, "old": c.old, "new": c.new} for c in self.changes
-                ],
-            },
-            self.type,
-        )
+        payload: dict[str, Any] = {
+            "account_id": self.account_id,
+            "origin": self.origin.value,
+            "system_modstamp": self.system_modstamp,
+            "changes": [
+                {"contact_id": c.contact_id, "field": c.field, "old": c.old, "new": c.new} for c in self.changes
+            ],
+        }
+        if self.change_id is not None:
+            payload["change_id"] = self.change_id
+        return _dump(payload, self.type)
 
 
 def parse_activity_batch(body: str) -> ActivityBatchMessage:
@@ -317,6 +265,7 @@ def parse_activity_batch(body: str) -> ActivityBatchMessage:
         origin=origin,
         system_modstamp=_timestamp(payload, "system_modstamp"),
         changes=tuple(changes),
+        change_id=_optional_id(payload, "change_id"),
     )
 
 
@@ -378,6 +327,28 @@ def _account_version(raw: object) -> AccountVersion:
         is_deleted=_bool(raw, "is_deleted"),
         fields={_field_name(name): _field_value(value, name) for name, value in fields.items()},
     )
+
+
+def _account_change_json(change: AccountChange) -> dict[str, Any]:
+    if change.version is not None:
+        return {"origin": ChangeOrigin.ACCOUNT.value, "version": _account_version_json(change.version)}
+    assert change.edit is not None
+    return {
+        "origin": ChangeOrigin.LOCAL.value,
+        "edit": _local_edit_json(change.edit),
+        "base_modstamp": change.base_modstamp,
+    }
+
+
+def _account_change(raw: object) -> AccountChange:
+    if not isinstance(raw, dict):
+        raise MalformedMessage("change must be an object")
+    origin = raw.get("origin")
+    if origin == ChangeOrigin.ACCOUNT.value:
+        return AccountChange.of_version(_account_version(raw.get("version")))
+    if origin == ChangeOrigin.LOCAL.value:
+        return AccountChange.of_edit(_local_edit(raw.get("edit")), _timestamp(raw, "base_modstamp"))
+    raise MalformedMessage(f"change.origin must be account or local, got {_quoted_name(origin)}")
 
 
 def _contact_version(raw: object) -> ContactVersion:

@@ -9,9 +9,10 @@ from typing import Protocol
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.conversion import ConversionOrder, ConvertedRecords, PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue
-from account_sync.domain.local_edits import ContactEditMark, EditMark
+from account_sync.domain.local_edits import EditMark
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
@@ -212,9 +213,20 @@ class AccountState:
     activity_logging: ActivityLogging | None
     contacts_counted: int | None
     changed_fields: tuple[str, ...] = ()
-    segments_total: int | None = None
+    segments_total: int | None = None  # set once every segment of the newest version's plan is queued
     segments_done: frozenset[str] = field(default_factory=frozenset)
     local_edits: Mapping[str, EditMark] = field(default_factory=dict)  # per field, its last local edit
+    segmented: bool = False  # the newest version is fanned out in segments (decided once, when accepted)
+    segments_plan: str | None = None
+    recent_joiners: Mapping[str, str] = field(default_factory=dict)  # contact id -> when it joined
+    joiners_overflow_at: str | None = None  # more joined at once than the list keeps, at that time
+
+    @property
+    def decision(self) -> ChangeDecision | None:
+        """The newest version's decision, as taken when it was accepted."""
+        if self.activity_logging is None:
+            return None
+        return ChangeDecision(self.activity_logging, self.contacts_counted or 0, self.segmented)
 
 
 @dataclass(frozen=True)
@@ -226,32 +238,48 @@ class AcceptResult:
 
 @dataclass(frozen=True)
 class ContactSnapshot:
-    """What the fan-out needs of a contact: its copy of the account fields and the version they came from."""
+    """What the fan-out needs of a contact: its copy of the account fields, the version they came from, and per
+    field the change that wrote it with the value before (the outbox). `account_id`, `contact_modstamp` and
+    `is_deleted` are known from a read of the item (`ContactRepository.contact`), not from the account index."""
 
     contact_id: str
     account_fields: Mapping[str, FieldValue]
     account_modstamp: str | None
     account_deleted: bool
-    previous_values: Mapping[str, FieldValue] = field(default_factory=dict)
+    outbox: Mapping[str, OutboxEntry] = field(default_factory=dict)
+    account_id: str | None = None
+    contact_modstamp: str | None = None
+    is_deleted: bool = False
+
+
+@dataclass(frozen=True)
+class AccountJoin:
+    """What a contact takes from the account it joins (SPEC R4): the account's fields as stored now, and, for a
+    contact that moved from another account, the outbox of the move's activities (origin `contact`)."""
+
+    fields: Mapping[str, FieldValue]
+    system_modstamp: str
+    is_deleted: bool
+    outbox: Mapping[str, OutboxEntry] = field(default_factory=dict)
 
 
 class AccountRepository(Protocol):
     def accept_version(
-        self,
-        version: AccountVersion,
-        activity_logging: ActivityLogging,
-        contacts_counted: int,
-        changed_fields: Sequence[str],
+        self, version: AccountVersion, decision: ChangeDecision, changed_fields: Sequence[str]
     ) -> AcceptResult:
-        """Record `version` as the newest if it is newer than the stored one (a conditional write)."""
+        """Record `version` as the newest, with its decision, if it is newer than the stored one (a conditional
+        write)."""
         ...
 
     def get(self, account_id: str) -> AccountState | None: ...
 
-    def start_segments(self, account_id: str, system_modstamp: str, plan_id: str, total: int) -> None: ...
+    def record_plan(self, change: AccountChange, plan_id: str, total: int) -> None:
+        """Every segment of `change` is queued: a redelivery or a resume queues none again. Only while the change
+        is still the account's newest version, or its field's last edit over it."""
+        ...
 
     def complete_segment(self, account_id: str, system_modstamp: str, segment_id: str) -> bool:
-        """Record one segment done; True once every segment of the version's plan is done."""
+        """Record one segment of a version done; True once every segment of the version's plan is done."""
         ...
 
     def mark_applied(self, account_id: str, system_modstamp: str) -> None:
@@ -263,10 +291,18 @@ class AccountRepository(Protocol):
         version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
         ...
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
-        the account's newest version (`local_edits`), if the account is still as `stored` says: the same newest
-        version, not deleted, the same last edit of that field. False otherwise."""
+        the account's newest version, with its decision (`local_edits`), if the account is still as `stored`
+        says: the same newest version, not deleted, the same last edit of that field. False otherwise."""
+        ...
+
+    def note_joiners(
+        self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
+    ) -> None:
+        """Add the contacts to the account's recent joiners (the index may not show them yet) and drop the
+        `forget` entries (contact id -> joined at: older than the index's lag); with `overflow` (the list would
+        pass its bound), record the time instead of adding them. One write, whatever the number of contacts."""
         ...
 
 
@@ -281,28 +317,41 @@ class ContactRepository(Protocol):
 
     def members(
         self, account_id: str, after: str | None = None, through: str | None = None
-    ) -> Iterator[ContactSnapshot]: ...
-
-    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
-        """Write every synced field of `version` on the contact (and the previous values of `changes`) if it
-        still belongs to the account and holds an older version. False when the condition failed (moved away,
-        or already newer)."""
+    ) -> Iterator[ContactSnapshot]:
+        """The account's contacts in `(after, through]`, from the account index (eventually consistent)."""
         ...
 
-    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
-        """Set the edited account field on the contact, and record the edit with the field's value before it
-        (`old`, the outbox), if the contact still belongs to the account and holds no newer account version than
-        `base_modstamp` (the version the edit was applied over). False when the condition failed."""
+    def contact(self, contact_id: str) -> ContactSnapshot | None:
+        """The contact as stored (a strongly consistent read), None when there is none."""
         ...
 
-    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
-        """The last local edit written on the contact (a strongly consistent read), None when there is none."""
+    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
+        """Write `change` onto the contact (a version: every synced field and the deleted flag; an edit: its
+        field), with an outbox entry per field of `changes` (the change and the value before), if the contact
+        still belongs to the account and holds no newer account version (`AccountChange.overtaken_on`). False
+        when the condition failed (moved away, or already newer)."""
         ...
 
-    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
-        """Apply a Contact version (membership, name, email; the account's fields when it has one) if it is
-        newer than the stored one. False when it was not (a redelivery or an older version)."""
+    def apply_contact_version(
+        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+    ) -> bool:
+        """Apply a Contact version (membership, name, email) if it is newer than the stored one and the contact is
+        still as `expected` says (its account and account version; None: no item yet). A contact that joins an
+        account takes `join` (no join: no account fields, or none synced yet); one that stays in its account keeps
+        its account fields (the account's own fan-out writes them). False when a condition failed."""
         ...
+
+
+def stays_in_account(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
+    """A live contact whose new version keeps it in the account it belongs to: its account fields are left to the
+    account's own fan-out (which owes their activities), never rewritten by the Contact version."""
+    return (
+        expected is not None
+        and not expected.is_deleted
+        and not version.is_deleted
+        and expected.account_id is not None
+        and expected.account_id == version.account_id
+    )
 
 
 class ActivityStore(Protocol):

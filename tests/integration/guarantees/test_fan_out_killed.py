@@ -29,7 +29,7 @@ def segments_queued_then_killed() -> Fault:
         "SendMessageBatch",
         killed,
         when=lambda params: (
-            params["QueueUrl"].endswith(".fifo") and '"account_segment"' in params["Entries"][0]["MessageBody"]
+            params["QueueUrl"].endswith(".fifo") and '"change_segment"' in params["Entries"][0]["MessageBody"]
         ),
     )
 

@@ -37,7 +37,7 @@ def edit(value: str, minute: int = 30, field: str = "Industry") -> LocalEdit:
 
 def local_activities(minute: int = 30, field: str = "Industry") -> dict[str, tuple[str | None, str | None]]:
     """The Change Data Value activities of one edit, by contact: (old, new); a duplicate would show as a key twice."""
-    key = f"{stamp(minute)}#local#{field}"
+    key = f"{stamp(minute)}#local#{field}#edit-{minute}"
     found: dict[str, tuple[str | None, str | None]] = {}
     for subject, activity_key in activity_keys():
         if activity_key == key:
@@ -91,8 +91,8 @@ def test_an_edit_killed_halfway_is_finished_by_the_redelivery_without_losing_or_
     # writes but before their activities were queued, or while queueing its segments
     fault = {
         "writing-the-second-segment": lambda: contact_writes_then_killed(synced, writes_before=11),
-        "queueing-a-segments-activities": lambda: killed_queueing('"origin":"local"'),
-        "queueing-the-segments": lambda: killed_queueing('"local_edit_segment"'),
+        "queueing-a-segments-activities": lambda: killed_queueing('"origin":"local","system_modstamp"'),
+        "queueing-the-segments": lambda: killed_queueing('"origin":"local","edit"'),
     }[kill_point]()
     faults.add(fault)
     pipeline.queue_changes([LocalEditMessage(edit("Retail"))])

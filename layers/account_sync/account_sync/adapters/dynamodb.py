@@ -20,15 +20,18 @@ from account_sync.adapters.dynamodb_models import (
     SyncStateItem,
 )
 from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
-from account_sync.domain.local_edits import ContactEditMark, EditMark
+from account_sync.domain.local_edits import EditMark
 from account_sync.domain.records import (
     CHANGE_DATA_VALUE,
     CHANGE_DATA_VALUE_SUPPRESSED,
     AccountVersion,
     ActivitySuppression,
     ChangeDataValueActivity,
+    ChangeOrigin,
+    ChangeRef,
     ContactVersion,
     LocalEdit,
 )
@@ -36,12 +39,14 @@ from account_sync.domain.timestamps import parse_timestamp, utc_now
 from account_sync.ports import (
     Acceptance,
     AcceptResult,
+    AccountJoin,
     AccountState,
     ContactSnapshot,
     PermanentFailure,
     StoredActivity,
     StoredContact,
     TransientError,
+    stays_in_account,
 )
 
 _THROTTLING = {
@@ -93,11 +98,7 @@ class DynamoAccountRepository:
         return _account_state(item)
 
     def accept_version(
-        self,
-        version: AccountVersion,
-        activity_logging: ActivityLogging,
-        contacts_counted: int,
-        changed_fields: Sequence[str],
+        self, version: AccountVersion, decision: ChangeDecision, changed_fields: Sequence[str]
     ) -> AcceptResult:
         item = AccountItem(version.account_id)
         condition = AccountItem.system_modstamp.does_not_exist() | (
@@ -110,8 +111,9 @@ class DynamoAccountRepository:
                     AccountItem.fields.set(dict(version.fields)),
                     AccountItem.system_modstamp.set(version.system_modstamp),
                     AccountItem.is_deleted.set(version.is_deleted),
-                    AccountItem.activity_logging.set(activity_logging.value),
-                    AccountItem.contacts_counted.set(contacts_counted),
+                    AccountItem.activity_logging.set(decision.activity_logging.value),
+                    AccountItem.contacts_counted.set(decision.contacts_counted),
+                    AccountItem.segmented.set(decision.segmented),
                     AccountItem.changed_fields.set(list(changed_fields)),
                     AccountItem.updated_at.set(self._now()),
                     AccountItem.applied_modstamp.remove(),
@@ -143,21 +145,35 @@ class DynamoAccountRepository:
             system_modstamp=version.system_modstamp,
             applied_modstamp=None,
             is_deleted=version.is_deleted,
-            activity_logging=activity_logging,
-            contacts_counted=contacts_counted,
+            activity_logging=decision.activity_logging,
+            contacts_counted=decision.contacts_counted,
             changed_fields=tuple(changed_fields),
+            segmented=decision.segmented,
+            local_edits=_edit_marks(previous.local_edits) if previous else {},
+            recent_joiners=_joiners(previous.recent_joiners) if previous else {},
+            joiners_overflow_at=previous.joiners_overflow_at if previous else None,
         )
         return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
 
-    def start_segments(self, account_id: str, system_modstamp: str, plan_id: str, total: int) -> None:
+    def record_plan(self, change: AccountChange, plan_id: str, total: int) -> None:
+        if change.version is not None:
+            self._update_if_current(
+                change.account_id,
+                change.stamp,
+                [
+                    AccountItem.segments_plan.set(plan_id),
+                    AccountItem.segments_total.set(total),
+                    AccountItem.segments_done.remove(),
+                ],
+            )
+            return
+        assert change.edit is not None and change.base_modstamp is not None
+        mark = cast(Path, AccountItem.local_edits[change.edit.field])  # the document path local_edits.<field>
         self._update_if_current(
-            account_id,
-            system_modstamp,
-            [
-                AccountItem.segments_plan.set(plan_id),
-                AccountItem.segments_total.set(total),
-                AccountItem.segments_done.remove(),
-            ],
+            change.account_id,
+            change.base_modstamp,
+            [mark["plan_id"].set(plan_id), mark["segments_total"].set(total)],
+            extra_condition=(mark["edit_id"] == change.edit.edit_id) & (mark["edited_at"] == change.edit.edited_at),
         )
 
     def complete_segment(self, account_id: str, system_modstamp: str, segment_id: str) -> bool:
@@ -203,12 +219,21 @@ class DynamoAccountRepository:
             raise translate(exc) from exc
         return True
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState) -> bool:
-        """One conditional write: the field's value and its mark (the edit, over the newest version), while the
-        item is still `stored` in what decides the edit (newest version, not deleted, the field's last edit)."""
+    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
+        """One conditional write: the field's value and its mark (the edit, over the newest version, with its
+        decision), while the item is still `stored` in what decides the edit (newest version, not deleted, the
+        field's last edit)."""
         if stored.system_modstamp is None:
             return False
-        mark = {"edit_id": edit.edit_id, "edited_at": edit.edited_at, "base_modstamp": stored.system_modstamp}
+        mark = {
+            "edit_id": edit.edit_id,
+            "edited_at": edit.edited_at,
+            "base_modstamp": stored.system_modstamp,
+            "activity_logging": decision.activity_logging.value,
+            "contacts_counted": decision.contacts_counted,
+            "segmented": decision.segmented,
+            "changed": changed,
+        }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
         previous = stored.local_edits.get(edit.field)
@@ -235,6 +260,22 @@ class DynamoAccountRepository:
                 return False
             raise translate(exc) from exc
         return True
+
+    def note_joiners(
+        self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
+    ) -> None:
+        """ADD and DELETE on a string set need no item, no set and no read: one unconditional write."""
+        actions: list[Any] = [AccountItem.updated_at.set(self._now())]
+        if forget:
+            actions.append(AccountItem.recent_joiners.delete({f"{c}|{at}" for c, at in forget.items()}))
+        if overflow:
+            actions.append(AccountItem.joiners_overflow_at.set(joined_at))
+        elif contact_ids:
+            actions.append(AccountItem.recent_joiners.add({f"{c}|{joined_at}" for c in contact_ids}))
+        try:
+            AccountItem(account_id).update(actions=actions)
+        except UpdateError as exc:
+            raise translate(exc) from exc
 
     def _update_if_current(
         self,
@@ -271,6 +312,11 @@ def _account_state(item: AccountItem) -> AccountState:
         segments_total=int(item.segments_total) if item.segments_total is not None else None,
         segments_done=frozenset(item.segments_done or ()),
         local_edits=_edit_marks(item.local_edits),
+        # an item written before `segmented` was: a version with a plan was fanned out in segments
+        segmented=bool(item.segmented) if item.segmented is not None else item.segments_plan is not None,
+        segments_plan=item.segments_plan,
+        recent_joiners=_joiners(item.recent_joiners),
+        joiners_overflow_at=item.joiners_overflow_at,
     )
 
 
@@ -281,19 +327,54 @@ def _plain(raw: Any) -> dict[str, Any]:
 
 
 def _edit_marks(raw: Any) -> dict[str, EditMark]:
-    return {
-        name: EditMark(str(mark["edit_id"]), str(mark["edited_at"]), str(mark["base_modstamp"]))
-        for name, mark in _plain(raw).items()
-    }
+    return {name: _edit_mark(mark) for name, mark in _plain(raw).items()}
 
 
-def _contact_edit_mark(raw: Any) -> ContactEditMark | None:
-    mark = _plain(raw)
-    if not mark:
-        return None
-    return ContactEditMark(
-        str(mark["edit_id"]), str(mark["edited_at"]), str(mark["field"]), canonical_value(mark.get("old"))
+def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
+    decision = None
+    if mark.get("activity_logging"):  # a mark written before decisions were stored has none
+        decision = ChangeDecision(
+            ActivityLogging(mark["activity_logging"]),
+            int(mark.get("contacts_counted") or 0),
+            bool(mark.get("segmented")),
+        )
+    return EditMark(
+        str(mark["edit_id"]),
+        str(mark["edited_at"]),
+        str(mark["base_modstamp"]),
+        decision=decision,
+        changed=bool(mark.get("changed", True)),
+        plan_id=str(mark["plan_id"]) if mark.get("plan_id") else None,
+        segments_total=int(mark["segments_total"]) if mark.get("segments_total") is not None else None,
     )
+
+
+def _joiners(raw: Any) -> dict[str, str]:
+    joiners: dict[str, str] = {}
+    for entry in raw or ():
+        contact_id, _, joined_at = str(entry).partition("|")
+        joiners[contact_id] = max(joined_at, joiners.get(contact_id, ""))
+    return joiners
+
+
+def _outbox(raw: Any, account_modstamp: str | None) -> dict[str, OutboxEntry]:
+    """The contact's outbox. An entry written before the outbox named its change (a bare value: the value before
+    the account version `account_modstamp`) is read as that version's."""
+    entries = {}
+    for name, entry in _plain(raw).items():
+        if isinstance(entry, Mapping) and "origin" in entry:
+            ref = ChangeRef(ChangeOrigin(entry["origin"]), str(entry["stamp"]), entry.get("change_id"))
+            entries[name] = OutboxEntry(ref, canonical_value(entry.get("old")))
+        elif account_modstamp is not None:
+            entries[name] = OutboxEntry(ChangeRef(ChangeOrigin.ACCOUNT, account_modstamp), canonical_value(entry))
+    return entries
+
+
+def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {"origin": entry.change.origin.value, "stamp": entry.change.stamp, "old": entry.old}
+    if entry.change.change_id:
+        item["change_id"] = entry.change.change_id
+    return item
 
 
 # --- contacts ------------------------------------------------------------------------------------------
@@ -370,58 +451,77 @@ class DynamoContactRepository:
             for item in ContactItem.by_account.query(account_id, range_key_condition=key_condition):
                 if after is not None and item.contact_id == after:
                     continue  # BETWEEN is inclusive; the range is (after, through]
-                yield ContactSnapshot(
-                    contact_id=item.contact_id,
-                    account_fields=_fields(item.account_fields),
-                    account_modstamp=item.account_modstamp,
-                    account_deleted=bool(item.account_deleted),
-                    previous_values=_fields(item.account_previous_values),
-                )
+                yield _snapshot(item, account_id)
         except PynamoDBException as exc:
             raise translate(exc) from exc
 
-    def apply_account_version(self, contact_id: str, version: AccountVersion, changes: Sequence[FieldChange]) -> bool:
-        condition = (ContactItem.account_id == version.account_id) & (
-            ContactItem.account_modstamp.does_not_exist() | (ContactItem.account_modstamp < version.system_modstamp)
-        )
-        actions = [
-            ContactItem.account_fields.set(dict(version.fields)),
-            ContactItem.account_modstamp.set(version.system_modstamp),
-            ContactItem.account_previous_values.set({c.field: c.old for c in changes}),
-            ContactItem.account_local_edit.remove(),  # the version overwrote every local edit (SPEC R3)
-            ContactItem.account_fields_source.set("salesforce"),
-            ContactItem.account_deleted.set(version.is_deleted),
-            ContactItem.updated_at.set(self._now()),
-        ]
-        return self._conditional_update(contact_id, actions, condition)
-
-    def apply_local_edit(self, contact_id: str, edit: LocalEdit, base_modstamp: str, old: FieldValue) -> bool:
-        condition = (ContactItem.account_id == edit.account_id) & (
-            ContactItem.account_modstamp.does_not_exist() | (ContactItem.account_modstamp <= base_modstamp)
-        )
-        actions = [
-            ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
-            ContactItem.account_local_edit.set(
-                {"edit_id": edit.edit_id, "edited_at": edit.edited_at, "field": edit.field, "old": old}
-            ),
-            ContactItem.account_fields_source.set("local"),
-            ContactItem.updated_at.set(self._now()),
-        ]
-        return self._conditional_update(contact_id, actions, condition)
-
-    def local_edit_of(self, contact_id: str) -> ContactEditMark | None:
+    def contact(self, contact_id: str) -> ContactSnapshot | None:
         try:
-            item = ContactItem.get(contact_id, consistent_read=True, attributes_to_get=["account_local_edit"])
+            item = ContactItem.get(contact_id, consistent_read=True)
         except ContactItem.DoesNotExist:
             return None
         except PynamoDBException as exc:
             raise translate(exc) from exc
-        return _contact_edit_mark(item.account_local_edit)
+        return _snapshot(item, item.account_id)
 
-    def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
+    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
+        """A version replaces the account fields and the whole outbox; an edit sets its field and the field's
+        outbox entry (a nested path, so the outbox map must exist: a contact without one gets it whole)."""
+        entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old)) for fc in changes}
+        if change.edit is None:
+            newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
+        else:
+            newer = ContactItem.account_modstamp <= change.guard_modstamp
+        condition = (ContactItem.account_id == change.account_id) & (
+            ContactItem.account_modstamp.does_not_exist() | newer
+        )
+        if change.version is not None:
+            version = change.version
+            actions = [
+                ContactItem.account_fields.set(dict(version.fields)),
+                ContactItem.account_modstamp.set(version.system_modstamp),
+                ContactItem.account_previous_values.set(entries),
+                ContactItem.account_fields_source.set("salesforce"),
+                ContactItem.account_deleted.set(version.is_deleted),
+                ContactItem.updated_at.set(self._now()),
+            ]
+            return self._conditional_update(contact_id, actions, condition)
+        edit = change.edit
+        assert edit is not None
+        common = [
+            ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
+            ContactItem.account_fields_source.set("local"),
+            ContactItem.updated_at.set(self._now()),
+        ]
+        if not entries:
+            return self._conditional_update(contact_id, common, condition)
+        entry = cast(Path, ContactItem.account_previous_values[edit.field])  # the path account_previous_values.<f>
+        if self._conditional_update(
+            contact_id,
+            [*common, entry.set(entries[edit.field])],
+            condition & ContactItem.account_previous_values.exists(),
+        ):
+            return True
+        return self._conditional_update(
+            contact_id,
+            [*common, ContactItem.account_previous_values.set(entries)],
+            condition & ContactItem.account_previous_values.does_not_exist(),
+        )
+
+    def apply_contact_version(
+        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+    ) -> bool:
         condition = ContactItem.contact_modstamp.does_not_exist() | (
             ContactItem.contact_modstamp < version.system_modstamp
         )
+        if expected is None:
+            condition &= ContactItem.contact_id.does_not_exist()
+        else:  # still as read: the same account and account version
+            for attribute, value in (
+                (ContactItem.account_id, expected.account_id),
+                (ContactItem.account_modstamp, expected.account_modstamp),
+            ):
+                condition &= attribute.does_not_exist() if value is None else attribute == value
         actions: list[Any] = [
             ContactItem.contact_modstamp.set(version.system_modstamp),
             ContactItem.is_deleted.set(version.is_deleted),
@@ -437,31 +537,32 @@ class DynamoContactRepository:
             actions.append(ContactItem.account_id.remove())
             if version.account_id:
                 actions.append(ContactItem.deleted_from_account_id.set(version.account_id))
+            return self._conditional_update(version.contact_id, actions, condition)
+        actions.append(ContactItem.deleted_from_account_id.remove())
+        if stays_in_account(version, expected):
+            # The account's own fan-out writes its fields (and owes their activities).
+            return self._conditional_update(version.contact_id, actions, condition)
+        if version.account_id:
+            actions.append(ContactItem.account_id.set(version.account_id))
         else:
-            actions.append(ContactItem.deleted_from_account_id.remove())
-            if version.account_id:
-                actions.append(ContactItem.account_id.set(version.account_id))
-            else:
-                actions.append(ContactItem.account_id.remove())
-            if account is not None and account.system_modstamp is not None:
-                # SPEC R4: the contact takes its account's fields, as the account holds them now.
-                actions += [
-                    ContactItem.account_fields.set(dict(account.fields)),
-                    ContactItem.account_modstamp.set(account.system_modstamp),
-                    ContactItem.account_deleted.set(account.is_deleted),
-                    ContactItem.account_fields_source.set("salesforce"),
-                    ContactItem.account_previous_values.remove(),
-                    ContactItem.account_local_edit.remove(),
-                ]
-            else:
-                # No account, or one not synced yet: its fan-out will write the fields when it comes.
-                actions += [
-                    ContactItem.account_fields.set({}),
-                    ContactItem.account_modstamp.remove(),
-                    ContactItem.account_deleted.set(False),
-                    ContactItem.account_previous_values.remove(),
-                    ContactItem.account_local_edit.remove(),
-                ]
+            actions.append(ContactItem.account_id.remove())
+        if join is not None:
+            # SPEC R4: the contact takes its account's fields, as the account holds them now.
+            actions += [
+                ContactItem.account_fields.set(dict(join.fields)),
+                ContactItem.account_modstamp.set(join.system_modstamp),
+                ContactItem.account_deleted.set(join.is_deleted),
+                ContactItem.account_fields_source.set("salesforce"),
+                ContactItem.account_previous_values.set({n: _outbox_item(e) for n, e in join.outbox.items()}),
+            ]
+        else:
+            # No account, or one not synced yet: its fan-out will write the fields when it comes.
+            actions += [
+                ContactItem.account_fields.set({}),
+                ContactItem.account_modstamp.remove(),
+                ContactItem.account_deleted.set(False),
+                ContactItem.account_previous_values.set({}),
+            ]
         return self._conditional_update(version.contact_id, actions, condition)
 
     # --- the HTTP API -------------------------------------------------------------------------------------
@@ -505,6 +606,19 @@ class DynamoContactRepository:
                 return False
             raise translate(exc) from exc
         return True
+
+
+def _snapshot(item: ContactItem, account_id: str | None) -> ContactSnapshot:
+    return ContactSnapshot(
+        contact_id=item.contact_id,
+        account_fields=_fields(item.account_fields),
+        account_modstamp=item.account_modstamp,
+        account_deleted=bool(item.account_deleted),
+        outbox=_outbox(item.account_previous_values, item.account_modstamp),
+        account_id=account_id,
+        contact_modstamp=item.contact_modstamp,
+        is_deleted=bool(item.is_deleted),
+    )
 
 
 def _stored_contact(item: ContactItem) -> StoredContact:
@@ -605,7 +719,10 @@ class DynamoActivityStore:
             activity_at=activity.activity_at,
             expires_at=self._expires_at(activity.activity_at),
         )
-        return {"PutRequest": {"Item": item.serialize()}}
+        serialized = item.serialize()
+        for name in ("old_value", "new_value"):  # a blank is stored as NULL, never left out (docs/data-model.md)
+            serialized.setdefault(name, {"NULL": True})
+        return {"PutRequest": {"Item": serialized}}
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> int:
         client = self._client or ActivityItem._get_connection().connection.client

@@ -43,8 +43,8 @@ class ContactItem(Model):
     contact_modstamp = UnicodeAttribute(null=True)
     account_fields = MapAttribute[str, object](default=dict)
     account_modstamp = UnicodeAttribute(null=True)
+    # The outbox, per field: the change that wrote it and the value before (docs/data-model.md)
     account_previous_values = MapAttribute[str, object](null=True)
-    account_local_edit = MapAttribute[str, object](null=True)  # not in by_account: read with GetItem when needed
     account_fields_source = UnicodeAttribute(null=True)
     account_deleted = BooleanAttribute(default=False)
     is_deleted = BooleanAttribute(default=False)
@@ -72,10 +72,13 @@ class AccountItem(Model):
     segments_plan = UnicodeAttribute(null=True)
     segments_total = NumberAttribute(null=True)
     segments_done = UnicodeSetAttribute(null=True)
+    segmented = BooleanAttribute(null=True)
     activity_logging = UnicodeAttribute(null=True)
     contacts_counted = NumberAttribute(null=True)
     changed_fields = ListAttribute[str](null=True)
-    local_edits = MapAttribute[str, object](null=True)  # field -> {edit_id, edited_at, base_modstamp}
+    local_edits = MapAttribute[str, object](null=True)  # field -> the mark of its last edit (docs/data-model.md)
+    recent_joiners = UnicodeSetAttribute(null=True)  # "<contact id>|<joined at>"
+    joiners_overflow_at = UnicodeAttribute(null=True)
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 

@@ -12,34 +12,26 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from account_sync.domain.fields import FieldValue
+from account_sync.domain.changes import ChangeDecision
 from account_sync.domain.records import LocalEdit
 
 
 @dataclass(frozen=True)
 class EditMark:
-    """The last local edit of one field applied to the stored account, and the version it was applied over."""
+    """The last local edit of one field applied to the stored account, the version it was applied over, and what
+    was decided when it was (its activity decision, whether it changed the account's value, its segment plan
+    once queued): a redelivery or a resume reuses them, never decides again."""
 
     edit_id: str
     edited_at: str
     base_modstamp: str
+    decision: ChangeDecision | None = None  # None: a mark written before decisions were stored
+    changed: bool = True  # the edit changed the stored account's value (a suppression record is owed)
+    plan_id: str | None = None  # set once every segment of the edit is queued
+    segments_total: int | None = None
 
     def is_edit(self, edit: LocalEdit) -> bool:
         return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
-
-
-@dataclass(frozen=True)
-class ContactEditMark:
-    """The last local edit written on a contact, with the edited field's value before it: the outbox of an edit (a
-    redelivery re-emits the activity of a contact the edit already wrote, under the same key)."""
-
-    edit_id: str
-    edited_at: str
-    field: str
-    old: FieldValue
-
-    def is_edit(self, edit: LocalEdit) -> bool:
-        return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at and self.field == edit.field
 
 
 class EditVerdict(enum.Enum):

@@ -65,6 +65,23 @@ class ChangeOrigin(enum.Enum):
         }[self]
 
 
+@dataclass(frozen=True)
+class ChangeRef:
+    """The change that wrote an account field onto a contact: an account version (its SystemModstamp), a contact
+    that moved to another account (the Contact's SystemModstamp), or a local edit (its `edited_at` and its id, so
+    that two edits of one field in the same millisecond are two changes). It names the activity the write owes."""
+
+    origin: ChangeOrigin
+    stamp: str
+    change_id: str | None = None
+
+    def activity_key(self, field: str) -> str:
+        """`<stamp>#<origin>#<field>`, and `#<edit id>` for a local edit: deterministic, so that a redelivery
+        rewrites the same activity instead of adding one, and sorted oldest first under the contact."""
+        key = f"{self.stamp}#{self.origin.value}#{field}"
+        return f"{key}#{self.change_id}" if self.change_id else key
+
+
 CHANGE_DATA_VALUE = "Change Data Value"
 CHANGE_DATA_VALUE_SUPPRESSED = "Change Data Value Suppressed"
 
@@ -81,11 +98,12 @@ class ChangeDataValueActivity:
     origin: ChangeOrigin
     system_modstamp: str
     activity_at: str
+    change_id: str | None = None  # a local edit's id
 
     @property
     def activity_key(self) -> str:
         """Deterministic, so a redelivered message rewrites the same activity instead of adding one."""
-        return f"{self.system_modstamp}#{self.origin.value}#{self.attribute_name}"
+        return ChangeRef(self.origin, self.system_modstamp, self.change_id).activity_key(self.attribute_name)
 
 
 @dataclass(frozen=True)
@@ -99,11 +117,13 @@ class ActivitySuppression:
     changed_fields: tuple[str, ...]
     activity_at: str
     origin: ChangeOrigin = ChangeOrigin.ACCOUNT  # LOCAL for a local edit: `system_modstamp` is then its edited_at
+    change_id: str | None = None  # a local edit's id
 
     @property
     def activity_key(self) -> str:
-        """A version's: `<SystemModstamp>#suppressed`. A local edit's names its origin and field, so that it never
-        takes the key of a version's, or of another field's edit, stamped in the same millisecond."""
+        """A version's: `<SystemModstamp>#suppressed`. A local edit's names its origin, field and id, so that it
+        never takes the key of a version's, or of another edit's (of any field) stamped in the same millisecond."""
         if self.origin is ChangeOrigin.LOCAL:
-            return f"{self.system_modstamp}#local#{'+'.join(self.changed_fields)}#suppressed"
+            edit = f"#{self.change_id}" if self.change_id else ""
+            return f"{self.system_modstamp}#local#{'+'.join(self.changed_fields)}{edit}#suppressed"
         return f"{self.system_modstamp}#suppressed"

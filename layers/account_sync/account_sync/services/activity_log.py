@@ -21,6 +21,7 @@ def activities_of(batch: ActivityBatchMessage, activity_at: str) -> list[ChangeD
             origin=batch.origin,
             system_modstamp=batch.system_modstamp,
             activity_at=activity_at,
+            change_id=batch.change_id,
         )
         for change in batch.changes
     ]

@@ -1,18 +1,25 @@
-"""Fan-out: apply Salesforce changes to the contacts of the store (SPEC R2, R3, R4, R6 and deletes).
+"""Fan-out: apply Salesforce changes and local edits to the contacts of the store (SPEC R2, R3, R4, R6, deletes).
 
-Order of operations for an account version, and why:
-1. The account item decides (a conditional write on its SystemModstamp): older versions stop here, before they
-   touch a contact; the same version resumes; a newer one is accepted together with its activity decision,
-   made once per version from a bounded count of the account's contacts.
-2. An account small enough is fanned out at once; a larger one is split into planned segments, queued, each
-   applied by one invocation (no chain of self-invocations).
-3. Each contact is written only if a synced value changes, with a condition that it still belongs to the account
-   and holds an older version; the write keeps the previous values of the fields it changed, so that a
-   redelivery after a crash re-emits the same (deterministically keyed) activities instead of losing them.
+A Salesforce version of an account and a local edit of one of its fields are two kinds of one thing, an account
+change (`domain.changes.AccountChange`), carried out in three steps, and why:
+1. The stored account decides, once (a conditional write): an older version, or an edit that a later edit or a
+   newer version superseded, stops here, before it touches a contact; the same change again resumes; a new one is
+   accepted together with its decision (logged or suppressed, at once or in segments), taken from a bounded count
+   of the account's contacts and stored on the account, so that every redelivery, resume and segment reuses it.
+2. An account small enough is written at once; a larger one is split into planned key ranges, one segment message
+   each, queued behind the change in the account's FIFO group (no chain of self-invocations). The plan is recorded
+   on the account once every segment is queued: a resume queues no second set.
+3. Each contact is written only if a field the change writes differs, with a condition that it still belongs to
+   the account and holds no newer version; the write keeps, per field, the change that wrote it and the value
+   before it (the outbox), so that a redelivery after a crash re-emits the same (deterministically keyed)
+   activities instead of losing them.
 
-A local edit (SPEC R3) takes the same three steps: the stored account records it as the field's last edit over
-the newest version (`domain.local_edits`: a later edit or a newer version supersedes it, at every step), a large
-account is planned in segments, and each contact write keeps the edit and the field's value before it.
+Whoever writes a change's values onto a contact owes that change's activities: a contact change that moves a
+contact to another account writes that account's fields with activities of origin `contact`, keyed by the
+Contact's version, under the new account's stored decision; a contact that stays in its account keeps its fields
+for the account's own fan-out to write, with that change's activities. The account index is eventually
+consistent: contacts that joined an account lately are kept on the account item (`recent_joiners`) and read with a
+strongly consistent read beside the index, so a version accepted just after a contact joined still reaches it.
 """
 
 from __future__ import annotations
@@ -20,33 +27,36 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TypeVar
 
 from account_sync.contracts import (
     AccountChangeMessage,
-    AccountSegmentMessage,
     ActivityBatchMessage,
     ChangeMessage,
+    ChangeSegmentMessage,
     ContactChangesMessage,
     ContactFieldChange,
     LocalEditMessage,
-    LocalEditSegmentMessage,
 )
-from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
-from account_sync.domain.fields import FieldChange, canonical_value, diff_fields
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, owed_again
+from account_sync.domain.fields import FieldChange, FieldValue, canonical_value, diff_fields
 from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
     ChangeOrigin,
+    ChangeRef,
     ContactVersion,
     LocalEdit,
 )
+from account_sync.domain.timestamps import parse_timestamp
 from account_sync.domain.versions import VersionVerdict, compare_versions
 from account_sync.ports import (
     Acceptance,
+    AccountJoin,
     AccountRepository,
     AccountState,
     ActivityPublisher,
@@ -55,12 +65,14 @@ from account_sync.ports import (
     ContactRepository,
     ContactSnapshot,
     TransientError,
+    stays_in_account,
 )
 
 ACTIVITY_CHANGES_PER_MESSAGE = 200
 ACTIVITY_BYTES_PER_MESSAGE = 192 * 1024
 ACTIVITY_MESSAGES_PER_PUBLISH = 10  # what one SendMessageBatch takes: SQS bills per request
 _WRITE_WINDOW = 256
+_CONTACT_WRITE_ATTEMPTS = 3  # a contact read, then written only if unchanged: another writer in between retries
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -71,6 +83,9 @@ class FanOutConfig:
     synced_fields: tuple[str, ...]
     activity_threshold: int = 5000
     segment_size: int = 500
+    # How long the account index may lag behind a contact's join, and how many recent joiners an account keeps.
+    index_lag_seconds: float = 60.0
+    max_recent_joiners: int = 1000
 
 
 @dataclass
@@ -94,6 +109,9 @@ class FanOutReport:
 
 
 class FanOut:
+    """The long-lived service of a container. It keeps no state between messages: a batch's cache of accounts
+    belongs to the batch (`FanOutBatch`)."""
+
     def __init__(
         self,
         accounts: AccountRepository,
@@ -113,29 +131,70 @@ class FanOut:
         self._config = config
         self._now = now
         self._executor = executor
-        self._accounts_seen: dict[str, AccountState | None] = {}
 
-    def begin_batch(self) -> None:
-        """A new batch of messages: forget the accounts read for the previous one."""
-        self._accounts_seen.clear()
+    def batch(self) -> FanOutBatch:
+        """A batch of messages of the queue: applied one after the other, sharing one read of each account."""
+        return FanOutBatch(self)
+
+    def apply(self, message: ChangeMessage) -> FanOutReport:
+        """One message, as a batch of its own."""
+        return self.batch().apply(message)
+
+    def apply_batch(self, messages: Iterable[ChangeMessage]) -> list[FanOutReport]:
+        batch = self.batch()
+        return [batch.apply(message) for message in messages]
+
+    # Entry points by message kind, each a batch of its own (tests and tools call them directly).
+
+    def apply_account_change(self, version: AccountVersion) -> FanOutReport:
+        return self.apply(AccountChangeMessage(version))
+
+    def apply_local_edit(self, edit: LocalEdit) -> FanOutReport:
+        return self.apply(LocalEditMessage(edit))
+
+    def apply_segment(self, segment: ChangeSegmentMessage) -> FanOutReport:
+        return self.apply(segment)
+
+    def apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
+        return self.apply(message)
+
+    def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
+        return self.batch().apply_contact_change(version)
+
+
+class FanOutBatch:
+    """The messages of one batch, applied in order. Accounts read for contact changes are kept for the batch: a
+    FIFO batch often holds many contacts of one account, and no other consumer handles that account (its message
+    group) meanwhile; an account change of the batch forgets its account's entry."""
+
+    def __init__(self, service: FanOut) -> None:
+        self._s = service
+        self._config = service._config
+        self._accounts_seen: dict[str, AccountState | None] = {}
 
     def apply(self, message: ChangeMessage) -> FanOutReport:
         if isinstance(message, AccountChangeMessage):
-            return self.apply_account_change(message.version)
-        if isinstance(message, AccountSegmentMessage):
-            return self.apply_segment(message)
+            return self._apply_version(message.version)
         if isinstance(message, LocalEditMessage):
-            return self.apply_local_edit(message.edit)
-        if isinstance(message, LocalEditSegmentMessage):
-            return self.apply_local_edit_segment(message)
-        return self.apply_contact_changes(message)
+            return self._apply_edit(message.edit)
+        if isinstance(message, ChangeSegmentMessage):
+            return self._apply_segment(message)
+        return self._apply_contact_changes(message)
 
-    # --- account versions ------------------------------------------------------------------------------
+    # --- step 1: the stored account decides --------------------------------------------------------------
 
-    def apply_account_change(self, version: AccountVersion) -> FanOutReport:
+    def _decide(self, account_id: str, force_segments: bool = False) -> ChangeDecision:
+        limit = max(self._config.activity_threshold, self._config.segment_size) + 1
+        counted = self._s._contacts.count_members(account_id, limit=limit)
+        return ChangeDecision.from_count(
+            counted, self._config.activity_threshold, self._config.segment_size, force_segments
+        )
+
+    def _apply_version(self, version: AccountVersion) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
         self._accounts_seen.pop(version.account_id, None)
-        stored = self._accounts.get(version.account_id)
+        accounts = self._s._accounts
+        stored = accounts.get(version.account_id)
         verdict = compare_versions(version.system_modstamp, stored.system_modstamp if stored else None)
         if verdict is VersionVerdict.OLDER:
             report.outcome = "stale"
@@ -147,19 +206,15 @@ class FanOut:
             verdict is VersionVerdict.NEWER
             and stored is not None
             and self._changes_no_contact(stored, version)
-            and self._accounts.accept_unchanged_version(version, stored)
+            and accounts.accept_unchanged_version(version, stored)
         ):
             report.outcome = "unchanged"
             return report
 
-        count_limit = max(self._config.activity_threshold, self._config.segment_size) + 1
-        counted = self._contacts.count_members(version.account_id, limit=count_limit)
         if verdict is VersionVerdict.NEWER:
-            logging = activity_logging_for(counted, self._config.activity_threshold)
+            decision = self._decide(version.account_id)
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
-            accepted = self._accounts.accept_version(
-                version, logging, min(counted, self._config.activity_threshold + 1), changed
-            )
+            accepted = accounts.accept_version(version, decision, changed)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
                 report.outcome = accepted.acceptance.value  # lost a race with another delivery
                 return report
@@ -169,40 +224,11 @@ class FanOut:
             assert stored is not None
             state = stored
             report.outcome = Acceptance.RESUME.value
-
-        logging = state.activity_logging or ActivityLogging.LOGGED
-        report.activity_logging = logging.value
+        decision = state.decision or self._decide(version.account_id)  # as taken when first accepted
         report.changed_fields = list(state.changed_fields)
-        if logging is ActivityLogging.SUPPRESSED and state.changed_fields and not version.is_deleted:
-            self._record_suppression(version, state)
-            report.suppressed = True
-
-        if counted <= self._config.segment_size:
-            self._apply_range(version, logging, None, None, report)
-            self._accounts.mark_applied(version.account_id, version.system_modstamp)
-            report.completed_version = version.system_modstamp
-        else:
-            report.segments_planned = self._plan_segments(version, logging)
-        return report
-
-    def apply_segment(self, segment: AccountSegmentMessage) -> FanOutReport:
-        version = segment.version
-        report = FanOutReport(kind="account_segment", outcome="", account_id=version.account_id)
-        report.activity_logging = segment.activity_logging.value
-        stored = self._accounts.get(version.account_id)
-        if stored is None or compare_versions(version.system_modstamp, stored.system_modstamp) is not (
-            VersionVerdict.SAME
-        ):
-            # A newer version has been accepted since the plan: its own fan-out covers every contact.
-            report.outcome = "stale"
-            return report
-        self._apply_range(
-            version, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, report
-        )
-        if self._accounts.complete_segment(version.account_id, version.system_modstamp, segment.segment_id):
-            self._accounts.mark_applied(version.account_id, version.system_modstamp)
-            report.completed_version = version.system_modstamp
-        report.outcome = "applied"
+        change = AccountChange.of_version(version)
+        planned = state.segments_total is not None
+        self._carry_out(change, state, decision, state.changed_fields, planned, report)
         return report
 
     def _changes_no_contact(self, stored: AccountState, version: AccountVersion) -> bool:
@@ -225,71 +251,177 @@ class FanOut:
         previous = stored.fields if stored else {}
         return [change.field for change in diff_fields(previous, version.fields, self._config.synced_fields)]
 
-    def _record_suppression(self, version: AccountVersion, state: AccountState) -> None:
-        self._activity_store.put_suppression(
+    def _apply_edit(self, edit: LocalEdit) -> FanOutReport:
+        """SPEC R3: the edited field changes on the stored account and on every contact of the account, with
+        activities of source "local" under the same threshold rule. The account's SystemModstamp is kept, so its
+        next Salesforce version overwrites every synced field again."""
+        report = FanOutReport(kind="local_edit", outcome="", account_id=edit.account_id, changed_fields=[edit.field])
+        self._accounts_seen.pop(edit.account_id, None)
+        stored = self._s._accounts.get(edit.account_id)
+        if stored is None or stored.system_modstamp is None or stored.is_deleted:
+            report.outcome = "account_not_synced"
+            return report
+        base = stored.system_modstamp
+        mark = stored.local_edits.get(edit.field)
+        verdict = judge_local_edit(edit, mark, base)
+        if verdict is EditVerdict.SUPERSEDED:
+            report.outcome = "superseded"
+            return report
+        if verdict is EditVerdict.APPLY:
+            # The account's newest version still being fanned out in segments, queued behind this edit: the
+            # edit's own segments go behind them, so that the edit lands last.
+            decision = self._decide(edit.account_id, force_segments=stored.applied_modstamp != base)
+            changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
+            if not self._s._accounts.apply_local_edit(edit, stored, decision, changed):
+                # Only another delivery writing the same account at the same time gets here: decide again later.
+                raise TransientError(f"account {edit.account_id} changed while a local edit was applied to it")
+            planned = False
+        else:
+            assert mark is not None
+            decision = mark.decision or self._decide(edit.account_id, force_segments=True)
+            changed, planned = mark.changed, mark.plan_id is not None
+        change = AccountChange.of_edit(edit, base)
+        self._carry_out(change, stored, decision, [edit.field] if changed else [], planned, report)
+        report.outcome = "planned" if decision.segmented else "applied"
+        return report
+
+    # --- step 2: at once, or in planned segments ---------------------------------------------------------
+
+    def _carry_out(
+        self,
+        change: AccountChange,
+        state: AccountState,
+        decision: ChangeDecision,
+        changed_fields: Sequence[str],
+        planned: bool,
+        report: FanOutReport,
+    ) -> None:
+        report.activity_logging = decision.activity_logging.value
+        if decision.activity_logging is ActivityLogging.SUPPRESSED and changed_fields and not change.is_deleted:
+            self._record_suppression(change, decision, changed_fields)
+            report.suppressed = True
+        if not decision.segmented:
+            self._apply_range(change, decision.activity_logging, None, None, state, report)
+            if change.version is not None:
+                self._s._accounts.mark_applied(change.account_id, change.stamp)
+                report.completed_version = change.stamp
+        elif not planned:
+            report.segments_planned = self._plan_segments(change, decision.activity_logging)
+
+    def _record_suppression(
+        self, change: AccountChange, decision: ChangeDecision, changed_fields: Sequence[str]
+    ) -> None:
+        """The one account-level record of a change whose activities are not logged (SPEC R6); written on every
+        delivery of the change, under its deterministic key (the same item)."""
+        ref = change.ref
+        self._s._activity_store.put_suppression(
             ActivitySuppression(
-                account_id=version.account_id,
-                system_modstamp=version.system_modstamp,
-                contacts_counted=state.contacts_counted or self._config.activity_threshold + 1,
+                account_id=change.account_id,
+                system_modstamp=ref.stamp,
+                contacts_counted=decision.contacts_counted or self._config.activity_threshold + 1,
                 threshold=self._config.activity_threshold,
-                changed_fields=tuple(state.changed_fields),
-                activity_at=self._now(),
+                changed_fields=tuple(changed_fields),
+                activity_at=self._s._now(),
+                origin=ref.origin,
+                change_id=ref.change_id,
             )
         )
 
-    def _plan_segments(self, version: AccountVersion, logging: ActivityLogging) -> int:
-        ranges = list(self._contacts.member_key_pages(version.account_id, self._config.segment_size))
+    def _plan_segments(self, change: AccountChange, logging: ActivityLogging) -> int:
+        """Queue one segment per key range, then record the plan: a delivery that dies while queueing leaves no
+        plan, and the next one queues a new plan whole (the first one's segments still write their ranges, which
+        is harmless, but never count as the plan's). The last range is open-ended: a contact that joined after
+        the plan's key pages were read, or that the index did not show yet, still falls in a range."""
+        ranges = list(self._s._contacts.member_key_pages(change.account_id, self._config.segment_size))
+        if not ranges:
+            ranges = [(None, "")]
         plan_id = uuid.uuid4().hex[:12]
-        self._accounts.start_segments(version.account_id, version.system_modstamp, plan_id, len(ranges))
-        self._changes.publish(
+        last = len(ranges) - 1
+        self._s._changes.publish(
             [
-                AccountSegmentMessage(
-                    version=version,
+                ChangeSegmentMessage(
+                    change=change,
                     plan_id=plan_id,
                     index=index,
                     total=len(ranges),
                     after_contact_id=after,
-                    through_contact_id=through,
+                    through_contact_id=None if index == last else through,
                     activity_logging=logging,
                 )
                 for index, (after, through) in enumerate(ranges)
             ]
         )
+        self._s._accounts.record_plan(change, plan_id, len(ranges))
         return len(ranges)
+
+    def _apply_segment(self, segment: ChangeSegmentMessage) -> FanOutReport:
+        change = segment.change
+        kind = "account_segment" if change.version is not None else "local_edit_segment"
+        report = FanOutReport(
+            kind=kind,
+            outcome="",
+            account_id=change.account_id,
+            activity_logging=segment.activity_logging.value,
+            changed_fields=[change.edit.field] if change.edit is not None else [],
+        )
+        self._accounts_seen.pop(change.account_id, None)
+        stored = self._s._accounts.get(change.account_id)
+        if not _still_current(change, stored):
+            # A newer version was accepted since the plan (its own fan-out covers every contact; it overwrites an
+            # edit, SPEC R3), or a later edit of the field was applied.
+            report.outcome = "stale" if change.version is not None else "superseded"
+            return report
+        assert stored is not None
+        self._apply_range(
+            change, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, stored, report
+        )
+        if change.version is not None and self._s._accounts.complete_segment(
+            change.account_id, change.stamp, segment.segment_id
+        ):
+            self._s._accounts.mark_applied(change.account_id, change.stamp)
+            report.completed_version = change.stamp
+        report.outcome = "applied"
+        return report
+
+    # --- step 3: the contacts of a key range -------------------------------------------------------------
 
     def _apply_range(
         self,
-        version: AccountVersion,
+        change: AccountChange,
         logging: ActivityLogging,
         after: str | None,
         through: str | None,
+        state: AccountState,
         report: FanOutReport,
     ) -> None:
-        log_activities = logging is ActivityLogging.LOGGED and not version.is_deleted
-        outbox = _ActivityOutbox(self._activities, version.account_id, version.system_modstamp, ChangeOrigin.ACCOUNT)
-        members = self._contacts.members(version.account_id, after, through)
-        for window in _windows(members, _WRITE_WINDOW):
+        """Write the change on the contacts of the range, a window at a time on the executor. A contact that
+        already holds the change (written by an earlier delivery that died before queueing its activities) has
+        its activities queued again from its outbox, under the same keys."""
+        log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
+        ref, values = change.ref, change.values
+        fields = change.fields(self._config.synced_fields)
+        outbox = _ActivityOutbox(self._s._activities, change.account_id)
+        for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
             to_write: list[tuple[ContactSnapshot, list[FieldChange]]] = []
             for contact in window:
-                verdict = compare_versions(version.system_modstamp, contact.account_modstamp)
-                if verdict is VersionVerdict.OLDER:
+                if change.overtaken_on(contact.account_modstamp):
                     report.contacts_skipped += 1
                     continue
-                if verdict is VersionVerdict.SAME:
-                    # Written by an earlier delivery of this version: re-emit its activities (same keys).
+                already = change.already_on(contact.account_modstamp)
+                changes = [] if already else diff_fields(contact.account_fields, values, fields)
+                flag_changes = change.version is not None and contact.account_deleted != change.is_deleted
+                if already or not (changes or flag_changes):
+                    # Nothing to write. If this change wrote the contact (an earlier delivery), its activities are
+                    # queued again from the contact's outbox, under the same keys.
                     report.contacts_unchanged += 1
                     if log_activities:
-                        outbox.add(contact.contact_id, self._changes_already_written(contact, version))
-                    continue
-                changes = diff_fields(contact.account_fields, version.fields, self._config.synced_fields)
-                if not changes and contact.account_deleted == version.is_deleted:
-                    report.contacts_unchanged += 1
+                        outbox.add(contact.contact_id, ref, _as_changes(owed_again(ref, contact.outbox, values)))
                     continue
                 to_write.append((contact, changes))
 
             def write(item: tuple[ContactSnapshot, list[FieldChange]]) -> bool:
                 contact, changes = item
-                return self._contacts.apply_account_version(contact.contact_id, version, changes)
+                return self._s._contacts.write_change(contact.contact_id, change, changes)
 
             for (contact, changes), written in zip(to_write, self._concurrently(write, to_write), strict=True):
                 if not written:
@@ -297,263 +429,240 @@ class FanOut:
                     continue
                 report.contacts_written += 1
                 if log_activities:
-                    outbox.add(contact.contact_id, changes)
+                    outbox.add(contact.contact_id, ref, changes)
         report.activities_queued += outbox.flush()
+
+    def _members(
+        self, account_id: str, after: str | None, through: str | None, state: AccountState
+    ) -> Iterator[ContactSnapshot]:
+        """The range's contacts from the account index, then those that joined the account lately and that the
+        index did not show (it is eventually consistent), each read strongly consistently."""
+        if state.joiners_overflow_at is not None and self._within_index_lag(state.joiners_overflow_at):
+            raise TransientError(
+                f"account {account_id}: more contacts joined it lately than it keeps; retried once the index caught up"
+            )
+        seen: set[str] = set()
+        for contact in self._s._contacts.members(account_id, after, through):
+            seen.add(contact.contact_id)
+            yield contact
+        joiners = [
+            contact_id
+            for contact_id, joined_at in sorted(state.recent_joiners.items())
+            if contact_id not in seen
+            and (after is None or contact_id > after)
+            and (through is None or contact_id <= through)
+            and self._within_index_lag(joined_at)
+        ]
+        for joiner in self._concurrently(self._s._contacts.contact, joiners):
+            if joiner is not None and joiner.account_id == account_id and not joiner.is_deleted:
+                yield joiner
+
+    def _within_index_lag(self, moment: str) -> bool:
+        age = (parse_timestamp(self._s._now()) - parse_timestamp(moment)).total_seconds()
+        return age < self._config.index_lag_seconds
 
     def _concurrently(self, call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
         """`call` on every item, on the executor's threads (the contacts' writes and reads: each one is a request
         of its own), results in the order of `items`."""
-        if self._executor is None or len(items) < 2:
+        if self._s._executor is None or len(items) < 2:
             return [call(item) for item in items]
-        return list(self._executor.map(call, items))
+        return list(self._s._executor.map(call, items))
 
-    @staticmethod
-    def _changes_already_written(contact: ContactSnapshot, version: AccountVersion) -> list[FieldChange]:
-        return [
-            FieldChange(name, previous, version.fields.get(name)) for name, previous in contact.previous_values.items()
-        ]
+    # --- contact versions --------------------------------------------------------------------------------
 
-    # --- contact versions ------------------------------------------------------------------------------
-
-    def apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
-        """Each version applies on its own (conditional on the contact's SystemModstamp): a redelivery after a
-        partial failure rewrites nothing already written."""
-        report = FanOutReport(kind="contact_changes", outcome="applied", account_id=message.versions[0].account_id)
-        for account_id in {v.account_id for v in message.versions if v.account_id and not v.is_deleted}:
-            self._account(account_id)  # once, before the writes run side by side
-        if self._executor is None or len(message.versions) < 2:
-            applied = [self.apply_contact_change(version) for version in message.versions]
-        else:
-            applied = list(self._executor.map(self.apply_contact_change, message.versions))
-        report.contacts_written = sum(a.contacts_written for a in applied)
-        report.contacts_skipped = len(applied) - report.contacts_written
-        return report
+    def _apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
+        return self._apply_contact_versions(message.versions, "contact_changes")
 
     def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
-        """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it."""
-        report = FanOutReport(kind="contact_change", outcome="", account_id=version.account_id)
-        account = None
-        if version.account_id and not version.is_deleted:
-            account = self._account(version.account_id)
-        written = self._contacts.apply_contact_version(version, account)
-        report.outcome = "applied" if written else "stale"
-        report.contacts_written = int(written)
+        return self._apply_contact_versions((version,), "contact_change")
+
+    def _apply_contact_versions(self, versions: Sequence[ContactVersion], kind: str) -> FanOutReport:
+        """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it.
+
+        Each version applies on its own, conditional on the contact's SystemModstamp and on the contact being as
+        it was read (a consistent read first): a redelivery after a partial failure rewrites nothing already
+        written. A contact that moved from another account and whose account fields change owes Change Data Value
+        activities of origin `contact` (keyed by the Contact's SystemModstamp), under its new account's stored
+        decision; a redelivery re-emits them from its outbox. A contact that stays in its account keeps its fields:
+        the account's own fan-out writes them, with that change's activities. The contacts that join an account are
+        recorded on it (one write per account and message) before they are written, so that an index that lags
+        behind them never hides them from the account's next fan-out (a contact noted but then not written is read,
+        found elsewhere, and skipped)."""
+        report = FanOutReport(kind=kind, outcome="", account_id=versions[0].account_id)
+        for account_id in {v.account_id for v in versions if v.account_id and not v.is_deleted}:
+            self._account(account_id)  # once, before the writes run side by side
+        read = self._concurrently(self._s._contacts.contact, [v.contact_id for v in versions])
+        joining: dict[str, list[str]] = {}
+        for version, expected in zip(versions, read, strict=True):
+            if _joins(version, expected):
+                assert version.account_id is not None
+                joining.setdefault(version.account_id, []).append(version.contact_id)
+        for account_id, contact_ids in joining.items():
+            self._note_joiners(account_id, contact_ids)
+        noted = {contact_id for contact_ids in joining.values() for contact_id in contact_ids}
+
+        def apply(item: tuple[ContactVersion, ContactSnapshot | None]) -> tuple[bool, list[FieldChange]]:
+            version, expected = item
+            return self._apply_contact_version(version, expected, version.contact_id in noted)
+
+        outcomes = self._concurrently(apply, list(zip(versions, read, strict=True)))
+        outboxes: dict[str, _ActivityOutbox] = {}
+        for version, (written, owed) in zip(versions, outcomes, strict=True):
+            report.contacts_written += int(written)
+            if owed and version.account_id:
+                outbox = outboxes.setdefault(
+                    version.account_id, _ActivityOutbox(self._s._activities, version.account_id)
+                )
+                outbox.add(version.contact_id, ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp), owed)
+        report.activities_queued = sum(outbox.flush() for outbox in outboxes.values())
+        report.contacts_skipped = len(versions) - report.contacts_written
+        report.outcome = "applied" if report.contacts_written or kind == "contact_changes" else "stale"
         return report
+
+    def _apply_contact_version(
+        self, version: ContactVersion, expected: ContactSnapshot | None, noted: bool
+    ) -> tuple[bool, list[FieldChange]]:
+        """Whether the version was written, and the move's changes it owes activities for (written now, or by an
+        earlier delivery of the same version)."""
+        ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
+        for attempt in range(_CONTACT_WRITE_ATTEMPTS):
+            if attempt:
+                expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
+            if (
+                expected is not None
+                and expected.contact_modstamp is not None
+                and (expected.contact_modstamp >= version.system_modstamp)
+            ):
+                if expected.contact_modstamp == version.system_modstamp and version.account_id:
+                    # The same version again: re-emit the move's activities it wrote (an earlier delivery may
+                    # have died before queueing them).
+                    return False, _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
+                return False, []
+            if not noted and _joins(version, expected):
+                assert version.account_id is not None
+                self._note_joiners(version.account_id, [version.contact_id])
+                noted = True
+            join, owed = self._join(version, expected)
+            if self._s._contacts.apply_contact_version(version, expected, join):
+                return True, owed
+        raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
+
+    def _join(
+        self, version: ContactVersion, expected: ContactSnapshot | None
+    ) -> tuple[AccountJoin | None, list[FieldChange]]:
+        """What the contact takes from the account it joins, and the move's changes if it moved from another
+        account. None: it stays in its account, leaves it, or joins one not synced yet."""
+        if version.is_deleted or not version.account_id:
+            return None, []
+        if stays_in_account(version, expected):
+            return None, []  # the account's own fan-out writes its fields
+        account = self._account(version.account_id)
+        if account is None or account.system_modstamp is None:
+            return None, []
+        moved = expected is not None and expected.account_id is not None and not expected.is_deleted
+        changes: list[FieldChange] = []
+        if moved and not account.is_deleted and account.activity_logging is not ActivityLogging.SUPPRESSED:
+            assert expected is not None
+            changes = diff_fields(expected.account_fields, account.fields, self._config.synced_fields)
+        ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
+        outbox = {change.field: OutboxEntry(ref, change.old) for change in changes}
+        return AccountJoin(dict(account.fields), account.system_modstamp, account.is_deleted, outbox), changes
+
+    def _note_joiners(self, account_id: str, contact_ids: Sequence[str]) -> None:
+        """The index may not show the contacts in the account for a while: the account keeps them among its
+        recent joiners, a list that drops those older than the index's lag as new ones come, and that records an
+        overflow instead of growing past its bound."""
+        account = self._account(account_id)
+        joiners = dict(account.recent_joiners) if account else {}
+        new = set(contact_ids)
+        forget = {c: at for c, at in joiners.items() if not self._within_index_lag(at) and c not in new}
+        live = {c for c in joiners if c not in forget}
+        overflow = len(live | new) > self._config.max_recent_joiners
+        joined_at = self._s._now()
+        self._s._accounts.note_joiners(account_id, sorted(new), joined_at, forget, overflow)
+        if account is not None and not overflow:  # the batch's next joins see these
+            kept = {c: at for c, at in joiners.items() if c not in forget}
+            self._accounts_seen[account_id] = replace(account, recent_joiners={**kept, **dict.fromkeys(new, joined_at)})
 
     def _account(self, account_id: str) -> AccountState | None:
-        """The account as stored, read once per batch: a FIFO batch often holds many contacts of one account,
-        and no other consumer handles that account (its message group) meanwhile."""
+        """The account as stored, read once per batch."""
         if account_id not in self._accounts_seen:
-            self._accounts_seen[account_id] = self._accounts.get(account_id)
+            self._accounts_seen[account_id] = self._s._accounts.get(account_id)
         return self._accounts_seen[account_id]
 
-    # --- local edits -----------------------------------------------------------------------------------
 
-    def apply_local_edit(self, edit: LocalEdit) -> FanOutReport:
-        """SPEC R3: the edited field changes on the stored account and on every contact of the account, with
-        activities of source "local" under the same threshold rule. The account's SystemModstamp is kept, so its
-        next Salesforce version overwrites every synced field again.
+def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
+    """The version makes the contact a member of an account it is not a member of yet."""
+    return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
 
-        Like an account version: the stored account decides first (the edit is recorded as the field's last one,
-        over the account's newest version; a later edit of the field or a newer version supersedes it), then an
-        account small enough is written at once and a larger one is planned in segments queued behind it."""
-        report = FanOutReport(kind="local_edit", outcome="", account_id=edit.account_id, changed_fields=[edit.field])
-        self._accounts_seen.pop(edit.account_id, None)
-        stored = self._accounts.get(edit.account_id)
-        if stored is None or stored.system_modstamp is None or stored.is_deleted:
-            report.outcome = "account_not_synced"
-            return report
-        base = stored.system_modstamp
-        verdict = judge_local_edit(edit, stored.local_edits.get(edit.field), base)
-        if verdict is EditVerdict.SUPERSEDED:
-            report.outcome = "superseded"
-            return report
 
-        count_limit = max(self._config.activity_threshold, self._config.segment_size) + 1
-        counted = self._contacts.count_members(edit.account_id, limit=count_limit)
-        logging = activity_logging_for(counted, self._config.activity_threshold)
-        report.activity_logging = logging.value
-        if verdict is EditVerdict.APPLY:
-            # The suppression record first: decided from the stored value before the edit, which a redelivery
-            # after the account write no longer sees.
-            if logging is ActivityLogging.SUPPRESSED and diff_fields(
-                stored.fields, {edit.field: edit.value}, [edit.field]
-            ):
-                self._record_edit_suppression(edit, counted)
-                report.suppressed = True
-            if not self._accounts.apply_local_edit(edit, stored):
-                # Only another delivery writing the same account at the same time gets here: decide again later.
-                raise TransientError(f"account {edit.account_id} changed while a local edit was applied to it")
+def _still_current(change: AccountChange, stored: AccountState | None) -> bool:
+    """A version: still the account's newest. An edit: the account still at the version it was applied over, not
+    deleted, and the edit still its field's last."""
+    if stored is None:
+        return False
+    if change.version is not None:
+        return compare_versions(change.stamp, stored.system_modstamp) is VersionVerdict.SAME
+    assert change.edit is not None
+    mark = stored.local_edits.get(change.edit.field)
+    return (
+        not stored.is_deleted
+        and stored.system_modstamp == change.base_modstamp
+        and mark is not None
+        and mark.is_edit(change.edit)
+    )
 
-        if counted <= self._config.segment_size and stored.applied_modstamp == base:
-            self._apply_edit_range(edit, base, logging, None, None, report)
-            report.outcome = "applied"
-        else:
-            # A large account; or the account's newest version is still being fanned out in segments, which were
-            # queued behind this edit: the edit's own segments go behind them, so that the edit lands last.
-            report.segments_planned = self._plan_edit_segments(edit, base, logging)
-            report.outcome = "planned"
-        return report
 
-    def apply_local_edit_segment(self, segment: LocalEditSegmentMessage) -> FanOutReport:
-        edit = segment.edit
-        report = FanOutReport(
-            kind="local_edit_segment",
-            outcome="",
-            account_id=edit.account_id,
-            activity_logging=segment.activity_logging.value,
-            changed_fields=[edit.field],
-        )
-        stored = self._accounts.get(edit.account_id)
-        mark = stored.local_edits.get(edit.field) if stored else None
-        if (
-            stored is None
-            or stored.is_deleted
-            or stored.system_modstamp != segment.base_modstamp
-            or mark is None
-            or not mark.is_edit(edit)
-        ):
-            # A newer Salesforce version was accepted since the plan (it overwrites the edit: SPEC R3), or a later
-            # edit of the field was applied (its own fan-out covers every contact).
-            report.outcome = "superseded"
-            return report
-        self._apply_edit_range(
-            edit,
-            segment.base_modstamp,
-            segment.activity_logging,
-            segment.after_contact_id,
-            segment.through_contact_id,
-            report,
-        )
-        report.outcome = "applied"
-        return report
-
-    def _record_edit_suppression(self, edit: LocalEdit, counted: int) -> None:
-        self._activity_store.put_suppression(
-            ActivitySuppression(
-                account_id=edit.account_id,
-                system_modstamp=edit.edited_at,
-                contacts_counted=min(counted, self._config.activity_threshold + 1),
-                threshold=self._config.activity_threshold,
-                changed_fields=(edit.field,),
-                activity_at=self._now(),
-                origin=ChangeOrigin.LOCAL,
-            )
-        )
-
-    def _plan_edit_segments(self, edit: LocalEdit, base: str, logging: ActivityLogging) -> int:
-        ranges = list(self._contacts.member_key_pages(edit.account_id, self._config.segment_size))
-        self._changes.publish(
-            [
-                LocalEditSegmentMessage(
-                    edit=edit,
-                    base_modstamp=base,
-                    index=index,
-                    total=len(ranges),
-                    after_contact_id=after,
-                    through_contact_id=through,
-                    activity_logging=logging,
-                )
-                for index, (after, through) in enumerate(ranges)
-            ]
-        )
-        return len(ranges)
-
-    def _apply_edit_range(
-        self,
-        edit: LocalEdit,
-        base: str,
-        logging: ActivityLogging,
-        after: str | None,
-        through: str | None,
-        report: FanOutReport,
-    ) -> None:
-        """Write the edited field on the contacts of the range, a window at a time on the executor. Each write
-        keeps the edit and the field's value before it on the contact (`account_local_edit`): a contact that
-        already holds the edited value is read once, and if this edit wrote it (an earlier delivery that died
-        before queueing its activities) its activity is queued again, under the same key."""
-        log_activities = logging is ActivityLogging.LOGGED
-        outbox = _ActivityOutbox(self._activities, edit.account_id, edit.edited_at, ChangeOrigin.LOCAL)
-        edited = {edit.field: edit.value}
-        new_value = canonical_value(edit.value)
-        members = self._contacts.members(edit.account_id, after, through)
-        for window in _windows(members, _WRITE_WINDOW):
-            to_write: list[tuple[ContactSnapshot, FieldChange]] = []
-            already: list[ContactSnapshot] = []
-            for contact in window:
-                if compare_versions(base, contact.account_modstamp) is VersionVerdict.OLDER:
-                    report.contacts_skipped += 1  # holds a newer Salesforce version: it overwrote the edit
-                    continue
-                changes = diff_fields(contact.account_fields, edited, [edit.field])
-                if changes:
-                    to_write.append((contact, changes[0]))
-                else:
-                    already.append(contact)
-            report.contacts_unchanged += len(already)
-            if log_activities and already:
-                marks = self._concurrently(lambda c: self._contacts.local_edit_of(c.contact_id), already)
-                for contact, mark in zip(already, marks, strict=True):
-                    if mark is not None and mark.is_edit(edit):
-                        outbox.add(contact.contact_id, [FieldChange(edit.field, mark.old, new_value)])
-
-            def write(item: tuple[ContactSnapshot, FieldChange]) -> bool:
-                contact, change = item
-                return self._contacts.apply_local_edit(contact.contact_id, edit, base, change.old)
-
-            for (contact, change), written in zip(to_write, self._concurrently(write, to_write), strict=True):
-                if not written:
-                    report.contacts_skipped += 1
-                    continue
-                report.contacts_written += 1
-                if log_activities:
-                    outbox.add(contact.contact_id, [change])
-        report.activities_queued += outbox.flush()
+def _as_changes(owed: Iterable[tuple[str, FieldValue, FieldValue]]) -> list[FieldChange]:
+    return [FieldChange(name, canonical_value(old), canonical_value(new)) for name, old, new in owed]
 
 
 class _ActivityOutbox:
-    """Collects per-contact field changes into messages of bounded size, and queues them ten at a time (one
-    SendMessageBatch). What is not queued yet when an invocation dies is not lost: the contacts keep the values
-    they had before (`account_previous_values`), and the redelivered version queues the same activities again."""
+    """Collects per-contact field changes into messages of bounded size, one change per message (its origin,
+    stamp and id make the activities' keys), and queues them ten at a time (one SendMessageBatch). What is not
+    queued yet when an invocation dies is not lost: the contacts keep, per field, the change that wrote it and the
+    value before (their outbox), and the redelivered change queues the same activities again."""
 
-    def __init__(self, publisher: ActivityPublisher, account_id: str, stamp: str, origin: ChangeOrigin) -> None:
+    def __init__(self, publisher: ActivityPublisher, account_id: str) -> None:
         self._publisher = publisher
         self._account_id = account_id
-        self._stamp = stamp
-        self._origin = origin
-        self._pending: list[ContactFieldChange] = []
-        self._pending_bytes = 0
+        self._pending: dict[ChangeRef, list[ContactFieldChange]] = {}
+        self._pending_bytes: dict[ChangeRef, int] = {}
         self._ready: list[ActivityBatchMessage] = []
         self._queued = 0
 
-    def add(self, contact_id: str, changes: Iterable[FieldChange]) -> None:
+    def add(self, contact_id: str, ref: ChangeRef, changes: Iterable[FieldChange]) -> None:
         for change in changes:
             item = ContactFieldChange(contact_id, change.field, change.old, change.new)
             size = 64 + len(contact_id) + len(change.field) + len(str(change.old)) + len(str(change.new))
-            if self._pending and (
-                len(self._pending) >= ACTIVITY_CHANGES_PER_MESSAGE
-                or self._pending_bytes + size > ACTIVITY_BYTES_PER_MESSAGE
+            pending = self._pending.setdefault(ref, [])
+            if pending and (
+                len(pending) >= ACTIVITY_CHANGES_PER_MESSAGE
+                or self._pending_bytes.get(ref, 0) + size > ACTIVITY_BYTES_PER_MESSAGE
             ):
-                self._send()
-            self._pending.append(item)
-            self._pending_bytes += size
+                self._send(ref)
+                pending = self._pending.setdefault(ref, [])
+            pending.append(item)
+            self._pending_bytes[ref] = self._pending_bytes.get(ref, 0) + size
 
     def flush(self) -> int:
-        if self._pending:
-            self._send()
+        for ref in list(self._pending):
+            if self._pending[ref]:
+                self._send(ref)
         self._publish()
         return self._queued
 
-    def _send(self) -> None:
+    def _send(self, ref: ChangeRef) -> None:
         self._ready.append(
             ActivityBatchMessage(
                 account_id=self._account_id,
-                origin=self._origin,
-                system_modstamp=self._stamp,
-                changes=tuple(self._pending),
+                origin=ref.origin,
+                system_modstamp=ref.stamp,
+                changes=tuple(self._pending.pop(ref)),
+                change_id=ref.change_id,
             )
         )
-        self._pending = []
-        self._pending_bytes = 0
+        self._pending_bytes.pop(ref, None)
         if len(self._ready) >= ACTIVITY_MESSAGES_PER_PUBLISH:
             self._publish()
 
@@ -571,4 +680,4 @@ def _windows(items: Iterable[ContactSnapshot], size: int) -> Iterator[list[Conta
         yield window
 
 
-__all__ = ["FanOut", "FanOutConfig", "FanOutReport"]
+__all__ = ["FanOut", "FanOutBatch", "FanOutConfig", "FanOutReport"]

@@ -1,0 +1,126 @@
+"""An account change: a Salesforce version of the account, or a local edit of one of its fields (SPEC R2, R3).
+
+Both are carried out the same way (services/fan_out.py): the stored account decides once (newer or not, logged or
+suppressed, at once or in segments), the change is diffed against each contact of the account and written onto it
+in planned key ranges, and each contact write keeps, per field, the change that wrote it and the value before it
+(`OutboxEntry`), so that a redelivery re-emits the same activities, under the same keys, instead of losing them.
+What differs between the two kinds is said here: which fields a change writes, and which contact it must not
+overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
+from account_sync.domain.fields import FieldValue
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ChangeRef, LocalEdit
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """On a contact, for one account field: the change that wrote its value, and the value before it."""
+
+    change: ChangeRef
+    old: FieldValue
+
+
+@dataclass(frozen=True)
+class ChangeDecision:
+    """Taken once, when a change is first accepted, and stored on the account: every redelivery, resume and
+    segment of the change reuses it, whatever the account's contacts have become since (issue 10, rule 2)."""
+
+    activity_logging: ActivityLogging
+    contacts_counted: int  # capped at threshold + 1
+    segmented: bool
+
+    @classmethod
+    def from_count(
+        cls, counted: int, threshold: int, segment_size: int, force_segments: bool = False
+    ) -> ChangeDecision:
+        """Exactly `threshold` contacts: logged; one more: suppressed. More than `segment_size`: in segments."""
+        return cls(
+            activity_logging_for(counted, threshold),
+            min(counted, threshold + 1),
+            force_segments or counted > segment_size,
+        )
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """A Salesforce version (`version`) or a local edit (`edit`, applied over the account's version
+    `base_modstamp`)."""
+
+    account_id: str
+    version: AccountVersion | None = None
+    edit: LocalEdit | None = None
+    base_modstamp: str | None = None
+
+    @classmethod
+    def of_version(cls, version: AccountVersion) -> AccountChange:
+        return cls(version.account_id, version=version)
+
+    @classmethod
+    def of_edit(cls, edit: LocalEdit, base_modstamp: str) -> AccountChange:
+        return cls(edit.account_id, edit=edit, base_modstamp=base_modstamp)
+
+    def __post_init__(self) -> None:
+        if (self.version is None) == (self.edit is None) or (self.edit is not None and not self.base_modstamp):
+            raise ValueError("an account change is a version, or a local edit with the version it is over")
+
+    @property
+    def origin(self) -> ChangeOrigin:
+        return ChangeOrigin.ACCOUNT if self.version is not None else ChangeOrigin.LOCAL
+
+    @property
+    def ref(self) -> ChangeRef:
+        if self.version is not None:
+            return ChangeRef(ChangeOrigin.ACCOUNT, self.version.system_modstamp)
+        assert self.edit is not None
+        return ChangeRef(ChangeOrigin.LOCAL, self.edit.edited_at, self.edit.edit_id)
+
+    @property
+    def stamp(self) -> str:
+        return self.ref.stamp
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.version is not None and self.version.is_deleted
+
+    @property
+    def guard_modstamp(self) -> str:
+        """The account version the change is: a contact holding a newer one is never written by it."""
+        if self.version is not None:
+            return self.version.system_modstamp
+        assert self.base_modstamp is not None
+        return self.base_modstamp
+
+    def fields(self, synced_fields: Sequence[str]) -> tuple[str, ...]:
+        """A version writes every synced field (SPEC R3: the Salesforce values overwrite all of them), an edit one."""
+        if self.edit is not None:
+            return (self.edit.field,)
+        return tuple(synced_fields)
+
+    @property
+    def values(self) -> Mapping[str, FieldValue]:
+        if self.version is not None:
+            return self.version.fields
+        assert self.edit is not None
+        return {self.edit.field: self.edit.value}
+
+    def overtaken_on(self, contact_modstamp: str | None) -> bool:
+        """The contact holds a newer account version than this change: it must not be written (an edit is over
+        its base version, so it may write a contact at that version; a version only one at an older one)."""
+        return contact_modstamp is not None and contact_modstamp > self.guard_modstamp
+
+    def already_on(self, contact_modstamp: str | None) -> bool:
+        """A version whose stamp the contact holds was written there by an earlier delivery."""
+        return self.version is not None and contact_modstamp == self.version.system_modstamp
+
+
+def owed_again(
+    change: ChangeRef, outbox: Mapping[str, OutboxEntry], values: Mapping[str, FieldValue]
+) -> list[tuple[str, FieldValue, FieldValue]]:
+    """The (field, old, new) that `change` wrote on a contact, from its outbox: what a redelivery re-emits."""
+    return [(name, entry.old, values.get(name)) for name, entry in outbox.items() if entry.change == change]

@@ -1,0 +1,117 @@
+"""Issue 10's rules on the DynamoDB adapters (moto), where the conditions of the writes decide: the fan-out wired
+as the function wires it, with the queues recorded and the logging step run by hand."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from account_sync.adapters.dynamodb import DynamoAccountRepository, DynamoActivityStore, DynamoContactRepository
+from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
+from account_sync.contracts import ChangeSegmentMessage, ContactChangesMessage
+from account_sync.services.activity_log import write_activities
+from account_sync.services.fan_out import FanOut, FanOutConfig
+from account_sync.settings import load_settings
+from account_sync.wiring import bind_store
+
+from tests.support.index_lag import LaggingIndex
+from tests.unit.factories import SYNCED, account_id, account_version, contact_id, contact_version, stamp
+from tests.unit.fakes import RecordingPublisher
+
+NOW = "2026-11-27T12:00:00.000Z"
+
+
+class Pipeline:
+    def __init__(self, segment_size: int = 10, lag_writes: int = 0) -> None:
+        self.changes, self.activities = RecordingPublisher(), RecordingPublisher()
+        self.store = DynamoActivityStore()
+        self.contacts = LaggingIndex(DynamoContactRepository(), writes=lag_writes)
+        self.fan_out = FanOut(
+            DynamoAccountRepository(),
+            self.contacts,
+            self.changes,
+            self.activities,
+            self.store,
+            FanOutConfig(SYNCED, segment_size=segment_size),
+            now=lambda: NOW,
+        )
+
+    def run(self, message=None) -> None:
+        if message is not None:
+            self.fan_out.apply(message)
+        while self.changes.messages:
+            segment = self.changes.messages.pop(0)
+            assert isinstance(segment, ChangeSegmentMessage)
+            self.fan_out.apply(segment)
+        while self.activities.messages:
+            write_activities(self.activities.messages.pop(0), self.store, lambda: NOW)
+
+
+@pytest.fixture
+def store(function_env):
+    bind_store(load_settings())
+
+
+def given_members(count: int, account: int = 1) -> list[str]:
+    ids = [contact_id(account * 1000 + n) for n in range(count)]
+    with ContactItem.batch_write() as batch:
+        for cid in ids:
+            batch.save(ContactItem(cid, account_id=account_id(account), account_fields={}))
+    return ids
+
+
+def activities(key_suffix: str) -> dict[str, tuple]:
+    return {
+        item.subject_id: (item.old_value, item.new_value)
+        for item in ActivityItem.scan()
+        if item.activity_key.endswith(key_suffix)
+    }
+
+
+def test_a_contact_change_before_the_versions_segments_loses_no_activity(store):
+    pipeline = Pipeline(segment_size=10)
+    ids = given_members(25)
+    pipeline.fan_out.apply_account_change(account_version(1, minute=1))
+    pipeline.run()
+    pipeline.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+    segments = list(pipeline.changes.messages)
+    pipeline.changes.messages.clear()
+    same_window = tuple(contact_version(1000 + n, account=1, minute=2) for n in range(0, 25, 3))
+    pipeline.fan_out.apply(ContactChangesMessage(same_window))
+    for segment in segments:
+        pipeline.fan_out.apply(segment)
+    pipeline.run()
+    assert {ContactItem.get(cid).account_fields.as_dict()["Industry"] for cid in ids} == {"Retail"}
+    assert activities(f"{stamp(2)}#account#Industry") == {cid: ("Energy", "Retail") for cid in ids}
+
+
+@pytest.mark.parametrize("segment_size", [10_000, 10], ids=["at-once", "segmented"])
+def test_a_contact_that_joined_just_before_a_version_ends_with_its_fields_despite_index_lag(store, segment_size):
+    pipeline = Pipeline(segment_size=segment_size, lag_writes=1)
+    given_members(25)
+    pipeline.fan_out.apply_account_change(account_version(1, minute=1))
+    pipeline.run()
+    joiner = contact_id(1999)  # after every key of the account
+    pipeline.fan_out.apply_contact_change(contact_version(1999, account=1, minute=2))
+    assert joiner not in [c.contact_id for c in pipeline.contacts.members(account_id(1))]  # the index lags
+    pipeline.fan_out.apply_account_change(account_version(1, minute=3, Industry="Retail"))
+    pipeline.run()
+    assert ContactItem.get(joiner).account_fields.as_dict()["Industry"] == "Retail"
+    assert activities(f"{stamp(3)}#account#Industry")[joiner] == ("Energy", "Retail")
+
+
+def test_a_move_logs_origin_contact_activities_with_a_blank_stored_as_null(store):
+    pipeline = Pipeline()
+    given_members(1, account=1)
+    given_members(1, account=2)
+    pipeline.fan_out.apply_account_change(account_version(1, minute=1, Name="Same", Industry=None))
+    pipeline.fan_out.apply_account_change(account_version(2, minute=1, Name="Same", Industry="Retail"))
+    pipeline.run()
+    pipeline.fan_out.apply_contact_change(contact_version(1000, account=2, minute=3))
+    pipeline.run()
+    moved = contact_id(1000)
+    assert activities(f"{stamp(3)}#contact#Industry") == {moved: (None, "Retail")}
+    raw = boto3.client("dynamodb").get_item(
+        TableName=ActivityItem.Meta.table_name,
+        Key={"subject_id": {"S": moved}, "activity_key": {"S": f"{stamp(3)}#contact#Industry"}},
+    )["Item"]
+    assert raw["old_value"] == {"NULL": True} and raw["source"] == {"S": "salesforce"}
