@@ -46,8 +46,9 @@ EXPECTED_DATA_PERMISSIONS = {
         ("sqs:SendMessage", "AccountChangesQueue"),
         ("sqs:SendMessage", "AccountChangesDeadLetterQueue"),  # a poison message set aside (issue 10, 2.5)
         ("sqs:SendMessage", "ActivityQueue"),
-        ("dynamodb:Query", "ContactsTable/index/by_account"),
+        ("dynamodb:Query", "ContactsTable/index/by_account_keys"),
         ("dynamodb:GetItem", "ContactsTable"),
+        ("dynamodb:BatchGetItem", "ContactsTable"),
         ("dynamodb:PutItem", "ContactsTable"),
         ("dynamodb:UpdateItem", "ContactsTable"),
         ("dynamodb:GetItem", "AccountsTable"),

@@ -36,7 +36,7 @@ def test_request_snapshots_subtract_and_add_per_key():
 
 def test_the_estimate_adds_scaled_cpu_sequential_round_trips_and_waves_of_concurrent_writes():
     key = ("dynamodb", "UpdateItem", "x-contacts")
-    requests = Requests(Counter({key: 160, ("dynamodb", "Query", "x-contacts/by_account"): 4}))
+    requests = Requests(Counter({key: 160, ("dynamodb", "Query", "x-contacts/by_account_keys"): 4}))
     invocation = Invocation("FanOutFunction", 1, 5.0, cpu_seconds=1.024, requests=requests, peak_bytes=None, ok=True)
     settings = Settings(sizes=[], overhead_sizes=[], latency_size=0, realistic_latency_ms=10, fan_out_memory_mb=1024)
     # 1.024 s x 1769/1024 of CPU + (4 sequential + 160/16 waves) x 10 ms

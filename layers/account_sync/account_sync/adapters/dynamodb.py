@@ -57,6 +57,7 @@ _THROTTLING = {
     "ServiceUnavailable",
 }
 BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 
 
 def is_condition_failure(exc: PynamoDBException) -> bool:
@@ -381,8 +382,17 @@ def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
 
 
 class DynamoContactRepository:
-    def __init__(self, now: Callable[[], str] = utc_now) -> None:
+    def __init__(
+        self,
+        now: Callable[[], str] = utc_now,
+        batch_get_attempts: int = 6,
+        batch_get_delay: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._now = now
+        self._batch_get_attempts = batch_get_attempts
+        self._batch_get_delay = batch_get_delay
+        self._sleep = sleep
 
     def count_members(self, account_id: str, limit: int) -> int:
         """A COUNT query that stops after `limit` items: its cost is bounded whatever the account's size."""
@@ -440,6 +450,9 @@ class DynamoContactRepository:
     def members(
         self, account_id: str, after: str | None = None, through: str | None = None
     ) -> Iterator[ContactSnapshot]:
+        """The keys from the account index (keys only: contact writes never touch it), then the items from the
+        table, 100 keys a BatchGetItem, strongly consistent: what the fan-out diffs is what the table holds now,
+        and a contact the lagging index still shows in the account after it left is left out."""
         key_condition: Condition | None = None
         if after is not None and through is not None:
             key_condition = ContactItem.contact_id.between(after, through)
@@ -447,13 +460,51 @@ class DynamoContactRepository:
             key_condition = ContactItem.contact_id <= through
         elif after is not None:
             key_condition = ContactItem.contact_id > after
+        keys: list[str] = []
         try:
             for item in ContactItem.by_account.query(account_id, range_key_condition=key_condition):
                 if after is not None and item.contact_id == after:
                     continue  # BETWEEN is inclusive; the range is (after, through]
-                yield _snapshot(item, account_id)
+                keys.append(item.contact_id)
+                if len(keys) == BATCH_GET_LIMIT:
+                    yield from self._members_by_key(account_id, keys)
+                    keys = []
         except PynamoDBException as exc:
             raise translate(exc) from exc
+        if keys:
+            yield from self._members_by_key(account_id, keys)
+
+    def _members_by_key(self, account_id: str, keys: list[str]) -> list[ContactSnapshot]:
+        items = self._batch_get(keys)
+        return [
+            _snapshot(item, account_id)
+            for item in sorted(items, key=lambda item: item.contact_id)
+            if item.account_id == account_id and not item.is_deleted
+        ]
+
+    def _batch_get(self, keys: Sequence[str]) -> list[ContactItem]:
+        """One BatchGetItem (at most 100 keys), strongly consistent; the keys DynamoDB left unprocessed (it does
+        under throttling) are asked again with growing backoff and jitter, then the message is retried."""
+        connection = ContactItem._get_connection()
+        table = ContactItem.Meta.table_name
+        found: list[ContactItem] = []
+        pending = list(keys)
+        for attempt in range(self._batch_get_attempts):
+            try:
+                keys_map: Any = [{"contact_id": {"S": contact_id}} for contact_id in pending]  # pynamodb types: str
+                response = connection.batch_get_item(keys_map, consistent_read=True)
+            except PynamoDBException as exc:
+                raise translate(exc) from exc
+            found += [ContactItem.from_raw_data(raw) for raw in response.get("Responses", {}).get(table, [])]
+            unprocessed = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not unprocessed:
+                return found
+            pending = [key["contact_id"]["S"] for key in unprocessed]
+            if attempt + 1 < self._batch_get_attempts:
+                self._sleep(_backoff(self._batch_get_delay, attempt))
+        raise TransientError(
+            f"{len(pending)} of {len(keys)} contacts still unread after {self._batch_get_attempts} attempts"
+        )
 
     def contact(self, contact_id: str) -> ContactSnapshot | None:
         try:

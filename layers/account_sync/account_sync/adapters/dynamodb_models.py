@@ -13,18 +13,18 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 
 class AccountMembershipIndex(GlobalSecondaryIndex["ContactItem"]):
-    """`by_account`: the live contacts of an account (sparse: deleted or account-less contacts are absent)."""
+    """`by_account_keys`: the keys of an account's live contacts (sparse: deleted or account-less contacts are
+    absent). Keys only, so that writing a contact's account fields never writes the index: the fan-out reads the
+    members' items from the table by these keys (BatchGetItem, strongly consistent)."""
 
     class Meta:
-        index_name = "by_account"
-        projection = IncludeProjection(
-            ["account_fields", "account_modstamp", "account_deleted", "account_previous_values"]
-        )
+        index_name = "by_account_keys"
+        projection = KeysOnlyProjection()
 
     account_id = UnicodeAttribute(hash_key=True)
     contact_id = UnicodeAttribute(range_key=True)
