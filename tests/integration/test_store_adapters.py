@@ -12,7 +12,7 @@ from account_sync.adapters.dynamodb import (
     DynamoContactRepository,
     DynamoSyncStateStore,
 )
-from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
+from account_sync.adapters.dynamodb_models import AccountItem, ActivityItem, ContactItem
 from account_sync.adapters.sqs import SqsBatchSender
 from account_sync.contracts import AccountChangeMessage, parse_change_message
 from account_sync.domain.activity_policy import ActivityLogging
@@ -291,15 +291,30 @@ class TestAccounts:
             is Acceptance.STALE
         )
 
-    def test_segments_complete_once_every_segment_of_the_plan_is_done(self, store):
+    def test_segments_complete_once_every_segment_of_the_plan_is_done_without_writing_the_account(self, store):
         accounts = DynamoAccountRepository()
         version = account_version(1, minute=1)
         accounts.accept_version(version, ChangeDecision(ActivityLogging.SUPPRESSED, 5001, False), [])
         accounts.record_plan(AccountChange.of_version(version), "plan", 2)
-        assert not accounts.complete_segment(version.account_id, version.system_modstamp, "plan:0")
-        assert not accounts.complete_segment(version.account_id, version.system_modstamp, "plan:0")  # redelivered
-        assert not accounts.complete_segment(version.account_id, version.system_modstamp, "old:1")  # replaced plan
-        assert accounts.complete_segment(version.account_id, version.system_modstamp, "plan:1")
+        before = AccountItem.get(version.account_id).serialize()
+        assert not accounts.complete_segment(version.account_id, "plan", 0, 2)
+        assert not accounts.complete_segment(version.account_id, "plan", 0, 2)  # redelivered
+        assert not accounts.complete_segment(version.account_id, "old", 1, 2)  # another plan's
+        assert not accounts.plan_complete(version.account_id, "plan", 2)
+        assert accounts.complete_segment(version.account_id, "plan", 1, 2)
+        assert accounts.complete_segment(version.account_id, "plan", 1, 2)  # done stays done
+        assert accounts.plan_complete(version.account_id, "plan", 2)
+        assert AccountItem.get(version.account_id).serialize() == before  # no write to the account item
+
+    def test_a_version_is_marked_applied_once_and_only_by_its_recorded_plan(self, store):
+        accounts = DynamoAccountRepository()
+        version = account_version(1, minute=1)
+        accounts.accept_version(version, ChangeDecision(ActivityLogging.SUPPRESSED, 5001, True), [])
+        accounts.record_plan(AccountChange.of_version(version), "plan", 2)
+        assert not accounts.mark_applied(version.account_id, version.system_modstamp, "stray")
+        assert accounts.mark_applied(version.account_id, version.system_modstamp, "plan")
+        assert not accounts.mark_applied(version.account_id, version.system_modstamp, "plan")  # already
+        assert not accounts.mark_applied(version.account_id, stamp(0))  # not the newest version
 
 
 def _edit(field: str, value: FieldValue, minute: int = 30, account: int = 1) -> LocalEdit:

@@ -32,6 +32,8 @@ class FakeAccounts:
     def __init__(self) -> None:
         self.items: dict[str, AccountState] = {}
         self.joiner_writes = 0  # writes of an account's recent joiners (one per account and contact message)
+        self.plans_done: dict[tuple[str, str], set[int]] = {}  # (account, plan) -> segments done: not the account
+        self.applied_marks = 0  # writes of a version's applied mark: one per version, whatever its segments
 
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
@@ -78,13 +80,13 @@ class FakeAccounts:
             marks = {**state.local_edits, change.edit.field: replace(mark, plan_id=plan_id, segments_total=total)}
             self.items[change.account_id] = replace(state, local_edits=marks)
 
-    def complete_segment(self, account_id, system_modstamp, segment_id) -> bool:
-        state = self.items[account_id]
-        if state.system_modstamp != system_modstamp or state.segments_plan != segment_id.split(":")[0]:
-            return False
-        done = state.segments_done | {segment_id}
-        self.items[account_id] = replace(state, segments_done=done)
-        return len(done) >= (state.segments_total or 0)
+    def complete_segment(self, account_id: str, plan_id: str, index: int, total: int) -> bool:
+        done = self.plans_done.setdefault((account_id, plan_id), set())
+        done.add(index)
+        return len(done) >= total
+
+    def plan_complete(self, account_id: str, plan_id: str, total: int) -> bool:
+        return len(self.plans_done.get((account_id, plan_id), ())) >= total
 
     def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         state = self.items.get(edit.account_id)
@@ -104,10 +106,17 @@ class FakeAccounts:
         )
         return True
 
-    def mark_applied(self, account_id, system_modstamp) -> None:
+    def mark_applied(self, account_id: str, system_modstamp: str, plan_id: str | None = None) -> bool:
         state = self.items[account_id]
-        if state.system_modstamp == system_modstamp:
-            self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
+        if (
+            state.system_modstamp != system_modstamp
+            or state.applied_modstamp == system_modstamp
+            or (plan_id is not None and state.segments_plan != plan_id)
+        ):
+            return False
+        self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
+        self.applied_marks += 1
+        return True
 
     def accept_unchanged_version(self, version, stored) -> bool:
         state = self.items.get(version.account_id)

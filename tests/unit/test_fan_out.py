@@ -302,9 +302,10 @@ class TestLocalEditsOfLargeAccounts:
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Retail"
         assert industries(world) == {"Energy"}
         segments = list(world.changes.messages)
+        plan = segments[0].plan_id
         assert [(s.index, s.total, s.group_id, s.change.base_modstamp) for s in segments] == [
-            (0, 2, account_id(1), stamp(1)),
-            (1, 2, account_id(1), stamp(1)),
+            (0, 2, f"{account_id(1)}#{plan}#0", stamp(1)),
+            (1, 2, f"{account_id(1)}#{plan}#1", stamp(1)),
         ]
         # each segment applies its key range
         assert [r.contacts_written for r in world.run_queued_segments()] == [10, 1]

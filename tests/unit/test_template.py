@@ -53,6 +53,8 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:UpdateItem", "ContactsTable"),
         ("dynamodb:GetItem", "AccountsTable"),
         ("dynamodb:UpdateItem", "AccountsTable"),
+        ("dynamodb:GetItem", "SyncStateTable"),
+        ("dynamodb:UpdateItem", "SyncStateTable"),
         ("dynamodb:PutItem", "ActivitiesTable"),
         ("dynamodb:BatchWriteItem", "ActivitiesTable"),
     },

@@ -75,7 +75,11 @@ class ChangeSegmentMessage:
 
     @property
     def group_id(self) -> str:
-        return self.change.account_id
+        """A group of its own (`<account>#<plan>#<index>`), so that Lambda runs the segments of a large account side
+        by side instead of one after another in the account's group. Their order is kept by data: each contact write
+        is conditional on the contact's account version (and, for a version, on no local edit over it having
+        written the field), and a segment of a change that is no longer current writes nothing."""
+        return f"{self.change.account_id}#{self.plan_id}#{self.index}"
 
     @property
     def deduplication_id(self) -> str:

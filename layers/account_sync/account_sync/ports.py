@@ -278,12 +278,21 @@ class AccountRepository(Protocol):
         is still the account's newest version, or its field's last edit over it."""
         ...
 
-    def complete_segment(self, account_id: str, system_modstamp: str, segment_id: str) -> bool:
-        """Record one segment of a version done; True once every segment of the version's plan is done."""
+    def complete_segment(self, account_id: str, plan_id: str, index: int, total: int) -> bool:
+        """Record segment `index` of a version's plan done (idempotent), on an item of the plan's own, never on the
+        account item: the segments of a large account run side by side, and 2,000 writes to one account item would
+        make it hot. True when every segment of the plan is done (then and on every later call)."""
         ...
 
-    def mark_applied(self, account_id: str, system_modstamp: str) -> None:
-        """The version reached every contact (only if it is still the newest)."""
+    def plan_complete(self, account_id: str, plan_id: str, total: int) -> bool:
+        """Every segment of the plan is done (a strongly consistent read): the planner asks once the plan is recorded,
+        for the segments that ran, side by side, before it was."""
+        ...
+
+    def mark_applied(self, account_id: str, system_modstamp: str, plan_id: str | None = None) -> bool:
+        """The version reached every contact: recorded only while it is still the newest (and, with `plan_id`, while
+        that plan is the version's recorded one). True only for the call that recorded it, so that a version's
+        completion is reported once however many deliveries and segments find it done."""
         ...
 
     def accept_unchanged_version(self, version: AccountVersion, stored: AccountState) -> bool:

@@ -10,6 +10,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
@@ -71,7 +72,7 @@ class AccountItem(Model):
     applied_modstamp = UnicodeAttribute(null=True)
     segments_plan = UnicodeAttribute(null=True)
     segments_total = NumberAttribute(null=True)
-    segments_done = UnicodeSetAttribute(null=True)
+    segments_done = UnicodeSetAttribute(null=True)  # legacy: progress now lives on the plan's item (sync-state)
     segmented = BooleanAttribute(null=True)
     activity_logging = UnicodeAttribute(null=True)
     contacts_counted = NumberAttribute(null=True)
@@ -120,6 +121,9 @@ class SyncStateItem(Model):
     account_id = UnicodeAttribute(null=True)
     edited_at = UnicodeAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute
+    # `segments#<account id>#<plan id>`: the segments of a version's plan done so far (docs/data-model.md)
+    segments_done = NumberSetAttribute(null=True)
+    segments_total = NumberAttribute(null=True)
 
 
 ALL_MODELS: dict[str, type[Model]] = {

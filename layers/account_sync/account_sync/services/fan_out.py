@@ -302,11 +302,10 @@ class FanOutBatch:
             report.suppressed = True
         if not decision.segmented:
             self._apply_range(change, decision.activity_logging, None, None, state, report)
-            if change.version is not None:
-                self._s._accounts.mark_applied(change.account_id, change.stamp)
+            if change.version is not None and self._s._accounts.mark_applied(change.account_id, change.stamp):
                 report.completed_version = change.stamp
         elif not planned:
-            report.segments_planned = self._plan_segments(change, decision.activity_logging)
+            report.segments_planned = self._plan_segments(change, decision.activity_logging, report)
 
     def _record_suppression(
         self, change: AccountChange, decision: ChangeDecision, changed_fields: Sequence[str]
@@ -327,11 +326,15 @@ class FanOutBatch:
             )
         )
 
-    def _plan_segments(self, change: AccountChange, logging: ActivityLogging) -> int:
+    def _plan_segments(self, change: AccountChange, logging: ActivityLogging, report: FanOutReport) -> int:
         """Queue one segment per key range, then record the plan: a delivery that dies while queueing leaves no
         plan, and the next one queues a new plan whole (the first one's segments still write their ranges, which
         is harmless, but never count as the plan's). The last range is open-ended: a contact that joined after
-        the plan's key pages were read, or that the index did not show yet, still falls in a range."""
+        the plan's key pages were read, or that the index did not show yet, still falls in a range.
+
+        Segments run side by side in groups of their own, so every one of them may be done before the plan is
+        recorded; then none of them could mark the version applied (that needs the recorded plan), and the planner
+        does, after recording it. Each side checks after its own write, so one of them always sees both."""
         ranges = list(self._s._contacts.member_key_pages(change.account_id, self._config.segment_size))
         if not ranges:
             ranges = [(None, "")]
@@ -352,6 +355,12 @@ class FanOutBatch:
             ]
         )
         self._s._accounts.record_plan(change, plan_id, len(ranges))
+        if (
+            change.version is not None
+            and self._s._accounts.plan_complete(change.account_id, plan_id, len(ranges))
+            and self._s._accounts.mark_applied(change.account_id, change.stamp, plan_id)
+        ):
+            report.completed_version = change.stamp
         return len(ranges)
 
     def _apply_segment(self, segment: ChangeSegmentMessage) -> FanOutReport:
@@ -375,10 +384,13 @@ class FanOutBatch:
         self._apply_range(
             change, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, stored, report
         )
-        if change.version is not None and self._s._accounts.complete_segment(
-            change.account_id, change.stamp, segment.segment_id
+        # Completion is counted on the plan's own item; the account item is written once, by whichever segment (or
+        # the planner) finds the whole plan done first: a condition on the account makes that exactly once.
+        if (
+            change.version is not None
+            and self._s._accounts.complete_segment(change.account_id, segment.plan_id, segment.index, segment.total)
+            and self._s._accounts.mark_applied(change.account_id, change.stamp, segment.plan_id)
         ):
-            self._s._accounts.mark_applied(change.account_id, change.stamp)
             report.completed_version = change.stamp
         report.outcome = "applied"
         return report
