@@ -7,7 +7,8 @@ import boto3
 import pytest
 from account_sync.adapters.dynamodb import DynamoAccountRepository, DynamoActivityStore, DynamoContactRepository
 from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
-from account_sync.contracts import ChangeSegmentMessage, ContactChangesMessage
+from account_sync.contracts import AccountChangeMessage, ChangeSegmentMessage, ContactChangesMessage, LocalEditMessage
+from account_sync.domain.records import LocalEdit
 from account_sync.services.activity_log import write_activities
 from account_sync.services.fan_out import FanOut, FanOutConfig
 from account_sync.settings import load_settings
@@ -115,3 +116,30 @@ def test_a_move_logs_origin_contact_activities_with_a_blank_stored_as_null(store
         Key={"subject_id": {"S": moved}, "activity_key": {"S": f"{stamp(3)}#contact#Industry"}},
     )["Item"]
     assert raw["old_value"] == {"NULL": True} and raw["source"] == {"S": "salesforce"}
+
+
+@pytest.mark.parametrize("edit_first", [True, False])
+def test_an_edit_over_a_version_in_segments_lands_last_whichever_segments_run_first(store, edit_first):
+    # given a version of a large account planned in segments, and a local edit over it planned too
+    pipeline = Pipeline(segment_size=10)
+    ids = given_members(15)
+    pipeline.run(AccountChangeMessage(account_version(1, minute=1)))
+    pipeline.fan_out.apply(AccountChangeMessage(account_version(1, minute=2, Industry="Retail", Name="Renamed")))
+    version_segments = list(pipeline.changes.messages)
+    pipeline.changes.messages.clear()
+    edit = LocalEdit("edit-1", ids[0], account_id(1), "Industry", "Edited", stamp(30))
+    pipeline.fan_out.apply(LocalEditMessage(edit))
+    edit_segments = list(pipeline.changes.messages)
+    pipeline.changes.messages.clear()
+    # when their segments run in either order (groups of their own, side by side)
+    first, then = (edit_segments, version_segments) if edit_first else (version_segments, edit_segments)
+    for segment in first + then:
+        pipeline.fan_out.apply(segment)
+    pipeline.run()
+    # then the edit wins on every contact, the version brought its other field, and each logged its activities
+    items = {item.contact_id: item for item in ContactItem.batch_get(ids)}
+    assert {items[cid].account_fields["Industry"] for cid in ids} == {"Edited"}
+    assert {items[cid].account_fields["Name"] for cid in ids} == {"Renamed"}
+    assert {items[cid].account_modstamp for cid in ids} == {stamp(2)}
+    assert set(activities("#local#Industry#edit-1")) == set(ids)
+    assert set(activities(f"{stamp(2)}#account#Name")) == set(ids)

@@ -237,19 +237,29 @@ class FakeContacts:
             c = self.items.get(contact_id)
             return self._snapshot(c) if c else None
 
-    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
+    def write_change(
+        self,
+        contact_id: str,
+        change: AccountChange,
+        changes: Sequence[FieldChange],
+        kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+    ) -> bool:
         with self._lock:
             self._crash_if_due()
             c = self.items[contact_id]
+            kept = kept or {}
             if c.account_id != change.account_id or c.is_deleted or change.overtaken_on(c.account_modstamp):
                 return False
             if change.version is not None and c.account_modstamp == change.version.system_modstamp:
                 return False  # a version writes a contact at an older one only
-            entries = {fc.field: OutboxEntry(change.ref, fc.old) for fc in changes}
+            edited = change.edited_over(c.account_outbox)
+            if {n: e.change for n, e in edited.items()} != {n: e.change for n, (_, e) in kept.items()}:
+                return False  # a local edit over the version reached a field since the contact was read
+            entries = {fc.field: OutboxEntry(change.ref, fc.old, change.base_modstamp) for fc in changes}
             if change.version is not None:
-                c.account_fields = dict(change.version.fields)
+                c.account_fields = {**change.version.fields, **{n: value for n, (value, _) in kept.items()}}
                 c.account_modstamp = change.version.system_modstamp
-                c.account_outbox = entries
+                c.account_outbox = {**entries, **{n: entry for n, (_, entry) in kept.items()}}
                 c.account_deleted = change.version.is_deleted
                 c.account_fields_source = "salesforce"
                 self.account_writes += 1

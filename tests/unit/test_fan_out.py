@@ -1143,3 +1143,121 @@ class TestSegmentBoundary:
         world.run_queued_segments()
         assert industries(world) == {"Retail"}
         assert world.accounts.get(account_id(1)).applied_modstamp == stamp(1)
+
+
+# --- issue 11, item 5: a large account's segments run side by side ---------------------------------------
+
+
+def permutations_of(items: list, seed: int) -> list:
+    """A reproducible shuffle: the order in which parallel consumers happen to finish."""
+    import random
+
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled
+
+
+class TestSegmentsInParallel:
+    """Segments are in message groups of their own: Lambda runs them in any order, side by side. The order of the
+    changes is kept by data (conditional contact writes, the account's stamps), the completion counted apart."""
+
+    @pytest.mark.parametrize("seed", range(5))
+    def test_segments_in_any_order_interleaved_with_a_newer_version_end_with_the_newer(self, seed):
+        world = World(segment_size=10)
+        world.given_contacts(45)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Older"))
+        older = take(world.changes)
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Newer"))
+        newer = take(world.changes)
+        reports = [world.fan_out.apply(segment) for segment in permutations_of(older + newer, seed)]
+        world.log_activities()
+        assert industries(world) == {"Newer"}
+        assert {world.contact(n).account_modstamp for n in range(45)} == {stamp(3)}
+        # the newer version is complete exactly once, the older never (it was overtaken)
+        assert [r.completed_version for r in reports if r.completed_version] == [stamp(3)]
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(3)
+        assert set(account_activities(world, 3).values()) <= {("Energy", "Newer"), ("Older", "Newer")}
+        assert len(account_activities(world, 3)) == 45
+
+    @pytest.mark.parametrize("seed", range(3))
+    def test_completion_happens_once_whatever_the_order_and_redeliveries(self, seed):
+        world = World(segment_size=10)
+        world.given_contacts(35)
+        planned = world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Retail"))
+        segments = take(world.changes)
+        redelivered = segments + segments[: 2 + seed]
+        reports = [world.fan_out.apply(s) for s in permutations_of(redelivered, seed)]
+        assert planned.completed_version is None
+        assert [r.completed_version for r in reports if r.completed_version] == [stamp(1)]
+        assert world.accounts.applied_marks == 1  # one account write for the completion, whatever the segments
+
+    def test_segments_done_before_the_plan_is_recorded_are_completed_by_the_planner(self):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        accounts = world.accounts
+        record_plan = accounts.record_plan
+
+        def run_segments_first(change, plan_id, total):
+            # the segments, queued a moment earlier, all ran side by side before the plan was recorded
+            for segment in take(world.changes):
+                assert world.fan_out.apply(segment).completed_version is None
+            record_plan(change, plan_id, total)
+
+        accounts.record_plan = run_segments_first  # type: ignore[method-assign]
+        planned = world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Retail"))
+        assert planned.completed_version == stamp(1)
+        assert accounts.get(account_id(1)).applied_modstamp == stamp(1)
+        assert industries(world) == {"Retail"}
+
+    def test_a_stray_plans_segments_never_complete_the_version(self):
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.fan_out.apply_account_change(account_version(1, minute=1, Industry="Retail"))
+        recorded = take(world.changes)
+        stray = [
+            ChangeSegmentMessage(
+                s.change, "stray", s.index, s.total, s.after_contact_id, s.through_contact_id, s.activity_logging
+            )
+            for s in recorded
+        ]
+        assert [world.fan_out.apply(s).completed_version for s in stray] == [None, None]
+        assert world.accounts.get(account_id(1)).applied_modstamp is None
+        assert [world.fan_out.apply(s).completed_version for s in recorded] == [None, stamp(1)]
+
+    @pytest.mark.parametrize("edit_first", [True, False])
+    def test_an_edit_over_a_version_still_in_segments_lands_last_in_any_order(self, edit_first):
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail", Name="Renamed"))
+        version_segments = take(world.changes)
+        world.fan_out.apply_local_edit(local_edit("Industry", "Edited", minute=30))
+        edit_segments = take(world.changes)
+        assert edit_segments and all(s.change.edit is not None for s in edit_segments)
+        first, then = (edit_segments, version_segments) if edit_first else (version_segments, edit_segments)
+        for segment in first + then:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        # the edit (over version 2) wins on every contact, and version 2 still brought its other field
+        assert industries(world) == {"Edited"}
+        assert {world.contact(n).account_fields["Name"] for n in range(15)} == {"Renamed"}
+        assert {world.contact(n).account_modstamp for n in range(15)} == {stamp(2)}
+        assert len(local_activities(world)) == 15  # every contact logged the edit
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(2)
+
+    def test_a_newer_version_still_overwrites_an_edit_over_an_older_one(self):
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        version_segments = take(world.changes)
+        world.fan_out.apply_local_edit(local_edit("Industry", "Edited", minute=30))
+        edit_segments = take(world.changes)
+        for segment in edit_segments:
+            world.fan_out.apply(segment)
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Salesforce wins"))
+        newest = take(world.changes)
+        for segment in version_segments + newest:
+            world.fan_out.apply(segment)
+        assert industries(world) == {"Salesforce wins"}  # SPEC R3

@@ -334,10 +334,18 @@ class ContactRepository(Protocol):
         """The contact as stored (a strongly consistent read), None when there is none."""
         ...
 
-    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
+    def write_change(
+        self,
+        contact_id: str,
+        change: AccountChange,
+        changes: Sequence[FieldChange],
+        kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+    ) -> bool:
         """Write `change` onto the contact (a version: every synced field and the deleted flag; an edit: its
         field), with an outbox entry per field of `changes` (the change and the value before), if the contact
-        still belongs to the account and holds no newer account version (`AccountChange.overtaken_on`). False
+        still belongs to the account and holds no newer account version (`AccountChange.overtaken_on`). A version
+        keeps the `kept` fields (value and outbox entry, as read: a local edit over it wrote them) and writes only
+        while no other field holds such an edit and the kept ones are still as read. False
         when the condition failed (moved away, or already newer)."""
         ...
 

@@ -401,7 +401,8 @@ def _outbox(raw: Any, account_modstamp: str | None) -> dict[str, OutboxEntry]:
     for name, entry in _plain(raw).items():
         if isinstance(entry, Mapping) and "origin" in entry:
             ref = ChangeRef(ChangeOrigin(entry["origin"]), str(entry["stamp"]), entry.get("change_id"))
-            entries[name] = OutboxEntry(ref, canonical_value(entry.get("old")))
+            base = str(entry["base"]) if entry.get("base") else None
+            entries[name] = OutboxEntry(ref, canonical_value(entry.get("old")), base)
         elif account_modstamp is not None:
             entries[name] = OutboxEntry(ChangeRef(ChangeOrigin.ACCOUNT, account_modstamp), canonical_value(entry))
     return entries
@@ -411,6 +412,8 @@ def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
     item: dict[str, Any] = {"origin": entry.change.origin.value, "stamp": entry.change.stamp, "old": entry.old}
     if entry.change.change_id:
         item["change_id"] = entry.change.change_id
+    if entry.base:
+        item["base"] = entry.base
     return item
 
 
@@ -551,10 +554,18 @@ class DynamoContactRepository:
             raise translate(exc) from exc
         return _snapshot(item, item.account_id)
 
-    def write_change(self, contact_id: str, change: AccountChange, changes: Sequence[FieldChange]) -> bool:
-        """A version replaces the account fields and the whole outbox; an edit sets its field and the field's
-        outbox entry (a nested path, so the outbox map must exist: a contact without one gets it whole)."""
-        entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old)) for fc in changes}
+    def write_change(
+        self,
+        contact_id: str,
+        change: AccountChange,
+        changes: Sequence[FieldChange],
+        kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+    ) -> bool:
+        """A version replaces the account fields and the whole outbox, but for the `kept` fields (a local edit over
+        it wrote them); an edit sets its field and the field's outbox entry, naming its base version (a nested
+        path, so the outbox map must exist: a contact without one gets it whole)."""
+        kept = kept or {}
+        entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp)) for fc in changes}
         if change.edit is None:
             newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
         else:
@@ -564,8 +575,19 @@ class DynamoContactRepository:
         )
         if change.version is not None:
             version = change.version
+            for name in version.fields:
+                entry = cast(Path, ContactItem.account_previous_values[name])  # account_previous_values.<field>
+                if name in kept:  # still the edit that was read
+                    ref = kept[name][1].change
+                    condition &= (entry["origin"] == ref.origin.value) & (entry["stamp"] == ref.stamp)
+                    if ref.change_id:
+                        condition &= entry["change_id"] == ref.change_id
+                else:  # no local edit over this version (or a newer one) wrote it since the contact was read
+                    condition &= entry["base"].does_not_exist() | (entry["base"] < version.system_modstamp)
+            fields = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
+            entries |= {name: _outbox_item(entry) for name, (_, entry) in kept.items()}
             actions = [
-                ContactItem.account_fields.set(dict(version.fields)),
+                ContactItem.account_fields.set(fields),
                 ContactItem.account_modstamp.set(version.system_modstamp),
                 ContactItem.account_previous_values.set(entries),
                 ContactItem.account_fields_source.set("salesforce"),

@@ -11,7 +11,7 @@ overwrite.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
 from account_sync.domain.fields import FieldValue
@@ -20,10 +20,13 @@ from account_sync.domain.records import AccountVersion, ChangeOrigin, ChangeRef,
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """On a contact, for one account field: the change that wrote its value, and the value before it."""
+    """On a contact, for one account field: the change that wrote its value, and the value before it. A local
+    edit's entry also names the account version it was applied over (`base`): that version's fan-out, whose
+    segments may reach the contact after the edit's (they run side by side), must not overwrite the field."""
 
     change: ChangeRef
     old: FieldValue
+    base: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,20 @@ class AccountChange:
         """The contact holds a newer account version than this change: it must not be written (an edit is over
         its base version, so it may write a contact at that version; a version only one at an older one)."""
         return contact_modstamp is not None and contact_modstamp > self.guard_modstamp
+
+    def edited_over(self, outbox: Mapping[str, OutboxEntry]) -> dict[str, OutboxEntry]:
+        """A version: the contact's fields that a local edit over this version, or a newer one, wrote. The edit
+        came later than the version (SPEC R3: the newest wins), even where its segment reached the contact first;
+        the version writes every other field and keeps these."""
+        if self.version is None:
+            return {}
+        stamp = self.version.system_modstamp
+        return {name: entry for name, entry in outbox.items() if entry.base is not None and entry.base >= stamp}
+
+    def behind_base(self, contact_modstamp: str | None) -> bool:
+        """An edit reaching a contact that its base version has not reached yet (that version's segment is still
+        to come): the edit marks the field even where the value does not change, so that the version keeps it."""
+        return self.edit is not None and (contact_modstamp is None or contact_modstamp < self.guard_modstamp)
 
     def already_on(self, contact_modstamp: str | None) -> bool:
         """A version whose stamp the contact holds was written there by an earlier delivery."""

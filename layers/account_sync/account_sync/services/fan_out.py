@@ -25,7 +25,7 @@ strongly consistent read beside the index, so a version accepted just after a co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -414,35 +414,80 @@ class FanOutBatch:
         fields = change.fields(self._config.synced_fields)
         outbox = _ActivityOutbox(self._s._activities, change.account_id)
         for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
-            to_write: list[tuple[ContactSnapshot, list[FieldChange]]] = []
+            to_write: list[_ContactWrite] = []
             for contact in window:
                 if change.overtaken_on(contact.account_modstamp):
                     report.contacts_skipped += 1
                     continue
-                already = change.already_on(contact.account_modstamp)
-                changes = [] if already else diff_fields(contact.account_fields, values, fields)
-                flag_changes = change.version is not None and contact.account_deleted != change.is_deleted
-                if already or not (changes or flag_changes):
+                planned = self._contact_write(change, contact, fields)
+                if planned is None:
                     # Nothing to write. If this change wrote the contact (an earlier delivery), its activities are
                     # queued again from the contact's outbox, under the same keys.
                     report.contacts_unchanged += 1
                     if log_activities:
                         outbox.add(contact.contact_id, ref, _as_changes(owed_again(ref, contact.outbox, values)))
                     continue
-                to_write.append((contact, changes))
+                to_write.append(planned)
 
-            def write(item: tuple[ContactSnapshot, list[FieldChange]]) -> bool:
-                contact, changes = item
-                return self._s._contacts.write_change(contact.contact_id, change, changes)
+            def write(planned: _ContactWrite) -> _ContactWrite | None:
+                return self._write_contact(change, planned, fields)
 
-            for (contact, changes), written in zip(to_write, self._concurrently(write, to_write), strict=True):
-                if not written:
+            for written in self._concurrently(write, to_write):
+                if written is None:
                     report.contacts_skipped += 1
                     continue
                 report.contacts_written += 1
                 if log_activities:
-                    outbox.add(contact.contact_id, ref, changes)
+                    outbox.add(written.contact_id, ref, written.changes)
         report.activities_queued += outbox.flush()
+
+    def _contact_write(
+        self, change: AccountChange, contact: ContactSnapshot, fields: Sequence[str]
+    ) -> _ContactWrite | None:
+        """What `change` writes on the contact as read, None when nothing. A version leaves the fields that a local
+        edit over it (or over a newer one) wrote: their segments run side by side, and the edit came later. An edit
+        reaching a contact its base version has not reached yet writes its field even when the value is the same,
+        so that the version, coming after, keeps it."""
+        if change.already_on(contact.account_modstamp):
+            return None
+        edited = change.edited_over(contact.outbox)
+        writable = [name for name in fields if name not in edited]
+        changes = diff_fields(contact.account_fields, change.values, writable)
+        flag_changes = change.version is not None and contact.account_deleted != change.is_deleted
+        if change.behind_base(contact.account_modstamp) and not changes:
+            name = writable[0]
+            held = canonical_value(contact.account_fields.get(name))
+            changes = [FieldChange(name, held, held)]  # a mark only: no activity (old and new are the same)
+        elif not (changes or flag_changes):
+            return None
+        kept = {name: (contact.account_fields.get(name), entry) for name, entry in edited.items()}
+        return _ContactWrite(contact.contact_id, changes, kept)
+
+    def _write_contact(
+        self, change: AccountChange, planned: _ContactWrite, fields: Sequence[str]
+    ) -> _ContactWrite | None:
+        """The conditional write; when a version's write fails because a local edit over it reached the contact
+        since it was read, the contact is read again (strongly consistent) and written without that field. None:
+        the contact left the account or holds a newer version (or already this one)."""
+        for _ in range(_CONTACT_WRITE_ATTEMPTS):
+            if self._s._contacts.write_change(planned.contact_id, change, planned.changes, planned.kept):
+                return planned
+            if change.version is None:
+                return None
+            again = self._s._contacts.contact(planned.contact_id)
+            if (
+                again is None
+                or again.account_id != change.account_id
+                or again.is_deleted
+                or change.overtaken_on(again.account_modstamp)
+                or _edits(change.edited_over(again.outbox)) == _edits({n: e for n, (_, e) in planned.kept.items()})
+            ):
+                return None  # not an edit that came in between: the contact is not this change's to write
+            replanned = self._contact_write(change, again, fields)
+            if replanned is None:
+                return None
+            planned = replanned
+        raise TransientError(f"contact {planned.contact_id} kept changing while a version was written onto it")
 
     def _members(
         self, account_id: str, after: str | None, through: str | None, state: AccountState
@@ -625,6 +670,19 @@ def _still_current(change: AccountChange, stored: AccountState | None) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _ContactWrite:
+    """One contact's write of a change: the fields it changes, and those it keeps (value and outbox entry)."""
+
+    contact_id: str
+    changes: list[FieldChange]
+    kept: dict[str, tuple[FieldValue, OutboxEntry]]
+
+
+def _edits(entries: Mapping[str, OutboxEntry]) -> dict[str, ChangeRef]:
+    return {name: entry.change for name, entry in entries.items()}
+
+
 def _as_changes(owed: Iterable[tuple[str, FieldValue, FieldValue]]) -> list[FieldChange]:
     return [FieldChange(name, canonical_value(old), canonical_value(new)) for name, old, new in owed]
 
@@ -645,6 +703,8 @@ class _ActivityOutbox:
 
     def add(self, contact_id: str, ref: ChangeRef, changes: Iterable[FieldChange]) -> None:
         for change in changes:
+            if change.old == change.new:
+                continue  # a mark written on a contact, not a change of its value
             item = ContactFieldChange(contact_id, change.field, change.old, change.new)
             size = 64 + len(contact_id) + len(change.field) + len(str(change.old)) + len(str(change.new))
             pending = self._pending.setdefault(ref, [])
