@@ -135,7 +135,7 @@ def test_an_exhausted_api_budget_stops_and_leaves_the_watermark(scenario, monkey
         raise SalesforceBudgetExhausted("REQUEST_LIMIT_EXCEEDED")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(scenario.salesforce, "changed_records", exhausted)
+    monkeypatch.setattr(scenario.salesforce, "read_window", exhausted)
     with pytest.raises(SalesforceBudgetExhausted):
         scenario.run()
     assert scenario.state.watermarks == {}

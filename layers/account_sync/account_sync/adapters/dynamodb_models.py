@@ -111,6 +111,14 @@ class SyncStateItem(Model):
     lease_expires_at = NumberAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
     last_run = MapAttribute[str, object](null=True)
+    # the window in progress of a stream (fetch_changes): its bounds and where to resume it
+    window_start = UnicodeAttribute(null=True)
+    window_end = UnicodeAttribute(null=True)
+    position = MapAttribute[str, object](null=True)
+    # on usage#salesforce: the org's API usage as last reported, and when
+    api_used = NumberAttribute(null=True)
+    api_limit = NumberAttribute(null=True)
+    measured_at = UnicodeAttribute(null=True)
 
 
 ALL_MODELS: dict[str, type[Model]] = {
