@@ -16,7 +16,9 @@ import pytest
 from account_sync.adapters import salesforce as salesforce_adapter
 from account_sync.adapters.dynamodb import DynamoSyncStateStore
 from account_sync.adapters.salesforce import MAX_QUERY_RESTARTS
-from account_sync.ports import QueryLocatorExpired, SalesforceQueryError, TransientError
+from account_sync.domain.timestamps import shift
+from account_sync.ports import QueryLocatorExpired, RecordedUsage, SalesforceQueryError, TransientError
+from account_sync.services.fetch_changes import BUDGET_RECHECK_SECONDS
 
 from tests.integration.guarantees.conftest import SCHEDULE_EVENT
 from tests.integration.guarantees.test_partial_send_failures import queued_account_ids
@@ -67,8 +69,17 @@ def test_request_limit_exceeded_stops_the_run_and_the_next_run_reads_the_window(
     assert stopped["outcome"] == "stopped_api_budget"
     assert '"ApiBudgetStops":[1.0]' in capsys.readouterr().out
     assert DynamoSyncStateStore().load_watermark("Account") is None
-    # and when the allocation is back (the next day), the next run queues the change
+    # and the next scheduled runs, deciding from the usage the stopped run recorded, make no call at all
     salesforce.faults.set_api_usage(used)
+    salesforce.reset_request_log()
+    skipped = pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload
+    assert skipped["outcome"] == "skipped_api_budget" and skipped["api_calls"] == 0
+    assert salesforce.request_log == []
+    # and when the recorded usage is old enough to ask again (the allocation is back), the change is queued
+    recorded = DynamoSyncStateStore().load_api_usage()
+    assert recorded is not None
+    older = shift(recorded.measured_at, -BUDGET_RECHECK_SECONDS)
+    DynamoSyncStateStore().save_api_usage(RecordedUsage(recorded.usage, older))
     assert pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload["outcome"] == "completed"
     assert queued_account_ids(pipeline) == [account]
     assert limit > used
