@@ -12,7 +12,8 @@ aggregate functions such as ``COUNT()``; at most 10,000 query jobs per rolling 2
 in ``/limits``). Every request is an API call, counted like the REST API's.
 
 The query runs when the job is created (a snapshot, like a REST cursor). A job reports ``InProgress`` for the
-first ``polls_in_progress`` polls, then ``JobComplete``; ``Faults.fail_next_bulk_job`` makes the next job fail.
+first ``polls_in_progress`` polls (0 unless a test sets it, so that a client's wait between polls costs no test
+time), then ``JobComplete``; ``Faults.fail_next_bulk_job`` makes the next job fail.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class BulkQueries:
         self._user_id = user_id
         self._jobs: dict[str, QueryJob] = {}
         self._created_at: list[datetime] = []
-        self.polls_in_progress = 1
+        self.polls_in_progress = 0
         self._fail_next: list[str] = []
 
     # ----- switches ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def results(sf: Salesforce, job_id: str, **params: str) -> requests.Response:
 
 def test_a_query_job_is_created_polled_and_read_in_csv_pages_by_locator(emulator, sf):
     # given 12 accounts, one deleted, one with blank fields
+    emulator.bulk.polls_in_progress = 1
     ids = emulator.bulk_create("Account", [account_values() for _ in range(11)])
     ids.append(emulator.create("Account", {"Name": 'Quote "and", comma'}))
     emulator.delete("Account", ids[0])

@@ -33,7 +33,7 @@ from simple_salesforce.util import exception_handler
 
 from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
 from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, ConvertedRecords
-from account_sync.domain.timestamps import normalize_timestamp
+from account_sync.domain.timestamps import EPOCH, normalize_timestamp
 from account_sync.ports import (
     ApiUsage,
     FieldSetup,
@@ -105,7 +105,9 @@ class SalesforceRestSource:
         return self._calls
 
     def account_field_names(self) -> set[str]:
-        return {entry["name"] for entry in self.describe("Account").get("fields", [])}
+        entries = self.describe("Account").get("fields", [])
+        self._types["Account"] = {str(e.get("name")): str(e.get("type")) for e in entries if isinstance(e, dict)}
+        return set(self._types["Account"])
 
     def describe(self, sobject: str, timeout: float | tuple[float, float] | None = None) -> Mapping[str, Any]:
         """GET /sobjects/<sobject>/describe: the object and its fields, as the integration user sees them."""
@@ -131,14 +133,19 @@ class SalesforceRestSource:
         end: str,
         position: Mapping[str, str] | None = None,
     ) -> Iterator[WindowItem]:
-        """The window by REST queries, or by a Bulk API 2.0 query job when the first REST page says it holds
-        more than `bulk_threshold` records (that page is the only call spent on finding out)."""
+        """The window by REST queries, or by a Bulk API 2.0 query job for an initial load (a window from the
+        epoch) and when the first REST page says the window holds more than `bulk_threshold` records (that page
+        is the only call spent on finding out)."""
         _check_names(sobject, fields)
         position = dict(position or {})
         if position.get("mode") == "bulk" and position.get("job"):
             yield from self._resume_bulk(sobject, fields, start, end, position)
             return
         after = (position["after_stamp"], position["after_id"]) if position.get("after_id") else None
+        if after is None and start == EPOCH:
+            # An initial load: as large as the org, so no REST page is spent on finding out.
+            yield from self._bulk_window(sobject, fields, _window_soql(sobject, fields, start, end, None))
+            return
         yield from self._rest_window(sobject, fields, start, end, after, switch_to_bulk=True)
 
     def _rest_window(
