@@ -1,8 +1,5 @@
 """Bulk API 2.0 query jobs: create, poll, CSV pages by locator, errors and limits; the admin routes."""
 
-# These tests write SOQL text on purpose: it is what the emulator parses.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import csv
