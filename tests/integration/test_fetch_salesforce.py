@@ -5,6 +5,7 @@ Secrets Manager, the sync state table and the FIFO queue are moto, created from 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import boto3
@@ -17,6 +18,7 @@ from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_
 from account_sync.settings import Settings, load_settings
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
 from local_stack.lambda_runtime import LambdaRuntime
+from local_stack.salesforce_faults import send_late_commit
 from local_stack.template import lambda_functions
 from salesforce_emulator import SalesforceEmulator
 
@@ -228,3 +230,96 @@ def test_an_initial_load_is_read_by_bulk_jobs_at_fewer_than_one_call_per_ten_tho
     first = next(m.version for m in queue.messages if isinstance(m, AccountChangeMessage))
     assert first.fields["Name"].startswith("A") and first.fields["BillingCountry"] is None
     assert first.is_deleted is False
+
+
+def test_a_bulk_read_stopped_before_the_timeout_resumes_with_the_same_job_in_the_next_run(emulator, fetch):
+    # given an initial load of 3,500 accounts read in pages of 1,000, and runs with time for about 1,500 records
+    emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(3_500)])
+    remaining = {"ms": 0}
+
+    class TimedPublisher(RecordingPublisher):
+        def publish(self, messages) -> None:
+            super().publish(messages)
+            remaining["ms"] -= 20 * len(messages)
+
+    queue = TimedPublisher()
+    config = FetchConfig(SYNCED, checkpoint_records=500, stop_margin_ms=1_000)
+    outcomes = []
+    emulator.reset_request_log()
+    for run in range(1, 8):
+        remaining["ms"] = 21_000
+        source, _ = bulk_fetch(fetch.settings, bulk_page_records=1_000)
+        report = fetch_changes(
+            source, queue, fetch.state, config, utc_now, f"run-{run}", remaining_ms=lambda: remaining["ms"]
+        )
+        outcomes.append(report.outcome)
+        if report.outcome == "completed":
+            break
+    # then the load took several runs, one query job, and every account was queued once
+    assert outcomes[0] == "paused_before_timeout" and outcomes[-1] == "completed" and len(outcomes) >= 3
+    kinds = [kind for _, kind in emulator.request_log]
+    assert kinds.count("bulk_job_create") == 2  # one per object: the Account job was resumed, never recreated
+    ids = [m.version.account_id for m in queue.messages if isinstance(m, AccountChangeMessage)]
+    assert len(ids) == 3_500 and len(set(ids)) == 3_500
+
+
+def test_a_bulk_job_gone_before_the_next_run_is_replaced_and_nothing_is_lost(emulator, fetch):
+    emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(1_200)])
+    remaining = {"ms": 31_000}
+
+    class TimedPublisher(RecordingPublisher):
+        def publish(self, messages) -> None:
+            super().publish(messages)
+            remaining["ms"] -= 50 * len(messages)
+
+    queue = TimedPublisher()
+    config = FetchConfig(SYNCED, checkpoint_records=500, stop_margin_ms=1_000)
+    source, _ = bulk_fetch(fetch.settings, bulk_page_records=1_000)
+    first = fetch_changes(source, queue, fetch.state, config, utc_now, "run-1", remaining_ms=lambda: remaining["ms"])
+    assert first.outcome == "paused_before_timeout"
+    emulator.bulk.delete_all()  # Salesforce deleted the job (or its results expired)
+    source, _ = bulk_fetch(fetch.settings, bulk_page_records=1_000)
+    second = fetch_changes(source, queue, fetch.state, config, utc_now, "run-2")
+    assert second.outcome == "completed"
+    ids = {m.version.account_id for m in queue.messages if isinstance(m, AccountChangeMessage)}
+    assert len(ids) == 1_200
+
+
+def test_a_change_committed_later_than_the_lookback_arrives_by_the_sweep(emulator, fetch):
+    # given a synced org, a 5-minute lookback and an hourly sweep reaching an hour back
+    (late,) = emulator.bulk_create("Account", [{"Name": "Late"}])
+    config = FetchConfig(SYNCED, lookback_seconds=300, reconcile_interval_seconds=3600, reconcile_lookback_seconds=3600)
+    source, queue = bulk_fetch(fetch.settings)
+    fetch_changes(source, queue, fetch.state, config, utc_now, "initial")
+    # when, from outside (the local stack's CLI uses the emulator's admin route), a transaction commits now with a
+    # SystemModstamp 15 minutes old
+    send_late_commit(emulator.url, emulator.ca_bundle, "Account", late, {"Industry": "Committed late"}, 900)
+    # then the next regular run does not see it: its window reaches 5 minutes back only
+    regular = fetch_changes(bulk_fetch(fetch.settings)[0], queue, fetch.state, config, utc_now, "regular")
+    assert regular.outcome == "completed" and regular.queued["Account"] == 0
+    # and the first run an hour later sweeps the last hour and queues it
+    an_hour_later = lambda: shift(utc_now(), 3600)  # noqa: E731
+    swept = fetch_changes(bulk_fetch(fetch.settings)[0], queue, fetch.state, config, an_hour_later, "sweep")
+    assert swept.swept["Account"] == 1
+    (message,) = [m for m in queue.messages[1:] if isinstance(m, AccountChangeMessage)]
+    assert message.version.account_id == late and message.version.fields["Industry"] == "Committed late"
+
+
+def test_a_window_larger_than_the_threshold_switches_to_a_bulk_job_after_one_rest_page(emulator, fetch):
+    # given a synced org where 30 accounts then changed, and a threshold of 20 records
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(30)])
+    source, queue = bulk_fetch(fetch.settings, bulk_threshold=1_000)
+    fetch_changes(source, queue, fetch.state, FetchConfig(SYNCED), utc_now, "initial")
+    for account in ids:
+        emulator.update("Account", account, {"Industry": "Retail"})
+    time.sleep(0.05)  # the emulator's stamps run a few ms ahead after a burst of writes
+    emulator.reset_request_log()
+    # when the next run reads the window
+    source, queue = bulk_fetch(fetch.settings, bulk_threshold=20)
+    report = fetch_changes(source, queue, fetch.state, FetchConfig(SYNCED), utc_now, "backlog")
+    # then the first REST page told its size, and a query job read it
+    assert report.reads == {"Account": "bulk"}  # no contact changed: an empty REST page
+    kinds = [kind for _, kind in emulator.request_log if kind != "token"]
+    assert kinds == ["describe", "queryAll", "bulk_job_create", "bulk_job", "bulk_results", "queryAll"]
+    assert sorted(m.version.account_id for m in queue.messages) == sorted(ids)
+    assert {m.version.fields["Industry"] for m in queue.messages} == {"Retail"}
