@@ -19,7 +19,15 @@ from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.fields import FieldChange, FieldValue
 from account_sync.domain.local_edits import ContactEditMark, EditMark
 from account_sync.domain.records import ActivitySuppression, ChangeDataValueActivity, ChangeOrigin, LocalEdit
-from account_sync.ports import Acceptance, AccountState, QueueSendError, TransientError
+from account_sync.ports import (
+    Acceptance,
+    AccountState,
+    ApiUsage,
+    QueueSendError,
+    RecordedUsage,
+    TransientError,
+    WindowProgress,
+)
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
 from botocore.exceptions import ClientError
@@ -295,6 +303,23 @@ class TestSyncState:
         assert state.acquire_lease("run-2", 300)
         state.release_lease("run-2")
         assert state.acquire_lease("run-3", 300)
+
+    def test_the_window_in_progress_is_kept_until_the_watermark_moves(self, store):
+        state = DynamoSyncStateStore()
+        assert state.load_progress("Account") is None
+        bulk = {"mode": "bulk", "job": "750000000000001AAA", "locator": "", "offset": "2000"}
+        state.save_progress("Account", WindowProgress(stamp(1), stamp(9), bulk), {"run_id": "a"})
+        assert state.load_progress("Account") == WindowProgress(stamp(1), stamp(9), bulk)
+        state.save_watermark("Account.sweep", stamp(9), {"run_id": "a"})  # another stream: untouched
+        assert state.load_progress("Account") is not None
+        state.save_watermark("Account", stamp(9), {"run_id": "a"})
+        assert state.load_progress("Account") is None and state.load_watermark("Account") == stamp(9)
+
+    def test_the_last_api_usage_is_kept_between_runs(self, store):
+        state = DynamoSyncStateStore()
+        assert state.load_api_usage() is None
+        state.save_api_usage(RecordedUsage(ApiUsage(used=51_000, limit=100_000), stamp(3)))
+        assert state.load_api_usage() == RecordedUsage(ApiUsage(used=51_000, limit=100_000), stamp(3))
 
 
 class PartlyFailingSqs:
