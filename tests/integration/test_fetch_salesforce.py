@@ -17,8 +17,9 @@ from account_sync.ports import ConfigurationError, SalesforceAuthError, Salesfor
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
+from local_stack.__main__ import build_parser
 from local_stack.lambda_runtime import LambdaRuntime
-from local_stack.salesforce_faults import send_late_commit
+from local_stack.salesforce_faults import parse_values, send_late_commit
 from local_stack.template import lambda_functions
 from salesforce_emulator import SalesforceEmulator
 
@@ -323,3 +324,12 @@ def test_a_window_larger_than_the_threshold_switches_to_a_bulk_job_after_one_res
     assert kinds == ["describe", "queryAll", "bulk_job_create", "bulk_job", "bulk_results", "queryAll"]
     assert sorted(m.version.account_id for m in queue.messages) == sorted(ids)
     assert {m.version.fields["Industry"] for m in queue.messages} == {"Retail"}
+
+
+def test_the_late_commit_command_takes_json_values_and_its_seconds():
+    command = "late-commit Account 001000000000001AAA Industry=Retail NumberOfEmployees=12 --seconds-ago 60"
+    args = build_parser().parse_args(command.split())
+    assert (args.sobject, args.record_id, args.seconds_ago) == ("Account", "001000000000001AAA", 60.0)
+    assert parse_values(args.values) == {"Industry": "Retail", "NumberOfEmployees": 12}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        parse_values(["Industry"])

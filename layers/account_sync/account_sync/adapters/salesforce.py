@@ -54,7 +54,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _CANONICAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _TRANSIENT_STATUS = {406, 420, 429, 500, 502, 503, 504}
 MAX_QUERY_RESTARTS = 5
-BULK_MAX_POLL_SECONDS = 30.0
+BULK_MAX_POLL_SECONDS = 10.0  # well under the run's stop margin: a wait never runs into the deadline
 _NUMBER_TYPES = {"double", "currency", "percent"}
 
 
