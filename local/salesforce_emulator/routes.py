@@ -11,7 +11,8 @@ ID" (upsert: 201 ``created: true`` / 200 ``created: false``), "Composite" (``com
 subrequests, ``PROCESSING_HALTED``), "Limits" (``DailyApiRequests``), "Status Codes and Error
 Responses" (``[{"message", "errorCode", "fields"}]``) and "Limit Info Header" (``Sforce-Limit-Info:
 api-usage=n/m`` on every call but the Versions URI); the token endpoint follows "OAuth 2.0 JWT
-Bearer Flow for Server-to-Server Integration" (Salesforce Help).
+Bearer Flow for Server-to-Server Integration" (Salesforce Help). Bulk API 2.0 query jobs (``jobs/query``) are
+served by bulk.py, the admin switches under ``/_emulator/`` (not Salesforce's API) by admin.py.
 """
 
 from __future__ import annotations

@@ -333,3 +333,36 @@ def test_the_late_commit_command_takes_json_values_and_its_seconds():
     assert parse_values(args.values) == {"Industry": "Retail", "NumberOfEmployees": 12}
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         parse_values(["Industry"])
+
+
+def test_a_rest_read_stopped_before_the_timeout_resumes_at_its_keyset_in_the_next_run(emulator, fetch):
+    # given a synced org where 40 accounts then changed (REST pages of 5), and runs with time for about 15 records
+    source, queue = bulk_fetch(fetch.settings)
+    fetch_changes(source, queue, fetch.state, FetchConfig(SYNCED), utc_now, "initial")
+    emulator.clock.freeze_at(datetime.now(UTC))  # a few share one stamp: the keyset resumes between them too
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(40)])
+    emulator.clock.unfreeze()
+    time.sleep(0.05)
+    remaining = {"ms": 0}
+
+    class TimedPublisher(RecordingPublisher):
+        def publish(self, messages) -> None:
+            super().publish(messages)
+            remaining["ms"] -= 1_000 * len(messages)
+
+    queue = TimedPublisher()
+    config = FetchConfig(SYNCED, checkpoint_records=5, stop_margin_ms=1_000)
+    reports = []
+    emulator.reset_request_log()
+    for run in range(1, 10):
+        remaining["ms"] = 11_000
+        source, _ = bulk_fetch(fetch.settings)
+        time_left = lambda: remaining["ms"]  # noqa: E731
+        reports.append(fetch_changes(source, queue, fetch.state, config, utc_now, f"run-{run}", remaining_ms=time_left))
+        if reports[-1].outcome == "completed":
+            break
+    # then each run queued what its time allowed, the next one resuming at its keyset, each account once
+    assert [r.outcome for r in reports[:-1]] == ["paused_before_timeout"] * (len(reports) - 1) and len(reports) >= 3
+    assert all(r.reads.get("Account", "rest") == "rest" for r in reports)
+    queued = [m.version.account_id for m in queue.messages if isinstance(m, AccountChangeMessage)]
+    assert sorted(queued) == sorted(ids)

@@ -281,13 +281,16 @@ def test_store_contacts_pages_through_an_account(up, cli):
 def test_store_state_shows_the_watermarks_the_lease_and_the_last_run(cli):
     # given a stack that has run its cycles; when the sync state is read
     state = cli("store", "state")
-    # then it holds both watermarks with their last run, and the fetch's lease
-    assert set(state) == {"watermark#Account", "watermark#Contact", "lease#fetch"}
-    for sobject in ("Account", "Contact"):
-        item = state[f"watermark#{sobject}"]
+    # then it holds the watermarks of both objects and of their sweeps with their last run, the fetch's lease, and
+    # the API usage the last run saw
+    streams = ("Account", "Contact", "Account.sweep", "Contact.sweep")
+    assert set(state) == {*(f"watermark#{stream}" for stream in streams), "lease#fetch", "usage#salesforce"}
+    for stream in streams:
+        item = state[f"watermark#{stream}"]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", item["watermark"])
         assert item["last_run"]["run_id"]
     assert state["lease#fetch"]["owner"]
+    assert 0 < state["usage#salesforce"]["api_used"] < state["usage#salesforce"]["api_limit"]
 
 
 def test_invoke_attach_runs_a_function_against_the_running_store(up, cli, capsys):
