@@ -13,7 +13,12 @@ import pytest
 from account_sync.adapters.salesforce import SalesforceRestSource
 from account_sync.contracts import AccountChangeMessage, ContactChangesMessage, parse_change_message
 from account_sync.domain.timestamps import shift, utc_now
-from account_sync.ports import ConfigurationError, SalesforceAuthError, SalesforceBudgetExhausted
+from account_sync.ports import (
+    ConfigurationError,
+    SalesforceAuthError,
+    SalesforceBudgetExhausted,
+    SalesforceQueryError,
+)
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
 from account_sync.settings import Settings, load_settings
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
@@ -366,3 +371,13 @@ def test_a_rest_read_stopped_before_the_timeout_resumes_at_its_keyset_in_the_nex
     assert all(r.reads.get("Account", "rest") == "rest" for r in reports)
     queued = [m.version.account_id for m in queue.messages if isinstance(m, AccountChangeMessage)]
     assert sorted(queued) == sorted(ids)
+
+
+def test_a_failed_bulk_job_fails_the_run_clearly_and_the_next_run_reads_the_window_with_a_new_job(emulator, fetch):
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(7)])
+    emulator.bulk.fail_next_job("Query failed: too many retries")
+    with pytest.raises(SalesforceQueryError, match=r"BULK_JOB_LOST.*too many retries"):
+        fetch.run()
+    assert fetch.state.load_watermark("Account") is None
+    report = fetch.run()
+    assert report.outcome == "completed" and sorted(account_ids(fetch.queued())) == sorted(ids)
