@@ -76,6 +76,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for sobject, count in report.swept.items():
         metrics.add_metric(name=f"{sobject}ChangesSwept", unit=MetricUnit.Count, value=count)
     metrics.add_metric(name="FetchCheckpoints", unit=MetricUnit.Count, value=report.checkpoints)
+    if report.sweep_lag_seconds is not None:
+        metrics.add_metric(name="SweepLagSeconds", unit=MetricUnit.Seconds, value=report.sweep_lag_seconds)
     metrics.add_metric(name="SalesforceApiCalls", unit=MetricUnit.Count, value=report.api_calls)
     logger.info("fetch finished", **asdict(report))
     return asdict(report)

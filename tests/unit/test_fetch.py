@@ -334,10 +334,11 @@ def test_a_change_committed_later_than_the_lookback_is_fetched_by_the_next_sweep
     regular = scenario.run_with(**sweep)
     # then the regular window misses it (its overlap reaches back to 10:33 only)
     assert regular.queued["Account"] == 0 and "Account.sweep" not in regular.windows
+    assert regular.sweep_lag_seconds == 30 * 60  # the sweep last ended at 10:10
     # and the first run an hour after the last sweep reads the wide window and queues it
     an_hour_later = shift(stamp(10), 3600)
     scenario.clock = an_hour_later
     swept = scenario.run_with(**sweep)
     assert swept.windows["Account.sweep"] == [shift(stamp(10), -3600), an_hour_later]
     assert swept.swept["Account"] == 1 and [m.version.account_id for m in scenario.queue.messages] == [account_id(7)]
-    assert scenario.state.watermarks["Account.sweep"] == an_hour_later
+    assert scenario.state.watermarks["Account.sweep"] == an_hour_later and swept.sweep_lag_seconds == 0

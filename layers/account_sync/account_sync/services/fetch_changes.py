@@ -85,6 +85,8 @@ class FetchReport:
     windows: dict[str, list[str]] = field(default_factory=dict)  # per stream read: [start, end]
     reads: dict[str, str] = field(default_factory=dict)  # per stream read: "rest" or "bulk"
     checkpoints: int = 0
+    # How far the sweep's watermark is behind the Account one: past interval + lookback, late commits may go unseen.
+    sweep_lag_seconds: float | None = None
     api_calls: int = 0
     api_usage: str | None = None
     # Changes the queue cannot take (larger than its MaximumMessageSize): set aside, never retried, each one
@@ -203,6 +205,7 @@ class _Run:
             # The first sweep covers back from here: anything before is the initial load's, read at its end.
             self.state.save_watermark("Account.sweep", account_end, {"run_id": self.report.run_id})
             self.state.save_watermark("Contact.sweep", account_end, {"run_id": self.report.run_id})
+            self.report.sweep_lag_seconds = 0.0
             return
         due = _seconds_between(sweep_end, account_end) >= self.config.reconcile_interval_seconds
         wide = self.config.reconcile_lookback_seconds
@@ -210,6 +213,7 @@ class _Run:
             self._stream("Account.sweep", "Account", self.account_fields, wide, lambda: account_end, _accounts(synced))
         swept_to = self.state.load_watermark("Account.sweep")
         if swept_to is not None:
+            self.report.sweep_lag_seconds = _seconds_between(swept_to, account_end)
             self._stream("Contact.sweep", "Contact", list(CONTACT_FIELDS), wide, lambda: swept_to, contact_messages)
 
     def _stream(
