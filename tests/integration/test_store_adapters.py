@@ -25,6 +25,7 @@ from account_sync.ports import (
     ApiUsage,
     QueueSendError,
     RecordedUsage,
+    StreamState,
     TransientError,
     WindowProgress,
 )
@@ -306,14 +307,15 @@ class TestSyncState:
 
     def test_the_window_in_progress_is_kept_until_the_watermark_moves(self, store):
         state = DynamoSyncStateStore()
-        assert state.load_progress("Account") is None
+        assert state.load_stream("Account") == StreamState(None, None)
+        state.save_watermark("Account", stamp(1), {"run_id": "a"})
         bulk = {"mode": "bulk", "job": "750000000000001AAA", "locator": "", "offset": "2000"}
-        state.save_progress("Account", WindowProgress(stamp(1), stamp(9), bulk), {"run_id": "a"})
-        assert state.load_progress("Account") == WindowProgress(stamp(1), stamp(9), bulk)
-        state.save_watermark("Account.sweep", stamp(9), {"run_id": "a"})  # another stream: untouched
-        assert state.load_progress("Account") is not None
-        state.save_watermark("Account", stamp(9), {"run_id": "a"})
-        assert state.load_progress("Account") is None and state.load_watermark("Account") == stamp(9)
+        state.save_progress("Account", WindowProgress(stamp(1), stamp(9), bulk), {"run_id": "b"})
+        assert state.load_stream("Account") == StreamState(stamp(1), WindowProgress(stamp(1), stamp(9), bulk))
+        state.save_watermark("Account.sweep", stamp(9), {"run_id": "b"})  # another stream: untouched
+        assert state.load_stream("Account").progress is not None
+        state.save_watermark("Account", stamp(9), {"run_id": "b"})
+        assert state.load_stream("Account") == StreamState(stamp(9), None)
 
     def test_the_last_api_usage_is_kept_between_runs(self, store):
         state = DynamoSyncStateStore()

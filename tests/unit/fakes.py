@@ -24,6 +24,7 @@ from account_sync.ports import (
     ApiUsage,
     ContactSnapshot,
     RecordedUsage,
+    StreamState,
     WindowItem,
     WindowProgress,
 )
@@ -290,8 +291,8 @@ class FakeSyncState:
             self.saved.append((sobject, watermark))
             self.progress.pop(sobject, None)
 
-    def load_progress(self, stream: str) -> WindowProgress | None:
-        return self.progress.get(stream)
+    def load_stream(self, stream: str) -> StreamState:
+        return StreamState(self.watermarks.get(stream), self.progress.get(stream))
 
     def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
         self.progress[stream] = progress

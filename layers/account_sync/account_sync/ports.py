@@ -339,6 +339,14 @@ class WindowProgress:
 
 
 @dataclass(frozen=True)
+class StreamState:
+    """A stream's watermark, and the window a run stopped inside of (None when the last one was completed)."""
+
+    watermark: str | None
+    progress: WindowProgress | None = None
+
+
+@dataclass(frozen=True)
 class RecordedUsage:
     """The org's API usage as the last Salesforce answer reported it, and when (kept between runs)."""
 
@@ -356,8 +364,8 @@ class SyncStateStore(Protocol):
         """Only ever moves the watermark forward (a conditional write); the window in progress is cleared."""
         ...
 
-    def load_progress(self, stream: str) -> WindowProgress | None:
-        """The window a run stopped inside of, None when the last one was completed."""
+    def load_stream(self, stream: str) -> StreamState:
+        """The watermark and the window in progress, in one read."""
         ...
 
     def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:

@@ -42,6 +42,7 @@ from account_sync.ports import (
     RecordedUsage,
     StoredActivity,
     StoredContact,
+    StreamState,
     TransientError,
     WindowProgress,
 )
@@ -707,18 +708,19 @@ class DynamoSyncStateStore:
             if not is_condition_failure(exc):  # an older run finishing late never moves it back
                 raise translate(exc) from exc
 
-    def load_progress(self, stream: str) -> WindowProgress | None:
+    def load_stream(self, stream: str) -> StreamState:
         try:
             item = SyncStateItem.get(f"watermark#{stream}", consistent_read=True)
         except SyncStateItem.DoesNotExist:
-            return None
+            return StreamState(watermark=None)
         except PynamoDBException as exc:
             raise translate(exc) from exc
         if item.window_start is None or item.window_end is None:
-            return None
+            return StreamState(watermark=item.watermark)
         raw = item.position.as_dict() if item.position is not None else {}
         position = {str(key): str(value) for key, value in raw.items()}
-        return WindowProgress(start=item.window_start, end=item.window_end, position=position)
+        progress = WindowProgress(start=item.window_start, end=item.window_end, position=position)
+        return StreamState(item.watermark, progress)
 
     def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
         """Unconditional: only the lease holder writes, and its lease ends before the Lambda's deadline does."""

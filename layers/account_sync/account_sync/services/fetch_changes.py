@@ -45,6 +45,7 @@ from account_sync.ports import (
     RejectedMessage,
     SalesforceBudgetExhausted,
     SalesforceSource,
+    StreamState,
     SyncStateStore,
     WindowProgress,
 )
@@ -192,29 +193,26 @@ class _Run:
     def run(self) -> None:
         synced = self.config.synced_fields
         lookback = self.config.lookback_seconds
-        self._stream("Account", "Account", self.account_fields, lookback, lambda: self.now(), _accounts(synced))
-        self.report.window_end = self.state.load_watermark("Account")
-        account_end = self.report.window_end
-        if account_end is None:  # pragma: no cover - the Account stream always ends with a watermark
-            return
-        self._stream("Contact", "Contact", list(CONTACT_FIELDS), lookback, lambda: account_end, contact_messages)
+        accounts, contacts = _accounts(synced), contact_messages
+        account_end = self._stream("Account", "Account", self.account_fields, lookback, self.now, accounts)
+        self.report.window_end = account_end
+        self._stream("Contact", "Contact", list(CONTACT_FIELDS), lookback, lambda: account_end, contacts)
         if self.config.reconcile_interval_seconds is None:
             return
-        sweep_end = self.state.load_watermark("Account.sweep")
-        if sweep_end is None:
+        sweep = self.state.load_stream("Account.sweep")
+        if sweep.watermark is None:
             # The first sweep covers back from here: anything before is the initial load's, read at its end.
             self.state.save_watermark("Account.sweep", account_end, {"run_id": self.report.run_id})
             self.state.save_watermark("Contact.sweep", account_end, {"run_id": self.report.run_id})
             self.report.sweep_lag_seconds = 0.0
             return
-        due = _seconds_between(sweep_end, account_end) >= self.config.reconcile_interval_seconds
+        swept_to = sweep.watermark
         wide = self.config.reconcile_lookback_seconds
-        if due or self.state.load_progress("Account.sweep") is not None:
-            self._stream("Account.sweep", "Account", self.account_fields, wide, lambda: account_end, _accounts(synced))
-        swept_to = self.state.load_watermark("Account.sweep")
-        if swept_to is not None:
-            self.report.sweep_lag_seconds = _seconds_between(swept_to, account_end)
-            self._stream("Contact.sweep", "Contact", list(CONTACT_FIELDS), wide, lambda: swept_to, contact_messages)
+        if _seconds_between(swept_to, account_end) >= self.config.reconcile_interval_seconds or sweep.progress:
+            end = lambda: account_end  # noqa: E731
+            swept_to = self._stream("Account.sweep", "Account", self.account_fields, wide, end, accounts, sweep)
+        self.report.sweep_lag_seconds = _seconds_between(swept_to, account_end)
+        self._stream("Contact.sweep", "Contact", list(CONTACT_FIELDS), wide, lambda: swept_to, contacts)
 
     def _stream(
         self,
@@ -224,15 +222,18 @@ class _Run:
         lookback: int,
         end_of_new_window: Callable[[], str],
         to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage, int]]],
-    ) -> None:
-        progress = self.state.load_progress(stream)
+        loaded: StreamState | None = None,
+    ) -> str:
+        """Read the stream's window in progress, or a new one, to its end; the stream's watermark after it."""
+        loaded = loaded or self.state.load_stream(stream)
+        watermark, progress = loaded.watermark, loaded.progress
         if progress is None:
-            watermark = self.state.load_watermark(stream) or EPOCH
-            start = max(EPOCH, shift(watermark, -lookback))
+            start = max(EPOCH, shift(watermark or EPOCH, -lookback))
             progress = WindowProgress(start=start, end=end_of_new_window())
-            if progress.end <= watermark:  # nothing new (or a late run whose clock is behind the watermark)
+            if watermark is not None and progress.end <= watermark:
+                # Nothing new (or a late run whose clock is behind the watermark): it stays where it is.
                 self.report.windows[stream] = [progress.start, progress.end]
-                return
+                return watermark
         self.report.windows[stream] = [progress.start, progress.end]
         records: list[Mapping[str, object]] = []
         position: Mapping[str, str] = progress.position
@@ -251,6 +252,7 @@ class _Run:
         self._queue(stream, sobject, records, to_messages)
         run = {"run_id": self.report.run_id, "queued": self.report.queued[sobject]}
         self.state.save_watermark(stream, progress.end, run)
+        return max(progress.end, watermark or EPOCH)
 
     def _checkpoint(self, stream: str, progress: WindowProgress, position: Mapping[str, str]) -> None:
         self.state.save_progress(
