@@ -32,26 +32,53 @@ def dependencies() -> tuple[Settings, Callable[[], SalesforceRestSource], SqsCha
     )
 
 
+def fetch_config(settings: Settings) -> FetchConfig:
+    return FetchConfig(
+        synced_fields=settings.synced_account_fields,
+        lookback_seconds=settings.lookback_seconds,
+        api_budget_share=settings.api_budget_share,
+        reconcile_interval_seconds=settings.reconcile_interval_seconds,
+        reconcile_lookback_seconds=settings.reconcile_lookback_seconds,
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings, new_source, publisher, state = dependencies()
-    config = FetchConfig(synced_fields=settings.synced_account_fields, lookback_seconds=settings.lookback_seconds)
     source = new_source()
     try:
-        report = fetch_changes(source, publisher, state, config, now=utc_now, run_id=context.aws_request_id)
+        report = fetch_changes(
+            source,
+            publisher,
+            state,
+            fetch_config(settings),
+            now=utc_now,
+            run_id=context.aws_request_id,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
     except SalesforceBudgetExhausted as exc:
         # A clean stop: the watermark stays where it was and the next run reads the same window again.
         logger.warning("fetch stopped: Salesforce API budget", reason=str(exc))
         metrics.add_metric(name="ApiBudgetStops", unit=MetricUnit.Count, value=1)
         report = FetchReport(run_id=context.aws_request_id, outcome="stopped_api_budget", api_calls=source.api_calls)
+    if report.outcome == "skipped_api_budget":
+        logger.warning("fetch skipped: the API budget was spent at the last run's count", run_id=report.run_id)
+        metrics.add_metric(name="ApiBudgetSkips", unit=MetricUnit.Count, value=1)
+    if report.outcome == "paused_before_timeout":
+        logger.info("fetch paused before its timeout; the next run resumes the window", windows=report.windows)
     for rejected in report.rejected:
         # larger than the queue takes, or a value DynamoDB cannot store: `reason` says which (never a value)
         logger.error("change not queued: it can never be applied", run_id=report.run_id, **rejected)
     metrics.add_metric(name="RejectedChanges", unit=MetricUnit.Count, value=len(report.rejected))
     for sobject, count in report.queued.items():
         metrics.add_metric(name=f"{sobject}ChangesQueued", unit=MetricUnit.Count, value=count)
+    for sobject, count in report.swept.items():
+        metrics.add_metric(name=f"{sobject}ChangesSwept", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="FetchCheckpoints", unit=MetricUnit.Count, value=report.checkpoints)
+    if report.sweep_lag_seconds is not None:
+        metrics.add_metric(name="SweepLagSeconds", unit=MetricUnit.Seconds, value=report.sweep_lag_seconds)
     metrics.add_metric(name="SalesforceApiCalls", unit=MetricUnit.Count, value=report.api_calls)
     logger.info("fetch finished", **asdict(report))
     return asdict(report)

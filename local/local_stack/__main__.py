@@ -5,6 +5,7 @@
     python -m local_stack up                     # a long-running stack: a sync cycle every 30 s (local_stack.up)
     python -m local_stack invoke fetch_changes -e events/fetch_schedule.json --attach
     python -m local_stack token                  # an access token for its Salesforce (local_stack.salesforce_token)
+    python -m local_stack late-commit Account <id> Industry=Retail --seconds-ago 900   # (local_stack.salesforce_faults)
 
 `invoke` starts a throwaway stack (moto server, every table and queue of template.yaml, the functions'
 environment), invokes one function with the event file and prints its response as JSON on stdout (logs go to
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_stack import salesforce_token, up
+from local_stack import salesforce_faults, salesforce_token, up
 from local_stack.running import add_state_dir_option
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     _add_invoke_command,
     up.add_command,
     salesforce_token.add_command,
+    salesforce_faults.add_command,
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from .auth import Auth
+from .bulk import BulkQueries
 from .certificates import CertificateAuthority, generate_client_keypair, write_private
 from .clock import Clock
 from .cursors import Cursors
@@ -30,7 +31,8 @@ _LOCAL_NAMES = ("localhost", "127.0.0.1")
 
 
 class SalesforceEmulator:
-    """A local Salesforce org over HTTPS: JWT bearer login, SOQL query/queryAll, sObjects, composite.
+    """A local Salesforce org over HTTPS: JWT bearer login, SOQL query/queryAll, sObjects, composite, Bulk API 2.0
+    query jobs; admin switches under ``/_emulator/`` (admin.py).
 
     Data methods (``create``, ``update`` ...) work in-process, before or after ``start()``, validate
     like the REST API (raising :class:`SalesforceApiError`) and do not count as API calls. Records
@@ -234,6 +236,13 @@ class SalesforceEmulator:
         """A transaction that commits late: visible from now on, stamped ``seconds_ago`` in the past."""
         stamp = self.clock.now() - timedelta(seconds=seconds_ago)
         self._store.update(self._object(sobject), record_id, values, stamp=stamp)
+
+    # ----- Bulk API 2.0 query jobs ---------------------------------------------------------------
+    @property
+    def bulk(self) -> BulkQueries:
+        """The org's query jobs: ``polls_in_progress`` (polls answered InProgress before JobComplete),
+        ``fail_next_job(message)``, ``delete_all()``, ``jobs_created()``."""
+        return self._api.bulk
 
     def get(self, sobject: str, record_id: str) -> dict | None:
         """The record (deleted ones too, with ``IsDeleted: true``), or None."""

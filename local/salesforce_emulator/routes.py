@@ -11,7 +11,8 @@ ID" (upsert: 201 ``created: true`` / 200 ``created: false``), "Composite" (``com
 subrequests, ``PROCESSING_HALTED``), "Limits" (``DailyApiRequests``), "Status Codes and Error
 Responses" (``[{"message", "errorCode", "fields"}]``) and "Limit Info Header" (``Sforce-Limit-Info:
 api-usage=n/m`` on every call but the Versions URI); the token endpoint follows "OAuth 2.0 JWT
-Bearer Flow for Server-to-Server Integration" (Salesforce Help).
+Bearer Flow for Server-to-Server Integration" (Salesforce Help). Bulk API 2.0 query jobs (``jobs/query``) are
+served by bulk.py, the admin switches under ``/_emulator/`` (not Salesforce's API) by admin.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .admin import Admin
 from .auth import Auth, OAuthError
+from .bulk import DAILY_QUERY_JOBS, BulkQueries
 from .clock import Clock
 from .cursors import Cursor, Cursors
 from .errors import SalesforceApiError, invalid_session, limit_exceeded, not_found
@@ -55,6 +58,8 @@ class Response:
     def payload(self) -> bytes:
         if self.body is None:
             return b""
+        if isinstance(self.body, bytes):  # a CSV page of Bulk API results
+            return self.body
         return json.dumps(self.body, separators=(",", ":")).encode()
 
 
@@ -73,8 +78,11 @@ class Api:
         page_size: int,
         replication_id_limit: int,
         schema: Schema | None = None,
+        bulk: BulkQueries | None = None,
     ):
         self.schema = schema or Schema()
+        self.bulk = bulk or BulkQueries(store, self.schema, clock, auth.user_id)
+        self.admin = Admin(store, self.schema, clock, self.bulk)
         self.store = store
         self.auth = auth
         self.usage = usage
@@ -93,6 +101,12 @@ class Api:
         parts = urlsplit(target)
         path = parts.path
         params = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        if path.startswith("/_emulator/"):  # admin switches: not Salesforce's API, never logged or counted
+            try:
+                status, answer = self.admin.handle(method, [s for s in path.split("/") if s][1:], body)
+            except SalesforceApiError as error:
+                return _error(error)
+            return Response(status, answer)
         self.log(method, path_kind(method, path))
         if self.faults.take_drop():
             return None
@@ -180,7 +194,14 @@ class Api:
         if head == "limits" and not rest:
             _allow(method, "GET")
             used, limit = self.usage.snapshot()
-            return Response(200, {"DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)}})
+            jobs = self.bulk.jobs_today()
+            return Response(
+                200,
+                {
+                    "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)},
+                    "DailyBulkV2QueryJobs": {"Max": DAILY_QUERY_JOBS, "Remaining": max(0, DAILY_QUERY_JOBS - jobs)},
+                },
+            )
         if head in ("query", "queryAll") and len(rest) <= 1:
             _allow(method, "GET")
             if rest:
@@ -188,6 +209,9 @@ class Api:
             return self._query(version, params, headers, include_deleted=head == "queryAll")
         if head == "sobjects":
             return self._sobjects(method, version, rest, params, data)
+        if head == "jobs" and rest[:1] == ["query"]:
+            status, answer, answer_headers = self.bulk.handle(method, version, rest[1:], params, data)
+            return Response(status, answer, answer_headers)
         raise not_found()
 
     # ----- resources -----------------------------------------------------------------------------
@@ -199,7 +223,7 @@ class Api:
     @staticmethod
     def _resources(version: str) -> dict:
         base = f"/services/data/v{version}"
-        names = ("sobjects", "query", "queryAll", "limits", "composite")
+        names = ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
         return {name: f"{base}/{name}" for name in names}
 
     def _query(self, version: str, params: dict[str, str], headers: dict[str, str], *, include_deleted: bool):
@@ -585,6 +609,10 @@ def path_kind(method: str, path: str) -> str:
         return "query_more" if len(rest) > 1 else head
     if head in ("limits", "composite"):
         return head
+    if head == "jobs" and rest[1:2] == ["query"]:
+        if len(rest) == 2:
+            return "bulk_job_create" if method == "POST" else "bulk_jobs"
+        return "bulk_results" if rest[3:4] == ["results"] else "bulk_job"
     if head == "sobjects":
         if len(rest) == 1:
             return "describe_global"

@@ -40,11 +40,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload = response.payload()
+        headers = dict(response.headers)
+        content_type = headers.pop("Content-Type", JSON_TYPE)
         self.send_response(response.status)
-        for name, value in response.headers.items():
+        for name, value in headers.items():
             self.send_header(name, value)
         if response.status != 204:
-            self.send_header("Content-Type", JSON_TYPE)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if payload and self.command != "HEAD":

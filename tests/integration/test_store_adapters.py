@@ -26,7 +26,17 @@ from account_sync.domain.records import (
     ChangeRef,
     LocalEdit,
 )
-from account_sync.ports import Acceptance, AccountJoin, AccountState, QueueSendError, TransientError
+from account_sync.ports import (
+    Acceptance,
+    AccountJoin,
+    AccountState,
+    ApiUsage,
+    QueueSendError,
+    RecordedUsage,
+    StreamState,
+    TransientError,
+    WindowProgress,
+)
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
 from botocore.exceptions import ClientError
@@ -421,6 +431,24 @@ class TestSyncState:
         assert state.acquire_lease("run-2", 300)
         state.release_lease("run-2")
         assert state.acquire_lease("run-3", 300)
+
+    def test_the_window_in_progress_is_kept_until_the_watermark_moves(self, store):
+        state = DynamoSyncStateStore()
+        assert state.load_stream("Account") == StreamState(None, None)
+        state.save_watermark("Account", stamp(1), {"run_id": "a"})
+        bulk = {"mode": "bulk", "job": "750000000000001AAA", "locator": "", "offset": "2000"}
+        state.save_progress("Account", WindowProgress(stamp(1), stamp(9), bulk), {"run_id": "b"})
+        assert state.load_stream("Account") == StreamState(stamp(1), WindowProgress(stamp(1), stamp(9), bulk))
+        state.save_watermark("Account.sweep", stamp(9), {"run_id": "b"})  # another stream: untouched
+        assert state.load_stream("Account").progress is not None
+        state.save_watermark("Account", stamp(9), {"run_id": "b"})
+        assert state.load_stream("Account") == StreamState(stamp(9), None)
+
+    def test_the_last_api_usage_is_kept_between_runs(self, store):
+        state = DynamoSyncStateStore()
+        assert state.load_api_usage() is None
+        state.save_api_usage(RecordedUsage(ApiUsage(used=51_000, limit=100_000), stamp(3)))
+        assert state.load_api_usage() == RecordedUsage(ApiUsage(used=51_000, limit=100_000), stamp(3))
 
 
 class PartlyFailingSqs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
@@ -24,6 +24,10 @@ from account_sync.ports import (
     AccountState,
     ApiUsage,
     ContactSnapshot,
+    RecordedUsage,
+    StreamState,
+    WindowItem,
+    WindowProgress,
     stays_in_account,
 )
 
@@ -342,7 +346,10 @@ class FakeActivityStore:
 class FakeSyncState:
     def __init__(self) -> None:
         self.watermarks: dict[str, str] = {}
+        self.progress: dict[str, WindowProgress] = {}
+        self.usage: RecordedUsage | None = None
         self.lease_owner: str | None = None
+        self.lease_seconds: int | None = None
         self.saved: list[tuple[str, str]] = []
 
     def load_watermark(self, sobject: str) -> str | None:
@@ -352,11 +359,25 @@ class FakeSyncState:
         if sobject not in self.watermarks or self.watermarks[sobject] < watermark:
             self.watermarks[sobject] = watermark
             self.saved.append((sobject, watermark))
+            self.progress.pop(sobject, None)
+
+    def load_stream(self, stream: str) -> StreamState:
+        return StreamState(self.watermarks.get(stream), self.progress.get(stream))
+
+    def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
+        self.progress[stream] = progress
+
+    def load_api_usage(self) -> RecordedUsage | None:
+        return self.usage
+
+    def save_api_usage(self, recorded: RecordedUsage) -> None:
+        self.usage = recorded
 
     def acquire_lease(self, owner: str, seconds: int) -> bool:
         if self.lease_owner not in (None, owner):
             return False
         self.lease_owner = owner
+        self.lease_seconds = seconds
         return True
 
     def release_lease(self, owner: str) -> None:
@@ -374,22 +395,33 @@ class FakeSalesforce:
         self.calls = 0
         self.usage: ApiUsage | None = None
         self.fail_after_records: int | None = None
+        self.page_size = 2000
+        self.on_record: Callable[[], None] | None = None
 
     def account_field_names(self) -> set[str]:
         self.calls += 1
         return self.fields
 
-    def changed_records(self, sobject, fields, start, end):
+    def read_window(self, sobject, fields, start, end, position=None):
+        """Like REST queries: (SystemModstamp, Id) order, a keyset position after each record, one call per
+        `page_size` records; `on_record` is called before each record is handed out (a clock for the tests)."""
         self.windows.append((sobject, start, end))
         self.calls += 1
+        after = (position["after_stamp"], position["after_id"]) if position else None
         rows = sorted(
             (r for r in self.records[sobject] if start < r["SystemModstamp"] <= end),
             key=lambda r: (r["SystemModstamp"], r["Id"]),
         )
+        rows = [r for r in rows if after is None or (r["SystemModstamp"], r["Id"]) > after]
         for index, row in enumerate(rows):
             if self.fail_after_records is not None and index >= self.fail_after_records:
                 raise RuntimeError("simulated crash mid-window")
-            yield {name: row.get(name) for name in fields}
+            if index and index % self.page_size == 0:
+                self.calls += 1
+            if self.on_record is not None:
+                self.on_record()
+            record = {name: row.get(name) for name in fields}
+            yield WindowItem(record, {"mode": "rest", "after_stamp": row["SystemModstamp"], "after_id": row["Id"]})
 
     @property
     def api_usage(self) -> ApiUsage | None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from account_sync.adapters import salesforce as salesforce_adapter
-from account_sync.adapters.salesforce import SalesforceRestSource
+from account_sync.adapters.salesforce import SalesforceRestSource, _csv_value
 from account_sync.adapters.salesforce_auth import AccessToken
 from account_sync.ports import TransientError
 from account_sync.settings import SettingsError, parse_field_list
@@ -198,3 +198,21 @@ def test_a_hostile_record_stamp_stops_the_read_before_any_query():
 def test_a_hostile_synced_field_list_is_refused_at_cold_start(raw):
     with pytest.raises(SettingsError, match="invalid field names"):
         parse_field_list(raw)
+
+
+@pytest.mark.parametrize(
+    ("field_type", "cell", "value"),
+    [
+        ("string", "", None),
+        ("string", "true", "true"),
+        ("boolean", "true", True),
+        ("boolean", "false", False),
+        ("int", "42", 42),
+        ("currency", "1500000.0", 1500000.0),
+        ("double", "2.5", 2.5),
+        ("datetime", "2026-11-27T10:00:00.000Z", "2026-11-27T10:00:00.000Z"),
+        (None, "x", "x"),
+    ],
+)
+def test_a_bulk_csv_cell_gets_the_type_the_rest_api_json_gives_it(field_type, cell, value):
+    assert _csv_value(field_type, cell) == value and type(_csv_value(field_type, cell)) is type(value)

@@ -151,9 +151,31 @@ class ApiUsage:
         return self.used / self.limit if self.limit else 1.0
 
 
+@dataclass(frozen=True)
+class WindowItem:
+    """One step of reading a window: a record (None for a step that only reports progress, such as a Bulk API
+    job still running), and the position to resume the window from once everything up to it is queued."""
+
+    record: Mapping[str, object] | None
+    position: Mapping[str, str]
+
+
 class SalesforceSource(Protocol):
     def account_field_names(self) -> set[str]:
         """Every field of the Account describe."""
+        ...
+
+    def read_window(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        start: str,
+        end: str,
+        position: Mapping[str, str] | None = None,
+    ) -> Iterator[WindowItem]:
+        """Records (deleted ones too) with `start < SystemModstamp <= end`, from `position` (None or empty: the
+        window's beginning). The order is (SystemModstamp, Id) for REST queries and none for a Bulk API job (a
+        large window); either way each item's position resumes the window right after it, in a later run."""
         ...
 
     def changed_records(
@@ -379,12 +401,52 @@ class ActivityStore(Protocol):
     def put_suppression(self, suppression: ActivitySuppression) -> None: ...
 
 
+@dataclass(frozen=True)
+class WindowProgress:
+    """A window being read over several runs: its bounds, fixed when it started, and where to resume it."""
+
+    start: str
+    end: str
+    position: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A stream's watermark, and the window a run stopped inside of (None when the last one was completed)."""
+
+    watermark: str | None
+    progress: WindowProgress | None = None
+
+
+@dataclass(frozen=True)
+class RecordedUsage:
+    """The org's API usage as the last Salesforce answer reported it, and when (kept between runs)."""
+
+    usage: ApiUsage
+    measured_at: str
+
+
 class SyncStateStore(Protocol):
+    """Per stream (`Account`, `Contact`, and their sweeps `Account.sweep`, `Contact.sweep`): a watermark and the
+    window in progress; for the whole fetch: the lease and the last known API usage."""
+
     def load_watermark(self, sobject: str) -> str | None: ...
 
     def save_watermark(self, sobject: str, watermark: str, run: Mapping[str, object]) -> None:
-        """Only ever moves the watermark forward (a conditional write)."""
+        """Only ever moves the watermark forward (a conditional write); the window in progress is cleared."""
         ...
+
+    def load_stream(self, stream: str) -> StreamState:
+        """The watermark and the window in progress, in one read."""
+        ...
+
+    def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
+        """Checkpoint: every change of the window up to `progress.position` is queued."""
+        ...
+
+    def load_api_usage(self) -> RecordedUsage | None: ...
+
+    def save_api_usage(self, recorded: RecordedUsage) -> None: ...
 
     def acquire_lease(self, owner: str, seconds: int) -> bool: ...
 

@@ -42,6 +42,9 @@ class Settings:
     salesforce_ca_bundle: str | None = None
     api_budget_share: float = 0.5
     lookback_seconds: int = 300
+    bulk_threshold: int = 10_000
+    reconcile_interval_seconds: int = 3600
+    reconcile_lookback_seconds: int = 3600
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -66,6 +69,9 @@ class Settings:
             salesforce_ca_bundle=environ.get("SALESFORCE_CA_BUNDLE") or None,
             api_budget_share=_float(environ, "API_BUDGET_SHARE", 0.5, minimum=0.0, maximum=1.0),
             lookback_seconds=_int(environ, "LOOKBACK_SECONDS", 300, minimum=0),
+            bulk_threshold=_int(environ, "BULK_THRESHOLD", 10_000, minimum=0),
+            reconcile_interval_seconds=_int(environ, "RECONCILE_INTERVAL_SECONDS", 3600, minimum=60),
+            reconcile_lookback_seconds=_int(environ, "RECONCILE_LOOKBACK_SECONDS", 3600, minimum=0),
         )
 
     def require(self, *names: str) -> None:

@@ -169,4 +169,5 @@ def salesforce_source_factory(settings: Settings, max_attempts: int = 4) -> Call
         api_version=settings.salesforce_api_version,
         budget_share=settings.api_budget_share,
         max_attempts=max_attempts,
+        bulk_threshold=settings.bulk_threshold,
     )

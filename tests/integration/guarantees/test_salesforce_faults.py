@@ -16,7 +16,9 @@ import pytest
 from account_sync.adapters import salesforce as salesforce_adapter
 from account_sync.adapters.dynamodb import DynamoSyncStateStore
 from account_sync.adapters.salesforce import MAX_QUERY_RESTARTS
-from account_sync.ports import QueryLocatorExpired, SalesforceQueryError, TransientError
+from account_sync.domain.timestamps import shift
+from account_sync.ports import QueryLocatorExpired, RecordedUsage, SalesforceQueryError, TransientError
+from account_sync.services.fetch_changes import BUDGET_RECHECK_SECONDS
 
 from tests.integration.guarantees.conftest import SCHEDULE_EVENT
 from tests.integration.guarantees.test_partial_send_failures import queued_account_ids
@@ -67,20 +69,31 @@ def test_request_limit_exceeded_stops_the_run_and_the_next_run_reads_the_window(
     assert stopped["outcome"] == "stopped_api_budget"
     assert '"ApiBudgetStops":[1.0]' in capsys.readouterr().out
     assert DynamoSyncStateStore().load_watermark("Account") is None
-    # and when the allocation is back (the next day), the next run queues the change
+    # and the next scheduled runs, deciding from the usage the stopped run recorded, make no call at all
     salesforce.faults.set_api_usage(used)
+    salesforce.reset_request_log()
+    skipped = pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload
+    assert skipped["outcome"] == "skipped_api_budget" and skipped["api_calls"] == 0
+    assert salesforce.request_log == []
+    # and when the recorded usage is old enough to ask again (the allocation is back), the change is queued
+    recorded = DynamoSyncStateStore().load_api_usage()
+    assert recorded is not None
+    older = shift(recorded.measured_at, -BUDGET_RECHECK_SECONDS)
+    DynamoSyncStateStore().save_api_usage(RecordedUsage(recorded.usage, older))
     assert pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload["outcome"] == "completed"
     assert queued_account_ids(pipeline) == [account]
     assert limit > used
 
 
 def test_a_query_timeout_fails_the_run_clearly_and_the_next_run_reads_the_window(salesforce, pipeline, fetch):
+    fetch.run()  # an initial load of an empty org (a Bulk API job): the next windows are REST queries
+    watermark = DynamoSyncStateStore().load_watermark("Account")
     (account,) = salesforce.bulk_create("Account", [{"Name": "Slow query"}])
     salesforce.faults.query_timeout_next(1)
     failed = pipeline.invoke("fetch_changes", SCHEDULE_EVENT)
     assert failed.error["errorType"] == SalesforceQueryError.__name__
     assert failed.error["errorMessage"].startswith("QUERY_TIMEOUT")
-    assert DynamoSyncStateStore().load_watermark("Account") is None
+    assert DynamoSyncStateStore().load_watermark("Account") == watermark
     assert pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload["outcome"] == "completed"
     assert queued_account_ids(pipeline) == [account]
 
@@ -90,14 +103,16 @@ def test_query_locators_expiring_again_and_again_restart_from_the_watermark_in_t
 ):
     # given more changed accounts than pages of 5 the adapter may restart through, and every cursor expiring
     # as soon as Salesforce has answered a page
+    fetch.run()  # an initial load of an empty org (a Bulk API job): the next windows are REST queries
     ids = salesforce.bulk_create("Account", [{"Name": f"Account {n}"} for n in range(5 * (MAX_QUERY_RESTARTS + 3))])
     source = fetch.source(on_response=lambda response, **kwargs: salesforce.faults.invalidate_query_locators())
     state = DynamoSyncStateStore()
     # when a run meets one expired cursor too many
+    watermark = state.load_watermark("Account")
     with pytest.raises(QueryLocatorExpired):
         fetch.run(source=source)
     # then the watermark stays, and the next run reads the whole window from it: every account queued once
-    assert state.load_watermark("Account") is None
+    assert state.load_watermark("Account") == watermark
     report = fetch.run()
     assert report.outcome == "completed"
     assert sorted(queued_account_ids(pipeline)) == sorted(ids)

@@ -17,6 +17,11 @@ def test_the_salesforce_bound_is_a_page_per_2000_records_of_each_object_plus_des
     assert lower_bound({"Account": 2001, "Contact": 4000}, cold=False) == 2 + 2 + 1
 
 
+def test_the_salesforce_bound_of_an_initial_load_or_a_large_window_is_a_bulk_job_per_object():
+    assert lower_bound({"Account": 100, "Contact": 0}, cold=True, initial=True) == 3 + (3 + 1) + 1 + 1
+    assert lower_bound({"Account": 120_000, "Contact": 0}, cold=False) == (1 + 2 + 3) + 1 + 1
+
+
 def test_request_snapshots_subtract_and_add_per_key():
     key = ("dynamodb", "UpdateItem", "account-sync-local-contacts")
     before = Requests(Counter({key: 3}), Counter(), 1.0, 2, {key: 1.0})

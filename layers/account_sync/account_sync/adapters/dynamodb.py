@@ -41,11 +41,15 @@ from account_sync.ports import (
     AcceptResult,
     AccountJoin,
     AccountState,
+    ApiUsage,
     ContactSnapshot,
     PermanentFailure,
+    RecordedUsage,
     StoredActivity,
     StoredContact,
+    StreamState,
     TransientError,
+    WindowProgress,
     stays_in_account,
 )
 
@@ -903,6 +907,7 @@ def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
 
 class DynamoSyncStateStore:
     LEASE_ID = "lease#fetch"
+    USAGE_ID = "usage#salesforce"
 
     def __init__(self, now: Callable[[], str] = utc_now, clock: Callable[[], float] = time.time) -> None:
         self._now = now
@@ -924,12 +929,69 @@ class DynamoSyncStateStore:
                     SyncStateItem.watermark.set(watermark),
                     SyncStateItem.updated_at.set(self._now()),
                     SyncStateItem.last_run.set(dict(run)),
+                    SyncStateItem.window_start.remove(),
+                    SyncStateItem.window_end.remove(),
+                    SyncStateItem.position.remove(),
                 ],
                 condition=SyncStateItem.watermark.does_not_exist() | (SyncStateItem.watermark < watermark),
             )
         except UpdateError as exc:
             if not is_condition_failure(exc):  # an older run finishing late never moves it back
                 raise translate(exc) from exc
+
+    def load_stream(self, stream: str) -> StreamState:
+        try:
+            item = SyncStateItem.get(f"watermark#{stream}", consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return StreamState(watermark=None)
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        if item.window_start is None or item.window_end is None:
+            return StreamState(watermark=item.watermark)
+        raw = item.position.as_dict() if item.position is not None else {}
+        position = {str(key): str(value) for key, value in raw.items()}
+        progress = WindowProgress(start=item.window_start, end=item.window_end, position=position)
+        return StreamState(item.watermark, progress)
+
+    def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
+        """Unconditional: only the lease holder writes, and its lease ends before the Lambda's deadline does."""
+        item = SyncStateItem(f"watermark#{stream}")
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.window_start.set(progress.start),
+                    SyncStateItem.window_end.set(progress.end),
+                    SyncStateItem.position.set(dict(progress.position)),
+                    SyncStateItem.updated_at.set(self._now()),
+                    SyncStateItem.last_run.set(dict(run)),
+                ]
+            )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def load_api_usage(self) -> RecordedUsage | None:
+        try:
+            item = SyncStateItem.get(self.USAGE_ID, consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        if item.api_used is None or item.api_limit is None or item.measured_at is None:
+            return None
+        return RecordedUsage(ApiUsage(used=int(item.api_used), limit=int(item.api_limit)), item.measured_at)
+
+    def save_api_usage(self, recorded: RecordedUsage) -> None:
+        item = SyncStateItem(self.USAGE_ID)
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.api_used.set(recorded.usage.used),
+                    SyncStateItem.api_limit.set(recorded.usage.limit),
+                    SyncStateItem.measured_at.set(recorded.measured_at),
+                ]
+            )
+        except UpdateError as exc:
+            raise translate(exc) from exc
 
     def acquire_lease(self, owner: str, seconds: int) -> bool:
         now = self._clock()

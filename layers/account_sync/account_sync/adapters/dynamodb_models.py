@@ -124,6 +124,14 @@ class SyncStateItem(Model):
     # `segments#<account id>#<plan id>`: the segments of a version's plan done so far (docs/data-model.md)
     segments_done = NumberSetAttribute(null=True)
     segments_total = NumberAttribute(null=True)
+    # the window in progress of a stream (fetch_changes): its bounds and where to resume it
+    window_start = UnicodeAttribute(null=True)
+    window_end = UnicodeAttribute(null=True)
+    position = MapAttribute[str, object](null=True)
+    # on usage#salesforce: the org's API usage as last reported, and when
+    api_used = NumberAttribute(null=True)
+    api_limit = NumberAttribute(null=True)
+    measured_at = UnicodeAttribute(null=True)
 
 
 ALL_MODELS: dict[str, type[Model]] = {

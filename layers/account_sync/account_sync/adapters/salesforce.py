@@ -9,6 +9,9 @@ once per container, before its first write, that the org has the external id fie
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import random
 import re
 import time
@@ -26,10 +29,11 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 from simple_salesforce.format import format_soql
+from simple_salesforce.util import exception_handler
 
 from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
 from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, ConvertedRecords
-from account_sync.domain.timestamps import normalize_timestamp
+from account_sync.domain.timestamps import EPOCH, normalize_timestamp
 from account_sync.ports import (
     ApiUsage,
     FieldSetup,
@@ -42,6 +46,7 @@ from account_sync.ports import (
     SetupProblem,
     SubrequestFailure,
     TransientError,
+    WindowItem,
 )
 
 _T = TypeVar("_T")
@@ -49,6 +54,15 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _CANONICAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _TRANSIENT_STATUS = {406, 420, 429, 500, 502, 503, 504}
 MAX_QUERY_RESTARTS = 5
+BULK_MAX_POLL_SECONDS = 10.0  # well under the run's stop margin: a wait never runs into the deadline
+_NUMBER_TYPES = {"double", "currency", "percent"}
+
+
+class BulkJobLost(SalesforceQueryError):
+    """A Bulk API query job that cannot give its results: failed, aborted, or gone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("BULK_JOB_LOST", message)
 
 
 class SalesforceRestSource:
@@ -61,7 +75,14 @@ class SalesforceRestSource:
         max_attempts: int = 4,
         base_delay: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        bulk_threshold: int = 10_000,
+        bulk_page_records: int = 50_000,
+        bulk_poll_seconds: float = 2.0,
     ) -> None:
+        self._bulk_threshold = bulk_threshold
+        self._bulk_page_records = bulk_page_records
+        self._bulk_poll_seconds = bulk_poll_seconds
+        self._types: dict[str, dict[str, str]] = {}
         self._authenticator = authenticator
         self._session = session
         self._api_version = api_version
@@ -84,7 +105,9 @@ class SalesforceRestSource:
         return self._calls
 
     def account_field_names(self) -> set[str]:
-        return {entry["name"] for entry in self.describe("Account").get("fields", [])}
+        entries = self.describe("Account").get("fields", [])
+        self._types["Account"] = {str(e.get("name")): str(e.get("type")) for e in entries if isinstance(e, dict)}
+        return set(self._types["Account"])
 
     def describe(self, sobject: str, timeout: float | tuple[float, float] | None = None) -> Mapping[str, Any]:
         """GET /sobjects/<sobject>/describe: the object and its fields, as the integration user sees them."""
@@ -96,31 +119,61 @@ class SalesforceRestSource:
     def changed_records(
         self, sobject: str, fields: Sequence[str], start: str, end: str
     ) -> Iterator[Mapping[str, object]]:
-        """Records with `start < SystemModstamp <= end` (deleted ones too), in (SystemModstamp, Id) order."""
-        for name in (sobject, *fields):
-            if not _NAME.match(name):
-                raise ValueError(f"not a Salesforce API name: {name!r}")
-        select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above  # nosec B608
-        upper = f"SystemModstamp <= {_datetime_literal(end)}"
-        order = "ORDER BY SystemModstamp ASC, Id ASC"
-        last: tuple[str, str] | None = None
+        """Records with `start < SystemModstamp <= end` (deleted ones too), in (SystemModstamp, Id) order, by
+        REST queries only (whatever the window's size)."""
+        for item in self._rest_window(sobject, fields, start, end, None, switch_to_bulk=False):
+            if item.record is not None:
+                yield item.record
+
+    def read_window(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        start: str,
+        end: str,
+        position: Mapping[str, str] | None = None,
+    ) -> Iterator[WindowItem]:
+        """The window by REST queries, or by a Bulk API 2.0 query job for an initial load (a window from the
+        epoch) and when the first REST page says the window holds more than `bulk_threshold` records (that page
+        is the only call spent on finding out)."""
+        _check_names(sobject, fields)
+        position = dict(position or {})
+        if position.get("mode") == "bulk" and position.get("job"):
+            yield from self._resume_bulk(sobject, fields, start, end, position)
+            return
+        after = (position["after_stamp"], position["after_id"]) if position.get("after_id") else None
+        if after is None and start == EPOCH:
+            # An initial load: as large as the org, so no REST page is spent on finding out.
+            yield from self._bulk_window(sobject, fields, _window_soql(sobject, fields, start, end, None))
+            return
+        yield from self._rest_window(sobject, fields, start, end, after, switch_to_bulk=True)
+
+    def _rest_window(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        start: str,
+        end: str,
+        after: tuple[str, str] | None,
+        switch_to_bulk: bool,
+    ) -> Iterator[WindowItem]:
+        _check_names(sobject, fields)
+        last = after
         restarts = 0
+        first_page = True
         while True:
-            if last is None:
-                where = f"SystemModstamp > {_datetime_literal(start)} AND {upper}"
-            else:
-                stamp = _datetime_literal(normalize_timestamp(last[0]))
-                where = format_soql(
-                    f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > {{}})) AND {upper}",
-                    last[1],
-                )
-            soql = f"{select} WHERE {where} {order}"
+            soql = _window_soql(sobject, fields, start, end, last, ordered=True)
             try:
                 page: Any = self._call(lambda sf, q=soql: sf.query(q, include_deleted=True))  # type: ignore[misc]
+                if first_page and switch_to_bulk and int(page.get("totalSize") or 0) > self._bulk_threshold:
+                    # A large window: one Bulk API job reads it in a handful of calls, from where we are.
+                    yield from self._bulk_window(sobject, fields, _window_soql(sobject, fields, start, end, last))
+                    return
+                first_page = False
                 while True:
                     for record in page.get("records", []):
                         last = (str(record["SystemModstamp"]), str(record["Id"]))
-                        yield record
+                        yield WindowItem(record, {"mode": "rest", "after_stamp": last[0], "after_id": last[1]})
                     next_url = page.get("nextRecordsUrl")
                     if page.get("done", True) or not next_url:
                         return
@@ -132,6 +185,92 @@ class SalesforceRestSource:
                 if restarts > MAX_QUERY_RESTARTS:
                     raise
                 # The cursor is gone: read the rest of the window again from the last record seen.
+
+    # --- Bulk API 2.0 query jobs ---------------------------------------------------------------------
+
+    def _bulk_window(self, sobject: str, fields: Sequence[str], soql: str) -> Iterator[WindowItem]:
+        """Create a queryAll job for `soql` (deleted rows too), then read it like a resumed one."""
+        created: Any = self._call(
+            lambda sf: sf.restful(
+                "jobs/query", method="POST", json={"operation": "queryAll", "query": soql, "contentType": "CSV"}
+            )
+        )
+        job = str(created["id"]) if isinstance(created, dict) and created.get("id") else ""
+        if not job:
+            raise SalesforceQueryError("UNEXPECTED_RESPONSE", "the query job was created without an id")
+        yield from self._bulk_results(sobject, fields, {"mode": "bulk", "job": job, "locator": "", "offset": "0"})
+
+    def _resume_bulk(
+        self, sobject: str, fields: Sequence[str], start: str, end: str, position: dict[str, str]
+    ) -> Iterator[WindowItem]:
+        """A job an earlier run started: go on with it; a job Salesforce no longer has (deleted, expired,
+        failed) is replaced by a new one over the whole window (re-reading is harmless, losing is not)."""
+        try:
+            yield from self._bulk_results(sobject, fields, position)
+        except BulkJobLost:
+            yield from self._bulk_window(sobject, fields, _window_soql(sobject, fields, start, end, None))
+
+    def _bulk_results(self, sobject: str, fields: Sequence[str], position: dict[str, str]) -> Iterator[WindowItem]:
+        job, locator, offset = position["job"], position.get("locator", ""), int(position.get("offset") or 0)
+        delay = self._bulk_poll_seconds
+        while True:
+            try:
+                info: Any = self._call(lambda sf: sf.restful(f"jobs/query/{job}"))
+            except SalesforceQueryError as exc:
+                if exc.code == "NOT_FOUND":
+                    raise BulkJobLost(f"query job {job} no longer exists") from exc
+                raise
+            state = str(info.get("state")) if isinstance(info, dict) else ""
+            if state == "JobComplete":
+                break
+            if state in ("Failed", "Aborted"):
+                raise BulkJobLost(f"query job {job} {state}: {info.get('errorMessage', '')}")
+            # UploadComplete or InProgress: the caller may stop here and a later run polls the same job.
+            yield WindowItem(None, {"mode": "bulk", "job": job, "locator": locator, "offset": str(offset)})
+            self._sleep(delay)
+            delay = min(delay * 2, BULK_MAX_POLL_SECONDS)
+        types = self._field_types(sobject)
+        while True:
+            page = functools.partial(self._results_page, job=job, locator=locator)
+            text, next_locator = self._call(page)
+            rows = csv.DictReader(io.StringIO(text))
+            for index, row in enumerate(rows):
+                if index < offset:
+                    continue  # queued by an earlier run (the page reads the same every time)
+                record = {name: _csv_value(types.get(name), row.get(name)) for name in fields}
+                done = {"mode": "bulk", "job": job, "locator": locator, "offset": str(index + 1)}
+                yield WindowItem(record, done)
+            if not next_locator:
+                return
+            locator, offset = next_locator, 0
+            yield WindowItem(None, {"mode": "bulk", "job": job, "locator": locator, "offset": "0"})
+
+    def _results_page(self, sf: Salesforce, job: str, locator: str) -> tuple[str, str]:
+        """GET .../jobs/query/<job>/results: a CSV page of at most `bulk_page_records` records, and the locator of
+        the next one ("" when it is the last). simple-salesforce's `restful` parses JSON only: the request goes
+        through the session and headers it holds, its error handler and its Sforce-Limit-Info parser."""
+        params = {"maxRecords": str(self._bulk_page_records)}
+        if locator:
+            params["locator"] = locator
+        response = sf.session.get(
+            f"{sf.base_url}jobs/query/{quote(job, safe='')}/results",
+            headers={**sf.headers, "Accept": "text/csv"},
+            params=params,
+        )
+        if response.status_code >= 300:
+            exception_handler(response, name="jobs/query/results")
+        limit_info = response.headers.get("Sforce-Limit-Info")
+        if limit_info:
+            sf.api_usage = Salesforce.parse_api_usage(limit_info)
+        next_locator = response.headers.get("Sforce-Locator") or ""
+        return response.content.decode("utf-8").replace("\x00", ""), "" if next_locator == "null" else next_locator
+
+    def _field_types(self, sobject: str) -> dict[str, str]:
+        """Field name -> describe type, to give CSV values the types the REST API's JSON has."""
+        if sobject not in self._types:
+            entries = self.describe(sobject).get("fields", [])
+            self._types[sobject] = {str(e.get("name")): str(e.get("type")) for e in entries if isinstance(e, dict)}
+        return self._types[sobject]
 
     # --- writes (Convert Person only) ---------------------------------------------------------------
 
@@ -378,6 +517,45 @@ def _describe(exc: Exception) -> str:
         code, message = _first_error(exc)
         return f"HTTP {exc.status} {code}: {message}"
     return type(exc).__name__
+
+
+def _check_names(sobject: str, fields: Sequence[str]) -> None:
+    for name in (sobject, *fields):
+        if not _NAME.match(name):
+            raise ValueError(f"not a Salesforce API name: {name!r}")
+
+
+def _window_soql(
+    sobject: str, fields: Sequence[str], start: str, end: str, after: tuple[str, str] | None, ordered: bool = False
+) -> str:
+    """`start < SystemModstamp <= end`, after the keyset `after`; ordered for REST (Bulk API 2.0 jobs take no
+    ORDER BY: it would turn off their chunking)."""
+    _check_names(sobject, fields)
+    select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above  # nosec B608
+    upper = f"SystemModstamp <= {_datetime_literal(end)}"
+    if after is None:
+        where = f"SystemModstamp > {_datetime_literal(start)} AND {upper}"
+    else:
+        stamp = _datetime_literal(normalize_timestamp(after[0]))
+        where = format_soql(
+            f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > {{}})) AND {upper}",
+            after[1],
+        )
+    order = " ORDER BY SystemModstamp ASC, Id ASC" if ordered else ""
+    return f"{select} WHERE {where}{order}"
+
+
+def _csv_value(field_type: str | None, raw: str | None) -> object:
+    """A Bulk API CSV cell as the REST API's JSON has it: empty is null, booleans and numbers typed."""
+    if raw is None or raw == "":
+        return None
+    if field_type == "boolean":
+        return raw.lower() == "true"
+    if field_type == "int":
+        return int(raw)
+    if field_type in _NUMBER_TYPES:
+        return float(raw)
+    return raw
 
 
 def _datetime_literal(value: str) -> str:

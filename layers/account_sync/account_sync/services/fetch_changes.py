@@ -1,20 +1,30 @@
 """Fetch: read the Accounts and Contacts changed in Salesforce since the last run and queue them.
 
-The window of a run is `(watermark - lookback, now]`. The overlap catches a transaction that committed late with
-an earlier SystemModstamp; the (SystemModstamp, Id) order and the keyset restart of the adapter never skip
-records sharing a stamp. Accounts are queued before Contacts, so that a contact joining a new account finds it.
-Each object's watermark moves to `now` only once every change of its window is queued: a run that stops early
-(API budget, a crash) leaves it, and the next run reads the window again; re-reads are harmless, because
-applying a version is idempotent. A change that can never be applied is the one exception: larger than the
-queue's MaximumMessageSize, or holding a value DynamoDB cannot store (`domain.fields.storable_value`: a number of
-more than 38 digits or out of range, NaN, Infinity, a text larger than an item). It is set aside and reported in
-`FetchReport.rejected` instead of queued, so that it neither holds back every other change forever nor fails a
-write downstream.
+A window is `(watermark - lookback, end]`. The overlap catches a transaction that committed late with an
+earlier SystemModstamp; the (SystemModstamp, Id) keyset of the adapter never skips records sharing a stamp.
+Accounts are queued before Contacts (a Contact window ends where the Account one did), so that a contact joining
+a new account finds it.
+
+A window of any size drains over successive runs. The run checkpoints its position inside the window (the keyset
+of a REST read, or the Bulk API job, page and offset of a large one) every `CHECKPOINT_RECORDS` records, once
+everything read up to there is queued, and stops cleanly when the Lambda's remaining time falls under the margin;
+the next run resumes there with the same window bounds. A run killed at its timeout loses only what it read since
+its last checkpoint (queued again: applying a version is idempotent). Its lease expires when the Lambda would have
+been killed anyway, before the next schedule. The watermark moves to the window's end once the window is done.
+
+A sweep re-reads a much wider window (`reconcile_lookback_seconds`) once every `reconcile_interval_seconds`, for
+transactions that commit later than the regular lookback (docs/decisions.md). Once the API budget is spent, a run
+decides from the usage the last run recorded and makes no Salesforce call at all, until the recorded usage is
+`BUDGET_RECHECK_SECONDS` old. A change that can never be applied is set aside and reported in
+`FetchReport.rejected` instead of queued: larger than the queue's MaximumMessageSize, or holding a value DynamoDB
+cannot store (`domain.fields.storable_value`: a number of more than 38 digits or out of range, NaN, Infinity, a
+text larger than an item), so that it neither holds back every other change forever nor fails a write downstream.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -27,26 +37,44 @@ from account_sync.contracts import (
 )
 from account_sync.domain.fields import UnstorableValue, canonical_value, storable_value
 from account_sync.domain.records import AccountVersion, ContactVersion
-from account_sync.domain.timestamps import EPOCH, normalize_timestamp, shift
+from account_sync.domain.timestamps import EPOCH, normalize_timestamp, parse_timestamp, shift
 from account_sync.ports import (
+    ApiUsage,
     ChangePublisher,
     ConfigurationError,
     MessagesRejected,
+    RecordedUsage,
     RejectedMessage,
+    SalesforceBudgetExhausted,
     SalesforceSource,
+    StreamState,
     SyncStateStore,
+    WindowProgress,
 )
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
 PUBLISH_CHUNK = 100
+# Records read between two checkpoints: what a run killed at its timeout reads (and queues) again.
+CHECKPOINT_RECORDS = 2000
+# A run stops once less than this is left: enough to queue one checkpoint's records and save the position.
+STOP_MARGIN_MS = 30_000
+# The lease outlives the Lambda's own deadline by this much, and no more (the next schedule is never blocked).
+LEASE_MARGIN_SECONDS = 5
+# A run that finds the budget spent asks Salesforce again only once the recorded usage is this old.
+BUDGET_RECHECK_SECONDS = 3600
 
 
 @dataclass(frozen=True)
 class FetchConfig:
     synced_fields: tuple[str, ...]
     lookback_seconds: int = 300
-    lease_seconds: int = 300
+    lease_seconds: int = 300  # without a Lambda context (tests, a script): the lease's length
+    api_budget_share: float | None = None  # None: no decision before calling (the adapter still stops at it)
+    reconcile_interval_seconds: int | None = None  # None: no sweep
+    reconcile_lookback_seconds: int = 3600
+    stop_margin_ms: int = STOP_MARGIN_MS
+    checkpoint_records: int = CHECKPOINT_RECORDS
 
 
 @dataclass
@@ -56,13 +84,22 @@ class FetchReport:
     window_end: str | None = None
     queued: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})  # records
     messages: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})
-    windows: dict[str, list[str]] = field(default_factory=dict)
+    swept: dict[str, int] = field(default_factory=lambda: {"Account": 0, "Contact": 0})  # records, by the sweep
+    windows: dict[str, list[str]] = field(default_factory=dict)  # per stream read: [start, end]
+    reads: dict[str, str] = field(default_factory=dict)  # per stream read: "rest" or "bulk"
+    checkpoints: int = 0
+    # How far the sweep's watermark is behind the Account one: past interval + lookback, late commits may go unseen.
+    sweep_lag_seconds: float | None = None
     api_calls: int = 0
     api_usage: str | None = None
     # Changes that can never be applied (larger than the queue's MaximumMessageSize, or a value DynamoDB cannot
     # store): set aside, never retried, each one logged and counted by the handler (ids, stamps, field names,
     # sizes and the problem; never values).
     rejected: list[dict[str, object]] = field(default_factory=list)
+
+
+class _OutOfTime(Exception):
+    """The run reached its stop margin: the position is saved, the next run resumes there."""
 
 
 def validate_synced_fields(source: SalesforceSource, synced_fields: Iterable[str]) -> None:
@@ -80,87 +117,202 @@ def fetch_changes(
     config: FetchConfig,
     now: Callable[[], str],
     run_id: str,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> FetchReport:
     report = FetchReport(run_id=run_id)
-    if not state.acquire_lease(run_id, config.lease_seconds):
+    lease_seconds = config.lease_seconds
+    if remaining_ms is not None:
+        lease_seconds = math.ceil(remaining_ms() / 1000) + LEASE_MARGIN_SECONDS
+    if not state.acquire_lease(run_id, lease_seconds):
         report.outcome = "skipped_another_run_active"
         return report
+    recorded: RecordedUsage | None = None
     try:
-        validate_synced_fields(source, config.synced_fields)
-        window_end = now()
-        report.window_end = window_end
-        account_fields = [*SYSTEM_ACCOUNT_FIELDS, *config.synced_fields]
-        _fetch_object(
-            source,
-            publisher,
-            state,
-            config,
-            "Account",
-            account_fields,
-            window_end,
-            report,
-            lambda records: account_messages(records, config.synced_fields),
-        )
-        _fetch_object(
-            source,
-            publisher,
-            state,
-            config,
-            "Contact",
-            list(CONTACT_FIELDS),
-            window_end,
-            report,
-            contact_messages,
-        )
+        if _budget_known_spent(state, config, now()):
+            report.outcome = "skipped_api_budget"
+            return report
+        try:
+            validate_synced_fields(source, config.synced_fields)
+            _Run(source, publisher, state, config, now, report, remaining_ms).run()
+        except _OutOfTime:
+            report.outcome = "paused_before_timeout"
+        except SalesforceBudgetExhausted:
+            recorded = RecordedUsage(_spent(source.api_usage, config), now())
+            raise
         return report
     finally:
         report.api_calls = source.api_calls
         usage = source.api_usage
         report.api_usage = f"{usage.used}/{usage.limit}" if usage else None
+        if recorded is None and usage is not None:
+            recorded = RecordedUsage(usage, now())
+        if recorded is not None:
+            state.save_api_usage(recorded)
         state.release_lease(run_id)
 
 
-def _fetch_object(
-    source: SalesforceSource,
-    publisher: ChangePublisher,
-    state: SyncStateStore,
-    config: FetchConfig,
-    sobject: str,
-    fields: list[str],
-    window_end: str,
-    report: FetchReport,
-    to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]],
-) -> None:
-    watermark = state.load_watermark(sobject) or EPOCH
-    window_start = max(EPOCH, shift(watermark, -config.lookback_seconds))
-    report.windows[sobject] = [window_start, window_end]
-    pending: list[ChangeMessage] = []
-    pending_records = 0
+def _spent(usage: ApiUsage | None, config: FetchConfig) -> ApiUsage:
+    """The usage to remember after a budget stop: as read when it passed the share, else the whole allocation
+    (REQUEST_LIMIT_EXCEEDED answers with no usage the adapter could read)."""
+    if usage is not None and config.api_budget_share is not None and usage.share >= config.api_budget_share:
+        return usage
+    limit = usage.limit if usage is not None and usage.limit else 1
+    return ApiUsage(used=limit, limit=limit)
 
-    def send() -> None:
+
+def _budget_known_spent(state: SyncStateStore, config: FetchConfig, at: str) -> bool:
+    """True when the last recorded usage already passes the budget and is recent: no call is worth making."""
+    if config.api_budget_share is None:
+        return False
+    recorded = state.load_api_usage()
+    if recorded is None or recorded.usage.share < config.api_budget_share:
+        return False
+    age = (parse_timestamp(at) - parse_timestamp(recorded.measured_at)).total_seconds()
+    return age < BUDGET_RECHECK_SECONDS
+
+
+class _Run:
+    """One run: the Account window, then the Contact window ending where it did, then the sweeps when due."""
+
+    def __init__(
+        self,
+        source: SalesforceSource,
+        publisher: ChangePublisher,
+        state: SyncStateStore,
+        config: FetchConfig,
+        now: Callable[[], str],
+        report: FetchReport,
+        remaining_ms: Callable[[], int] | None,
+    ) -> None:
+        self.source = source
+        self.publisher = publisher
+        self.state = state
+        self.config = config
+        self.now = now
+        self.report = report
+        self.remaining_ms = remaining_ms
+        self.account_fields = [*SYSTEM_ACCOUNT_FIELDS, *config.synced_fields]
+
+    def run(self) -> None:
+        synced = self.config.synced_fields
+        lookback = self.config.lookback_seconds
+        accounts, contacts = _accounts(synced), contact_messages
+        account_end = self._stream("Account", "Account", self.account_fields, lookback, self.now, accounts)
+        self.report.window_end = account_end
+        self._stream("Contact", "Contact", list(CONTACT_FIELDS), lookback, lambda: account_end, contacts)
+        if self.config.reconcile_interval_seconds is None:
+            return
+        sweep = self.state.load_stream("Account.sweep")
+        if sweep.watermark is None:
+            # The first sweep covers back from here: anything before is the initial load's, read at its end.
+            self.state.save_watermark("Account.sweep", account_end, {"run_id": self.report.run_id})
+            self.state.save_watermark("Contact.sweep", account_end, {"run_id": self.report.run_id})
+            self.report.sweep_lag_seconds = 0.0
+            return
+        swept_to = sweep.watermark
+        wide = self.config.reconcile_lookback_seconds
+        if _seconds_between(swept_to, account_end) >= self.config.reconcile_interval_seconds or sweep.progress:
+            end = lambda: account_end  # noqa: E731
+            swept_to = self._stream("Account.sweep", "Account", self.account_fields, wide, end, accounts, sweep)
+        self.report.sweep_lag_seconds = _seconds_between(swept_to, account_end)
+        self._stream("Contact.sweep", "Contact", list(CONTACT_FIELDS), wide, lambda: swept_to, contacts)
+
+    def _stream(
+        self,
+        stream: str,
+        sobject: str,
+        fields: list[str],
+        lookback: int,
+        end_of_new_window: Callable[[], str],
+        to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]],
+        loaded: StreamState | None = None,
+    ) -> str:
+        """Read the stream's window in progress, or a new one, to its end; the stream's watermark after it."""
+        loaded = loaded or self.state.load_stream(stream)
+        watermark, progress = loaded.watermark, loaded.progress
+        if progress is None:
+            start = max(EPOCH, shift(watermark or EPOCH, -lookback))
+            progress = WindowProgress(start=start, end=end_of_new_window())
+            if watermark is not None and progress.end <= watermark:
+                # Nothing new (or a late run whose clock is behind the watermark): it stays where it is.
+                self.report.windows[stream] = [progress.start, progress.end]
+                return watermark
+        self.report.windows[stream] = [progress.start, progress.end]
+        records: list[Mapping[str, object]] = []
+        position: Mapping[str, str] = progress.position
+        items = self.source.read_window(sobject, fields, progress.start, progress.end, dict(progress.position) or None)
+        for item in items:
+            position = item.position
+            self.report.reads[stream] = position.get("mode", "rest")
+            if item.record is not None:
+                records.append(item.record)
+            if len(records) >= self.config.checkpoint_records or (item.record is None and self._out_of_time()):
+                self._queue(stream, sobject, records, to_messages)
+                records = []
+                self._checkpoint(stream, progress, position)
+                if self._out_of_time():
+                    raise _OutOfTime
+        self._queue(stream, sobject, records, to_messages)
+        run = {"run_id": self.report.run_id, "queued": self.report.queued[sobject]}
+        self.state.save_watermark(stream, progress.end, run)
+        return max(progress.end, watermark or EPOCH)
+
+    def _checkpoint(self, stream: str, progress: WindowProgress, position: Mapping[str, str]) -> None:
+        self.state.save_progress(
+            stream,
+            WindowProgress(progress.start, progress.end, dict(position)),
+            {"run_id": self.report.run_id, "checkpoint_at": self.now()},
+        )
+        self.report.checkpoints += 1
+
+    def _out_of_time(self) -> bool:
+        return self.remaining_ms is not None and self.remaining_ms() < self.config.stop_margin_ms
+
+    def _queue(
+        self,
+        stream: str,
+        sobject: str,
+        records: list[Mapping[str, object]],
+        to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]],
+    ) -> None:
+        pending: list[ChangeMessage] = []
+        pending_records = 0
+        for message, count in to_messages(records):
+            if isinstance(message, RejectedMessage):  # a value DynamoDB cannot store: never queued
+                self.report.rejected.append(rejected_change(sobject, message))
+                continue
+            pending.append(message)
+            pending_records += count
+            if len(pending) >= PUBLISH_CHUNK:
+                self._send(stream, sobject, pending, pending_records)
+                pending, pending_records = [], 0
+        if pending:
+            self._send(stream, sobject, pending, pending_records)
+
+    def _send(self, stream: str, sobject: str, pending: list[ChangeMessage], pending_records: int) -> None:
         refused: tuple[RejectedMessage, ...] = ()
         try:
-            publisher.publish(pending)
+            self.publisher.publish(pending)
         except MessagesRejected as exc:
             # The queue will never take these as they are: sending them again would fail every run and hold the
             # watermark back for every other change. They are set aside and reported (docs/decisions.md).
             refused = exc.rejected
-            report.rejected += [rejected_change(sobject, rejected) for rejected in refused]
-        report.queued[sobject] += pending_records - sum(_records_in(r.message) for r in refused)
-        report.messages[sobject] += len(pending) - len(refused)
+            self.report.rejected += [rejected_change(sobject, rejected) for rejected in refused]
+        queued = pending_records - sum(_records_in(r.message) for r in refused)
+        self.report.queued[sobject] += queued
+        self.report.messages[sobject] += len(pending) - len(refused)
+        if stream.endswith(".sweep"):
+            self.report.swept[sobject] += queued
 
-    for message, records in to_messages(source.changed_records(sobject, fields, window_start, window_end)):
-        if isinstance(message, RejectedMessage):  # a value DynamoDB cannot store: never queued
-            report.rejected.append(rejected_change(sobject, message))
-            continue
-        pending.append(message)
-        pending_records += records
-        if len(pending) >= PUBLISH_CHUNK:
-            send()
-            pending, pending_records = [], 0
-    if pending:
-        send()
-    state.save_watermark(sobject, window_end, {"run_id": report.run_id, "queued": report.queued[sobject]})
+
+def _accounts(
+    synced_fields: tuple[str, ...],
+) -> Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]]:
+    return lambda records: account_messages(records, synced_fields)
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (parse_timestamp(later) - parse_timestamp(earlier)).total_seconds()
 
 
 def rejected_change(sobject: str, rejected: RejectedMessage) -> dict[str, object]:
