@@ -35,8 +35,9 @@ $(STAMP): requirements-dev.txt
 demo: $(STAMP) ## run a real sync on the embedded local stack
 	PYTHONPATH=local:layers/account_sync $(BIN)/python -m local_stack.demo $(DEMO_ARGS)
 
-test: $(STAMP) ## unit + integration tests
-	$(BIN)/python -m pytest
+# Two workers (one per core here), a test file per worker: a file's module fixtures (a running `up`) are set up once.
+test: $(STAMP) ## unit + integration tests, in parallel (pytest-xdist)
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), checkov, bandit, pip-audit
 	$(BIN)/ruff check .

@@ -21,6 +21,11 @@ thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
   only a real duplicate costs a scan.
 * `Message.visible` and `Message.delayed` build two datetimes per call to learn the time; here they read
   `time.time()` (the same clock, in the same milliseconds).
+
+And one CloudFormation correction (`template.create_resources` creates the template's tables through moto's
+CloudFormation): moto 5.2.5 creates an `AWS::DynamoDB::Table` without its `TimeToLiveSpecification` and
+`PointInTimeRecoverySpecification`, and reads `SSESpecification` with the API's key (`Enabled`) instead of the
+template's (`SSEEnabled`). Here the table gets all three, as CloudFormation gives them.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ _DEDUP_INDEX = "_account_sync_deduplication_index"
 
 
 def apply_moto_fixes() -> None:
-    """Patch moto's SQS backend once per process (cheap to call again)."""
+    """Patch moto's SQS backend and its CloudFormation tables once per process (cheap to call again)."""
     from moto.sqs.models import SQSBackend
 
     apply_moto_speedups()
+    _fix_cloudformation_tables()
 
     original = SQSBackend.receive_message
     if getattr(original, _MARK, False):
@@ -138,3 +144,39 @@ def apply_moto_speedups() -> None:
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
     Message.visible = property(lambda message: time.time() * 1000.0 > message.visible_at)  # type: ignore[method-assign,assignment]
     Message.delayed = property(lambda message: time.time() * 1000.0 < message.delayed_until)  # type: ignore[method-assign,assignment]
+
+
+def _fix_cloudformation_tables() -> None:
+    """A CloudFormation table with its TTL, point-in-time recovery and encryption (see the module docstring)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    original = Table.create_from_cloudformation_json
+    if getattr(original, _MARK, False):
+        return
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        properties = dict(cloudformation_json.get("Properties") or {})
+        sse = properties.get("SSESpecification")
+        if isinstance(sse, dict) and "SSEEnabled" in sse:
+            enabled = sse["SSEEnabled"] in (True, "true", "True")
+            properties["SSESpecification"] = {
+                "Enabled": enabled,
+                **{key: sse[key] for key in ("SSEType", "KMSMasterKeyId") if key in sse},
+            }
+        table = original.__func__(  # type: ignore[attr-defined]
+            cls, resource_name, {**cloudformation_json, "Properties": properties}, account_id, region_name, **kw
+        )
+        backend = dynamodb_backends[account_id][region_name]
+        ttl = properties.get("TimeToLiveSpecification") or {}
+        if ttl.get("Enabled") in (True, "true", "True"):
+            backend.update_time_to_live(table.name, {"AttributeName": ttl["AttributeName"], "Enabled": True})
+        pitr = properties.get("PointInTimeRecoverySpecification") or {}
+        if pitr.get("PointInTimeRecoveryEnabled") in (True, "true", "True"):
+            backend.update_continuous_backups(table.name, {"PointInTimeRecoveryEnabled": True})
+        return table
+
+    setattr(create_from_cloudformation_json, _MARK, True)
+    Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]
