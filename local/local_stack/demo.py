@@ -70,13 +70,24 @@ class Story:
 
 
 class Console:
-    """What a person watching reads (the functions' own output goes to their log file)."""
+    """What a person watching reads (the functions' own output goes to their log file).
 
-    def __init__(self, out: TextIO) -> None:
+    Progress rewrites one line on a terminal (a carriage return); into a file or a pipe it writes a whole line
+    every `log_interval` seconds instead, so that a log never holds lines glued together by carriage returns.
+    """
+
+    def __init__(self, out: TextIO, log_interval: float = 10.0) -> None:
         self.out = out
         self.started = time.monotonic()
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.log_interval = log_interval
+        self._progress_shown = False
+        self._last_progress = 0.0
 
     def say(self, text: str = "") -> None:
+        if self._progress_shown and self.tty:
+            print(file=self.out)  # end the line the progress kept rewriting
+        self._progress_shown = False
         print(text, file=self.out, flush=True)
 
     def step(self, text: str) -> None:
@@ -87,10 +98,15 @@ class Console:
 
     def progress(self, drained: DrainResult) -> None:
         text = (
-            f"\r          … {drained.succeeded:>7,} messages applied, {drained.failed} retried, "
+            f"          … {drained.succeeded:>7,} messages applied, {drained.failed} retried, "
             f"{drained.invocations:,} invocations"
         )
-        print(text, end="", file=self.out, flush=True)
+        if self.tty:
+            print(f"\r{text}", end="", file=self.out, flush=True)
+            self._progress_shown = True
+        elif time.monotonic() - self._last_progress >= self.log_interval:
+            self._last_progress = time.monotonic()
+            print(text, file=self.out, flush=True)
 
 
 def load_salesforce(sandbox: SyncSandbox, scale: Scale, rng: random.Random, story: Story) -> tuple[int, int]:
@@ -186,7 +202,6 @@ def change_salesforce_and_store(sandbox: SyncSandbox, scale: Scale, rng: random.
 def run_cycle(sandbox: SyncSandbox, console: Console, title: str) -> CycleResult:
     console.step(title)
     cycle = sandbox.run_cycle(on_progress=console.progress)
-    console.say()
     queued = cycle.fetch["queued"]
     console.line(
         f"fetch queued {queued['Account']:,} account and {queued['Contact']:,} contact changes "
