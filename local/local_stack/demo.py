@@ -3,8 +3,8 @@
 The same handlers that run in Lambda, on the embedded local stack (moto in server mode, the functions
 in-process, the SQS triggers emulated) and the local Salesforce emulator over HTTPS:
 
-1. load a data set into Salesforce: a few hundred accounts and tens of thousands of contacts, among them one
-   account with exactly the activity threshold of contacts (5000) and one with one more;
+1. load a data set into Salesforce: 40 accounts and about 10,400 contacts, among them one account with exactly
+   the activity threshold of contacts (5000) and one with one more;
 2. run the initial sync;
 3. change things: account fields updated in Salesforce (the two large accounts among them), a contact moved to
    another account, an account deleted, and a local edit of an account field in the store;
@@ -45,9 +45,10 @@ class Scale:
 
 
 SCALES = {
-    # moto applies about 100 conditional contact writes a second here: 12,000 contacts keep `make demo` within a
-    # few minutes; `--scale large` (300 accounts, ~20,000 contacts) takes about ten.
-    "full": Scale(accounts=200, threshold=5000, small_account_contacts=(5, 15), updated_accounts=25),
+    # Every rule needs only the two large accounts (5,000 and 5,001 contacts) and a dozen small ones: more small
+    # accounts only add moto writes (docs/decisions.md, "make demo"). `--scale large` (300 accounts, ~20,000
+    # contacts) is the heavier run.
+    "full": Scale(accounts=40, threshold=5000, small_account_contacts=(5, 15), updated_accounts=12),
     "large": Scale(accounts=300, threshold=5000, small_account_contacts=(20, 50), updated_accounts=25),
     "small": Scale(accounts=12, threshold=50, small_account_contacts=(2, 8), updated_accounts=4),
 }

@@ -30,6 +30,9 @@ the demo: about 100 contact writes a second):
   (`Validator.__init__`), so a remembered tree is never changed; a text that does not parse raises every time.
 * moto's tree walkers rebuild their map of node types (a dict of bound methods) for every node they visit, ten
   walks per update; here each walker builds it once.
+* To project an item (a query on an index that INCLUDEs some attributes, a ProjectionExpression), moto converts
+  the whole item to plain Python once per projected attribute; here once per item, when every projected
+  attribute is a top-level name (moto's own path otherwise).
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
@@ -221,6 +224,8 @@ def _speed_up_update_expressions() -> None:
             subclass._processing_map = _remembered(original)
     traverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
 
+    _project_once()
+
     from moto import backends
 
     modules = tuple(backends.list_of_moto_modules())
@@ -245,3 +250,24 @@ def _remembered(processing_map: Any) -> Any:
         return cached
 
     return remembered
+
+
+def _project_once() -> None:
+    """`Item.project` converting the item once, for top-level names only (module docstring): each name then takes
+    its own value from one conversion, which no other name can change."""
+    from moto.dynamodb.models import dynamo_type
+
+    item_class = dynamo_type.Item
+    project = item_class.project
+
+    def project_once(self: Any, projection_expressions: list[list[str]]) -> Any:
+        names = [path[0] for path in projection_expressions if len(path) == 1 and not path[0].endswith("]")]
+        if len(names) != len(projection_expressions):
+            return project(self, projection_expressions)
+        plain = self.to_regular_json()
+        result = {name: plain[name] for name in names if name in plain}
+        return item_class(
+            hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"]
+        )
+
+    item_class.project = project_once  # type: ignore[method-assign]

@@ -124,3 +124,56 @@ def test_a_failed_condition_and_a_bad_expression_are_refused_every_time(aws):
         "id": {"S": "a"},
         "fields": {"M": {}},
     }
+
+
+# --- an item projected from one conversion ------------------------------------------------------------------------
+
+
+def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
+    # given a table whose index INCLUDEs one attribute, and an item with a map and a list
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="projected",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "group", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_group",
+                "KeySchema": [
+                    {"AttributeName": "group", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["fields"]},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {
+        "id": {"S": "a"},
+        "group": {"S": "g"},
+        "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "x"}, {"S": "y"}]}}},
+        "secret": {"S": "not projected"},
+    }
+    dynamodb.put_item(TableName="projected", Item=item)
+    query = {
+        "TableName": "projected",
+        "KeyConditionExpression": "#g = :g",
+        "ExpressionAttributeValues": {":g": {"S": "g"}},
+    }
+    # when it is read through the index, with top-level names, and with a nested path and a list element
+    (from_index,) = dynamodb.query(**query, IndexName="by_group", ExpressionAttributeNames={"#g": "group"})["Items"]
+    (names,) = dynamodb.scan(
+        TableName="projected", ProjectionExpression="id, #f", ExpressionAttributeNames={"#f": "fields"}
+    )["Items"]
+    (nested,) = dynamodb.scan(
+        TableName="projected",
+        ProjectionExpression="#f.Tags[1], #f.#n, id",
+        ExpressionAttributeNames={"#f": "fields", "#n": "Name"},
+    )["Items"]
+    # then each holds exactly what it asked for
+    assert from_index == {key: item[key] for key in ("id", "group", "fields")}
+    assert names == {key: item[key] for key in ("id", "fields")}
+    assert nested == {"id": {"S": "a"}, "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "y"}]}}}}
