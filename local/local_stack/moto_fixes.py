@@ -36,15 +36,18 @@ the demo: about 100 contact writes a second):
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
-And one CloudFormation correction (`template.create_resources` creates the template's tables through moto's
+And two CloudFormation fixes (`template.create_resources` creates the template's tables through moto's
 CloudFormation): moto 5.2.5 creates an `AWS::DynamoDB::Table` without its `TimeToLiveSpecification` and
 `PointInTimeRecoverySpecification`, and reads `SSESpecification` with the API's key (`Enabled`) instead of the
-template's (`SSEEnabled`). Here the table gets all three, as CloudFormation gives them.
+template's (`SSEEnabled`): here the table gets all three, as CloudFormation gives them. And moto reads every
+template body with PyYAML's pure-Python loader before it tries JSON; ours are JSON, which it now reads first (JSON
+is YAML: the same data), a quarter of a second less for every stack a test creates.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from typing import Any
 
@@ -192,6 +195,18 @@ def _fix_cloudformation_tables() -> None:
         if pitr.get("PointInTimeRecoveryEnabled") in (True, "true", "True"):
             backend.update_continuous_backups(table.name, {"PointInTimeRecoveryEnabled": True})
         return table
+
+    from moto.cloudformation.models import Stack
+
+    parse_template = Stack.parse_template
+
+    def json_first(template: str) -> Any:
+        try:
+            return json.loads(template)
+        except ValueError:
+            return parse_template(template)
+
+    Stack.parse_template = staticmethod(json_first)  # type: ignore[method-assign,assignment]
 
     setattr(create_from_cloudformation_json, _MARK, True)
     Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]

@@ -314,13 +314,33 @@ class Resources(Mapping[str, CreatedResource]):
 # --- creating: one CloudFormation stack on moto --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class AwsClients:
-    """The clients the local stack needs (CloudFormation to create, SQS for the triggers)."""
+    """The clients the local stack needs (CloudFormation to create, SQS for the triggers), each made when first
+    used: a client costs botocore a read of its service model, and most callers need one or two."""
 
-    dynamodb: Any
-    sqs: Any
-    cloudformation: Any = None
+    def __init__(self, session: Any = None, **clients: Any) -> None:
+        self._session = session
+        self._clients = dict(clients)
+
+    def _client(self, name: str) -> Any:
+        if name not in self._clients:
+            import boto3
+
+            session = self._session or boto3.session.Session(region_name=REGION)
+            self._clients[name] = session.client(name, region_name=REGION)
+        return self._clients[name]
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")
+
+    @property
+    def cloudformation(self) -> Any:
+        return self._client("cloudformation")
 
     @classmethod
     def from_any(cls, session_or_clients: Any = None) -> AwsClients:
@@ -329,15 +349,11 @@ class AwsClients:
         Sessions (and None: boto3's default) make clients for us-east-1 that follow the environment, so
         `AWS_ENDPOINT_URL` sends them to a moto server, and under `mock_aws()` they stay in-process.
         """
-        import boto3
-
         if isinstance(session_or_clients, AwsClients):
             return session_or_clients
         if isinstance(session_or_clients, Mapping):
-            cloudformation = session_or_clients.get("cloudformation") or boto3.client("cloudformation", REGION)
-            return cls(session_or_clients["dynamodb"], session_or_clients["sqs"], cloudformation)
-        session = session_or_clients or boto3.session.Session(region_name=REGION)
-        return cls(*(session.client(name, region_name=REGION) for name in ("dynamodb", "sqs", "cloudformation")))
+            return cls(None, **session_or_clients)
+        return cls(session_or_clients)
 
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
