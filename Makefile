@@ -36,8 +36,10 @@ $(STAMP): requirements-dev.txt pyproject.toml
 demo: $(STAMP) ## run a real sync on the embedded local stack
 	PYTHONPATH=local:layers/account_sync $(BIN)/python -m local_stack.demo $(DEMO_ARGS)
 
-test: $(STAMP) ## unit + integration tests
-	$(BIN)/python -m pytest
+# One worker per core, a test file per worker: a file's module fixtures (a running `up`) are set up once.
+# PYTEST_ARGS adds options, e.g. PYTEST_ARGS=--durations=30.
+test: $(STAMP) ## unit + integration tests, in parallel (pytest-xdist)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), checkov, bandit, pip-audit
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """The embedded local AWS stack: template.yaml on moto, the Lambda functions in-process.
 
-`template` reads template.yaml and creates its tables and queues (the template is the single source of truth),
+`template` reads template.yaml (cfn-lint's decoder) and creates its tables, queues and log groups as one moto
+CloudFormation stack (the template is the single source of truth),
 `moto_server` runs moto in server mode, `lambda_runtime` runs the handlers the way Lambda does, `sqs_poller`
 emulates the SQS event source mappings, and `stack.LocalStack` ties them together. `python -m local_stack`
 is the command line (`invoke` a function with an event file, without Docker).

@@ -21,11 +21,33 @@ thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
   only a real duplicate costs a scan.
 * `Message.visible` and `Message.delayed` build two datetimes per call to learn the time; here they read
   `time.time()` (the same clock, in the same milliseconds).
+
+Two DynamoDB speed fixes, same behaviour (a conditional UpdateItem cost moto about 10 ms of CPU, which bounds
+the demo: about 100 contact writes a second):
+* moto parses an UpdateExpression twice per request (once to check the names and values it uses, once to apply
+  it), from the text each time. Here the parse is remembered per expression text: the fan-out sends a handful of
+  distinct texts, each thousands of times. moto's validator works on a deep copy of the tree
+  (`Validator.__init__`), so a remembered tree is never changed; a text that does not parse raises every time.
+* moto's tree walkers rebuild their map of node types (a dict of bound methods) for every node they visit, ten
+  walks per update; here each walker builds it once.
+* To project an item (a query on an index that INCLUDEs some attributes, a ProjectionExpression), moto converts
+  the whole item to plain Python once per projected attribute; here once per item, when every projected
+  attribute is a top-level name (moto's own path otherwise).
+* moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
+  here the list is read once (the installed package does not change while it runs).
+
+And two CloudFormation fixes (`template.create_resources` creates the template's tables through moto's
+CloudFormation): moto 5.2.5 creates an `AWS::DynamoDB::Table` without its `TimeToLiveSpecification` and
+`PointInTimeRecoverySpecification`, and reads `SSESpecification` with the API's key (`Enabled`) instead of the
+template's (`SSEEnabled`): here the table gets all three, as CloudFormation gives them. And moto reads every
+template body with PyYAML's pure-Python loader before it tries JSON; ours are JSON, which it now reads first (JSON
+is YAML: the same data), a quarter of a second less for every stack a test creates.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from typing import Any
 
@@ -34,10 +56,12 @@ _DEDUP_INDEX = "_account_sync_deduplication_index"
 
 
 def apply_moto_fixes() -> None:
-    """Patch moto's SQS backend once per process (cheap to call again)."""
+    """Patch moto's SQS backend and its CloudFormation tables once per process (cheap to call again)."""
     from moto.sqs.models import SQSBackend
 
     apply_moto_speedups()
+    _speed_up_update_expressions()
+    _fix_cloudformation_tables()
 
     original = SQSBackend.receive_message
     if getattr(original, _MARK, False):
@@ -138,3 +162,127 @@ def apply_moto_speedups() -> None:
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
     Message.visible = property(lambda message: time.time() * 1000.0 > message.visible_at)  # type: ignore[method-assign,assignment]
     Message.delayed = property(lambda message: time.time() * 1000.0 < message.delayed_until)  # type: ignore[method-assign,assignment]
+
+
+def _fix_cloudformation_tables() -> None:
+    """A CloudFormation table with its TTL, point-in-time recovery and encryption (see the module docstring)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    original = Table.create_from_cloudformation_json
+    if getattr(original, _MARK, False):
+        return
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        properties = dict(cloudformation_json.get("Properties") or {})
+        sse = properties.get("SSESpecification")
+        if isinstance(sse, dict) and "SSEEnabled" in sse:
+            enabled = sse["SSEEnabled"] in (True, "true", "True")
+            properties["SSESpecification"] = {
+                "Enabled": enabled,
+                **{key: sse[key] for key in ("SSEType", "KMSMasterKeyId") if key in sse},
+            }
+        table = original.__func__(  # type: ignore[attr-defined]
+            cls, resource_name, {**cloudformation_json, "Properties": properties}, account_id, region_name, **kw
+        )
+        backend = dynamodb_backends[account_id][region_name]
+        ttl = properties.get("TimeToLiveSpecification") or {}
+        if ttl.get("Enabled") in (True, "true", "True"):
+            backend.update_time_to_live(table.name, {"AttributeName": ttl["AttributeName"], "Enabled": True})
+        pitr = properties.get("PointInTimeRecoverySpecification") or {}
+        if pitr.get("PointInTimeRecoveryEnabled") in (True, "true", "True"):
+            backend.update_continuous_backups(table.name, {"PointInTimeRecoveryEnabled": True})
+        return table
+
+    from moto.cloudformation.models import Stack
+
+    parse_template = Stack.parse_template
+
+    def json_first(template: str) -> Any:
+        try:
+            return json.loads(template)
+        except ValueError:
+            return parse_template(template)
+
+    Stack.parse_template = staticmethod(json_first)  # type: ignore[method-assign,assignment]
+
+    setattr(create_from_cloudformation_json, _MARK, True)
+    Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+
+
+def _speed_up_update_expressions() -> None:
+    """Remember parsed UpdateExpressions; build each tree walker's node-type map once (module docstring)."""
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators  # every walker is defined in these
+
+    del validators
+
+    parser = expressions.UpdateExpressionParser
+    if getattr(parser.make, _MARK, False):
+        return
+    make = functools.lru_cache(maxsize=512)(parser.make)
+    setattr(make, _MARK, True)
+    parser.make = staticmethod(make)  # type: ignore[method-assign,assignment]
+
+    traverser = ast_nodes.DepthFirstTraverser
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        cached = self.__dict__.get("_account_sync_node_types")
+        if cached is None:
+            cached = self.__dict__["_account_sync_node_types"] = tuple(self._processing_map())
+        return cached  # type: ignore[no-any-return]
+
+    for subclass in _subclasses(traverser):
+        if "_processing_map" in vars(subclass):
+            original = vars(subclass)["_processing_map"]
+            subclass._processing_map = _remembered(original)
+    traverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
+
+    _project_once()
+
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for subclass in cls.__subclasses__():
+        found += [subclass, *_subclasses(subclass)]
+    return found
+
+
+def _remembered(processing_map: Any) -> Any:
+    """A walker's `_processing_map`, built once per walker (it maps node types to the walker's bound methods)."""
+
+    @functools.wraps(processing_map)
+    def remembered(self: Any) -> Any:
+        cached = self.__dict__.get("_account_sync_processing_map")
+        if cached is None:
+            cached = self.__dict__["_account_sync_processing_map"] = processing_map(self)
+        return cached
+
+    return remembered
+
+
+def _project_once() -> None:
+    """`Item.project` converting the item once, for top-level names only (module docstring): each name then takes
+    its own value from one conversion, which no other name can change."""
+    from moto.dynamodb.models import dynamo_type
+
+    item_class = dynamo_type.Item
+    project = item_class.project
+
+    def project_once(self: Any, projection_expressions: list[list[str]]) -> Any:
+        names = [path[0] for path in projection_expressions if len(path) == 1 and not path[0].endswith("]")]
+        if len(names) != len(projection_expressions):
+            return project(self, projection_expressions)
+        plain = self.to_regular_json()
+        result = {name: plain[name] for name in names if name in plain}
+        return item_class(
+            hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"]
+        )
+
+    item_class.project = project_once  # type: ignore[method-assign]

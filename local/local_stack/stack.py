@@ -91,6 +91,10 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.server.port is not None and not self.server.separate_process and self.resources is not None:
+            # a moto server in a thread keeps its resources in this process's moto backends, which the next
+            # stack of this process would find (its CloudFormation stack "already exists"): forget them
+            self.server.reset()
         self.server.stop()
         apply_env(self._previous_env)
         self._previous_env = {}

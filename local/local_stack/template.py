@@ -1,34 +1,37 @@
-"""template.yaml as the single source of truth for every local and test resource.
+"""template.yaml as the single source of truth for every local and test resource, through libraries.
 
-Reads the SAM template (with the CloudFormation short tags), resolves its parameters and intrinsic functions the
-way CloudFormation would for a stack named `account-sync-<stage>`, and creates its DynamoDB tables and SQS queues
-on whatever boto3 reaches: a moto server (an endpoint URL) or `moto.mock_aws()` in-process. Tests and the local
-stack never hand-copy a key schema or a queue attribute: they call `create_resources`.
+* cfn-lint's decoder reads the template (the short tags `!Ref`, `!Sub`... become their long form), and its
+  `merge_globals` applies SAM's Globals to each function (SAM's rule: maps merge, lists add up, scalars and
+  intrinsic functions are replaced).
+* moto's CloudFormation creates the tables, queues and log groups: `create_stack` on whatever boto3 reaches (a
+  moto server, or `moto.mock_aws()` in-process), with the stack's parameters, conditions and intrinsic functions
+  evaluated by moto. The same stack's Outputs evaluate what the functions need and moto does not hold (each
+  function's name and merged environment, each resource's `Ref` and attributes): one CreateStack, one
+  DescribeStacks.
 
-What is emulated: `AWS::DynamoDB::Table` and `AWS::SQS::Queue` are created; functions, layers, log groups and
-IAM roles are only *named* (their `Ref` and `GetAtt ....Arn` resolve, for the functions' environment), because
-the functions run in-process (`lambda_runtime`) and nothing checks permissions. Any other resource type (alarms,
-for instance) is skipped; referring to one from a function's environment is a `TemplateError`, never a silently
-wrong value.
+What stays here, because no library does it for a stack whose functions run in-process: the parameters'
+validation (AllowedValues, AllowedPattern, Min/Max, which moto skips), the list of what moto creates and what is
+only named (functions, layers, roles), and reading each function's handler, triggers and schedule. A function
+variable that refers to a resource the local stack does not create (an SNS topic, say) is a `TemplateError`,
+never a silently wrong value. moto's CloudFormation drops a table's TimeToLive, point-in-time recovery and
+encryption: `moto_fixes` adds them back (in the server process as in-process).
 """
 
 from __future__ import annotations
 
-import base64
+import copy
+import datetime
 import json
-import logging
 import os
 import re
+import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from local_stack.lambda_runtime import FunctionSpec, handler_location
-
-logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = PROJECT_ROOT / "template.yaml"
@@ -37,16 +40,20 @@ DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
 
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
+LOG_GROUP = "AWS::Logs::LogGroup"
 FUNCTION = "AWS::Serverless::Function"
 LAYER = "AWS::Serverless::LayerVersion"
-LOG_GROUP = "AWS::Logs::LogGroup"
 ROLE = "AWS::IAM::Role"
 
-# Resources that are only named (type → the property holding the name, the ARN's format).
-_NAMED = {
+# What moto creates (type → the attributes `!GetAtt` may ask for); the functions' own resources are only named.
+_CREATED = {
+    TABLE: ("Arn", "StreamArn"),
+    QUEUE: ("Arn", "QueueName"),  # and QueueUrl, its Ref
+    LOG_GROUP: ("Arn",),
+}
+_NAMED = {  # type → the property holding the name, the ARN's format
     FUNCTION: ("FunctionName", "arn:aws:lambda:{region}:{account}:function:{name}"),
     LAYER: ("LayerName", "arn:aws:lambda:{region}:{account}:layer:{name}:1"),
-    LOG_GROUP: ("LogGroupName", "arn:aws:logs:{region}:{account}:log-group:{name}:*"),
     ROLE: ("RoleName", "arn:aws:iam::{account}:role/{name}"),
 }
 
@@ -55,72 +62,16 @@ class TemplateError(ValueError):
     """The template asks for something the local stack cannot do, or a parameter value is invalid."""
 
 
-# --- YAML with the CloudFormation short tags ---------------------------------------------------------------
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """SafeLoader plus `!Ref`, `!Sub`, `!GetAtt`... turned into their long form (`{"Fn::Sub": ...}`).
-
-    Dates stay strings (`AWSTemplateFormatVersion: 2010-09-09` unquoted), as CloudFormation reads them.
-    """
-
-
-_CloudFormationLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-_SHORT_FUNCTIONS = (
-    "And",
-    "Base64",
-    "Cidr",
-    "Equals",
-    "FindInMap",
-    "GetAZs",
-    "If",
-    "ImportValue",
-    "Join",
-    "Length",
-    "Not",
-    "Or",
-    "Select",
-    "Split",
-    "Sub",
-    "ToJsonString",
-    "Transform",
-)
-
-
-def _node_value(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-def _long_form(key: str):  # type: ignore[no-untyped-def]
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        value = _node_value(loader, node)
-        if key == "Fn::GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-        return {key: value}
-
-    return construct
-
-
-_CloudFormationLoader.add_constructor("!Ref", _long_form("Ref"))
-_CloudFormationLoader.add_constructor("!Condition", _long_form("Condition"))
-_CloudFormationLoader.add_constructor("!GetAtt", _long_form("Fn::GetAtt"))
-for _name in _SHORT_FUNCTIONS:
-    _CloudFormationLoader.add_constructor(f"!{_name}", _long_form(f"Fn::{_name}"))
+# --- reading -----------------------------------------------------------------------------------------------------
 
 
 def parse_template(text: str) -> dict[str, Any]:
-    """Parse template YAML (or JSON) text into the long form CloudFormation uses."""
-    body = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
-    if not isinstance(body, dict) or "Resources" not in body:
-        raise TemplateError("not a CloudFormation template: no Resources")
+    """Template YAML (or JSON) text in the long form CloudFormation uses (cfn-lint's decoder)."""
+    from cfnlint.decode import decode_str
+
+    body, problems = decode_str(text)
+    if problems or not isinstance(body, dict) or "Resources" not in body:
+        raise TemplateError(f"not a CloudFormation template: {problems or 'no Resources'}")
     return body
 
 
@@ -142,10 +93,6 @@ class Template:
     @property
     def resources(self) -> Mapping[str, Any]:
         return self.body.get("Resources") or {}
-
-    @property
-    def function_globals(self) -> Mapping[str, Any]:
-        return (self.body.get("Globals") or {}).get("Function") or {}
 
     def resource_type(self, logical_id: str) -> str:
         return str(self.resources[logical_id].get("Type", ""))
@@ -172,27 +119,42 @@ def as_template(template: TemplateLike) -> Template:
     return Template(template, DEFAULT_TEMPLATE)
 
 
-# --- parameters and pseudo parameters ----------------------------------------------------------------------
+def function_properties(template: TemplateLike, logical_id: str) -> dict[str, Any]:
+    """A function's properties with the template's Globals merged in (cfn-lint's SAM rule), unresolved."""
+    from cfnlint.template.transforms._sam_globals import merge_globals
+
+    tpl = as_template(template)
+    if logical_id not in tpl.resources or tpl.resource_type(logical_id) != FUNCTION:
+        raise TemplateError(f"{logical_id} is not an {FUNCTION} of the template")
+    one = {
+        "Globals": copy.deepcopy(tpl.body.get("Globals")),
+        "Resources": {logical_id: copy.deepcopy(tpl.resources[logical_id])},
+    }
+    return dict(merge_globals(one)["Resources"][logical_id].get("Properties") or {})
 
 
-def _is_list_type(parameter_type: str) -> bool:
-    return parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<")
+# --- parameters (moto takes any value: CloudFormation's checks are made here) ----------------------------------
 
 
 def _scalar_string(value: Any) -> str:
     """How CloudFormation turns a YAML scalar into the string a resource sees."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
+    if isinstance(value, str | int | float):
         return str(value)
     raise TemplateError(f"expected a string, got {type(value).__name__}: {value!r}")
 
 
+def _as_number(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise TemplateError(f"parameter {name}={value!r} is not a number") from None
+
+
 def _parameter_value(name: str, spec: Mapping[str, Any], raw: Any) -> str | list[str]:
     parameter_type = str(spec.get("Type", "String"))
-    if _is_list_type(parameter_type):
+    if parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<"):
         items = [_scalar_string(item) for item in raw] if isinstance(raw, list | tuple) else str(raw).split(",")
         if "Number" in parameter_type:
             for item in items:
@@ -218,13 +180,6 @@ def _parameter_value(name: str, spec: Mapping[str, Any], raw: Any) -> str | list
         if "MaxValue" in spec and number > float(spec["MaxValue"]):
             raise TemplateError(f"parameter {name}={value} is above {spec['MaxValue']}")
     return value
-
-
-def _as_number(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise TemplateError(f"parameter {name}={value!r} is not a number") from None
 
 
 def resolve_parameters(
@@ -265,29 +220,16 @@ def _stack_name(parameters: Mapping[str, Any], stage: str | None) -> str:
     return f"account-sync-{parameters.get('Stage', stage or 'local')}"
 
 
-def _pseudo_parameters(stack_name: str, account: str) -> dict[str, Any]:
-    return {
-        "AWS::AccountId": account,
-        "AWS::NotificationARNs": [],
-        "AWS::Partition": "aws",
-        "AWS::Region": REGION,
-        "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{account}:stack/{stack_name}/"
-        "00000000-0000-0000-0000-000000000000",
-        "AWS::StackName": stack_name,
-        "AWS::URLSuffix": "amazonaws.com",
-    }
-
-
-# --- the resources created (or named) ----------------------------------------------------------------------
+# --- what was created (or named) ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CreatedResource:
     """One template resource as the local stack holds it: what `!Ref` and `!GetAtt` return for it.
 
-    `ref` is the table name, the queue URL, the function name or the layer version ARN; `attributes` holds
-    `Arn`, `QueueName`, `QueueUrl`, `StreamArn`... `created` is False for resources that are only named
-    (functions and layers run in-process, moto does not hold them).
+    `ref` is the table name, the queue URL, the log group, function or role name, or the layer version ARN;
+    `attributes` holds `Arn`, `QueueName`, `QueueUrl`, `StreamArn`... `created` is False for resources that are
+    only named (functions and layers run in-process, moto does not hold them).
     """
 
     logical_id: str
@@ -302,7 +244,7 @@ class CreatedResource:
 
 
 class Resources(Mapping[str, CreatedResource]):
-    """Logical id → `CreatedResource`, with the parameter values the resources were created with."""
+    """Logical id → `CreatedResource`, with the parameter values and each function's resolved environment."""
 
     def __init__(
         self,
@@ -312,12 +254,14 @@ class Resources(Mapping[str, CreatedResource]):
         stack_name: str,
         account: str = DEFAULT_ACCOUNT_ID,
         region: str = REGION,
+        environments: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._entries = dict(entries)
         self.parameters = dict(parameters)
         self.stack_name = stack_name
         self.account_id = account
         self.region = region
+        self.environments = {lid: dict(env) for lid, env in (environments or {}).items()}
 
     def __getitem__(self, logical_id: str) -> CreatedResource:
         try:
@@ -367,237 +311,40 @@ class Resources(Mapping[str, CreatedResource]):
         return resource
 
 
-# --- intrinsic functions --------------------------------------------------------------------------------------
-
-_NO_VALUE: Any = object()  # AWS::NoValue: the key or list item disappears
-_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+# --- creating: one CloudFormation stack on moto --------------------------------------------------------------------
 
 
-class _Resolver:
-    """Evaluates Ref, GetAtt, Sub, Join, If... against parameters and the resources known so far."""
-
-    def __init__(
-        self,
-        template: Template,
-        parameters: Mapping[str, Any],
-        pseudo: Mapping[str, Any],
-        resources: Mapping[str, CreatedResource],
-    ) -> None:
-        self._template = template
-        self._parameters = parameters
-        self._pseudo = pseudo
-        self._resources = resources  # a live dict while resources are being created
-        self._conditions: dict[str, bool] = {}
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            if len(value) == 1:
-                ((key, argument),) = value.items()
-                if key == "Ref":
-                    return self._ref(argument)
-                if isinstance(key, str) and key.startswith("Fn::"):
-                    return self._function(key[4:], argument)
-            resolved = {key: self.resolve(item) for key, item in value.items()}
-            return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
-        if isinstance(value, list):
-            return [item for item in (self.resolve(entry) for entry in value) if item is not _NO_VALUE]
-        return value
-
-    def string(self, value: Any) -> str:
-        resolved = self.resolve(value)
-        if isinstance(resolved, list):
-            raise TemplateError(f"{value!r} resolves to a list where a string is needed (use !Join)")
-        return _scalar_string(resolved)
-
-    def condition(self, name: str) -> bool:
-        if name not in self._conditions:
-            conditions = self._template.body.get("Conditions") or {}
-            if name not in conditions:
-                raise TemplateError(f"unknown condition {name}")
-            self._conditions[name] = self._truth(conditions[name])
-        return self._conditions[name]
-
-    def included(self, resource: Mapping[str, Any]) -> bool:
-        name = resource.get("Condition")
-        return True if name is None else self.condition(str(name))
-
-    def _truth(self, expression: Any) -> bool:
-        if isinstance(expression, dict) and set(expression) == {"Condition"}:
-            return self.condition(str(expression["Condition"]))
-        value = self.resolve(expression)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise TemplateError(f"condition {expression!r} is not a boolean")
-
-    def _ref(self, name: Any) -> Any:
-        if not isinstance(name, str):
-            raise TemplateError(f"Ref takes a name, not {name!r}")
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        if name in self._parameters:
-            return self._parameters[name]
-        if name in self._pseudo:
-            return self._pseudo[name]
-        if name in self._resources:
-            return self._resources[name].ref
-        return self._not_available(name)
-
-    def _get_att(self, argument: Any) -> str:
-        target = argument.split(".", 1) if isinstance(argument, str) else list(argument)
-        if len(target) != 2:
-            raise TemplateError(f"GetAtt needs a resource and an attribute: {argument!r}")
-        logical_id, attribute = str(target[0]), self.string(target[1])
-        if logical_id not in self._resources:
-            return self._not_available(logical_id)
-        resource = self._resources[logical_id]
-        if attribute not in resource.attributes:
-            raise TemplateError(f"{logical_id} ({resource.resource_type}) has no attribute {attribute} locally")
-        return resource.attributes[attribute]
-
-    def _not_available(self, name: str) -> Any:
-        if name in self._template.resources:
-            raise TemplateError(f"{name} ({self._template.resource_type(name)}) is not created by the local stack")
-        raise TemplateError(f"unknown parameter or resource {name}")
-
-    def _sub(self, argument: Any) -> str:
-        if isinstance(argument, list):
-            text, variables = argument[0], {k: self.resolve(v) for k, v in (argument[1] or {}).items()}
-        else:
-            text, variables = argument, {}
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            name = name.strip()
-            if name in variables:
-                return _scalar_string(variables[name])
-            if name in self._parameters or name in self._pseudo or name in self._resources:
-                value = self._ref(name)
-                if isinstance(value, list):
-                    raise TemplateError(f"Sub: ${{{name}}} is a list")
-                return _scalar_string(value)
-            if "." in name:
-                return self._get_att(name)
-            return _scalar_string(self._not_available(name))
-
-        return _SUB_VARIABLE.sub(replace, str(text))
-
-    def _function(self, name: str, argument: Any) -> Any:
-        if name == "GetAtt":
-            return self._get_att(argument)
-        if name == "Sub":
-            return self._sub(argument)
-        if name == "Join":
-            delimiter, items = argument
-            resolved = self.resolve(items)
-            return str(delimiter).join(_scalar_string(item) for item in resolved)
-        if name == "Select":
-            index, items = argument
-            return self.resolve(items)[int(self.string(index))]
-        if name == "Split":
-            delimiter, source = argument
-            return self.string(source).split(str(delimiter))
-        if name == "If":
-            condition_name, when_true, when_false = argument
-            return self.resolve(when_true if self.condition(str(condition_name)) else when_false)
-        if name == "Equals":
-            left, right = (self.resolve(item) for item in argument)
-            return _comparable(left) == _comparable(right)
-        if name == "And":
-            return all(self._truth(item) for item in argument)
-        if name == "Or":
-            return any(self._truth(item) for item in argument)
-        if name == "Not":
-            return not self._truth(argument[0])
-        if name == "FindInMap":
-            map_name, top_key, second_key = (self.string(item) for item in argument[:3])
-            try:
-                return self._template.body["Mappings"][map_name][top_key][second_key]
-            except KeyError:
-                raise TemplateError(f"FindInMap: no {map_name}/{top_key}/{second_key}") from None
-        if name == "Base64":
-            return base64.b64encode(self.string(argument).encode()).decode()
-        if name == "GetAZs":
-            return [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
-        if name == "ToJsonString":
-            return json.dumps(self.resolve(argument), separators=(",", ":"))
-        if name == "Length":
-            return len(self.resolve(argument))
-        raise TemplateError(f"Fn::{name} is not supported by the local stack")
-
-
-def _comparable(value: Any) -> Any:
-    return _scalar_string(value) if isinstance(value, str | int | float | bool) else value
-
-
-def _references(value: Any) -> set[str]:
-    """Logical ids (and parameter names) a property value refers to."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, argument in value.items():
-            if key == "Ref" and isinstance(argument, str):
-                found.add(argument)
-            elif key == "Fn::GetAtt":
-                target = argument.split(".", 1) if isinstance(argument, str) else argument
-                found.add(str(target[0]))
-            elif key == "Fn::Sub":
-                text, variables = (argument[0], argument[1] or {}) if isinstance(argument, list) else (argument, {})
-                for match in _SUB_VARIABLE.finditer(str(text)):
-                    name = match.group(1).strip()
-                    if not name.startswith("!") and name not in variables:
-                        found.add(name.split(".", 1)[0])
-                found |= _references(variables)
-            else:
-                found |= _references(argument)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _references(item)
-    return found
-
-
-def _creation_order(template: Template, logical_ids: list[str]) -> list[str]:
-    """Dependencies first (a dead-letter queue before the queue whose RedrivePolicy names it)."""
-    wanted = set(logical_ids)
-    order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(logical_id: str, path: tuple[str, ...]) -> None:
-        if state.get(logical_id) == "done":
-            return
-        if state.get(logical_id) == "visiting":
-            raise TemplateError(f"circular dependency: {' -> '.join((*path, logical_id))}")
-        state[logical_id] = "visiting"
-        resource = template.resources[logical_id]
-        depends_on = resource.get("DependsOn") or []
-        depends = _references(resource.get("Properties") or {}) | set(
-            [depends_on] if isinstance(depends_on, str) else depends_on
-        )
-        for dependency in sorted(depends & wanted):
-            visit(dependency, (*path, logical_id))
-        state[logical_id] = "done"
-        order.append(logical_id)
-
-    for logical_id in logical_ids:
-        visit(logical_id, ())
-    return order
-
-
-# --- creating tables and queues ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
 class AwsClients:
-    """The two clients resource creation needs."""
+    """The clients the local stack needs (CloudFormation to create, SQS for the triggers), each made when first
+    used: a client costs botocore a read of its service model, and most callers need one or two."""
 
-    dynamodb: Any
-    sqs: Any
+    def __init__(self, session: Any = None, **clients: Any) -> None:
+        self._session = session
+        self._clients = dict(clients)
+
+    def _client(self, name: str) -> Any:
+        if name not in self._clients:
+            import boto3
+
+            session = self._session or boto3.session.Session(region_name=REGION)
+            self._clients[name] = session.client(name, region_name=REGION)
+        return self._clients[name]
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")
+
+    @property
+    def cloudformation(self) -> Any:
+        return self._client("cloudformation")
 
     @classmethod
     def from_any(cls, session_or_clients: Any = None) -> AwsClients:
-        """Accept AwsClients, a mapping {"dynamodb": client, "sqs": client}, a boto3 Session or None.
+        """Accept AwsClients, a mapping {"dynamodb": client, "sqs": client, ...}, a boto3 Session or None.
 
         Sessions (and None: boto3's default) make clients for us-east-1 that follow the environment, so
         `AWS_ENDPOINT_URL` sends them to a moto server, and under `mock_aws()` they stay in-process.
@@ -605,159 +352,53 @@ class AwsClients:
         if isinstance(session_or_clients, AwsClients):
             return session_or_clients
         if isinstance(session_or_clients, Mapping):
-            return cls(dynamodb=session_or_clients["dynamodb"], sqs=session_or_clients["sqs"])
-        session = session_or_clients
-        if session is None:
-            import boto3
-
-            session = boto3.session.Session(region_name=REGION)
-        return cls(
-            dynamodb=session.client("dynamodb", region_name=REGION),
-            sqs=session.client("sqs", region_name=REGION),
-        )
+            return cls(None, **session_or_clients)
+        return cls(session_or_clients)
 
 
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def _numbers(values: Mapping[str, Any]) -> dict[str, int]:
-    return {key: int(value) for key, value in values.items()}
+def _references(value: Any) -> set[str]:
+    """Names (parameters, pseudo parameters, logical ids) an expression refers to."""
+    if isinstance(value, list):
+        return set().union(*(_references(item) for item in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, argument in value.items():
+        if key == "Ref" and isinstance(argument, str):
+            found.add(argument)
+        elif key == "Fn::GetAtt":
+            found.add(str((argument.split(".", 1) if isinstance(argument, str) else argument)[0]))
+        elif key == "Fn::Sub":
+            text, variables = (argument[0], argument[1] or {}) if isinstance(argument, list) else (argument, {})
+            names = {match.group(1).strip().split(".", 1)[0] for match in _SUB_VARIABLE.finditer(str(text))}
+            found |= (names - set(variables)) | _references(list(variables.values()))
+        else:
+            found |= _references(argument)
+    return found
 
 
-_TABLE_PROPERTIES_NOT_EMULATED = (
-    "ContributorInsightsSpecification",
-    "ImportSourceSpecification",
-    "KinesisStreamSpecification",
-    "ResourcePolicy",
-    "WarmThroughput",
-)
+class _Outputs:
+    """Expressions for moto to evaluate, as stack Outputs (literals are turned into strings here)."""
 
+    def __init__(self, tpl: Template, stack_resources: set[str]) -> None:
+        self._tpl, self._stack_resources = tpl, stack_resources
+        self.body: dict[str, Any] = {}
+        self.literals: dict[str, str] = {}
 
-def _index(index: Mapping[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "IndexName": index["IndexName"],
-        "KeySchema": index["KeySchema"],
-        "Projection": index["Projection"],
-    }
-    if "ProvisionedThroughput" in index:
-        request["ProvisionedThroughput"] = _numbers(index["ProvisionedThroughput"])
-    if "OnDemandThroughput" in index:
-        request["OnDemandThroughput"] = _numbers(index["OnDemandThroughput"])
-    return request
-
-
-def _create_table(clients: AwsClients, logical_id: str, props: Mapping[str, Any], stack_name: str) -> CreatedResource:
-    name = str(props.get("TableName") or f"{stack_name}-{logical_id}")
-    request: dict[str, Any] = {
-        "TableName": name,
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "KeySchema": props["KeySchema"],
-        "BillingMode": props.get("BillingMode", "PROVISIONED"),
-    }
-    if "ProvisionedThroughput" in props:
-        request["ProvisionedThroughput"] = _numbers(props["ProvisionedThroughput"])
-    if "OnDemandThroughput" in props:
-        request["OnDemandThroughput"] = _numbers(props["OnDemandThroughput"])
-    if props.get("GlobalSecondaryIndexes"):
-        request["GlobalSecondaryIndexes"] = [_index(index) for index in props["GlobalSecondaryIndexes"]]
-    if props.get("LocalSecondaryIndexes"):
-        request["LocalSecondaryIndexes"] = [_index(index) for index in props["LocalSecondaryIndexes"]]
-    if "StreamSpecification" in props:
-        request["StreamSpecification"] = {
-            "StreamEnabled": True,
-            "StreamViewType": props["StreamSpecification"]["StreamViewType"],
-        }
-    if "SSESpecification" in props:
-        sse = props["SSESpecification"]
-        request["SSESpecification"] = {"Enabled": _true(sse.get("SSEEnabled", False))}
-        for key in ("SSEType", "KMSMasterKeyId"):
-            if key in sse:
-                request["SSESpecification"][key] = sse[key]
-    if "TableClass" in props:
-        request["TableClass"] = props["TableClass"]
-    if "DeletionProtectionEnabled" in props:
-        request["DeletionProtectionEnabled"] = _true(props["DeletionProtectionEnabled"])
-    if props.get("Tags"):
-        request["Tags"] = [{"Key": str(tag["Key"]), "Value": str(tag["Value"])} for tag in props["Tags"]]
-    ignored = [key for key in _TABLE_PROPERTIES_NOT_EMULATED if key in props]
-    if ignored:
-        logger.debug("%s: %s not emulated locally", logical_id, ", ".join(ignored))
-
-    clients.dynamodb.create_table(**request)
-    ttl = props.get("TimeToLiveSpecification")
-    if ttl and _true(ttl.get("Enabled", False)):
-        clients.dynamodb.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-        )
-    pitr = props.get("PointInTimeRecoverySpecification")
-    if pitr and _true(pitr.get("PointInTimeRecoveryEnabled", False)):
-        clients.dynamodb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-        )
-    table = clients.dynamodb.describe_table(TableName=name)["Table"]
-    attributes = {"Arn": table["TableArn"]}
-    if table.get("LatestStreamArn"):
-        attributes["StreamArn"] = table["LatestStreamArn"]
-    return CreatedResource(logical_id, TABLE, name, attributes)
-
-
-_QUEUE_ATTRIBUTES = (
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "DelaySeconds",
-    "FifoQueue",
-    "FifoThroughputLimit",
-    "KmsDataKeyReusePeriodSeconds",
-    "KmsMasterKeyId",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "RedriveAllowPolicy",
-    "RedrivePolicy",
-    "SqsManagedSseEnabled",
-    "VisibilityTimeout",
-)
-
-
-def _queue_attribute(value: Any) -> str:
-    if isinstance(value, dict):
-        policy = dict(value)
-        if "maxReceiveCount" in policy:
-            policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
-        return json.dumps(policy)
-    return _scalar_string(value)
-
-
-def _create_queue(clients: AwsClients, logical_id: str, props: Mapping[str, Any], stack_name: str) -> CreatedResource:
-    fifo = _true(props.get("FifoQueue", False))
-    name = str(props.get("QueueName") or f"{stack_name}-{logical_id}" + (".fifo" if fifo else ""))
-    attributes = {key: _queue_attribute(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
-    if not fifo:
-        attributes.pop("FifoQueue", None)  # SQS accepts FifoQueue only as "true"
-    request: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
-    if props.get("Tags"):
-        request["tags"] = {str(tag["Key"]): str(tag["Value"]) for tag in props["Tags"]}
-    url = clients.sqs.create_queue(**request)["QueueUrl"]
-    arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return CreatedResource(logical_id, QUEUE, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
-
-
-_CREATORS = {TABLE: _create_table, QUEUE: _create_queue}
-
-
-def _named_resource(
-    resolver: _Resolver, logical_id: str, resource: Mapping[str, Any], stack_name: str, account: str
-) -> CreatedResource:
-    """What `!Ref` and `!GetAtt ....Arn` give for a resource that moto does not hold (the functions run here)."""
-    resource_type = str(resource.get("Type"))
-    props = resource.get("Properties") or {}
-    name_property, arn_format = _NAMED[resource_type]
-    name = resolver.string(props[name_property]) if name_property in props else f"{stack_name}-{logical_id}"
-    arn = arn_format.format(region=REGION, account=account, name=name)
-    ref = arn if resource_type == LAYER else name
-    return CreatedResource(logical_id, resource_type, ref, {"Arn": arn}, created=False)
+    def add(self, value: Any, condition: str | None, where: str) -> str:
+        key = f"O{len(self.body) + len(self.literals)}"
+        if not isinstance(value, dict | list):
+            self.literals[key] = _scalar_string(value)
+            return key
+        for name in _references(value):
+            if name in self._tpl.resources and name not in self._stack_resources:
+                kind = self._tpl.resource_type(name)
+                raise TemplateError(f"{where}: {name} ({kind}) is not created by the local stack")
+        self.body[key] = {"Value": value, **({"Condition": condition} if condition else {})}
+        return key
 
 
 def create_resources(
@@ -766,120 +407,169 @@ def create_resources(
     stage: str = "local",
     parameter_overrides: Mapping[str, Any] | None = None,
 ) -> Resources:
-    """Create every table and queue of the template, exactly as it declares them, and name the rest.
+    """Create every table, queue and log group of the template as one moto CloudFormation stack; name the rest.
 
     Works against a moto server (clients that follow `AWS_ENDPOINT_URL`) and under `moto.mock_aws()`.
-    Queues that others refer to (dead-letter queues) are created first, so a RedrivePolicy holds the real ARN.
     """
+    from botocore.exceptions import ClientError
+
     tpl = as_template(template)
     clients = AwsClients.from_any(session_or_clients)
     parameters = resolve_parameters(tpl, stage, parameter_overrides)
     stack_name = _stack_name(parameters, stage)
-    account = account_id()
+    created = {lid for lid, res in tpl.resources.items() if res.get("Type") in _CREATED}
+    outputs = _Outputs(tpl, created)
+    wanted: dict[str, tuple[str, dict[str, str]]] = {}  # logical id → (the ref's key, attribute → key)
+    for lid in created:
+        resource = tpl.resources[lid]
+        condition, kind = resource.get("Condition"), resource["Type"]
+        names = [
+            name
+            for name in _CREATED[kind]
+            if name != "StreamArn" or "StreamSpecification" in resource.get("Properties", {})
+        ]
+        keys = {name: outputs.add({"Fn::GetAtt": [lid, name]}, condition, lid) for name in names}
+        wanted[lid] = (outputs.add({"Ref": lid}, condition, lid), keys)
+    named: dict[str, str] = {}  # logical id → the name's key
+    environments: dict[str, dict[str, str]] = {}
+    for lid, resource in tpl.resources.items():
+        kind = resource.get("Type")
+        if kind not in _NAMED:
+            continue
+        condition = resource.get("Condition")
+        props = function_properties(tpl, lid) if kind == FUNCTION else resource.get("Properties") or {}
+        default_name = {"Fn::Join": ["", [f"{stack_name}-{lid}"]]}  # CloudFormation's is longer, and random
+        named[lid] = outputs.add(props.get(_NAMED[kind][0], default_name), condition, lid)
+        if kind == FUNCTION:
+            variables = (props.get("Environment") or {}).get("Variables") or {}
+            environments[lid] = {
+                str(name): outputs.add(value, condition, f"{lid}: environment variable {name}")
+                for name, value in variables.items()
+            }
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": tpl.parameters,
+        "Mappings": tpl.body.get("Mappings") or {},
+        "Conditions": tpl.body.get("Conditions") or {},
+        # a stack needs one resource: a template with no table or queue gets a handle that does nothing
+        "Resources": {lid: tpl.resources[lid] for lid in created}
+        or {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs.body,
+    }
+    parameter_values = [
+        {"ParameterKey": name, "ParameterValue": ",".join(value) if isinstance(value, list) else value}
+        for name, value in parameters.items()
+    ]
+    try:
+        with warnings.catch_warnings():  # in-process, moto warns that the placeholder handle is not modelled
+            warnings.filterwarnings("ignore", "Tried to parse AWS::CloudFormation::WaitConditionHandle")
+            clients.cloudformation.create_stack(
+                StackName=stack_name,
+                TemplateBody=json.dumps({key: value for key, value in body.items() if value}),
+                Parameters=parameter_values,
+            )
+        (stack,) = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        raise TemplateError(f"moto's CloudFormation refused the stack {stack_name}: {error}") from error
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise TemplateError(f"stack {stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+    values = {**outputs.literals, **{o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}}
+    account = stack["StackId"].split(":")[4]
+
     entries: dict[str, CreatedResource] = {}
-    resolver = _Resolver(tpl, parameters, _pseudo_parameters(stack_name, account), entries)
-
-    creatable = [lid for lid, res in tpl.resources.items() if res.get("Type") in _CREATORS and resolver.included(res)]
-    for logical_id in _creation_order(tpl, creatable):
-        resource = tpl.resources[logical_id]
-        properties = resolver.resolve(resource.get("Properties") or {})
-        entries[logical_id] = _CREATORS[resource["Type"]](clients, logical_id, properties, stack_name)
-        logger.debug("created %s: %s", logical_id, entries[logical_id].ref)
-    for logical_id, resource in tpl.resources.items():
-        if resource.get("Type") in _NAMED and resolver.included(resource):
-            entries[logical_id] = _named_resource(resolver, logical_id, resource, stack_name, account)
-    skipped = sorted(set(tpl.resources) - set(entries))
-    if skipped:
-        logger.debug("not emulated locally: %s", ", ".join(skipped))
-    return Resources(entries, parameters=parameters, stack_name=stack_name, account=account)
-
-
-# --- functions: environment, handlers, triggers ----------------------------------------------------------------
-
-
-def _merge_globals(global_value: Any, own_value: Any) -> Any:
-    """SAM's Globals rule: maps merge, lists add up (globals first), scalars are overridden."""
-    if isinstance(global_value, dict) and isinstance(own_value, dict):
-        merged = dict(global_value)
-        for key, value in own_value.items():
-            merged[key] = _merge_globals(global_value[key], value) if key in global_value else value
-        return merged
-    if isinstance(global_value, list) and isinstance(own_value, list):
-        return [*global_value, *own_value]
-    return own_value
+    for lid, (ref_key, keys) in wanted.items():
+        if ref_key in values:  # absent: its Condition is false
+            attributes = {name: values[key] for name, key in keys.items() if key in values}
+            if tpl.resource_type(lid) == QUEUE:
+                attributes["QueueUrl"] = values[ref_key]
+            entries[lid] = CreatedResource(lid, tpl.resource_type(lid), values[ref_key], attributes)
+    for lid, name_key in named.items():
+        if name_key not in values:  # its Condition is false
+            continue
+        name = values[name_key]
+        kind = tpl.resource_type(lid)
+        arn = _NAMED[kind][1].format(region=REGION, account=account, name=name)
+        entries[lid] = CreatedResource(lid, kind, arn if kind == LAYER else name, {"Arn": arn}, created=False)
+    resolved_environments = {
+        lid: {name: values[key] for name, key in variables.items() if key in values}  # absent: AWS::NoValue
+        for lid, variables in environments.items()
+        if lid in entries
+    }
+    return Resources(
+        entries,
+        parameters=parameters,
+        stack_name=stack_name,
+        account=account,
+        environments=resolved_environments,
+    )
 
 
-def function_properties(template: TemplateLike, logical_id: str) -> dict[str, Any]:
-    """A function's properties with the template's Globals applied (unresolved)."""
-    tpl = as_template(template)
-    if logical_id not in tpl.resources or tpl.resource_type(logical_id) != FUNCTION:
-        raise TemplateError(f"{logical_id} is not an {FUNCTION} of the template")
-    own = tpl.resources[logical_id].get("Properties") or {}
-    return _merge_globals(dict(tpl.function_globals), dict(own))
+# --- functions: environment, handlers, triggers --------------------------------------------------------------------
 
 
-def _resolver_for(tpl: Template, resources: Resources | None) -> _Resolver:
-    if resources is None:
-        parameters = resolve_parameters(tpl)
-        return _Resolver(tpl, parameters, _pseudo_parameters(_stack_name(parameters, None), account_id()), {})
-    pseudo = _pseudo_parameters(resources.stack_name, resources.account_id)
-    return _Resolver(tpl, resources.parameters, pseudo, resources)
+def _plain(value: Any, resources: Resources | None, parameters: Mapping[str, Any], where: str) -> Any:
+    """A property moto does not evaluate for us: a literal, a parameter's or a resource's Ref, or a GetAtt."""
+    if isinstance(value, list):
+        return [_plain(item, resources, parameters, where) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"} and value["Ref"] in parameters:
+        return parameters[value["Ref"]]
+    if set(value) == {"Ref"} and resources is not None and value["Ref"] in resources:
+        return resources.ref(value["Ref"])
+    if set(value) == {"Fn::GetAtt"} and resources is not None:
+        target = value["Fn::GetAtt"]
+        logical_id, attribute = target.split(".", 1) if isinstance(target, str) else target
+        if logical_id in resources:
+            return resources.get_att(logical_id, attribute)
+    if any(str(key).startswith("Fn::") or key == "Ref" for key in value):
+        raise TemplateError(f"{where}: {value!r} cannot be resolved locally (a literal, a Ref or a GetAtt can)")
+    return {key: _plain(item, resources, parameters, where) for key, item in value.items()}
+
+
+def _string(value: Any, resources: Resources | None, parameters: Mapping[str, Any], where: str) -> str:
+    return _scalar_string(_plain(value, resources, parameters, where))
+
+
+def _parameters_of(tpl: Template, resources: Resources | None) -> Mapping[str, Any]:
+    return resources.parameters if resources is not None else resolve_parameters(tpl)
 
 
 def function_environment(template: TemplateLike, resources: Resources, logical_id: str) -> dict[str, str]:
-    """Globals.Function.Environment.Variables merged with the function's own, every value resolved.
-
-    Ref of a table → its name, Ref of a queue → its URL, GetAtt Queue.Arn / Queue.QueueName, Sub, Join...
-    """
+    """Globals.Function.Environment.Variables merged with the function's own, resolved by moto at creation."""
     tpl = as_template(template)
-    variables = (function_properties(tpl, logical_id).get("Environment") or {}).get("Variables") or {}
-    resolver = _resolver_for(tpl, resources)
-    environment: dict[str, str] = {}
-    for name, value in variables.items():
-        resolved = resolver.resolve(value)
-        if resolved is _NO_VALUE:
-            continue
-        if isinstance(resolved, list | dict):
-            raise TemplateError(f"{logical_id}: environment variable {name} is not a string: {resolved!r}")
-        environment[str(name)] = _scalar_string(resolved)
-    return environment
+    if logical_id not in resources.environments:
+        function_properties(tpl, logical_id)  # a clear error for a logical id that is not a function
+        raise TemplateError(f"{logical_id} is not a function of this local stack")
+    return dict(resources.environments[logical_id])
 
 
 def union_environment(template: TemplateLike, resources: Resources) -> dict[str, str]:
     """Every function's environment in one mapping (for code that runs outside an invocation: tests, demos).
 
-    Where two functions give one variable different values, the first function in template order wins and a
-    warning says so; each invocation still sees its own function's value (`lambda_runtime`).
+    Where two functions give one variable different values, the first function in template order wins; each
+    invocation still sees its own function's value (`lambda_runtime`).
     """
     tpl = as_template(template)
     union: dict[str, str] = {}
     for logical_id in tpl.logical_ids(FUNCTION):
-        if logical_id not in resources:
-            continue
-        for name, value in function_environment(tpl, resources, logical_id).items():
-            if name in union and union[name] != value:
-                logger.warning("%s: %s=%r differs from another function's %r", logical_id, name, value, union[name])
-                continue
-            union[name] = value
+        for name, value in resources.environments.get(logical_id, {}).items():
+            union.setdefault(name, value)
     return union
 
 
 def _layer_dirs(tpl: Template, layers: list[Any]) -> tuple[Path, ...]:
-    dirs = []
-    for layer in layers:
-        if isinstance(layer, dict) and isinstance(layer.get("Ref"), str) and layer["Ref"] in tpl.resources:
-            layer_resource = tpl.resources[layer["Ref"]]
-            if layer_resource.get("Type") == LAYER:
-                dirs.append((tpl.base_dir / str(layer_resource["Properties"]["ContentUri"])).resolve())
-                continue
-        logger.debug("layer %r is not part of the template: not emulated", layer)
-    return tuple(dirs)
+    """The layers of the template itself (a `Ref` to an `AWS::Serverless::LayerVersion`); others are not run."""
+    return tuple(
+        (tpl.base_dir / str(tpl.resources[layer["Ref"]]["Properties"]["ContentUri"])).resolve()
+        for layer in layers
+        if isinstance(layer, dict) and layer.get("Ref") in tpl.resources and tpl.resource_type(layer["Ref"]) == LAYER
+    )
 
 
 def lambda_functions(template: TemplateLike, resources: Resources) -> dict[str, FunctionSpec]:
     """Logical id → what the in-process runtime needs to run the function as Lambda would."""
     tpl = as_template(template)
-    resolver = _resolver_for(tpl, resources)
     functions = {}
     for logical_id in tpl.logical_ids(FUNCTION):
         if logical_id not in resources:
@@ -887,22 +577,30 @@ def lambda_functions(template: TemplateLike, resources: Resources) -> dict[str, 
         props = function_properties(tpl, logical_id)
         if "CodeUri" not in props or "Handler" not in props:
             raise TemplateError(f"{logical_id}: only functions with a local CodeUri and a Handler can run locally")
+
+        def text(value: Any, name: str, lid: str = logical_id) -> str:
+            return _string(value, resources, resources.parameters, f"{lid}.{name}")
+
         log_group = (props.get("LoggingConfig") or {}).get("LogGroup")
         functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
             function_name=resources.ref(logical_id),
-            code_dir=(tpl.base_dir / resolver.string(props["CodeUri"])).resolve(),
-            handler=resolver.string(props["Handler"]),
-            timeout=int(resolver.string(props.get("Timeout", 3))),
-            memory_size=int(resolver.string(props.get("MemorySize", 128))),
-            runtime=resolver.string(props.get("Runtime", "python3.13")),
+            code_dir=(tpl.base_dir / text(props["CodeUri"], "CodeUri")).resolve(),
+            handler=text(props["Handler"], "Handler"),
+            timeout=int(text(props.get("Timeout", 3), "Timeout")),
+            memory_size=int(text(props.get("MemorySize", 128), "MemorySize")),
+            runtime=text(props.get("Runtime", "python3.13"), "Runtime"),
             environment=function_environment(tpl, resources, logical_id),
             layer_dirs=_layer_dirs(tpl, list(props.get("Layers") or [])),
             region=resources.region,
             account_id=resources.account_id,
-            log_group=resolver.string(log_group) if log_group else None,
+            log_group=text(log_group, "LogGroup") if log_group else None,
         )
     return functions
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 @dataclass(frozen=True)
@@ -937,11 +635,14 @@ def _queue_logical_id(queue: Any) -> str | None:
     return None
 
 
-def _code_location(tpl: Template, resolver: _Resolver, props: Mapping[str, Any]) -> tuple[str, Path, str]:
-    handler = resolver.string(props["Handler"])
-    code_dir = (tpl.base_dir / resolver.string(props["CodeUri"])).resolve()
-    handler_file, handler_function = handler_location(code_dir, handler)
-    return handler, handler_file, handler_function
+def _events(tpl: Template, resources: Resources | None, types: tuple[str, ...]) -> Iterator[tuple[str, str, Any]]:
+    """(function logical id, event name, event) for every event of one of `types`, Globals merged."""
+    for logical_id in tpl.logical_ids(FUNCTION):
+        if resources is not None and logical_id not in resources:
+            continue
+        for event_name, event in (function_properties(tpl, logical_id).get("Events") or {}).items():
+            if event.get("Type") in types:
+                yield logical_id, event_name, event
 
 
 def sqs_event_sources(template: TemplateLike = None, resources: Resources | None = None) -> list[EventSource]:
@@ -950,34 +651,37 @@ def sqs_event_sources(template: TemplateLike = None, resources: Resources | None
     Values given through parameters are resolved with `resources`' parameter values, or the defaults.
     """
     tpl = as_template(template)
-    resolver = _resolver_for(tpl, resources)
+    parameters = _parameters_of(tpl, resources)
     sources = []
-    for logical_id in tpl.logical_ids(FUNCTION):
+    for logical_id, event_name, event in _events(tpl, resources, ("SQS",)):
         props = function_properties(tpl, logical_id)
-        for event_name, event in (props.get("Events") or {}).items():
-            if event.get("Type") != "SQS":
-                continue
-            event_props = event.get("Properties") or {}
-            queue_logical_id = _queue_logical_id(event_props["Queue"])
-            handler, handler_file, handler_function = _code_location(tpl, resolver, props)
-            sources.append(
-                EventSource(
-                    function_logical_id=logical_id,
-                    event_name=event_name,
-                    queue_logical_id=queue_logical_id,
-                    queue_arn=None if queue_logical_id else resolver.string(event_props["Queue"]),
-                    handler=handler,
-                    handler_file=handler_file,
-                    handler_function=handler_function,
-                    batch_size=int(resolver.string(event_props.get("BatchSize", 10))),
-                    maximum_batching_window_in_seconds=int(
-                        resolver.string(event_props.get("MaximumBatchingWindowInSeconds", 0))
-                    ),
-                    function_response_types=tuple(resolver.resolve(event_props.get("FunctionResponseTypes", []))),
-                    function_timeout=int(resolver.string(props.get("Timeout", 3))),
-                    enabled=_true(resolver.resolve(event_props.get("Enabled", True))),
-                )
+        where = f"{logical_id}.{event_name}"
+        event_props = _plain(
+            {key: value for key, value in (event.get("Properties") or {}).items() if key != "Queue"},
+            resources,
+            parameters,
+            where,
+        )
+        queue_logical_id = _queue_logical_id(event["Properties"]["Queue"])
+        handler = _string(props["Handler"], resources, parameters, where)
+        code_dir = (tpl.base_dir / _string(props["CodeUri"], resources, parameters, where)).resolve()
+        handler_file, handler_function = handler_location(code_dir, handler)
+        sources.append(
+            EventSource(
+                function_logical_id=logical_id,
+                event_name=event_name,
+                queue_logical_id=queue_logical_id,
+                queue_arn=None if queue_logical_id else _string(event["Properties"]["Queue"], None, parameters, where),
+                handler=handler,
+                handler_file=handler_file,
+                handler_function=handler_function,
+                batch_size=int(event_props.get("BatchSize", 10)),
+                maximum_batching_window_in_seconds=int(event_props.get("MaximumBatchingWindowInSeconds", 0)),
+                function_response_types=tuple(event_props.get("FunctionResponseTypes", [])),
+                function_timeout=int(_string(props.get("Timeout", 3), resources, parameters, where)),
+                enabled=_true(event_props.get("Enabled", True)),
             )
+        )
     return sources
 
 
@@ -1002,17 +706,13 @@ class ScheduleTarget:
             return self.input
         if self.event_type == "ScheduleV2":
             return {}
-        import datetime
-        import uuid
-
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": account,
-            "time": now,
+            "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": region,
             "resources": [f"arn:aws:events:{region}:{account}:rule/{self.function_logical_id}{self.event_name}"],
             "detail": {},
@@ -1022,26 +722,21 @@ class ScheduleTarget:
 def schedule_targets(template: TemplateLike = None, resources: Resources | None = None) -> list[ScheduleTarget]:
     """Every function with a Schedule or ScheduleV2 event, with its expression and input resolved."""
     tpl = as_template(template)
-    resolver = _resolver_for(tpl, resources)
+    parameters = _parameters_of(tpl, resources)
     targets = []
-    for logical_id in tpl.logical_ids(FUNCTION):
-        for event_name, event in (function_properties(tpl, logical_id).get("Events") or {}).items():
-            event_type = event.get("Type")
-            if event_type not in ("Schedule", "ScheduleV2"):
-                continue
-            props = resolver.resolve(event.get("Properties") or {})
-            expression = props.get("Schedule") if event_type == "Schedule" else props.get("ScheduleExpression")
-            state = str(props.get("State", "ENABLED")).upper()
-            enabled = _true(props.get("Enabled", True)) and state == "ENABLED"
-            raw_input = props.get("Input")
-            targets.append(
-                ScheduleTarget(
-                    function_logical_id=logical_id,
-                    event_name=event_name,
-                    event_type=event_type,
-                    expression=str(expression),
-                    enabled=enabled,
-                    input=json.loads(raw_input) if isinstance(raw_input, str) else raw_input,
-                )
+    for logical_id, event_name, event in _events(tpl, resources, ("Schedule", "ScheduleV2")):
+        props = _plain(event.get("Properties") or {}, resources, parameters, f"{logical_id}.{event_name}")
+        expression = props.get("Schedule") if event["Type"] == "Schedule" else props.get("ScheduleExpression")
+        enabled = _true(props.get("Enabled", True)) and str(props.get("State", "ENABLED")).upper() == "ENABLED"
+        raw_input = props.get("Input")
+        targets.append(
+            ScheduleTarget(
+                function_logical_id=logical_id,
+                event_name=event_name,
+                event_type=str(event["Type"]),
+                expression=str(expression),
+                enabled=enabled,
+                input=json.loads(raw_input) if isinstance(raw_input, str) else raw_input,
             )
+        )
     return targets

@@ -50,8 +50,16 @@ def sam_template() -> Template:
     return load_template()
 
 
+@pytest.fixture(scope="session")
+def boto3_session() -> boto3.session.Session:
+    """One boto3 Session for every test of a worker: its clients share the service models it has read once (a
+    new Session reads them again from disk, a tenth of a second a client). Credentials and endpoints are still
+    each test's: a client reads them from the environment when it is made."""
+    return boto3.session.Session(region_name="us-east-1")
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+def aws(monkeypatch: pytest.MonkeyPatch, boto3_session: boto3.session.Session) -> Iterator[boto3.session.Session]:
     """moto in-process: nothing leaves the process, whatever the code under test does."""
     for name, value in fake_aws_env().items():
         if value is None:
@@ -61,7 +69,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
     apply_moto_fixes()
     reset_pynamodb_connections()  # a model's cached client may point at an earlier test's moto server
     with mock_aws():
-        yield boto3.session.Session(region_name="us-east-1")
+        yield boto3_session
     reset_pynamodb_connections()
 
 

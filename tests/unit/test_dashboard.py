@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from account_sync.domain.timestamps import lag_seconds
 
-from tests.support.cfn_yaml import load_template
+from tests.support.cfn_template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "AccountSync"

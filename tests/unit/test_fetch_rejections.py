@@ -7,7 +7,7 @@ from account_sync.contracts import AccountChangeMessage
 from account_sync.ports import MessagesRejected, RejectedMessage
 from account_sync.services.fetch_changes import FetchConfig, fetch_changes
 
-from tests.support.cfn_yaml import load_template
+from tests.support.cfn_template import load_template
 from tests.unit.factories import SYNCED, account_id, contact_id, stamp
 from tests.unit.fakes import FakeSalesforce, FakeSyncState, RecordingPublisher
 

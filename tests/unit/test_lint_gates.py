@@ -16,7 +16,7 @@ from typing import Any
 import dependency_audit
 import pytest
 
-from tests.support.cfn_yaml import TEMPLATE_PATH, load_template
+from tests.support.cfn_template import TEMPLATE_PATH, load_template
 
 # The checks the template may suppress, each for a reason given where it is suppressed. Suppressing another one
 # is a change of the security posture: add it here, deliberately.

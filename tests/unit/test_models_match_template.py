@@ -13,7 +13,7 @@ import pytest
 from account_sync.adapters.dynamodb_models import ALL_MODELS
 from pynamodb.models import Model
 
-from tests.support.cfn_yaml import load_template
+from tests.support.cfn_template import load_template
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from account_sync.domain.records import ChangeOrigin
 from account_sync.ports import MessagesRejected
 from account_sync.services.activity_log import ActivityPublisherWithOverflow
 
-from tests.support.cfn_yaml import load_template
+from tests.support.cfn_template import load_template
 from tests.unit.factories import account_id, account_version, contact_id, stamp
 from tests.unit.fakes import FakeActivityStore
 

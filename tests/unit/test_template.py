@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cfn_yaml import TEMPLATE_PATH, load_template
+from tests.support.cfn_template import TEMPLATE_PATH, load_template
 
 PSEUDO_PARAMETERS = {
     "AWS::AccountId",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cfn_yaml import load_template
+from tests.support.cfn_template import load_template
 
 SECRET_WORDS = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|CONSUMER_KEY|SESSION", re.I)
 # A variable may say *where* a secret is: its name, ARN or endpoint.

@@ -381,11 +381,12 @@ def test_the_sandbox_keeps_its_ca_and_connected_app_key_in_its_state_dir(tmp_pat
     from local_stack.sandbox import SyncSandbox
 
     parameters.clear_caches()  # a secret (another key) cached by an earlier test's functions in this process
-    # given a sandbox that ran once with a state dir
-    with SyncSandbox(state_dir=tmp_path):
+    # given a sandbox that ran once with a state dir (moto in this process: the state dir is what is tested, and
+    # a moto process costs seconds to start)
+    with SyncSandbox(state_dir=tmp_path, separate_process=False):
         first = {name: (tmp_path / name).read_text() for name in ("ca.pem", "client-key.pem", "client-cert.pem")}
     # when another one starts with the same state dir
-    with SyncSandbox(state_dir=tmp_path) as sandbox:
+    with SyncSandbox(state_dir=tmp_path, separate_process=False) as sandbox:
         # then it serves with the same CA and logs in with the same connected-app key
         assert {name: (tmp_path / name).read_text() for name in first} == first
         assert sandbox.run_cycle().fetch["outcome"] == "completed"

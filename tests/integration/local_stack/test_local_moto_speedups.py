@@ -1,6 +1,10 @@
-"""moto's FIFO deduplication, looked up in an index (`moto_fixes`), keeps moto's rule exactly."""
+"""moto's speed fixes (`moto_fixes`) keep moto's rules exactly: FIFO deduplication looked up in an index, and
+UpdateExpressions parsed once per text."""
 
 from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
 
 
 def _fifo_queue(sqs, content_based: bool = False) -> str:
@@ -55,3 +59,121 @@ def test_content_based_deduplication_still_applies(aws):
     _send(sqs, url, "same")
     _send(sqs, url, "different")
     assert _bodies(sqs, url) == ["different", "same"]
+
+
+# --- UpdateExpressions parsed once per text --------------------------------------------------------------------
+
+
+def _table(dynamodb) -> str:
+    dynamodb.create_table(
+        TableName="speed",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return "speed"
+
+
+_UPDATE = "SET #f.#k = :v, #n = if_not_exists(#n, :zero) + :one REMOVE #gone"
+_NAMES = {"#f": "fields", "#k": "Industry", "#n": "count", "#gone": "old"}
+
+
+def _update(dynamodb, table: str, item_id: str, value: str, condition: str | None = None) -> dict:
+    request = {
+        "TableName": table,
+        "Key": {"id": {"S": item_id}},
+        "UpdateExpression": _UPDATE,
+        "ExpressionAttributeNames": _NAMES,
+        "ExpressionAttributeValues": {":v": {"S": value}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        "ReturnValues": "ALL_NEW",
+    }
+    if condition:
+        request["ConditionExpression"] = condition
+    return dynamodb.update_item(**request)["Attributes"]
+
+
+def test_one_update_expression_text_applies_each_requests_own_values(aws):
+    # given an item with a map, a counter and an attribute to remove
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "fields": {"M": {}}, "old": {"S": "x"}})
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "b"}, "fields": {"M": {}}})
+    # when the same expression text is sent again and again with other values
+    first = _update(dynamodb, table, "a", "Energy")
+    second = _update(dynamodb, table, "a", "Retail")
+    other = _update(dynamodb, table, "b", "Media")
+    # then each request applied its own values: the remembered parse is never changed by a use
+    assert first == {"id": {"S": "a"}, "fields": {"M": {"Industry": {"S": "Energy"}}}, "count": {"N": "1"}}
+    assert second == {"id": {"S": "a"}, "fields": {"M": {"Industry": {"S": "Retail"}}}, "count": {"N": "2"}}
+    assert other == {"id": {"S": "b"}, "fields": {"M": {"Industry": {"S": "Media"}}}, "count": {"N": "1"}}
+
+
+def test_a_failed_condition_and_a_bad_expression_are_refused_every_time(aws):
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "fields": {"M": {}}})
+    for _ in range(2):
+        with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+            _update(dynamodb, table, "a", "Energy", condition="attribute_not_exists(#f)")
+        with pytest.raises(ClientError, match="ValidationException"):
+            dynamodb.update_item(
+                TableName=table, Key={"id": {"S": "a"}}, UpdateExpression="SET = :v", ExpressionAttributeValues={}
+            )
+    # and the refused requests changed nothing
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"] == {
+        "id": {"S": "a"},
+        "fields": {"M": {}},
+    }
+
+
+# --- an item projected from one conversion ------------------------------------------------------------------------
+
+
+def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
+    # given a table whose index INCLUDEs one attribute, and an item with a map and a list
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="projected",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "group", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_group",
+                "KeySchema": [
+                    {"AttributeName": "group", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["fields"]},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {
+        "id": {"S": "a"},
+        "group": {"S": "g"},
+        "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "x"}, {"S": "y"}]}}},
+        "secret": {"S": "not projected"},
+    }
+    dynamodb.put_item(TableName="projected", Item=item)
+    query = {
+        "TableName": "projected",
+        "KeyConditionExpression": "#g = :g",
+        "ExpressionAttributeValues": {":g": {"S": "g"}},
+    }
+    # when it is read through the index, with top-level names, and with a nested path and a list element
+    (from_index,) = dynamodb.query(**query, IndexName="by_group", ExpressionAttributeNames={"#g": "group"})["Items"]
+    (names,) = dynamodb.scan(
+        TableName="projected", ProjectionExpression="id, #f", ExpressionAttributeNames={"#f": "fields"}
+    )["Items"]
+    (nested,) = dynamodb.scan(
+        TableName="projected",
+        ProjectionExpression="#f.Tags[1], #f.#n, id",
+        ExpressionAttributeNames={"#f": "fields", "#n": "Name"},
+    )["Items"]
+    # then each holds exactly what it asked for
+    assert from_index == {key: item[key] for key in ("id", "group", "fields")}
+    assert names == {key: item[key] for key in ("id", "fields")}
+    assert nested == {"id": {"S": "a"}, "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "y"}]}}}}
