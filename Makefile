@@ -47,7 +47,7 @@ lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), ch
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
-	$(BIN)/bandit --configfile pyproject.toml --quiet --recursive layers functions
+	$(BIN)/bandit --configfile pyproject.toml --quiet --recursive layers functions cli
 	$(BIN)/python local/dependency_audit.py $(PINNED_REQUIREMENTS)
 
 $(CHECKOV_STAMP):

@@ -30,7 +30,12 @@ OUTPUT_RESOURCES = {
     "FetchChangesFunctionName": "FetchChangesFunction",
 }
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# What moto accepts: the local stack has no real credentials, and these never leave the loopback endpoint.
+_FAKE_CREDENTIALS = {  # nosec B105 - moto's fake credentials, for the local stack only
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
 
 
 class DeploymentNotFound(RuntimeError):
