@@ -23,6 +23,7 @@ from account_sync.ports import (
     AccountState,
     ApiUsage,
     ContactSnapshot,
+    StoredContact,
 )
 
 
@@ -140,6 +141,9 @@ class FakeContacts:
         self.local_edit_reads = 0  # strongly consistent reads of a contact's last local edit (GetItem)
         self.count_calls = 0
         self.fail_writes_after: int | None = None  # simulate a crash after N contact writes (of either kind)
+        # Index lag: contacts the `by_account` index does not show yet (it is eventually consistent on DynamoDB,
+        # moto hides that). The member queries (count, key pages, members) skip them; reads by key do not.
+        self.index_lag: set[str] = set()
         self._lock = threading.Lock()  # the fan-out writes from its executor's threads
 
     @property
@@ -155,7 +159,11 @@ class FakeContacts:
 
     def _members(self, account_id: str) -> list[FakeContact]:
         return sorted(
-            (c for c in self.items.values() if c.account_id == account_id and not c.is_deleted),
+            (
+                c
+                for c in self.items.values()
+                if c.account_id == account_id and not c.is_deleted and c.contact_id not in self.index_lag
+            ),
             key=lambda c: c.contact_id,
         )
 
@@ -219,6 +227,22 @@ class FakeContacts:
             self.local_edit_reads += 1
             c = self.items.get(contact_id)
             return c.account_local_edit if c else None
+
+    def get_contact(self, contact_id: str) -> StoredContact | None:
+        """The contact as the HTTP API reads it (a strongly consistent GetItem)."""
+        c = self.items.get(contact_id)
+        if c is None:
+            return None
+        return StoredContact(
+            contact_id=c.contact_id,
+            account_id=c.account_id,
+            is_salesforce_contact=c.contact_modstamp is not None,
+            is_deleted=c.is_deleted,
+            account_deleted=c.account_deleted,
+            first_name=c.first_name,
+            last_name=c.last_name,
+            email=c.email,
+        )
 
     def apply_contact_version(self, version: ContactVersion, account: AccountState | None) -> bool:
         c = self.items.setdefault(version.contact_id, FakeContact(version.contact_id))
