@@ -12,3 +12,25 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AccountSync")
 from tests.integration.conftest import aws, function_env, sam_template, stack_resources
 
 __all__ = ["aws", "function_env", "sam_template", "stack_resources"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """After `make chaos`: examples run per machine, the seed, and every divergence with its minimal steps."""
+    from tests.model.machine import RUNS
+    from tests.model.profiles import chaos_enabled
+    from tests.model.test_chaos import DIVERGENCES
+
+    if not chaos_enabled():
+        return
+    write = terminalreporter.write_line
+    write("")
+    write(f"== make chaos: seed {config.getoption('hypothesis_seed', None)} ==")
+    for name, count in sorted(RUNS.items()):
+        write(f"  {name}: {count} examples run (shrinking included)")
+    write(f"  examples run in total: {sum(RUNS.values())}")
+    write(f"  divergences: {len(DIVERGENCES)}")
+    for name, text in DIVERGENCES:
+        write(f"--- {name} ---")
+        for line in text.splitlines():
+            if not line.startswith("Draw "):
+                write(f"  {line}")
