@@ -18,11 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from account_sync.contracts import (
-    NO_ACCOUNT_GROUP,
-    AccountChangeMessage,
-    ContactChangesMessage,
-)
+from account_sync.contracts import AccountChangeMessage, ContactChangesMessage
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
 from hypothesis import strategies as st
@@ -140,12 +136,13 @@ class FanOutMachine(RuleBasedStateMachine):
         self.sf_contacts[contact_id] = {"account": account_id, "deleted": deleted}
         return ContactVersion(contact_id, self.tick(), deleted, account_id, "Ada", contact_id, None)
 
-    def group_free(self, *groups: str | None) -> bool:
-        """Without CONTACTS_IN_SAME_WINDOW, a contact change is only queued behind nothing of its groups, so it
-        never lands between a version's acceptance and its segments."""
+    def group_free(self, contact_id: str, *accounts: str | None) -> bool:
+        """Without CONTACTS_IN_SAME_WINDOW, a contact change is only queued behind nothing of its groups (its
+        accounts', or its own while it has none: `contracts.contact_group`), so it never lands between a version's
+        acceptance and its segments."""
         if self.SWITCHES.CONTACTS_IN_SAME_WINDOW:
             return True
-        return all(self.queues.pending_in(group or NO_ACCOUNT_GROUP) == 0 for group in groups)
+        return all(self.queues.pending_in(account or contact_id) == 0 for account in accounts)
 
     @initialize(sizes=st.lists(st.sampled_from([0, 1, 3, 4]), min_size=ACCOUNTS, max_size=ACCOUNTS), data=st.data())
     def accounts_with_contacts(self, sizes: list[int], data: st.DataObject) -> None:
@@ -199,7 +196,7 @@ class FanOutMachine(RuleBasedStateMachine):
     def account_deleted(self, account: int) -> None:
         """Deleted in Salesforce, which cascades to its contacts (the same window queues their deletes)."""
         account_id = self.account_ids()[account]
-        if account_id not in self.live_accounts() or not self.group_free(account_id):
+        if account_id not in self.live_accounts() or not self.group_free(account_id, account_id):
             return
         if self.queues.pending_in(account_id) and not self.SWITCHES.CHANGE_OVERTAKES_SEGMENTS:
             return
@@ -211,9 +208,10 @@ class FanOutMachine(RuleBasedStateMachine):
     @rule(account=st.integers(-1, ACCOUNTS - 1))
     def contact_created(self, account: int) -> None:
         account_id = self.account_ids()[account] if account >= 0 else None
-        if (account_id and account_id not in self.live_accounts()) or not self.group_free(account_id):
+        contact_id = self.new_contact_id()
+        if (account_id and account_id not in self.live_accounts()) or not self.group_free(contact_id, account_id):
             return
-        self.queue(ContactChangesMessage((self.new_contact_version(self.new_contact_id(), account_id),)))
+        self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
 
     @rule(contact=st.integers(0, 30), account=st.integers(-1, ACCOUNTS - 1))
     def contact_moved(self, contact: int, account: int) -> None:
@@ -225,7 +223,7 @@ class FanOutMachine(RuleBasedStateMachine):
         account_id = self.account_ids()[account] if account >= 0 else None
         if account_id == before or (account_id and account_id not in self.live_accounts()):
             return
-        if not self.group_free(before, account_id):
+        if not self.group_free(contact_id, before, account_id):
             return
         self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
 
@@ -236,7 +234,7 @@ class FanOutMachine(RuleBasedStateMachine):
             return
         contact_id = contacts[contact % len(contacts)]
         account_id = self.sf_contacts[contact_id]["account"]
-        if self.group_free(account_id):
+        if self.group_free(contact_id, account_id):
             self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id, deleted=True),)))
 
     @rule(contact=st.integers(0, 30))
@@ -247,7 +245,7 @@ class FanOutMachine(RuleBasedStateMachine):
             return
         contact_id = contacts[contact % len(contacts)]
         account_id = self.sf_contacts[contact_id]["account"]
-        if self.group_free(account_id):
+        if self.group_free(contact_id, account_id):
             self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
 
     @rule(account=st.integers(0, ACCOUNTS - 1), back=st.integers(1, 3))
@@ -321,7 +319,10 @@ class FanOutMachine(RuleBasedStateMachine):
 
     @rule(minutes=st.sampled_from([1, 6]))
     def time_passes(self, minutes: int) -> None:
+        """A minute or more: the account index has caught up (it lags by less than `FanOutConfig.index_lag_seconds`,
+        the bound the fan-out's recent joiners cover; docs/decisions.md)."""
         self.tick(minutes * 60_000)
+        self.backend.catch_up()
 
     @rule(writes=st.integers(0, 5))
     def fan_out_killed_after_writes(self, writes: int) -> None:

@@ -4,6 +4,9 @@ what SQS and Lambda's event source mapping really allow (PRODUCTION.md):
 - FIFO: one batch per message group at a time, in group order; a failed message and the messages of its group
   after it in the batch come back at the head of the group (the real `partial_batch_response` decides which);
   every receive counts, and a message received `max_receives` times goes to the dead-letter queue.
+- A poison message is set aside in the dead-letter queue by the consumer itself, as the fan-out's handler does it
+  (`queue_records.PoisonPolicy` with this world's dead-letter queue as its sink, the receive count in each record's
+  `ApproximateReceiveCount`), so that it fails alone.
 - Deduplication: a message whose deduplication id was sent less than 5 minutes ago (simulated time) is dropped.
 - At least once: a batch whose deletion failed comes back at the head of its group (only the group's last batch,
   as nothing after it may have run); the activity queue (standard) delivers in any order, duplicates too.
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from account_sync.queue_records import partial_batch_response
+from account_sync.queue_records import PoisonPolicy, QueueRecord, partial_batch_response
 
 from tests.integration.guarantees.faults import SandboxKilled
 
@@ -60,6 +63,7 @@ class QueueWorld:
     last_batch: dict[str, list[Entry]] = field(default_factory=dict)
     sent_dedup: dict[str, int] = field(default_factory=dict)
     stats: QueueStats = field(default_factory=QueueStats)
+    _in_flight: dict[str, Entry] = field(default_factory=dict)
     _ids: int = 0
 
     # --- sending --------------------------------------------------------------------------------------------
@@ -102,6 +106,10 @@ class QueueWorld:
         while self._deliver_once(group, batch_size):
             pass
 
+    def set_aside(self, record: QueueRecord, failure: str, reason: str) -> None:
+        """The poison policy's sink (`queue_records.DeadLetters`): the message leaves its group for the DLQ."""
+        self.change_dlq.append(self._in_flight[record.message_id])
+
     def _deliver_once(self, group: str, batch_size: int) -> bool:
         """True when messages came back to the head of the group (not to the dead-letter queue)."""
         queue = self.groups.get(group) or []
@@ -112,6 +120,7 @@ class QueueWorld:
         for entry in batch:
             entry.receives += 1
         applied: list[Entry] = []
+        self._in_flight = {entry.message_id: entry for entry in batch}
         self.begin_batch()
 
         def handle(record: Any) -> None:
@@ -120,7 +129,9 @@ class QueueWorld:
             applied.append(entry)
 
         try:
-            response = partial_batch_response(_event(batch), handle, fifo=True)
+            response = partial_batch_response(
+                _event(batch), handle, fifo=True, poison=PoisonPolicy(self, max_receive_count=MAX_RECEIVES)
+            )
         except SandboxKilled:
             # Lambda's timeout: the whole batch comes back, what was applied before the kill included.
             self.stats.kills += 1
@@ -202,7 +213,10 @@ def _event(batch: list[Entry]) -> dict[str, Any]:
             {
                 "messageId": entry.message_id,
                 "body": entry.body,
-                "attributes": {"MessageGroupId": entry.group} if entry.group else {},
+                "attributes": {
+                    "ApproximateReceiveCount": str(entry.receives),
+                    **({"MessageGroupId": entry.group} if entry.group else {}),
+                },
             }
             for entry in batch
         ]

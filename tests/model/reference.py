@@ -76,6 +76,9 @@ class RefAccount:
     modstamp: str | None = None
     fields: dict[str, Value] = field(default_factory=dict)  # the store's account: the version and edits after it
     deleted: bool = False
+    # The newest version's threshold decision, as taken when it was accepted: a move into the account is logged
+    # under it (docs/decisions.md: a contact change counts no contacts of its own).
+    logged: bool = True
 
 
 @dataclass
@@ -152,6 +155,7 @@ class ReferenceModel:
         account.modstamp = version.system_modstamp
         account.fields = dict(new_fields)
         account.deleted = version.is_deleted
+        account.logged = len(members) <= self.threshold
 
     def _contact_version(self, version: object) -> None:
         contact = self.contacts.setdefault(version.contact_id, RefContact(version.contact_id))  # type: ignore[attr-defined]
@@ -172,8 +176,7 @@ class ReferenceModel:
         contact.fields = dict(account.fields)
         contact.account_modstamp = account.modstamp
         moved = before_account is not None and before_account != contact.account_id
-        logged = len(self.members(contact.account_id)) <= self.threshold  # type: ignore[arg-type]
-        if moved and self.expected.moves_logged and not account.deleted and logged:
+        if moved and self.expected.moves_logged and not account.deleted and account.logged:
             for name in self.synced:
                 if not _same(before_fields.get(name), contact.fields.get(name)):
                     old, new = as_text(before_fields.get(name)), as_text(contact.fields.get(name))

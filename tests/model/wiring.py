@@ -39,7 +39,19 @@ from tests.model.reference import Activity, Suppression, _canon
 from tests.unit.fakes import FakeAccounts, FakeActivityStore, FakeContacts
 
 SYNCED = ("Name", "Industry", "BillingCountry")
-CONTACT_WRITES = ("apply_account_version", "apply_local_edit")
+# The store writes a kill or a throttle may fall before: the contacts' (a change written onto a contact, a Contact
+# version) and the account's (a version or an edit accepted, a plan recorded, a segment done, joiners noted).
+STORE_WRITES = (
+    "write_change",
+    "apply_contact_version",
+    "accept_version",
+    "accept_unchanged_version",
+    "apply_local_edit",
+    "record_plan",
+    "complete_segment",
+    "mark_applied",
+    "note_joiners",
+)
 
 
 @dataclass
@@ -63,7 +75,7 @@ class Sandbox:
     def before(self, name: str) -> None:
         if self.dead:
             raise SandboxKilled(f"{name} after the function was killed")
-        if name not in CONTACT_WRITES:
+        if name not in STORE_WRITES:
             return
         if self.kill_after_writes is not None and self.writes >= self.kill_after_writes:
             self.kill_after_writes = None

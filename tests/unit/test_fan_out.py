@@ -392,29 +392,34 @@ class TestLocalEditOrder:
         assert newer.account_fields["Industry"] == "Banking"
         assert contact_id(1_000_002) not in local_activities(world)
 
-    @pytest.mark.parametrize("second", ["planned", "in-one-invocation"])
-    def test_segments_of_an_edit_never_overwrite_a_later_edit_of_the_same_field(self, second):
+    @pytest.mark.parametrize("second", ["planned", "small-account"])
+    def test_a_later_edit_of_the_same_field_lands_after_the_first_ones_segments_each_with_its_activities(
+        self, second
+    ):
         # given a large account's edit of Industry, planned in segments
         world = World(segment_size=10)
         world.given_contacts(25)
         world.sync(account_version(1, minute=1))
         world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
         first = take(world.changes)
-        if second == "in-one-invocation":  # the account shrank meanwhile: the second edit needs no segment
+        if second == "small-account":  # the account shrank meanwhile: alone, the second edit needs no segment
             for n in range(10, 25):
                 world.fan_out.apply_contact_change(contact_version(1_000_000 + n, account=1, minute=5, deleted=True))
         # when a second edit of Industry, queued before the first one's segments, is applied before them
         second_report = world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=31))
         reports = [world.fan_out.apply(s) for s in first + take(world.changes)]
         world.log_activities()
-        # then the first edit's segments write nothing, and every contact ends with the second value
-        assert second_report.outcome == ("planned" if second == "planned" else "applied")
+        # then the second edit went in segments behind the first one's (never at once, ahead of them), the first
+        # edit's segments still wrote it (its activities were owed when it was accepted: issue 10, 2.1), and
+        # every contact ends with the second value
+        assert second_report.outcome == "planned"
         assert {r.outcome for r in reports[: len(first)]} == {"superseded"}
         assert industries(world) == {"Second"}
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Second"
-        # with one activity per contact, from the value it really held (it never held "First")
-        assert local_activities(world, minute=30) == {}
-        assert set(local_activities(world, minute=31).values()) == {("Energy", "Second")}
+        # with one activity per contact and edit, each from the value the contact held
+        live = 25 if second == "planned" else 10
+        assert list(local_activities(world, minute=30).values()) == [("Energy", "First")] * live
+        assert list(local_activities(world, minute=31).values()) == [("First", "Second")] * live
 
     def test_edits_of_two_fields_in_a_row_both_reach_every_contact(self):
         world = World(segment_size=10)

@@ -212,7 +212,7 @@ class FanOutBatch:
             return report
 
         if verdict is VersionVerdict.NEWER:
-            decision = self._decide(version.account_id)
+            decision = self._decide(version.account_id, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
             accepted = accounts.accept_version(version, decision, changed)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
@@ -268,9 +268,9 @@ class FanOutBatch:
             report.outcome = "superseded"
             return report
         if verdict is EditVerdict.APPLY:
-            # The account's newest version still being fanned out in segments, queued behind this edit: the
-            # edit's own segments go behind them, so that the edit lands last.
-            decision = self._decide(edit.account_id, force_segments=stored.applied_modstamp != base)
+            # Segments of an earlier change still on their way, queued behind this edit: the edit's own segments
+            # go behind them, so that the edit lands last (`_segments_may_be_pending`).
+            decision = self._decide(edit.account_id, force_segments=_segments_may_be_pending(stored))
             changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
             if not self._s._accounts.apply_local_edit(edit, stored, decision, changed):
                 # Only another delivery writing the same account at the same time gets here: decide again later.
@@ -366,21 +366,36 @@ class FanOutBatch:
         )
         self._accounts_seen.pop(change.account_id, None)
         stored = self._s._accounts.get(change.account_id)
-        if not _still_current(change, stored):
-            # A newer version was accepted since the plan (its own fan-out covers every contact; it overwrites an
-            # edit, SPEC R3), or a later edit of the field was applied.
+        if stored is None:
             report.outcome = "stale" if change.version is not None else "superseded"
             return report
-        assert stored is not None
+        # A newer version or a later edit of the field accepted since the plan does not cancel the segment: the
+        # change was owed its activities when it was accepted (issue 10, 2.1), and the later change's segments are
+        # queued behind this one (`_segments_may_be_pending`), so each contact takes the account's changes in the
+        # order they were accepted. A contact that already holds a later change is skipped (`_apply_range`).
+        current = _still_current(change, stored)
+        mark = stored.local_edits.get(change.edit.field) if change.edit is not None else None
+        last_edit = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id) if mark is not None else None
         self._apply_range(
-            change, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, stored, report
+            change,
+            segment.activity_logging,
+            segment.after_contact_id,
+            segment.through_contact_id,
+            stored,
+            report,
+            last_edit,
         )
-        if change.version is not None and self._s._accounts.complete_segment(
-            change.account_id, change.stamp, segment.segment_id
+        if (
+            current
+            and change.version is not None
+            and self._s._accounts.complete_segment(change.account_id, change.stamp, segment.segment_id)
         ):
             self._s._accounts.mark_applied(change.account_id, change.stamp)
             report.completed_version = change.stamp
-        report.outcome = "applied"
+        if current:
+            report.outcome = "applied"
+        else:
+            report.outcome = "stale" if change.version is not None else "superseded"
         return report
 
     # --- step 3: the contacts of a key range -------------------------------------------------------------
@@ -393,10 +408,12 @@ class FanOutBatch:
         through: str | None,
         state: AccountState,
         report: FanOutReport,
+        last_edit: ChangeRef | None = None,
     ) -> None:
         """Write the change on the contacts of the range, a window at a time on the executor. A contact that
         already holds the change (written by an earlier delivery that died before queueing its activities) has
-        its activities queued again from its outbox, under the same keys."""
+        its activities queued again from its outbox, under the same keys. `last_edit`: for a segment of an edit,
+        the field's last edit on the account (a contact it wrote holds a later edit)."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
@@ -404,7 +421,7 @@ class FanOutBatch:
         for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
             to_write: list[tuple[ContactSnapshot, list[FieldChange]]] = []
             for contact in window:
-                if change.overtaken_on(contact.account_modstamp):
+                if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, last_edit):
                     report.contacts_skipped += 1
                     continue
                 already = change.already_on(contact.account_modstamp)
@@ -594,6 +611,22 @@ class FanOutBatch:
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
     """The version makes the contact a member of an account it is not a member of yet."""
     return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
+
+
+def _segments_may_be_pending(stored: AccountState | None) -> bool:
+    """Segments of another change of the account may still be queued: its newest version has not reached every
+    contact yet, or an edit over it was fanned out in segments. A change accepted now then goes in segments too,
+    queued behind theirs, never written at once ahead of them: every contact takes the account's changes in the
+    order they were accepted, each with its own activities (issue 10, 2.1)."""
+    if stored is None or stored.system_modstamp is None:
+        return False
+    if stored.applied_modstamp != stored.system_modstamp:
+        return True
+    return any(
+        mark.base_modstamp == stored.system_modstamp
+        and (mark.decision.segmented if mark.decision is not None else mark.plan_id is not None)
+        for mark in stored.local_edits.values()
+    )
 
 
 def _still_current(change: AccountChange, stored: AccountState | None) -> bool:
