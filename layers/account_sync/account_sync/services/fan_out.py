@@ -183,12 +183,33 @@ class FanOutBatch:
 
     # --- step 1: the stored account decides --------------------------------------------------------------
 
-    def _decide(self, account_id: str, force_segments: bool = False) -> ChangeDecision:
+    def _decide(self, account_id: str, state: AccountState | None, force_segments: bool = False) -> ChangeDecision:
         limit = max(self._config.activity_threshold, self._config.segment_size) + 1
-        counted = self._s._contacts.count_members(account_id, limit=limit)
+        counted = self._count_members(account_id, state, limit)
         return ChangeDecision.from_count(
             counted, self._config.activity_threshold, self._config.segment_size, force_segments
         )
+
+    def _count_members(self, account_id: str, state: AccountState | None, limit: int) -> int:
+        """The account's contacts, counted up to `limit`, with those that joined it lately and that the index does
+        not show yet (issue 10, 2.4: the threshold decision counts them too). Without recent joiners, a COUNT
+        query; with some, the index's members (up to `limit`) and a consistent read of each joiner it lacks."""
+        joiners = sorted(
+            contact_id
+            for contact_id, at in (state.recent_joiners if state else {}).items()
+            if self._within_index_lag(at)
+        )
+        if not joiners:
+            return self._s._contacts.count_members(account_id, limit=limit)
+        if state is not None and state.joiners_overflow_at and self._within_index_lag(state.joiners_overflow_at):
+            raise TransientError(
+                f"account {account_id}: more contacts joined it lately than it keeps; retried once the index caught up"
+            )
+        shown = {contact.contact_id for contact in islice(self._s._contacts.members(account_id), limit)}
+        lacking = [contact_id for contact_id in joiners if contact_id not in shown]
+        read = self._concurrently(self._s._contacts.contact, lacking)
+        live = [c for c in read if c is not None and c.account_id == account_id and not c.is_deleted]
+        return min(len(shown) + len(live), limit)
 
     def _apply_version(self, version: AccountVersion) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
@@ -212,7 +233,7 @@ class FanOutBatch:
             return report
 
         if verdict is VersionVerdict.NEWER:
-            decision = self._decide(version.account_id, force_segments=_segments_may_be_pending(stored))
+            decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
             accepted = accounts.accept_version(version, decision, changed)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
@@ -224,7 +245,7 @@ class FanOutBatch:
             assert stored is not None
             state = stored
             report.outcome = Acceptance.RESUME.value
-        decision = state.decision or self._decide(version.account_id)  # as taken when first accepted
+        decision = state.decision or self._decide(version.account_id, state)  # as taken when first accepted
         report.changed_fields = list(state.changed_fields)
         change = AccountChange.of_version(version)
         planned = state.segments_total is not None
@@ -270,7 +291,7 @@ class FanOutBatch:
         if verdict is EditVerdict.APPLY:
             # Segments of an earlier change still on their way, queued behind this edit: the edit's own segments
             # go behind them, so that the edit lands last (`_segments_may_be_pending`).
-            decision = self._decide(edit.account_id, force_segments=_segments_may_be_pending(stored))
+            decision = self._decide(edit.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
             if not self._s._accounts.apply_local_edit(edit, stored, decision, changed):
                 # Only another delivery writing the same account at the same time gets here: decide again later.
@@ -278,7 +299,7 @@ class FanOutBatch:
             planned = False
         else:
             assert mark is not None
-            decision = mark.decision or self._decide(edit.account_id, force_segments=True)
+            decision = mark.decision or self._decide(edit.account_id, stored, force_segments=True)
             changed, planned = mark.changed, mark.plan_id is not None
         change = AccountChange.of_edit(edit, base)
         self._carry_out(change, stored, decision, [edit.field] if changed else [], planned, report)
