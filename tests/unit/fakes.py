@@ -329,11 +329,10 @@ class FakeActivityStore:
         self.suppressions: dict[tuple[str, str], ActivitySuppression] = {}
 
     def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
-        written = 0
-        for activity in activities:
-            self.activities[(activity.contact_id, activity.activity_key)] = activity
-            written += 1
-        return written
+        """Each key once, as the DynamoDB adapter writes them (a BatchWriteItem may not name a key twice)."""
+        unique = {(activity.contact_id, activity.activity_key): activity for activity in activities}
+        self.activities.update(unique)
+        return len(unique)
 
     def put_suppression(self, suppression: ActivitySuppression) -> None:
         self.suppressions[(suppression.account_id, suppression.activity_key)] = suppression

@@ -393,9 +393,7 @@ class TestLocalEditOrder:
         assert contact_id(1_000_002) not in local_activities(world)
 
     @pytest.mark.parametrize("second", ["planned", "small-account"])
-    def test_a_later_edit_of_the_same_field_lands_after_the_first_ones_segments_each_with_its_activities(
-        self, second
-    ):
+    def test_a_later_edit_of_the_same_field_lands_after_the_first_ones_segments_each_with_its_activities(self, second):
         # given a large account's edit of Industry, planned in segments
         world = World(segment_size=10)
         world.given_contacts(25)

@@ -132,7 +132,9 @@ def test_a_salesforce_version_queued_between_an_edit_and_its_segments_is_never_o
     assert from_salesforce == set(synced)
 
 
-def test_two_edits_of_a_field_in_a_row_end_at_the_second_with_one_activity_per_contact_and_edit(pipeline, synced, caplog):
+def test_two_edits_of_a_field_in_a_row_end_at_the_second_with_one_activity_per_contact_and_edit(
+    pipeline, synced, caplog
+):
     # given two edits of Industry queued one after the other: the first one's segments come after the second
     caplog.clear()
     pipeline.queue_changes([LocalEditMessage(edit("First", minute=30)), LocalEditMessage(edit("Second", minute=31))])
