@@ -24,7 +24,7 @@ SALESFORCE_ONLY := simple_salesforce zeep lxml
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint format typecheck build validate bench clean
+.PHONY: demo test lint format typecheck build validate bench clean chaos
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ demo: $(STAMP) ## run a real sync on the embedded local stack
 # PYTEST_ARGS adds options, e.g. PYTEST_ARGS=--durations=30.
 test: $(STAMP) ## unit + integration tests, in parallel (pytest-xdist)
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# The model-based suite of the fan-out, long and random (tests/model): CHAOS_EXAMPLES examples per machine on the
+# fakes (a twentieth of them on moto), a printed seed (CHAOS_SEED=... replays a run), divergences at the end.
+CHAOS_EXAMPLES ?= 1000
+CHAOS_SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
+chaos: $(STAMP) ## the model-based suite, long: make chaos CHAOS_EXAMPLES=5000 [CHAOS_SEED=N]
+	@echo "make chaos: CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) CHAOS_SEED=$(CHAOS_SEED)"
+	CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) $(BIN)/python -m pytest tests/model/test_chaos.py -p no:logging \
+		--hypothesis-seed=$(CHAOS_SEED) -q -rf
 
 lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), checkov, bandit, pip-audit
 	$(BIN)/ruff check .

@@ -1,5 +1,5 @@
 """Index lag, injected: DynamoDB's global secondary indexes are eventually consistent (a contact written a moment
-ago may be missing from a query on `by_account`), and moto's are not. `LaggingIndex` wraps a contact repository
+ago may be missing from a query on `by_account_keys`), and moto's are not. `LaggingIndex` wraps a contact repository
 (the DynamoDB adapter or the in-memory fake) so that its account-index reads do not show the contacts that joined
 an account in the last `writes` Contact writes, or in the last `seconds`; its strongly consistent reads
 (`contact`) and its writes are the wrapped repository's own.

@@ -25,6 +25,7 @@ from account_sync.ports import (
     ApiUsage,
     ContactSnapshot,
     RecordedUsage,
+    StoredContact,
     StreamState,
     WindowItem,
     WindowProgress,
@@ -180,6 +181,7 @@ class FakeContacts:
         self.fail_writes_after: int | None = None  # simulate a crash after N contact writes (of either kind)
         self.index_lag = 0
         self._joins: list[str] = []  # contact ids, in the order they joined an account
+        self.hidden_from_index: set[str] = set()  # contacts a test hides from the index by name, until it clears them
         self._lock = threading.Lock()  # the fan-out writes from its executor's threads
 
     @property
@@ -195,6 +197,7 @@ class FakeContacts:
 
     def _members(self, account_id: str) -> list[FakeContact]:
         lagging = set(self._joins[-self.index_lag :]) if self.index_lag else set()
+        lagging |= self.hidden_from_index
         return sorted(
             (
                 c
@@ -234,6 +237,22 @@ class FakeContacts:
             if (after is not None and c.contact_id <= after) or (through is not None and c.contact_id > through):
                 continue
             yield self._snapshot(c)
+
+    def get_contact(self, contact_id: str) -> StoredContact | None:
+        """The contact as the HTTP API reads it (a strongly consistent GetItem)."""
+        c = self.items.get(contact_id)
+        if c is None:
+            return None
+        return StoredContact(
+            contact_id=c.contact_id,
+            account_id=c.account_id,
+            is_salesforce_contact=c.contact_modstamp is not None,
+            is_deleted=c.is_deleted,
+            account_deleted=c.account_deleted,
+            first_name=c.first_name,
+            last_name=c.last_name,
+            email=c.email,
+        )
 
     def contact(self, contact_id: str) -> ContactSnapshot | None:
         with self._lock:
@@ -333,11 +352,10 @@ class FakeActivityStore:
         self.suppressions: dict[tuple[str, str], ActivitySuppression] = {}
 
     def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
-        written = 0
-        for activity in activities:
-            self.activities[(activity.contact_id, activity.activity_key)] = activity
-            written += 1
-        return written
+        """Each key once, as the DynamoDB adapter writes them (a BatchWriteItem may not name a key twice)."""
+        unique = {(activity.contact_id, activity.activity_key): activity for activity in activities}
+        self.activities.update(unique)
+        return len(unique)
 
     def put_suppression(self, suppression: ActivitySuppression) -> None:
         self.suppressions[(suppression.account_id, suppression.activity_key)] = suppression

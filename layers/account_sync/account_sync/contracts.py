@@ -75,11 +75,13 @@ class ChangeSegmentMessage:
 
     @property
     def group_id(self) -> str:
-        """A group of its own (`<account>#<plan>#<index>`), so that Lambda runs the segments of a large account side
-        by side instead of one after another in the account's group. Their order is kept by data: each contact write
-        is conditional on the contact's account version (and, for a version, on no local edit over it having
-        written the field), and a segment of a change that is no longer current writes nothing."""
-        return f"{self.change.account_id}#{self.plan_id}#{self.index}"
+        """The account's group, behind the change that planned it: two changes' segments apply in the order the
+        changes were accepted, which is what keeps every change's owed activities (issue 10, 2.1). Segments in groups
+        of their own (`<account>#<plan>#<index>`, run side by side) were built and turned off on 2026-12-04: a later
+        change's segment overtaking an earlier one's went straight to the newest values and the earlier change's
+        activities on those contacts were lost (found by the model-based suite; docs/decisions.md). The data-level
+        ordering (conditional writes, edits over a version kept) stays as a second line of defence."""
+        return self.change.account_id
 
     @property
     def deduplication_id(self) -> str:

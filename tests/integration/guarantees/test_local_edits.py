@@ -120,30 +120,34 @@ def test_a_salesforce_version_queued_between_an_edit_and_its_segments_is_never_o
     )
     # when the triggers run
     assert pipeline.drain().empty
-    # then the version overwrote the edit on the stored account and every contact, and the edit's segments,
-    # which came after it, wrote nothing (SPEC R3)
+    # then the version overwrote the edit on the stored account and every contact (SPEC R3): its own segments
+    # were queued behind the edit's, which still wrote the edit with the activities owed since it was accepted
+    # (issue 10, 2.1)
     assert ("local_edit", "planned") in outcomes(caplog)
     assert [o for k, o in outcomes(caplog) if k == "local_edit_segment"] == ["superseded"] * 3
     assert industries(synced) == {"Banking"}
     assert account_item(account_id(1)).fields.as_dict()["Industry"] == "Banking"
-    assert local_activities() == {}
+    assert local_activities() == {cid: ("Energy", "Retail") for cid in synced}
     from_salesforce = {s for s, k in activity_keys() if k == f"{stamp(40)}#account#Industry"}
     assert from_salesforce == set(synced)
 
 
-def test_two_edits_of_a_field_in_a_row_end_at_the_second_with_one_activity_per_contact(pipeline, synced, caplog):
+def test_two_edits_of_a_field_in_a_row_end_at_the_second_with_one_activity_per_contact_and_edit(
+    pipeline, synced, caplog
+):
     # given two edits of Industry queued one after the other: the first one's segments come after the second
     caplog.clear()
     pipeline.queue_changes([LocalEditMessage(edit("First", minute=30)), LocalEditMessage(edit("Second", minute=31))])
     # when the triggers run
     assert pipeline.drain().empty
-    # then the first edit's segments gave way to the second edit, which every contact holds
+    # then the first edit's segments (superseded on the account, still owed their activities: issue 10, 2.1)
+    # ran before the second edit's, and every contact holds the second value, with one activity per edit
     segments = [o for k, o in outcomes(caplog) if k == "local_edit_segment"]
     assert segments == ["superseded"] * 3 + ["applied"] * 3
     assert industries(synced) == {"Second"}
     assert account_item(account_id(1)).fields.as_dict()["Industry"] == "Second"
-    assert local_activities(minute=30) == {}
-    assert local_activities(minute=31) == {cid: ("Energy", "Second") for cid in synced}
+    assert local_activities(minute=30) == {cid: ("Energy", "First") for cid in synced}
+    assert local_activities(minute=31) == {cid: ("First", "Second") for cid in synced}
 
 
 def test_the_same_edit_queued_twice_is_applied_once(pipeline, synced):

@@ -305,16 +305,26 @@ class DynamoAccountRepository:
     def note_joiners(
         self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
     ) -> None:
-        """ADD and DELETE on a string set need no item, no set and no read: one unconditional write."""
-        actions: list[Any] = [AccountItem.updated_at.set(self._now())]
-        if forget:
-            actions.append(AccountItem.recent_joiners.delete({f"{c}|{at}" for c, at in forget.items()}))
+        """ADD and DELETE on a string set need no item, no set and no read: one unconditional write, two when
+        joiners are both forgotten and added (one update expression may not name the set twice: DynamoDB refuses
+        it as invalid). Forgetting first: a crash between the two only prunes the list early of expired joiners."""
+        forgotten = {f"{c}|{at}" for c, at in forget.items()}
+        adding = not overflow and bool(contact_ids)
+        if forgotten and adding:
+            self._update_joiners(account_id, [AccountItem.recent_joiners.delete(forgotten)])
+            forgotten = set()
+        actions: list[Any] = []
+        if forgotten:
+            actions.append(AccountItem.recent_joiners.delete(forgotten))
         if overflow:
             actions.append(AccountItem.joiners_overflow_at.set(joined_at))
         elif contact_ids:
             actions.append(AccountItem.recent_joiners.add({f"{c}|{joined_at}" for c in contact_ids}))
+        self._update_joiners(account_id, actions)
+
+    def _update_joiners(self, account_id: str, actions: list[Any]) -> None:
         try:
-            AccountItem(account_id).update(actions=actions)
+            AccountItem(account_id).update(actions=[*actions, AccountItem.updated_at.set(self._now())])
         except UpdateError as exc:
             raise translate(exc) from exc
 
@@ -780,9 +790,12 @@ class DynamoActivityStore:
         self._sleep = sleep
 
     def put_activities(self, activities: Iterable[ChangeDataValueActivity]) -> int:
+        """Each key once: the same key twice is the same activity (its keys are deterministic), and a
+        BatchWriteItem with one key twice is refused whole (ValidationException), the first copy with it."""
         written = 0
         batch: list[dict[str, Any]] = []
-        for activity in activities:
+        unique = {(activity.contact_id, activity.activity_key): activity for activity in activities}
+        for activity in unique.values():
             batch.append(self._serialize_activity(activity))
             if len(batch) == BATCH_WRITE_LIMIT:
                 written += self._write_batch(batch)

@@ -183,12 +183,33 @@ class FanOutBatch:
 
     # --- step 1: the stored account decides --------------------------------------------------------------
 
-    def _decide(self, account_id: str, force_segments: bool = False) -> ChangeDecision:
+    def _decide(self, account_id: str, state: AccountState | None, force_segments: bool = False) -> ChangeDecision:
         limit = max(self._config.activity_threshold, self._config.segment_size) + 1
-        counted = self._s._contacts.count_members(account_id, limit=limit)
+        counted = self._count_members(account_id, state, limit)
         return ChangeDecision.from_count(
             counted, self._config.activity_threshold, self._config.segment_size, force_segments
         )
+
+    def _count_members(self, account_id: str, state: AccountState | None, limit: int) -> int:
+        """The account's contacts, counted up to `limit`, with those that joined it lately and that the index does
+        not show yet (issue 10, 2.4: the threshold decision counts them too). Without recent joiners, a COUNT
+        query; with some, the index's members (up to `limit`) and a consistent read of each joiner it lacks."""
+        joiners = sorted(
+            contact_id
+            for contact_id, at in (state.recent_joiners if state else {}).items()
+            if self._within_index_lag(at)
+        )
+        if not joiners:
+            return self._s._contacts.count_members(account_id, limit=limit)
+        if state is not None and state.joiners_overflow_at and self._within_index_lag(state.joiners_overflow_at):
+            raise TransientError(
+                f"account {account_id}: more contacts joined it lately than it keeps; retried once the index caught up"
+            )
+        shown = {contact.contact_id for contact in islice(self._s._contacts.members(account_id), limit)}
+        lacking = [contact_id for contact_id in joiners if contact_id not in shown]
+        read = self._concurrently(self._s._contacts.contact, lacking)
+        live = [c for c in read if c is not None and c.account_id == account_id and not c.is_deleted]
+        return min(len(shown) + len(live), limit)
 
     def _apply_version(self, version: AccountVersion) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
@@ -212,7 +233,7 @@ class FanOutBatch:
             return report
 
         if verdict is VersionVerdict.NEWER:
-            decision = self._decide(version.account_id)
+            decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
             accepted = accounts.accept_version(version, decision, changed)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
@@ -224,7 +245,7 @@ class FanOutBatch:
             assert stored is not None
             state = stored
             report.outcome = Acceptance.RESUME.value
-        decision = state.decision or self._decide(version.account_id)  # as taken when first accepted
+        decision = state.decision or self._decide(version.account_id, state)  # as taken when first accepted
         report.changed_fields = list(state.changed_fields)
         change = AccountChange.of_version(version)
         planned = state.segments_total is not None
@@ -268,9 +289,9 @@ class FanOutBatch:
             report.outcome = "superseded"
             return report
         if verdict is EditVerdict.APPLY:
-            # The account's newest version still being fanned out in segments, queued behind this edit: the
-            # edit's own segments go behind them, so that the edit lands last.
-            decision = self._decide(edit.account_id, force_segments=stored.applied_modstamp != base)
+            # Segments of an earlier change still on their way, queued behind this edit: the edit's own segments
+            # go behind them, so that the edit lands last (`_segments_may_be_pending`).
+            decision = self._decide(edit.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
             if not self._s._accounts.apply_local_edit(edit, stored, decision, changed):
                 # Only another delivery writing the same account at the same time gets here: decide again later.
@@ -278,7 +299,7 @@ class FanOutBatch:
             planned = False
         else:
             assert mark is not None
-            decision = mark.decision or self._decide(edit.account_id, force_segments=True)
+            decision = mark.decision or self._decide(edit.account_id, stored, force_segments=True)
             changed, planned = mark.changed, mark.plan_id is not None
         change = AccountChange.of_edit(edit, base)
         self._carry_out(change, stored, decision, [edit.field] if changed else [], planned, report)
@@ -375,24 +396,39 @@ class FanOutBatch:
         )
         self._accounts_seen.pop(change.account_id, None)
         stored = self._s._accounts.get(change.account_id)
-        if not _still_current(change, stored):
-            # A newer version was accepted since the plan (its own fan-out covers every contact; it overwrites an
-            # edit, SPEC R3), or a later edit of the field was applied.
+        if stored is None:
             report.outcome = "stale" if change.version is not None else "superseded"
             return report
-        assert stored is not None
+        # A newer version or a later edit of the field accepted since the plan does not cancel the segment: the
+        # change was owed its activities when it was accepted (issue 10, 2.1), and the later change's segments are
+        # queued behind this one (`_segments_may_be_pending`), so each contact takes the account's changes in the
+        # order they were accepted. A contact that already holds a later change is skipped (`_apply_range`).
+        current = _still_current(change, stored)
+        mark = stored.local_edits.get(change.edit.field) if change.edit is not None else None
+        last_edit = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id) if mark is not None else None
         self._apply_range(
-            change, segment.activity_logging, segment.after_contact_id, segment.through_contact_id, stored, report
+            change,
+            segment.activity_logging,
+            segment.after_contact_id,
+            segment.through_contact_id,
+            stored,
+            report,
+            last_edit,
         )
         # Completion is counted on the plan's own item; the account item is written once, by whichever segment (or
-        # the planner) finds the whole plan done first: a condition on the account makes that exactly once.
+        # the planner) finds the whole plan done first: a condition on the account makes that exactly once. A plan
+        # whose change is no longer the newest counts nothing: the newer change's own plan completes the account.
         if (
-            change.version is not None
+            current
+            and change.version is not None
             and self._s._accounts.complete_segment(change.account_id, segment.plan_id, segment.index, segment.total)
             and self._s._accounts.mark_applied(change.account_id, change.stamp, segment.plan_id)
         ):
             report.completed_version = change.stamp
-        report.outcome = "applied"
+        if current:
+            report.outcome = "applied"
+        else:
+            report.outcome = "stale" if change.version is not None else "superseded"
         return report
 
     # --- step 3: the contacts of a key range -------------------------------------------------------------
@@ -405,10 +441,12 @@ class FanOutBatch:
         through: str | None,
         state: AccountState,
         report: FanOutReport,
+        last_edit: ChangeRef | None = None,
     ) -> None:
         """Write the change on the contacts of the range, a window at a time on the executor. A contact that
         already holds the change (written by an earlier delivery that died before queueing its activities) has
-        its activities queued again from its outbox, under the same keys."""
+        its activities queued again from its outbox, under the same keys. `last_edit`: for a segment of an edit,
+        the field's last edit on the account (a contact it wrote holds a later edit)."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
@@ -416,7 +454,7 @@ class FanOutBatch:
         for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
-                if change.overtaken_on(contact.account_modstamp):
+                if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, last_edit):
                     report.contacts_skipped += 1
                     continue
                 planned = self._contact_write(change, contact, fields)
@@ -651,6 +689,22 @@ class FanOutBatch:
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
     """The version makes the contact a member of an account it is not a member of yet."""
     return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
+
+
+def _segments_may_be_pending(stored: AccountState | None) -> bool:
+    """Segments of another change of the account may still be queued: its newest version has not reached every
+    contact yet, or an edit over it was fanned out in segments. A change accepted now then goes in segments too,
+    queued behind theirs, never written at once ahead of them: every contact takes the account's changes in the
+    order they were accepted, each with its own activities (issue 10, 2.1)."""
+    if stored is None or stored.system_modstamp is None:
+        return False
+    if stored.applied_modstamp != stored.system_modstamp:
+        return True
+    return any(
+        mark.base_modstamp == stored.system_modstamp
+        and (mark.decision.segmented if mark.decision is not None else mark.plan_id is not None)
+        for mark in stored.local_edits.values()
+    )
 
 
 def _still_current(change: AccountChange, stored: AccountState | None) -> bool:

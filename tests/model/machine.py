@@ -1,0 +1,444 @@
+"""The model-based suite of the fan-out (issue 10, section 4): random interleavings of Salesforce changes, local
+edits, deliveries and faults, driven through the real services, checked at every quiet point against the
+independent reference model (`reference.py`).
+
+The machine plays Salesforce and the fetch (it queues account and contact versions as the fetch does: an account's
+message, then its contacts', in the account's FIFO group), the HTTP API (local edits through `LocalEdits`), and
+SQS/Lambda (`queues.py`). Sizes are small on purpose: threshold 3 and segments of 2 exercise the 5000 rule and the
+segmented fan-out with a handful of contacts, and accounts start with 0, 1, 3 (= threshold) or 4 (threshold + 1).
+
+Each family of events whose divergences are known (issue 10, section 2) is behind a switch (`Switches`): off, the
+machine does not generate that interleaving (or does not check that promise); on, it does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from account_sync.contracts import AccountChangeMessage, ContactChangesMessage
+from account_sync.domain.records import AccountVersion, ContactVersion
+from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from tests.model.queues import Entry, QueueWorld
+from tests.model.reference import ReferenceModel
+from tests.model.wiring import SYNCED, Backend, DynamoBackend, FakeBackend, build_services
+
+THRESHOLD = 3
+SEGMENT_SIZE = 2
+ACCOUNTS = 3
+EPOCH = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+VALUES = st.sampled_from(["a", "b", "c", "", None, 7])
+POISON_BODIES = ["{not json", '{"type": "account_change", "schema": 1}', '{"type": "mystery", "schema": 1}']
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Families of events whose divergences from issue 10, section 2 are known; all off: the healthy machine."""
+
+    INDEX_LAG: bool = False  # 2.4: contacts the by_account_keys index does not show yet
+    CONTACTS_IN_SAME_WINDOW: bool = False  # 2.1: contact changes between a version's acceptance and its segments
+    SAME_MS_EDITS: bool = False  # 2.3: two edits of one field in one millisecond
+    MOVES_LOGGED: bool = False  # 3b: a move that changes a contact's account fields is a Change Data Value
+    POISON_ALONE: bool = False  # 2.5: a poison message in an account's group, healthy messages behind it
+    CHANGE_OVERTAKES_SEGMENTS: bool = False  # 2.1: a version or an edit accepted while a change's segments wait
+
+    def on(self) -> list[str]:
+        return [name for name, value in vars(self).items() if value]
+
+
+class _Poison:
+    def __repr__(self) -> str:
+        return "POISON"
+
+
+POISON = _Poison()
+_examples = itertools.count()
+RUNS: Counter[str] = Counter()  # examples run per machine class (make chaos prints it)
+
+
+class FanOutMachine(RuleBasedStateMachine):
+    BACKEND = "fakes"
+    SWITCHES = Switches()
+
+    def __init__(self) -> None:
+        super().__init__()
+        RUNS[type(self).__name__] += 1
+        example = next(_examples)
+        self.backend: Backend = DynamoBackend(prefix=f"x{example}") if self.BACKEND == "dynamo" else FakeBackend()
+        self.prefix = self.backend.prefix
+        self.clock = 0
+        self.edit_keys = itertools.count()
+        self.last_edit: tuple[str, str, object, str] | None = None
+        self.lag_next = False
+        self.poison_ids: set[str] = set()
+        self.reference = ReferenceModel(SYNCED, THRESHOLD, moves_logged=self.SWITCHES.MOVES_LOGGED)
+        services = build_services(
+            self.backend,
+            self.now,
+            THRESHOLD,
+            SEGMENT_SIZE,
+            send_change=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id),
+            send_activity=lambda m: self.queues.send_activity(m.to_body()),
+            send_edit=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id, tag=m),
+        )
+        self.services = services
+        self.queues = QueueWorld(
+            clock_ms=lambda: self.clock,
+            apply_change=services.apply_change,
+            apply_activity=services.apply_activity,
+            on_applied=self._applied,
+            revive=self._revive,
+            begin_batch=services.begin_batch,
+        )
+        # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
+        self.sf_accounts: dict[str, dict] = {}
+        self.sf_contacts: dict[str, dict] = {}
+        self.contact_numbers = itertools.count()
+
+    # --- the clock and ids --------------------------------------------------------------------------------------
+
+    def now(self) -> str:
+        moment = EPOCH + timedelta(milliseconds=self.clock)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    def tick(self, ms: int = 1) -> str:
+        self.clock += ms
+        return self.now()
+
+    def account_ids(self) -> list[str]:
+        return [f"{self.prefix}A{n}" for n in range(ACCOUNTS)]
+
+    def live_accounts(self) -> list[str]:
+        return [a for a in self.account_ids() if not self.sf_accounts[a]["deleted"]]
+
+    def live_contacts(self) -> list[str]:
+        return sorted(c for c, state in self.sf_contacts.items() if not state["deleted"])
+
+    # --- the fetch: what Salesforce changed, queued in the account's group ---------------------------------------
+
+    def queue(self, message: object) -> None:
+        self.queues.send_change(message.to_body(), message.group_id, message.deduplication_id, tag=message)  # type: ignore[attr-defined]
+
+    def new_account_version(self, account_id: str, changes: dict, deleted: bool = False) -> AccountVersion:
+        state = self.sf_accounts[account_id]
+        fields = {**state["fields"], **changes}
+        version = AccountVersion(account_id, self.tick(), deleted, fields)
+        state.update(fields=fields, deleted=deleted)
+        state["versions"].append(version)
+        return version
+
+    def new_contact_version(self, contact_id: str, account_id: str | None, deleted: bool = False) -> ContactVersion:
+        self.sf_contacts[contact_id] = {"account": account_id, "deleted": deleted}
+        return ContactVersion(contact_id, self.tick(), deleted, account_id, "Ada", contact_id, None)
+
+    def group_free(self, contact_id: str, *accounts: str | None) -> bool:
+        """Without CONTACTS_IN_SAME_WINDOW, a contact change is only queued behind nothing of its groups (its
+        accounts', or its own while it has none: `contracts.contact_group`), so it never lands between a version's
+        acceptance and its segments."""
+        if self.SWITCHES.CONTACTS_IN_SAME_WINDOW:
+            return True
+        return all(self.queues.pending_in(account or contact_id) == 0 for account in accounts)
+
+    @initialize(sizes=st.lists(st.sampled_from([0, 1, 3, 4]), min_size=ACCOUNTS, max_size=ACCOUNTS), data=st.data())
+    def accounts_with_contacts(self, sizes: list[int], data: st.DataObject) -> None:
+        for account_id, size in zip(self.account_ids(), sizes, strict=True):
+            fields = {name: data.draw(VALUES, label=f"{account_id}.{name}") for name in SYNCED}
+            self.sf_accounts[account_id] = {"fields": {}, "deleted": False, "versions": []}
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, fields)))
+            versions = [self.new_contact_version(self.new_contact_id(), account_id) for _ in range(size)]
+            if versions:
+                self.queue(ContactChangesMessage(tuple(versions)))
+        self.queues.drain()
+        self.backend.catch_up()
+
+    def new_contact_id(self) -> str:
+        return f"{self.prefix}C{next(self.contact_numbers):02d}"
+
+    @rule(account=st.integers(0, ACCOUNTS - 1), changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, max_size=3))
+    def account_changes(self, account: int, changes: dict) -> None:
+        """A Salesforce change: synced fields, or none (a SystemModstamp-only change)."""
+        account_id = self.account_ids()[account]
+        if account_id not in self.live_accounts():
+            return
+        if self.SWITCHES.CHANGE_OVERTAKES_SEGMENTS or not self.queues.pending_in(account_id):
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+
+    @rule(
+        account=st.integers(0, ACCOUNTS - 1),
+        changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1, max_size=3),
+        creates=st.integers(0, 2),
+        touch=st.booleans(),
+        delete=st.booleans(),
+    )
+    def account_and_contacts_in_one_window(
+        self, account: int, changes: dict, creates: int, touch: bool, delete: bool
+    ) -> None:
+        """One fetch window: the account's change, then contacts of it created, changed or deleted, behind it."""
+        account_id = self.account_ids()[account]
+        if account_id not in self.live_accounts() or not self.SWITCHES.CONTACTS_IN_SAME_WINDOW:
+            return
+        self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        versions = [self.new_contact_version(self.new_contact_id(), account_id) for _ in range(creates)]
+        if touch and members:
+            versions.append(self.new_contact_version(members[0], account_id))
+        if delete and members:
+            versions.append(self.new_contact_version(members[-1], account_id, deleted=True))
+        for version in versions:
+            self.queue(ContactChangesMessage((version,)))
+
+    @rule(account=st.integers(0, ACCOUNTS - 1))
+    def account_deleted(self, account: int) -> None:
+        """Deleted in Salesforce, which cascades to its contacts (the same window queues their deletes)."""
+        account_id = self.account_ids()[account]
+        if account_id not in self.live_accounts() or not self.group_free(account_id, account_id):
+            return
+        if self.queues.pending_in(account_id) and not self.SWITCHES.CHANGE_OVERTAKES_SEGMENTS:
+            return
+        self.queue(AccountChangeMessage(self.new_account_version(account_id, {}, deleted=True)))
+        for contact_id in self.live_contacts():
+            if self.sf_contacts[contact_id]["account"] == account_id:
+                self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id, deleted=True),)))
+
+    @rule(account=st.integers(-1, ACCOUNTS - 1))
+    def contact_created(self, account: int) -> None:
+        account_id = self.account_ids()[account] if account >= 0 else None
+        contact_id = self.new_contact_id()
+        if (account_id and account_id not in self.live_accounts()) or not self.group_free(contact_id, account_id):
+            return
+        self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
+
+    @rule(contact=st.integers(0, 30), account=st.integers(-1, ACCOUNTS - 1))
+    def contact_moved(self, contact: int, account: int) -> None:
+        contacts = self.live_contacts()
+        if not contacts:
+            return
+        contact_id = contacts[contact % len(contacts)]
+        before = self.sf_contacts[contact_id]["account"]
+        account_id = self.account_ids()[account] if account >= 0 else None
+        if account_id == before or (account_id and account_id not in self.live_accounts()):
+            return
+        if not self.group_free(contact_id, before, account_id):
+            return
+        self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
+
+    @rule(contact=st.integers(0, 30))
+    def contact_deleted(self, contact: int) -> None:
+        contacts = self.live_contacts()
+        if not contacts:
+            return
+        contact_id = contacts[contact % len(contacts)]
+        account_id = self.sf_contacts[contact_id]["account"]
+        if self.group_free(contact_id, account_id):
+            self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id, deleted=True),)))
+
+    @rule(contact=st.integers(0, 30))
+    def contact_changed(self, contact: int) -> None:
+        """A change of the contact alone (its name): the same account, a newer version."""
+        contacts = self.live_contacts()
+        if not contacts:
+            return
+        contact_id = contacts[contact % len(contacts)]
+        account_id = self.sf_contacts[contact_id]["account"]
+        if self.group_free(contact_id, account_id):
+            self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id),)))
+
+    @rule(account=st.integers(0, ACCOUNTS - 1), back=st.integers(1, 3))
+    def refetched(self, account: int, back: int) -> None:
+        """A later window re-reads an older version (lookback overlap): sent again, deduplicated for 5 minutes."""
+        versions = self.sf_accounts[self.account_ids()[account]]["versions"]
+        if len(versions) > back:
+            self.queue(AccountChangeMessage(versions[-1 - back]))
+
+    # --- the HTTP API: local edits -----------------------------------------------------------------------------
+
+    def request_edit(self, contact_id: str, field: str, value: object, key: str) -> bool:
+        try:
+            self.services.local_edits.request(contact_id, field, value, idempotency_key=key)  # type: ignore[arg-type]
+        except (Conflict, NotFound, InvalidRequest):
+            return False
+        self.last_edit = (contact_id, field, value, key)
+        return True
+
+    def edit_may_queue(self, contact_id: str) -> bool:
+        """Without CHANGE_OVERTAKES_SEGMENTS, an edit is only queued behind nothing of its account's group."""
+        if self.SWITCHES.CHANGE_OVERTAKES_SEGMENTS:
+            return True
+        view = self.backend.contact_view(contact_id)
+        return view is None or view.account_id is None or not self.queues.pending_in(view.account_id)
+
+    @rule(contact=st.integers(0, 30), field=st.sampled_from(SYNCED), value=VALUES)
+    def local_edit(self, contact: int, field: str, value: object) -> None:
+        contacts = self.live_contacts()
+        if contacts and self.edit_may_queue(contact_id := contacts[contact % len(contacts)]):
+            self.tick()
+            self.request_edit(contact_id, field, value, f"k{next(self.edit_keys)}")
+
+    @precondition(lambda self: self.SWITCHES.SAME_MS_EDITS)
+    @rule(contact=st.integers(0, 30), field=st.sampled_from(SYNCED), first=VALUES, second=VALUES)
+    def two_edits_in_one_millisecond(self, contact: int, field: str, first: object, second: object) -> None:
+        contacts = self.live_contacts()
+        if contacts and self.edit_may_queue(contact_id := contacts[contact % len(contacts)]):
+            self.tick()
+            self.request_edit(contact_id, field, first, f"k{next(self.edit_keys)}")
+            self.request_edit(contact_id, field, second, f"k{next(self.edit_keys)}")
+
+    @precondition(lambda self: self.last_edit is not None)
+    @rule()
+    def edit_request_sent_again(self) -> None:
+        """The caller retries with the same Idempotency-Key: the same edit (SQS drops it within 5 minutes)."""
+        assert self.last_edit is not None
+        if not self.edit_may_queue(self.last_edit[0]):
+            return
+        self.tick()
+        self.request_edit(*self.last_edit)
+
+    # --- SQS and Lambda -----------------------------------------------------------------------------------------
+
+    @rule(group=st.integers(0, 30), batch_size=st.integers(1, 10))
+    def fan_out_invoked(self, group: int, batch_size: int) -> None:
+        groups = self.queues.busy_groups()
+        if groups:
+            self.queues.deliver_changes(groups[group % len(groups)], batch_size)
+
+    @rule(indexes=st.lists(st.integers(0, 50), min_size=1, max_size=10), duplicate=st.booleans())
+    def logging_invoked(self, indexes: list[int], duplicate: bool) -> None:
+        """The activity queue is a standard queue: any order, and a message may come twice."""
+        self.queues.deliver_activities(indexes, duplicate=duplicate)
+
+    @rule(group=st.integers(0, 30))
+    def batch_delivered_again(self, group: int) -> None:
+        groups = sorted(self.queues.last_batch)
+        if groups:
+            self.queues.redeliver_last_batch(groups[group % len(groups)])
+
+    @rule(minutes=st.sampled_from([1, 6]))
+    def time_passes(self, minutes: int) -> None:
+        """A minute or more: the account index has caught up (it lags by less than `FanOutConfig.index_lag_seconds`,
+        the bound the fan-out's recent joiners cover; docs/decisions.md)."""
+        self.tick(minutes * 60_000)
+        self.backend.catch_up()
+
+    @rule(writes=st.integers(0, 5))
+    def fan_out_killed_after_writes(self, writes: int) -> None:
+        """Lambda's timeout after the N-th contact write of the next invocations: nothing after it runs."""
+        self.backend.sandbox.kill_after_writes = self.backend.sandbox.writes + writes
+
+    @rule(writes=st.integers(0, 5))
+    def contact_write_throttled(self, writes: int) -> None:
+        self.backend.arm_throttle(writes)
+
+    @rule()
+    def activity_batch_partly_unprocessed(self) -> None:
+        self.backend.arm_unprocessed_items()
+
+    @precondition(lambda self: self.SWITCHES.INDEX_LAG)
+    @rule()
+    def index_lags(self) -> None:
+        """From now until the next quiet point, contacts written by a contact change are not in the by_account_keys
+        index yet (each write lags behind; the index catches up at the quiet point)."""
+        self.lag_next = True
+
+    @precondition(lambda self: self.SWITCHES.INDEX_LAG)
+    @rule(account=st.integers(0, ACCOUNTS - 1), changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1))
+    def contact_joins_just_before_a_version(self, account: int, changes: dict) -> None:
+        """Issue 10, 2.4: a contact joins (its write not yet in the index), then the account's next version."""
+        account_id = self.account_ids()[account]
+        if account_id not in self.live_accounts() or self.queues.pending_in(account_id):
+            return
+        self.lag_next = True
+        self.queue(ContactChangesMessage((self.new_contact_version(self.new_contact_id(), account_id),)))
+        self.queues.deliver_changes(account_id, 10)
+        self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+
+    @rule(body=st.sampled_from(POISON_BODIES), account=st.integers(0, ACCOUNTS - 1))
+    def poison_queued(self, body: str, account: int) -> None:
+        """A message that can never succeed. Without POISON_ALONE it has a group of its own."""
+        group = self.account_ids()[account] if self.SWITCHES.POISON_ALONE else f"poison-{self.clock}"
+        self.tick()
+        self.queues.send_change(body, group, f"poison-{self.clock}", tag=POISON)
+        self.poison_ids.add(self.queues.groups[group][-1].message_id)
+
+    def _applied(self, entry: Entry) -> None:
+        if entry.tag is None or entry.tag is POISON:
+            return
+        before = {cid: c.modstamp for cid, c in self.reference.contacts.items()}
+        self.reference.applied(entry.tag)
+        if self.lag_next and isinstance(entry.tag, ContactChangesMessage):
+            # Only a write moves a contact in the index: a stale redelivery writes nothing.
+            written = {
+                v.contact_id
+                for v in entry.tag.versions
+                if not v.is_deleted and before.get(v.contact_id) != self.reference.contacts[v.contact_id].modstamp
+            }
+            self.backend.lag(written)
+
+    def _revive(self) -> None:
+        self.backend.sandbox.dead = False
+
+    # --- the quiet point ----------------------------------------------------------------------------------------
+
+    @rule()
+    def quiet_point(self) -> None:
+        self.queues.drain()
+        try:
+            self.check()
+        finally:
+            self.backend.catch_up()
+            self.lag_next = False
+
+    def check(self) -> None:
+        problems: list[str] = []
+        dead_letters = [e for e in self.queues.change_dlq if e.tag is not POISON]
+        if dead_letters:
+            problems.append(f"healthy messages dead-lettered: {[e.body[:80] for e in dead_letters]}")
+        if self.queues.activity_dlq:
+            problems.append(f"activity batches dead-lettered: {len(self.queues.activity_dlq)}")
+        missing_poison = self.poison_ids - {e.message_id for e in self.queues.change_dlq}
+        if missing_poison:
+            problems.append(f"poison messages not dead-lettered: {sorted(missing_poison)}")
+        for contact_id in sorted(self.reference.contacts):
+            expected = self.reference.expected_contact_fields(contact_id)
+            view = self.backend.contact_view(contact_id)
+            ref = self.reference.contacts[contact_id]
+            if expected is None:
+                if ref.deleted and (view is None or not view.is_deleted):
+                    problems.append(f"{contact_id}: deleted in Salesforce, not in the store")
+                continue
+            fields, account_deleted = expected
+            if view is None or view.account_id != ref.account_id:
+                problems.append(f"{contact_id}: account {view and view.account_id}, expected {ref.account_id}")
+                continue
+            got = {name: view.fields.get(name) for name in SYNCED}
+            if got != fields or view.account_deleted != account_deleted:
+                problems.append(
+                    f"{contact_id} of {ref.account_id}: fields {got} deleted={view.account_deleted}, "
+                    f"expected {fields} deleted={account_deleted}"
+                )
+        contact_ids = sorted(self.reference.contacts)
+        actual = Counter(self.backend.activities(contact_ids))
+        if not self.SWITCHES.MOVES_LOGGED:
+            actual = Counter({a: n for a, n in actual.items() if a.origin != "contact"})
+        expected_activities = self.reference.expected.activities
+        missing = expected_activities - actual
+        extra = actual - expected_activities
+        if missing:
+            problems.append(f"activities lost: {sorted(missing.elements(), key=repr)}")
+        if extra:
+            problems.append(f"activities not owed: {sorted(extra.elements(), key=repr)}")
+        got_suppressions = {(s.account_id, s.origin, s.stamp) for s in self.backend.suppressions(self.account_ids())}
+        want_suppressions = {(s.account_id, s.origin, s.stamp) for s in self.reference.expected.suppressions}
+        if got_suppressions != want_suppressions:
+            problems.append(
+                f"suppression records: missing {sorted(want_suppressions - got_suppressions)}, "
+                f"not owed {sorted(got_suppressions - want_suppressions)}"
+            )
+        assert not problems, "divergence from the reference model:\n  " + "\n  ".join(problems)
+
+    def teardown(self) -> None:
+        self.backend.close()

@@ -1,0 +1,208 @@
+"""One contract for the store's ports, passed by the in-memory fakes and by the DynamoDB adapters (moto): the same
+calls give the same outcomes, condition failures included, so that the fakes cannot drift from DynamoDB."""
+
+from __future__ import annotations
+
+import pytest
+from account_sync.domain.activity_policy import ActivityLogging
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.fields import FieldChange
+from account_sync.domain.records import (
+    AccountVersion,
+    ActivitySuppression,
+    ChangeDataValueActivity,
+    ChangeOrigin,
+    ChangeRef,
+    ContactVersion,
+    LocalEdit,
+)
+from account_sync.ports import Acceptance, AccountJoin
+
+from tests.model.wiring import Backend, DynamoBackend, FakeBackend
+
+T1, T2, T3 = "2026-12-04T10:00:01.000Z", "2026-12-04T10:00:02.000Z", "2026-12-04T10:00:03.000Z"
+LOGGED = ChangeDecision(ActivityLogging.LOGGED, 2, segmented=False)
+SUPPRESSED = ChangeDecision(ActivityLogging.SUPPRESSED, 4, segmented=True)
+
+
+@pytest.fixture(params=["fakes", pytest.param("dynamo", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "fakes":
+        return FakeBackend()
+    from account_sync.settings import load_settings
+    from account_sync.wiring import bind_store
+
+    request.getfixturevalue("function_env")
+    bind_store(load_settings())
+    store = DynamoBackend(prefix="")
+    request.addfinalizer(store.close)
+    return store
+
+
+def version(stamp: str, deleted: bool = False, **fields: object) -> AccountVersion:
+    return AccountVersion("A1", stamp, deleted, {"Name": "n", **fields})  # type: ignore[arg-type]
+
+
+def join(backend: Backend, contact_id: str, account_id: str | None, stamp: str = T1) -> bool:
+    """A Contact version that makes the contact a member of `account_id`, taking the account's fields if synced."""
+    contacts = backend.contacts
+    expected = contacts.contact(contact_id)
+    account = backend.accounts.get(account_id) if account_id else None
+    taken = None
+    if account is not None and account.system_modstamp is not None:
+        taken = AccountJoin(dict(account.fields), account.system_modstamp, account.is_deleted)
+    return contacts.apply_contact_version(ContactVersion(contact_id, stamp, False, account_id), expected, taken)
+
+
+class TestAccounts:
+    def test_a_version_is_accepted_once_with_its_decision_and_never_behind_a_newer_one(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        assert accounts.get("A1") is None
+        first = accounts.accept_version(version(T2), LOGGED, ["Name"])
+        assert first.acceptance is Acceptance.NEW and first.previous_fields == {}
+        assert accounts.accept_version(version(T2), SUPPRESSED, []).acceptance is Acceptance.RESUME
+        assert accounts.accept_version(version(T1), LOGGED, []).acceptance is Acceptance.STALE
+        assert accounts.get("A1").decision == LOGGED  # taken once: the redelivery's other decision is not stored
+        accounts.mark_applied("A1", T2)
+        assert accounts.accept_version(version(T2), LOGGED, []).acceptance is Acceptance.ALREADY_APPLIED
+        newer = accounts.accept_version(version(T3, Name="m"), SUPPRESSED, ["Name"])
+        assert newer.acceptance is Acceptance.NEW and newer.previous_fields == {"Name": "n"}
+        stored = accounts.get("A1")
+        assert (stored.system_modstamp, stored.applied_modstamp, stored.fields) == (T3, None, {"Name": "m"})
+        assert (stored.decision, stored.changed_fields) == (SUPPRESSED, ("Name",))
+
+    def test_segments_count_only_for_the_current_version_and_its_recorded_plan(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        accounts.accept_version(version(T2), SUPPRESSED, ["Name"])
+        change = AccountChange.of_version(version(T2))
+        accounts.record_plan(AccountChange.of_version(version(T1)), "old", 9)  # not the newest: no effect
+        accounts.record_plan(change, "plan1", 2)
+        assert (accounts.get("A1").segments_plan, accounts.get("A1").segments_total) == ("plan1", 2)
+        # progress is counted per plan, on the plan's own item: idempotent, whole once every position is done
+        assert accounts.complete_segment("A1", "plan1", 0, 2) is False
+        assert accounts.complete_segment("A1", "plan1", 0, 2) is False  # the same segment again
+        assert accounts.plan_complete("A1", "plan1", 2) is False
+        assert accounts.complete_segment("A1", "plan1", 1, 2) is True
+        assert accounts.plan_complete("A1", "plan1", 2) is True
+        # the applied mark lands once, only for the newest version and its recorded plan
+        assert accounts.mark_applied("A1", T1) is False  # not the newest: no effect
+        assert accounts.mark_applied("A1", T2, "other") is False  # not the recorded plan
+        assert accounts.get("A1").applied_modstamp is None
+        assert accounts.mark_applied("A1", T2, "plan1") is True
+        assert accounts.mark_applied("A1", T2, "plan1") is False  # once
+        assert accounts.get("A1").applied_modstamp == T2
+
+    def test_an_unchanged_version_is_accepted_only_over_the_applied_one(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        stored = accounts.get("A1")
+        assert accounts.accept_unchanged_version(version(T2), stored) is False  # not applied yet
+        accounts.mark_applied("A1", T1)
+        stored = accounts.get("A1")
+        assert accounts.accept_unchanged_version(version(T2), stored) is True
+        assert accounts.accept_unchanged_version(version(T3), stored) is False  # no longer as `stored` says
+        now = accounts.get("A1")
+        assert (now.system_modstamp, now.applied_modstamp) == (T2, T2)
+
+    def test_a_local_edit_lands_only_on_the_account_as_it_was_read_with_its_decision(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        stored = accounts.get("A1")
+        edit = LocalEdit("e1", "C1", "A1", "Name", "x", T2)
+        assert accounts.apply_local_edit(edit, stored, SUPPRESSED, True) is True
+        assert accounts.apply_local_edit(LocalEdit("e2", "C1", "A1", "Name", "y", T2), stored, LOGGED, True) is False
+        now = accounts.get("A1")
+        mark = now.local_edits["Name"]
+        assert now.fields["Name"] == "x" and (mark.edit_id, mark.base_modstamp, mark.decision) == ("e1", T1, SUPPRESSED)
+        change = AccountChange.of_edit(edit, T1)
+        accounts.record_plan(change, "p1", 3)
+        assert (
+            accounts.get("A1").local_edits["Name"].plan_id,
+            accounts.get("A1").local_edits["Name"].segments_total,
+        ) == (
+            "p1",
+            3,
+        )
+        accounts.accept_version(version(T3), LOGGED, ["Name"])
+        accounts.record_plan(change, "p2", 1)  # over an older version now: no effect
+        assert accounts.get("A1").local_edits["Name"].plan_id == "p1"  # kept, naming the version it was over
+        assert accounts.get("A1").local_edits["Name"].base_modstamp == T1
+
+    def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, [])
+        accounts.note_joiners("A1", ["C1", "C2"], T2, {}, False)
+        assert dict(accounts.get("A1").recent_joiners) == {"C1": T2, "C2": T2}
+        accounts.note_joiners("A1", ["C3"], T3, {"C1": T2}, False)
+        assert dict(accounts.get("A1").recent_joiners) == {"C2": T2, "C3": T3}
+        accounts.note_joiners("A1", ["C4"], T3, {}, True)
+        assert accounts.get("A1").joiners_overflow_at == T3 and "C4" not in accounts.get("A1").recent_joiners
+
+
+class TestContacts:
+    def test_membership_counts_and_ranges(self, backend: Backend) -> None:
+        for n in range(5):
+            assert join(backend, f"C{n}", "A1") is True
+        join(backend, "C9", "A2")
+        contacts = backend.contacts
+        assert contacts.count_members("A1", limit=3) == 3
+        assert contacts.count_members("A1", limit=10) == 5
+        assert list(contacts.member_key_pages("A1", 2)) == [(None, "C1"), ("C1", "C3"), ("C3", "C4")]
+        assert [c.contact_id for c in contacts.members("A1", "C1", "C3")] == ["C2", "C3"]
+        assert join(backend, "C0", "A2", T1) is False  # the same contact version again: stale
+        assert join(backend, "C0", "A2", T2) is True
+        assert [c.contact_id for c in contacts.members("A1")] == ["C1", "C2", "C3", "C4"]
+        assert contacts.contact("C0").account_id == "A2" and contacts.contact("nobody") is None
+
+    def test_a_contact_version_lands_only_on_the_contact_as_it_was_read(self, backend: Backend) -> None:
+        contacts = backend.contacts
+        assert contacts.apply_contact_version(ContactVersion("C1", T1, False, "A1"), None, None) is True
+        assert contacts.apply_contact_version(ContactVersion("C1", T2, False, "A1"), None, None) is False  # exists
+        read = contacts.contact("C1")
+        join(backend, "C1", "A2", T2)
+        assert contacts.apply_contact_version(ContactVersion("C1", T3, False, "A1"), read, None) is False  # moved
+
+    def test_a_version_is_written_only_on_a_member_holding_an_older_one(self, backend: Backend) -> None:
+        join(backend, "C1", "A1")
+        contacts = backend.contacts
+        v2 = AccountChange.of_version(version(T2, Name="m"))
+        assert contacts.write_change("C1", v2, [FieldChange("Name", None, "m")]) is True
+        assert contacts.write_change("C1", v2, []) is False  # the same version again
+        assert contacts.write_change("C1", AccountChange.of_version(version(T1)), []) is False  # an older one
+        snapshot = contacts.contact("C1")
+        assert (snapshot.account_fields, snapshot.account_modstamp) == ({"Name": "m"}, T2)
+        assert snapshot.outbox == {"Name": OutboxEntry(ChangeRef(ChangeOrigin.ACCOUNT, T2), None)}
+        join(backend, "C1", "A2", T3)
+        assert contacts.write_change("C1", AccountChange.of_version(version(T3)), []) is False  # moved away
+
+    def test_a_local_edit_is_written_with_its_outbox_unless_a_newer_version_holds(self, backend: Backend) -> None:
+        join(backend, "C1", "A1")
+        contacts = backend.contacts
+        contacts.write_change("C1", AccountChange.of_version(version(T2)), [])
+        edit = LocalEdit("e1", "C1", "A1", "Name", "x", T3)
+        changes = [FieldChange("Name", "n", "x")]
+        assert contacts.write_change("C1", AccountChange.of_edit(edit, T1), changes) is False  # holds a newer one
+        assert contacts.write_change("C1", AccountChange.of_edit(edit, T2), changes) is True
+        snapshot = contacts.contact("C1")
+        assert snapshot.account_fields["Name"] == "x"
+        assert snapshot.outbox["Name"] == OutboxEntry(ChangeRef(ChangeOrigin.LOCAL, T3, "e1"), "n")
+
+
+class TestActivities:
+    def test_activities_and_suppressions_are_keyed(self, backend: Backend) -> None:
+        activity = ChangeDataValueActivity("C1", "A1", "Name", "a", "b", ChangeOrigin.ACCOUNT, T1, T2)
+        store = backend.activity_store
+        assert store.put_activities([activity]) == 1
+        assert store.put_activities([activity]) == 1
+        assert len(backend.activities(["C1"])) == 1  # the same key again: one activity
+        suppression = ActivitySuppression("A1", T1, 4, 3, ("Name",), T2)
+        store.put_suppression(suppression)
+        store.put_suppression(suppression)
+        assert len(backend.suppressions(["A1"])) == 1
+
+    def test_one_key_twice_in_one_call_is_one_activity(self, backend: Backend) -> None:
+        # DynamoDB refuses a BatchWriteItem that names one key twice: the adapter writes each key once
+        activity = ChangeDataValueActivity("C1", "A1", "Name", "a", "b", ChangeOrigin.ACCOUNT, T1, T2)
+        other = ChangeDataValueActivity("C1", "A1", "Industry", None, "b", ChangeOrigin.ACCOUNT, T1, T2)
+        assert backend.activity_store.put_activities([activity, other, activity]) == 2
+        assert len(backend.activities(["C1"])) == 2
