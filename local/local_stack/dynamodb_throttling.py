@@ -210,6 +210,7 @@ class _Raw:
 
 
 _ACTIVE: DynamoThrottle | None = None
+_ACTIVE_LAG: IndexLag | None = None
 _PATCH_LOCK = threading.Lock()
 _ORIGINAL: Any = None
 
@@ -223,16 +224,20 @@ def _patch_endpoint() -> None:
         _ORIGINAL = Endpoint._do_get_response
 
         def _do_get_response(self: Endpoint, request: Any, operation_model: Any, context: Any) -> Any:
-            throttle = _ACTIVE
-            if throttle is None or operation_model.service_model.endpoint_prefix != "dynamodb":
+            throttle, lag = _ACTIVE, _ACTIVE_LAG
+            if (throttle is None and lag is None) or operation_model.service_model.endpoint_prefix != "dynamodb":
                 return _ORIGINAL(self, request, operation_model, context)
-            answer = throttle.answer(operation_model.name, request.body)
+            answer = throttle.answer(operation_model.name, request.body) if throttle is not None else None
             if answer is None:
-                return _ORIGINAL(self, request, operation_model, context)
-            status, body = answer
-            if body.pop("__partial__", False):
-                return _write_some(self, request, operation_model, context, body["UnprocessedItems"])
-            return _respond(self, request, operation_model, status, body)
+                result = _ORIGINAL(self, request, operation_model, context)
+            else:
+                status, body = answer
+                if not body.pop("__partial__", False):
+                    return _respond(self, request, operation_model, status, body)
+                result = _write_some(self, request, operation_model, context, body["UnprocessedItems"])
+            if lag is not None:
+                lag.observe(operation_model.name, request.body, result)
+            return result
 
         Endpoint._do_get_response = _do_get_response  # type: ignore[method-assign]
 
@@ -279,6 +284,118 @@ def _respond(endpoint: Endpoint, request: Any, operation_model: Any, status: int
     if status >= 300:
         endpoint._add_modeled_error_fields(response_dict, parsed, operation_model, parser)
     return (http_response, parsed), None
+
+
+class IndexLag:
+    """A global secondary index that lags behind the table, as DynamoDB's do (moto's never lag): a contact that
+    joined an account (a write that sets its `account_id`) is missing from the account index's queries (`Items`
+    and `Count`) for `seconds`. Only joins are hidden: a member whose other attributes changed is still shown (a
+    real index would show it with its old projected values, which the fan-out's conditional writes tolerate).
+
+        with IndexLag(seconds=5).installed(): ...
+
+    `python -m local_stack up --index-lag-seconds 5` turns it on for a local stack.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        index_name: str = "by_account",
+        attribute: str = "account_id",
+        table_suffix: str = "contacts",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = seconds
+        self.index_name = index_name
+        self.attribute = attribute
+        self.table_suffix = table_suffix
+        self.clock = clock
+        self.hidden_items = 0  # items a query did not show because of the lag
+        self._joins: dict[str, tuple[str, float]] = {}  # contact key -> (account, when it joined)
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        global _ACTIVE_LAG
+        _patch_endpoint()
+        _ACTIVE_LAG = self
+
+    def uninstall(self) -> None:
+        global _ACTIVE_LAG
+        if _ACTIVE_LAG is self:
+            _ACTIVE_LAG = None
+
+    @contextmanager
+    def installed(self) -> Iterator[IndexLag]:
+        self.install()
+        try:
+            yield self
+        finally:
+            self.uninstall()
+
+    def observe(self, operation: str, body: bytes | str | None, result: Any) -> None:
+        """Record the joins a successful write made; hide the recent ones from an answer of the index."""
+        (response, error) = result
+        if error is not None or response is None or response[0].status_code >= 300:
+            return
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return
+        if not str(params.get("TableName", "")).endswith(self.table_suffix) and operation != "BatchWriteItem":
+            return
+        now = self.clock()
+        with self._lock:
+            if operation == "Query" and params.get("IndexName") == self.index_name:
+                self._hide(params, response[1], now)
+            elif operation in ("UpdateItem", "PutItem"):
+                account = self._joined_account(operation, params)
+                if account is not None:
+                    self._joins[json.dumps(params.get("Key") or _first_key(params), sort_keys=True)] = (account, now)
+
+    def _joined_account(self, operation: str, params: dict[str, Any]) -> str | None:
+        if operation == "PutItem":
+            value = (params.get("Item") or {}).get(self.attribute)
+            return json.dumps(value, sort_keys=True) if value is not None else None
+        names = params.get("ExpressionAttributeNames") or {}
+        values = params.get("ExpressionAttributeValues") or {}
+        expression = str(params.get("UpdateExpression") or "")
+        set_clause = expression.split("SET", 1)[1] if "SET" in expression else ""
+        for assignment in set_clause.split(","):
+            target, equals, value = assignment.partition("=")
+            target = target.strip()
+            if equals and names.get(target, target) == self.attribute and value.strip() in values:
+                return json.dumps(values[value.strip()], sort_keys=True)
+        return None
+
+    def _hide(self, params: dict[str, Any], parsed: dict[str, Any], now: float) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        condition = str(params.get("KeyConditionExpression") or "")
+        placeholder = next((name for name in values if name in condition), None)
+        if placeholder is None:
+            return
+        account = json.dumps(values[placeholder], sort_keys=True)
+        recent = {key for key, (joined, at) in self._joins.items() if joined == account and now - at < self.seconds}
+        for key in [key for key, (_, at) in self._joins.items() if now - at >= self.seconds]:
+            del self._joins[key]
+        if not recent:
+            return
+        if "Items" in parsed:
+            kept = [item for item in parsed["Items"] if _contact_key(item) not in recent]
+            hidden = len(parsed["Items"]) - len(kept)
+            parsed["Items"] = kept
+        else:  # Select=COUNT: the recent joiners of this account are not counted (all of them: an approximation)
+            hidden = min(len(recent), int(parsed.get("Count", 0)))
+        parsed["Count"] = max(0, int(parsed.get("Count", 0)) - hidden)
+        self.hidden_items += hidden
+
+
+def _first_key(params: dict[str, Any]) -> dict[str, Any]:
+    item = params.get("Item") or {}
+    return {name: item[name] for name in ("contact_id",) if name in item}
+
+
+def _contact_key(item: Mapping[str, Any]) -> str:
+    return json.dumps({"contact_id": item.get("contact_id")}, sort_keys=True)
 
 
 def throttle_from_options(
