@@ -98,7 +98,7 @@ def build_retry_visibility(settings: Settings, queue_url: str | None, sqs: Any |
     if not queue_url:
         raise SettingsError("missing configuration for the consumer's own queue URL")
     return RetryVisibility(
-        SqsVisibility(sqs or sqs_client(), queue_url),
+        SqsVisibility(sqs, queue_url, make_client=sqs_client),
         base_seconds=settings.retry_visibility_base_seconds,
         max_seconds=settings.retry_visibility_max_seconds,
     )
