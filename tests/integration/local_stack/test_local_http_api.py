@@ -12,6 +12,7 @@ import requests
 from account_sync.adapters.dynamodb_models import ContactItem
 from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
+from account_sync_cli.__main__ import main as account_sync
 from local_stack.__main__ import main
 from local_stack.http_api import HttpRoute, LocalHttpApi, http_event, http_routes
 from local_stack.lambda_runtime import FunctionSpec, LambdaRuntime
@@ -110,9 +111,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
 
 
 def test_up_serves_the_api_and_a_local_edit_is_overwritten_by_the_next_salesforce_update(up, capsys):
-    def cli(*args: str) -> Any:
+    def cli(*args: str) -> Any:  # the operator's command line on the running stack (`store` moved there)
         capsys.readouterr()
-        assert main([*args, "--state-dir", str(up.state_dir)]) == 0
+        assert account_sync(["--local", "--state-dir", str(up.state_dir), "--json", *args]) == 0
         return json.loads(capsys.readouterr().out)
 
     api = f"http://127.0.0.1:{up.api_port}/"
