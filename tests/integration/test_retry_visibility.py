@@ -3,10 +3,17 @@ the queue's visibility timeout; an entry SQS refuses is said, not hidden."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from account_sync.adapters.sqs import SqsVisibility
 from account_sync.ports import QueueSendError
-from account_sync.queue_records import QueueRecord
+
+
+def a_record(message_id: str, body: str, receipt_handle: str) -> SimpleNamespace:
+    """What SqsVisibility reads of a `queue_records.QueueRecord`. That module is not imported here: it creates
+    Powertools' Metrics at import, which must happen under the functions' POWERTOOLS_* environment."""
+    return SimpleNamespace(message_id=message_id, body=body, receipt_handle=receipt_handle)
 
 
 def _received(sqs, url: str) -> list[dict]:
@@ -23,7 +30,7 @@ def test_a_message_handed_back_with_zero_seconds_is_received_again_at_once_with_
     # when the consumer hands it back for 0 s (the client made only now)
     made: list[object] = []
     visibility = SqsVisibility(None, url, make_client=lambda: made.append(1) or aws.client("sqs"))
-    record = QueueRecord(message["MessageId"], message["Body"], receipt_handle=message["ReceiptHandle"])
+    record = a_record(message["MessageId"], message["Body"], receipt_handle=message["ReceiptHandle"])
     visibility.change_visibility([record], 0)
     # then it is received again at once, its receive count grown
     (again,) = _received(sqs, url)
@@ -34,6 +41,6 @@ def test_a_message_handed_back_with_zero_seconds_is_received_again_at_once_with_
 def test_an_entry_sqs_refuses_is_an_error_the_consumer_logs(aws):
     sqs = aws.client("sqs")
     url = sqs.create_queue(QueueName="changes")["QueueUrl"]
-    record = QueueRecord("m1", "body", receipt_handle="not-a-receipt-handle")
+    record = a_record("m1", "body", receipt_handle="not-a-receipt-handle")
     with pytest.raises(QueueSendError, match="ChangeMessageVisibility refused for 1 messages"):
         SqsVisibility(sqs, url).change_visibility([record], 5)
