@@ -9,10 +9,10 @@ from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.contracts import parse_activity_batch
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics
-from account_sync.queue_records import QueueRecord, failures_reported, partial_batch_response
+from account_sync.queue_records import QueueRecord, RetryVisibility, failures_reported, partial_batch_response
 from account_sync.services.activity_log import write_activities
 from account_sync.settings import load_settings
-from account_sync.wiring import build_activity_store
+from account_sync.wiring import build_activity_store, build_retry_visibility
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,6 +20,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 @functools.cache
 def activity_store() -> DynamoActivityStore:
     return build_activity_store(load_settings())
+
+
+@functools.cache
+def retry_visibility() -> RetryVisibility:
+    settings = load_settings()
+    return build_retry_visibility(settings, settings.activity_queue_url)
 
 
 def write_batch_record(record: QueueRecord) -> int:
@@ -40,4 +46,5 @@ def write_batch_record(record: QueueRecord) -> int:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return partial_batch_response(event, write_batch_record, fifo=False)
+    # a batch whose activities were throttled (UnprocessedItems) comes back within seconds, not 360 s
+    return partial_batch_response(event, write_batch_record, fifo=False, retry=retry_visibility())

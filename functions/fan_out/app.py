@@ -9,10 +9,16 @@ from typing import Any
 from account_sync.contracts import parse_change_message
 from account_sync.domain.timestamps import lag_seconds
 from account_sync.observability import logger, metrics
-from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
+from account_sync.queue_records import (
+    PoisonPolicy,
+    QueueRecord,
+    RetryVisibility,
+    failures_reported,
+    partial_batch_response,
+)
 from account_sync.services.fan_out import FanOut, FanOutBatch, FanOutReport
 from account_sync.settings import load_settings
-from account_sync.wiring import build_fan_out, build_poison_policy
+from account_sync.wiring import build_fan_out, build_poison_policy, build_retry_visibility
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -25,6 +31,12 @@ def fan_out() -> FanOut:
 @functools.cache
 def poison_policy() -> PoisonPolicy:
     return build_poison_policy(load_settings())
+
+
+@functools.cache
+def retry_visibility() -> RetryVisibility:
+    settings = load_settings()
+    return build_retry_visibility(settings, settings.account_changes_queue_url)
 
 
 def apply_change_record(record: QueueRecord, batch: FanOutBatch | None = None) -> FanOutReport:
@@ -57,7 +69,12 @@ def _record_metrics(report: FanOutReport) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = fan_out().batch()  # the accounts it reads are its own, forgotten with it
     # FIFO: a failed message fails the rest of its account's messages in this batch, keeping their order; a poison
-    # message is set aside in the dead-letter queue instead, so that it fails alone (queue_records.PoisonPolicy).
+    # message is set aside in the dead-letter queue instead, so that it fails alone (queue_records.PoisonPolicy); a
+    # throttled one comes back within seconds, with its group (queue_records.RetryVisibility).
     return partial_batch_response(
-        event, functools.partial(apply_change_record, batch=batch), fifo=True, poison=poison_policy()
+        event,
+        functools.partial(apply_change_record, batch=batch),
+        fifo=True,
+        poison=poison_policy(),
+        retry=retry_visibility(),
     )

@@ -13,8 +13,14 @@
   runtime's `extra_env`, then Lambda's reserved variables such as `AWS_LAMBDA_FUNCTION_NAME`), and the code
   folder is first on `sys.path`; both are put back afterwards. `AWS_SAM_LOCAL=true` is set as `sam local`
   does, which tells Powertools' Tracer to switch itself off (there is no X-Ray daemon here).
-* A handler that runs longer than its Timeout cannot be stopped in-process: its result is discarded and the
-  invocation reported as `Sandbox.Timedout`, which is what the caller (an SQS trigger) would see on Lambda.
+* Lambda kills an invocation at its Timeout: nothing after that point lands. A thread cannot be stopped
+  in-process, so every AWS request (botocore's `BaseClient._make_api_call`, wrapped once at import) made by the
+  invocation past its deadline raises `FunctionKilled` (a `SystemExit`: no `except Exception` of the handler
+  catches it), from the handler's thread and from every thread the invocation started (an executor's writers);
+  those threads stay dead after the invocation, as the environment does. The invocation is reported as
+  `Sandbox.Timedout` and the environment thrown away. A handler that runs late without calling AWS again writes
+  nothing more either: its result is discarded, as on Lambda. `kill_at_timeout=False` restores the old
+  behaviour (a late handler finishes its writes).
 
 Not like Lambda: all functions share one interpreter, so modules of the shared layer (imported by plain name)
 are shared by every function. A module-level cache in the layer filled by one function is seen by the others;
@@ -34,6 +40,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -196,6 +203,55 @@ def _code_on_path(code_dir: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
+class FunctionKilled(SystemExit):
+    """Lambda stopping an invocation at its timeout: this request, and every later one of the invocation's
+    threads, never reaches AWS."""
+
+
+class _Invocation:
+    """The threads of one invocation and its deadline (time.monotonic)."""
+
+    def __init__(self, deadline: float, environment_threads: weakref.WeakSet[threading.Thread]) -> None:
+        self.deadline = deadline
+        self.handler_thread = threading.current_thread()
+        self.before = weakref.WeakSet(threading.enumerate())
+        self.environment_threads = environment_threads
+        self.killed = False
+
+    def owns(self, thread: threading.Thread) -> bool:
+        return thread is self.handler_thread or thread in self.environment_threads or thread not in self.before
+
+    def started_threads(self) -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread not in self.before]
+
+
+_current_invocation: _Invocation | None = None
+_killed_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def _install_deadline_guard() -> None:
+    """Wrap botocore's `_make_api_call` so that a request made past the running invocation's deadline, or from a
+    thread of a killed invocation, never goes out (see the module docstring)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+    if getattr(original, "_lambda_deadline_guard", False):
+        return
+
+    def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+        thread = threading.current_thread()
+        if thread in _killed_threads:
+            raise FunctionKilled(f"{operation_name} from a thread of an invocation killed at its timeout")
+        invocation = _current_invocation
+        if invocation is not None and time.monotonic() > invocation.deadline and invocation.owns(thread):
+            invocation.killed = True
+            raise FunctionKilled(f"{operation_name} after the function's timeout")
+        return original(client, operation_name, api_params)
+
+    _make_api_call._lambda_deadline_guard = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+
 class LambdaRuntime:
     """Invokes the functions it is given, keeping one execution environment per function.
 
@@ -209,13 +265,18 @@ class LambdaRuntime:
         functions: Iterable[FunctionSpec] | Mapping[str, FunctionSpec],
         *,
         extra_env: Mapping[str, str] | None = None,
+        kill_at_timeout: bool = True,
     ) -> None:
         specs = functions.values() if isinstance(functions, Mapping) else functions
+        self.kill_at_timeout = kill_at_timeout
         self._specs: dict[str, FunctionSpec] = {spec.logical_id: spec for spec in specs}
         self.extra_env: dict[str, str] = dict(extra_env or {})
         self.stats: dict[str, FunctionStats] = {logical_id: FunctionStats() for logical_id in self._specs}
         self._environments: dict[str, _ExecutionEnvironment] = {}
+        self._environment_threads: dict[str, weakref.WeakSet[threading.Thread]] = {}
         self._lock = threading.RLock()
+        if kill_at_timeout:
+            _install_deadline_guard()
 
     @property
     def functions(self) -> dict[str, FunctionSpec]:
@@ -251,6 +312,7 @@ class LambdaRuntime:
             started = time.monotonic()
             error: dict[str, Any] | None = None
             payload: Any = None
+            invocation = self._start_invocation(spec, started)
             with _environ(self._invocation_env(spec)), _code_on_path(spec.code_dir):
                 try:
                     environment = self._environment(spec, cold_start)
@@ -264,10 +326,16 @@ class LambdaRuntime:
                     logger.warning("%s: %s", spec.logical_id, exc, exc_info=exc.__cause__ is not None)
                 except (Exception, SystemExit) as exc:
                     error = _error_payload(exc, request_id)
-                    logger.warning("%s raised %s: %s", spec.logical_id, type(exc).__name__, exc, exc_info=True)
+                    if not (invocation is not None and invocation.killed):
+                        logger.warning("%s raised %s: %s", spec.logical_id, type(exc).__name__, exc, exc_info=True)
+                finally:
+                    self._end_invocation(spec, invocation)
             duration_ms = (time.monotonic() - started) * 1000
             if cold_start:
                 stats.cold_starts += 1
+            if invocation is not None and invocation.killed:
+                error = None  # reported as the timeout it is, below
+                duration_ms = max(duration_ms, spec.timeout * 1000 + 1)
             if error is None and duration_ms > spec.timeout * 1000:
                 stats.timeouts += 1
                 error = {
@@ -292,6 +360,28 @@ class LambdaRuntime:
                 duration_ms=duration_ms,
                 cold_start=cold_start,
             )
+
+    def _start_invocation(self, spec: FunctionSpec, started: float) -> _Invocation | None:
+        global _current_invocation
+        if not self.kill_at_timeout:
+            return None
+        threads = self._environment_threads.setdefault(spec.logical_id, weakref.WeakSet())
+        invocation = _Invocation(started + spec.timeout, threads)
+        _current_invocation = invocation
+        return invocation
+
+    def _end_invocation(self, spec: FunctionSpec, invocation: _Invocation | None) -> None:
+        """The threads the invocation started belong to its environment; killed, they stay dead (the executor's
+        writers of a killed fan-out must not finish its writes after it)."""
+        global _current_invocation
+        if invocation is None:
+            return
+        _current_invocation = None
+        started = invocation.started_threads()
+        invocation.environment_threads.update(started)
+        if invocation.killed:
+            _killed_threads.update(invocation.environment_threads)
+            self._environment_threads.pop(spec.logical_id, None)
 
     def _invocation_env(self, spec: FunctionSpec) -> dict[str, str]:
         environment = self._environments.get(spec.logical_id)

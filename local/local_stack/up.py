@@ -1,7 +1,8 @@
 """`python -m local_stack up`: a long-running local stack that behaves like the deployed system.
 
     python -m local_stack up [--moto-port 4566] [--salesforce-port 8443] [--api-port 3000] [--schedule-seconds 30]
-                             [--seed small|none]
+                             [--seed small|none] [--throttle-table-writes N] [--throttle-partition-writes N]
+                             [--throttle-table-reads N] [--index-lag-seconds S]
 
 Starts a `SyncSandbox` (moto server, the template's tables and queues, the Salesforce emulator over HTTPS with its
 CA and connected-app key kept in `.local-stack/salesforce/`), writes `.local-stack/stack.json` for `store`,
@@ -11,6 +12,12 @@ triggers keep draining between cycles, so messages queued by another process (`i
 too. Ctrl-C (or SIGTERM) stops it: the moto process is terminated and the files stay for inspection. The
 functions' own output (their CloudWatch logs) goes to `.local-stack/functions.log`. The template's HTTP API is
 served on 127.0.0.1:`--api-port` (`local_stack.http_api`: unsigned requests, one local IAM identity).
+
+As harsh as AWS where it matters: a function is killed at its Timeout (nothing it sends after that lands;
+`local_stack.lambda_runtime`); `--throttle-*` meter every DynamoDB request of the functions with token buckets
+per table and per partition key (units a second), answered as DynamoDB answers them (`ProvisionedThroughput-
+ExceededException`, `ThrottlingException`, `UnprocessedItems`; `local_stack.dynamodb_throttling`); and
+`--index-lag-seconds` hides a contact that joined an account from the account index for that long.
 
 With `--seed small` the activity threshold is the small data set's (50: one account has exactly 50 contacts,
 one has 51) and the fetch's overlap (`LookbackSeconds`) is one schedule period, as in the deployed system (5
@@ -78,8 +85,31 @@ def add_command(subparsers: Any) -> None:
         metavar="NAME=VALUE",
         help="template parameter values, as sam's --parameter-overrides",
     )
+    for flag, what in (
+        ("--throttle-table-writes", "write units a second each table takes (default: not metered)"),
+        ("--throttle-partition-writes", "write units a second each partition key takes (default 1000 once metered)"),
+        ("--throttle-table-reads", "read units a second each table takes (default: not metered)"),
+    ):
+        parser.add_argument(flag, type=_positive, default=None, metavar="N", help=what)
+    parser.add_argument(
+        "--index-lag-seconds",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="the account index shows a contact that joined an account only after S seconds (default: at once)",
+    )
     add_state_dir_option(parser)
     parser.set_defaults(run=run)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number expected, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a positive number expected, not {text!r}")
+    return value
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -151,6 +181,7 @@ def _serve(
     )
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     http_api: LocalHttpApi | None = None
+    harshness: list[Any] = []
     try:
         try:
             with _signals_ignored(signal.SIGINT):  # a Ctrl-C reaches the moto process too: this process stops it
@@ -158,6 +189,7 @@ def _serve(
         except (OSError, RuntimeError, ValueError) as exc:  # a port taken, a bad parameter value...
             raise SystemExit(f"error: cannot start the local stack: {exc}") from None
         stack_file = write_stack_file(state_dir, describe(sandbox, state_dir, overrides))
+        harshness = _make_harsh(args)
         _introduce(sandbox, console, stack_file, log_path, args)
         http_api = _start_http_api(sandbox, console, args.api_port)
         if args.seed == "small":
@@ -169,6 +201,8 @@ def _serve(
         console.event("stopping")
     finally:
         with _signals_ignored():  # a second Ctrl-C must not leave the moto process behind
+            for injector in harshness:
+                injector.uninstall()
             if http_api is not None:
                 http_api.stop()
             sandbox.stop()
@@ -222,9 +256,40 @@ def _introduce(sandbox: SyncSandbox, console: Console, stack_file: Path, log_pat
         f"  parameters ........ ActivityThreshold={parameters['ActivityThreshold']} "
         f"LookbackSeconds={parameters['LookbackSeconds']}"
     )
+    console.say(f"  harsh as AWS ...... {_harshness_line(args)}")
     state = "" if args.state_dir == Path(".local-stack") else f" --state-dir {args.state_dir}"
     console.say(f"  look at it ........ account-sync --local{state} status")
     console.say(f"  change Salesforce . python -m local_stack token{state}  (an access token and a curl example)")
+
+
+def _make_harsh(args: argparse.Namespace) -> list[Any]:
+    """The DynamoDB injectors the flags ask for, installed in this process (where the functions run)."""
+    from local_stack.dynamodb_throttling import IndexLag, throttle_from_options
+
+    injectors: list[Any] = []
+    throttle = throttle_from_options(
+        args.throttle_partition_writes, args.throttle_table_writes, args.throttle_table_reads
+    )
+    if throttle is not None:
+        injectors.append(throttle)
+    if args.index_lag_seconds is not None:
+        injectors.append(IndexLag(args.index_lag_seconds))
+    for injector in injectors:
+        injector.install()
+    return injectors
+
+
+def _harshness_line(args: argparse.Namespace) -> str:
+    parts = ["killed at the timeout"]
+    if args.throttle_table_writes or args.throttle_partition_writes or args.throttle_table_reads:
+        parts.append(
+            "DynamoDB throttled (writes/s per table "
+            f"{args.throttle_table_writes or '-'}, per partition {args.throttle_partition_writes or 1000:g}, "
+            f"reads/s per table {args.throttle_table_reads or '-'})"
+        )
+    if args.index_lag_seconds:
+        parts.append(f"index lag {args.index_lag_seconds:g} s")
+    return "; ".join(parts)
 
 
 def _start_http_api(sandbox: SyncSandbox, console: Console, port: int) -> LocalHttpApi | None:

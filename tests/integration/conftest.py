@@ -140,9 +140,12 @@ def triggers(
     function_env: dict[str, str], stack_resources: Resources, sam_template: Template, aws: boto3.session.Session
 ) -> Triggers:
     """The template's functions and SQS triggers on the `aws` moto (a failed message comes back at once:
-    visibility 0); the store bound for the test's own reads."""
+    visibility 0, and a throttled one too: the consumers' retry visibility starts at 0 s); the store bound for
+    the test's own reads."""
     bind_store(load_settings())
-    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
+    runtime = LambdaRuntime(
+        lambda_functions(sam_template, stack_resources), extra_env={"RETRY_VISIBILITY_BASE_SECONDS": "0"}
+    )
     sqs = aws.client("sqs")
     pollers = {}
     for source in sqs_event_sources(sam_template, stack_resources):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from account_sync import queue_records
 from account_sync.contracts import MalformedMessage
-from account_sync.ports import PermanentFailure, TransientError
-from account_sync.queue_records import PoisonPolicy, QueueRecord, failures_reported, partial_batch_response
+from account_sync.ports import PermanentFailure, Throttled, TransientError
+from account_sync.queue_records import (
+    PoisonPolicy,
+    QueueRecord,
+    RetryVisibility,
+    failures_reported,
+    partial_batch_response,
+    retry_visibility_seconds,
+)
 
 
 def sqs_event(*records: tuple[str, str | None]) -> dict:
@@ -113,7 +120,9 @@ def test_a_transient_failure_says_the_record_comes_back(monkeypatch):
     monkeypatch.setattr(queue_records, "logger", logger)
     with pytest.raises(TransientError), failures_reported(QueueRecord("m1", "{}"), "change message", "not applied"):
         raise TransientError("throttled")
-    assert logger.lines == [("warning", "not applied, retried later", {"message_id": "m1", "reason": "throttled"})]
+    assert logger.lines == [
+        ("warning", "not applied, retried later", {"message_id": "m1", "reason": "throttled", "receive_count": 1})
+    ]
 
 
 # --- issue 10, 2.5: a poison message fails alone --------------------------------------------------------------
@@ -233,3 +242,101 @@ def test_a_poison_message_that_cannot_be_set_aside_is_handed_back_with_its_group
         sqs_event(("a1", "A"), ("a2", "A")), handler, fifo=True, poison=PoisonPolicy(RecordingDeadLetters(fail=True), 5)
     )
     assert failed(response) == ["a1", "a2"]
+
+
+# --- throttled messages: handed back with a short, growing visibility, never set aside ---------------------------
+
+
+class RecordingVisibility:
+    def __init__(self, fail: bool = False) -> None:
+        self.changes: list[tuple[list[str], int]] = []
+        self.fail = fail
+
+    def change_visibility(self, records, seconds: int) -> None:
+        if self.fail:
+            raise RuntimeError("ChangeMessageVisibilityBatch refused")
+        self.changes.append(([record.message_id for record in records], seconds))
+
+
+def received(event: dict, counts: dict[str, int]) -> dict:
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = str(counts.get(record["messageId"], 1))
+        record["receiptHandle"] = f"handle of {record['messageId']}"
+    return event
+
+
+@pytest.mark.parametrize(
+    ("receive", "seconds"), [(1, 2), (2, 4), (3, 8), (6, 64), (7, 120), (35, 120), (10_000, 120), (0, 2)]
+)
+def test_the_retry_visibility_doubles_with_each_receive_up_to_its_cap(receive, seconds):
+    assert retry_visibility_seconds(receive, base_seconds=2, max_seconds=120) == seconds
+
+
+def test_a_throttled_fifo_message_and_its_followers_come_back_after_its_delay_and_other_groups_go_on():
+    # given a batch where a2 (received for the third time) is throttled, a3 follows it in group A, and b1 is fine
+    handler = Poisoned("a2", Throttled("DynamoDB ProvisionedThroughputExceededException"))
+    event = received(sqs_event(("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")), {"a2": 3, "a3": 2})
+    visibility = RecordingVisibility()
+    # when the batch is handled
+    response = partial_batch_response(
+        event, handler, fifo=True, poison=PoisonPolicy(RecordingDeadLetters(), 35), retry=RetryVisibility(visibility)
+    )
+    # then a2 and a3 are handed back, visible again after a2's 2 x 2^2 = 8 s, not the queue's 540 s
+    assert failed(response) == ["a2", "a3"] and handler.applied == ["a1", "b1"]
+    assert visibility.changes == [(["a2", "a3"], 8)]
+
+
+def test_a_throttled_activity_batch_comes_back_after_its_own_delay():
+    # given a standard queue's batch where m1 (first receive) and m3 (fifth) are throttled
+    handled: list[str] = []
+
+    def handle(record: QueueRecord) -> None:
+        handled.append(record.message_id)
+        if record.message_id != "m2":
+            raise Throttled("6 of 25 activities still unprocessed after 6 attempts")
+
+    event = received(sqs_event(("m1", None), ("m2", None), ("m3", None)), {"m1": 1, "m3": 5})
+    visibility = RecordingVisibility()
+    response = partial_batch_response(event, handle, fifo=False, retry=RetryVisibility(visibility))
+    # then each comes back after its own delay, and m2 is done
+    assert failed(response) == ["m1", "m3"] and handled == ["m1", "m2", "m3"]
+    assert visibility.changes == [(["m1"], 2), (["m3"], 32)]
+
+
+def test_an_unknown_error_keeps_the_queues_visibility_timeout():
+    # a bug is no reason to come back sooner: the poison policy counts its receives
+    visibility = RecordingVisibility()
+    event = received(sqs_event(("a1", "A"), ("a2", "A")), {})
+    response = partial_batch_response(
+        event, Poisoned("a1", RuntimeError("bug")), fifo=True, retry=RetryVisibility(visibility)
+    )
+    assert failed(response) == ["a1", "a2"] and visibility.changes == []
+
+
+def test_a_visibility_that_cannot_be_shortened_leaves_the_answer_as_it_is():
+    # SQS refusing ChangeMessageVisibility: the queue's own timeout applies, slower, nothing lost
+    event = received(sqs_event(("a1", "A"), ("a2", "A")), {})
+    response = partial_batch_response(
+        event, Poisoned("a1", Throttled("throttled")), fifo=True, retry=RetryVisibility(RecordingVisibility(fail=True))
+    )
+    assert failed(response) == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("receives", [1, 4, 34, 35, 1000])
+def test_a_throttled_message_is_never_set_aside_whatever_its_receive_count(receives):
+    dead_letters = RecordingDeadLetters()
+    event = received(sqs_event(("a1", "A")), {"a1": receives})
+    response = partial_batch_response(
+        event, Poisoned("a1", Throttled("throttled")), fifo=True, poison=PoisonPolicy(dead_letters, 35)
+    )
+    assert failed(response) == ["a1"] and dead_letters.set_aside_records == []
+
+
+@pytest.mark.parametrize(("receives", "set_aside"), [(3, False), (4, True)])
+def test_an_unknown_error_is_set_aside_at_its_fourth_receive_whatever_maxreceivecount_is(receives, set_aside):
+    # given maxReceiveCount 35 (an hour of throttling) and the unknown-error limit of 4 receives
+    dead_letters = RecordingDeadLetters()
+    event = received(sqs_event(("a1", "A")), {"a1": receives})
+    policy = PoisonPolicy(dead_letters, 35, unknown_error_receives=4)
+    partial_batch_response(event, Poisoned("a1", RuntimeError("bug")), fifo=True, poison=policy)
+    assert bool(dead_letters.set_aside_records) is set_aside

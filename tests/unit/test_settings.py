@@ -38,6 +38,9 @@ def test_a_bad_field_list_is_refused_at_start(raw, message):
         ("ACTIVITY_THRESHOLD", "-1", ">= 0"),
         ("API_BUDGET_SHARE", "1.5", "between"),
         ("CONTACTS_TABLE", "", "CONTACTS_TABLE is not set"),
+        ("RETRY_VISIBILITY_MAX_SECONDS", "43201", "RETRY_VISIBILITY_MAX_SECONDS must be <= 43200"),  # SQS's 12 h
+        ("RETRY_VISIBILITY_BASE_SECONDS", "-1", ">= 0"),
+        ("UNKNOWN_ERROR_RECEIVES", "0", ">= 1"),
     ],
 )
 def test_bad_values_name_their_variable(name, value, message):
@@ -48,3 +51,10 @@ def test_bad_values_name_their_variable(name, value, message):
 def test_a_function_states_what_it_needs():
     with pytest.raises(SettingsError, match="account_changes_queue_url"):
         Settings.from_environment(BASE).require("account_changes_queue_url")
+
+
+def test_the_retry_visibility_and_the_poison_limit_default_to_the_templates_values():
+    settings = Settings.from_environment(BASE)
+    assert (settings.retry_visibility_base_seconds, settings.retry_visibility_max_seconds) == (2, 120)
+    assert settings.unknown_error_receives == 4
+    assert Settings.from_environment({**BASE, "RETRY_VISIBILITY_MAX_SECONDS": "43200"}).retry_visibility_max_seconds

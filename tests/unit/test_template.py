@@ -43,6 +43,7 @@ EXPECTED_DATA_PERMISSIONS = {
         ("sqs:ReceiveMessage", "AccountChangesQueue"),
         ("sqs:DeleteMessage", "AccountChangesQueue"),
         ("sqs:GetQueueAttributes", "AccountChangesQueue"),
+        ("sqs:ChangeMessageVisibility", "AccountChangesQueue"),  # a throttled message back within seconds
         ("sqs:SendMessage", "AccountChangesQueue"),
         ("sqs:SendMessage", "AccountChangesDeadLetterQueue"),  # a poison message set aside (issue 10, 2.5)
         ("sqs:SendMessage", "ActivityQueue"),
@@ -62,6 +63,7 @@ EXPECTED_DATA_PERMISSIONS = {
         ("sqs:ReceiveMessage", "ActivityQueue"),
         ("sqs:DeleteMessage", "ActivityQueue"),
         ("sqs:GetQueueAttributes", "ActivityQueue"),
+        ("sqs:ChangeMessageVisibility", "ActivityQueue"),  # a throttled batch back within seconds
         ("dynamodb:PutItem", "ActivitiesTable"),
         ("dynamodb:BatchWriteItem", "ActivitiesTable"),
     },
@@ -222,12 +224,56 @@ def test_every_triggering_queue_dead_letters_after_at_least_five_receives(templa
 
 
 def test_the_fan_out_knows_its_queues_dead_letter_queue_and_max_receive_count(template: dict[str, Any]) -> None:
-    """The fan-out sets poison messages aside itself, at receive maxReceiveCount - 1 for an unknown error: the
-    number it is given must be the queue's, or followers would reach SQS's own redrive (issue 10, 2.5)."""
+    """The fan-out sets poison messages aside itself, an unknown error at a receive below maxReceiveCount - 1:
+    the number it is given must be the queue's, or followers would reach SQS's own redrive (issue 10, 2.5)."""
     queue = _resources(template, "AWS::SQS::Queue")["AccountChangesQueue"]["Properties"]
     environment = _functions(template)["FanOutFunction"]["Properties"]["Environment"]["Variables"]
     assert environment["ACCOUNT_CHANGES_MAX_RECEIVE_COUNT"] == str(queue["RedrivePolicy"]["maxReceiveCount"])
     assert environment["ACCOUNT_CHANGES_DLQ_URL"] == {"Ref": _logical_id(queue["RedrivePolicy"]["deadLetterTargetArn"])}
+
+
+# How long DynamoDB throttling may last before SQS's own redrive would dead-letter a throttled message (and the
+# followers of its FIFO group, received with it): docs/decisions.md, "Throttling is survived, never dead-lettered".
+THROTTLE_ENDURED_SECONDS = 3600
+
+
+def _retry_schedule(template: dict[str, Any]) -> tuple[int, int]:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    return int(variables["RETRY_VISIBILITY_BASE_SECONDS"]), int(variables["RETRY_VISIBILITY_MAX_SECONDS"])
+
+
+def test_a_throttle_of_an_hour_never_reaches_a_dead_letter_queue(template: dict[str, Any]) -> None:
+    """Every receive counts towards maxReceiveCount, a throttled one too. A throttled message comes back after
+    base x 2^(n-1) s (at most the cap) from its n-th receive: SQS would move it only after maxReceiveCount failed
+    receives, which take at least the sum of those waits (the invocations' own time comes on top)."""
+    from account_sync.queue_records import retry_visibility_seconds
+
+    base, cap = _retry_schedule(template)
+    assert 0 < base <= cap <= 900, "seconds, not the queues' 540 s: the group waits, and the table recovers"
+    queues = _resources(template, "AWS::SQS::Queue")
+    for function_id, queue_id, _ in _sqs_triggers(template):
+        max_receives = int(queues[queue_id]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+        endured = sum(retry_visibility_seconds(n, base, cap) for n in range(1, max_receives + 1))
+        assert endured >= THROTTLE_ENDURED_SECONDS, f"{queue_id} ({function_id}): {endured} s"
+        # and at the cap a group is received at most 60 / cap times a minute
+        assert 60 / cap <= 1
+
+
+def test_an_unknown_error_is_set_aside_long_before_sqs_would_redrive_its_followers(template: dict[str, Any]) -> None:
+    queue = _resources(template, "AWS::SQS::Queue")["AccountChangesQueue"]["Properties"]
+    environment = _functions(template)["FanOutFunction"]["Properties"]["Environment"]["Variables"]
+    assert 1 <= int(environment["UNKNOWN_ERROR_RECEIVES"]) < int(queue["RedrivePolicy"]["maxReceiveCount"]) - 1
+
+
+def test_the_fan_out_trigger_caps_its_concurrency(template: dict[str, Any]) -> None:
+    """ScalingConfig.MaximumConcurrency bounds the invocations (without throttling receives, unlike reserved
+    concurrency); with the write threads of each, it bounds the contact writes in flight."""
+    (props,) = [p for f, _, p in _sqs_triggers(template) if f == "FanOutFunction"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "FanOutMaximumConcurrency"}
+    parameters = template["Parameters"]
+    assert 2 <= int(parameters["FanOutMaximumConcurrency"]["Default"]) <= 1000  # Lambda's bounds
+    environment = _functions(template)["FanOutFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["FANOUT_WRITE_CONCURRENCY"] == {"Ref": "FanOutWriteConcurrency"}
 
 
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(template: dict[str, Any]) -> None:
@@ -355,12 +401,17 @@ def test_functions_write_only_their_own_logs_and_traces(template: dict[str, Any]
         }, function_id  # no cloudwatch:PutMetricData: Powertools metrics are EMF log lines
 
 
-def test_a_function_given_a_queue_url_may_send_to_that_queue(template: dict[str, Any]) -> None:
+def test_a_function_given_a_queue_url_may_send_to_that_queue_or_hand_its_messages_back(
+    template: dict[str, Any],
+) -> None:
     for function_id, function in _functions(template).items():
         allowed = EXPECTED_DATA_PERMISSIONS[function_id]
         for name, value in _environment(template, function).items():
             if name.endswith("_QUEUE_URL"):
-                assert ("sqs:SendMessage", _logical_id(value)) in allowed, f"{function_id}: {name}"
+                queue = _logical_id(value)
+                assert {("sqs:SendMessage", queue), ("sqs:ChangeMessageVisibility", queue)} & allowed, (
+                    f"{function_id}: {name}"
+                )
 
 
 # --- configuration -----------------------------------------------------------------------------------

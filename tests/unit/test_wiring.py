@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from account_sync.adapters.dynamodb_models import ContactItem
-from account_sync.settings import Settings
-from account_sync.wiring import build_fan_out
+from account_sync.settings import Settings, SettingsError
+from account_sync.wiring import build_fan_out, build_retry_visibility
 
 
 @pytest.fixture
@@ -36,3 +36,21 @@ def test_the_contacts_client_pools_a_connection_per_writer_thread(region, writer
     # then no writer waits for, or opens and throws away, a connection of its own
     client = ContactItem._get_connection().connection.client
     assert client.meta.config.max_pool_connections == writers
+
+
+def test_a_consumer_hands_messages_back_to_its_own_queue_on_the_settings_schedule():
+    settings = Settings.from_environment(
+        {
+            "CONTACTS_TABLE": "c",
+            "ACCOUNTS_TABLE": "a",
+            "ACTIVITIES_TABLE": "act",
+            "SYNC_STATE_TABLE": "s",
+            "SYNCED_ACCOUNT_FIELDS": "Name",
+            "RETRY_VISIBILITY_BASE_SECONDS": "3",
+            "RETRY_VISIBILITY_MAX_SECONDS": "60",
+        }
+    )
+    retry = build_retry_visibility(settings, "https://sqs.example/q", sqs=object())
+    assert [retry.seconds(n) for n in (1, 2, 3, 4, 5, 6)] == [3, 6, 12, 24, 48, 60]
+    with pytest.raises(SettingsError, match="own queue URL"):
+        build_retry_visibility(settings, None)

@@ -32,6 +32,12 @@ class TransientError(AccountSyncError):
     """Worth retrying later: throttling, a 5xx, a connection error. The message is retried by SQS."""
 
 
+class Throttled(TransientError):
+    """DynamoDB refused the work for lack of capacity (a hot partition key, the table's or an index's throughput)
+    beyond the SDK's retries. The consumers hand the message back to SQS with a short, growing visibility, and it is
+    never set aside as poison: throttling passes, and the work is owed (`queue_records`)."""
+
+
 class PermanentFailure(AccountSyncError):
     """The store refused a write as invalid (DynamoDB's ValidationException: an item over 400 KB, a value it
     cannot hold): the same message would be refused again. The FIFO consumer sets it aside in the dead-letter queue

@@ -16,13 +16,21 @@ followers, received as often or less, have not passed. A transient error (thrott
 back in order, as before. The standard logging queue needs none of this: a failure there blocks nothing, and
 SQS's own redrive moves the message after maxReceiveCount.
 
+Throttling is survived, never dead-lettered (`RetryVisibility`, both consumers). A message that failed with a
+`TransientError` (DynamoDB throttling beyond the SDK's retries, a 5xx) is handed back with a short visibility that
+grows with its receive count (seconds, not the queue's 540 s), and so are the unprocessed followers of its group:
+the table gets time to recover, the account's FIFO group waits seconds instead of minutes, and the receives per
+minute stay bounded, so that SQS's own redrive (which counts every receive) would need a throttle of about an hour
+before it moved anything (docs/decisions.md, "Throttling is survived"; the template's maxReceiveCount is checked
+against that reasoning by tests/unit/test_template.py). The poison policy never sets a throttled message aside.
+
 Powertools' batch utility does the same, but importing it loads asyncio and every event class Powertools has:
 about a seventh of `import boto3` on every cold start of both consumers (docs/decisions.md, "Cold start").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,7 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from account_sync.contracts import MalformedMessage
 from account_sync.observability import logger, metrics
-from account_sync.ports import PermanentFailure, TransientError
+from account_sync.ports import PermanentFailure, Throttled, TransientError
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class QueueRecord:
     message_group_id: str | None = None
     receive_count: int = 1  # ApproximateReceiveCount: this receive included
     source_arn: str | None = None  # the queue it came from (eventSourceARN)
+    receipt_handle: str | None = None  # what ChangeMessageVisibility needs
 
     @classmethod
     def from_event_record(cls, record: Mapping[str, Any]) -> QueueRecord:
@@ -54,6 +63,7 @@ class QueueRecord:
             message_group_id=attributes.get("MessageGroupId"),
             receive_count=int(count) if count.isascii() and count.isdigit() else 1,
             source_arn=record.get("eventSourceARN"),
+            receipt_handle=record.get("receiptHandle"),
         )
 
 
@@ -64,13 +74,50 @@ class DeadLetters(Protocol):
     def set_aside(self, record: QueueRecord, failure: str, reason: str) -> None: ...
 
 
+class VisibilityChanger(Protocol):
+    """Changes the visibility timeout of received messages of the consumer's queue (ChangeMessageVisibility)."""
+
+    def change_visibility(self, records: Sequence[QueueRecord], seconds: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryVisibility:
+    """How long a message that failed with a `TransientError` stays invisible before its next receive:
+    `base_seconds` x 2^(receive count - 1), at most `max_seconds` (the schedule docs/decisions.md reasons about)."""
+
+    queue: VisibilityChanger
+    base_seconds: int = 2
+    max_seconds: int = 120
+
+    def seconds(self, receive_count: int) -> int:
+        return retry_visibility_seconds(receive_count, self.base_seconds, self.max_seconds)
+
+    def hand_back(self, failing: QueueRecord, records: Sequence[QueueRecord]) -> None:
+        """`records` (the failing one and the followers of its group) visible again after `failing`'s delay. A
+        failure here leaves them the queue's own visibility timeout: slower, never lost."""
+        seconds = self.seconds(failing.receive_count)
+        try:
+            self.queue.change_visibility(records, seconds)
+        except Exception:
+            logger.exception("visibility not shortened: the queue's own timeout applies", message_id=failing.message_id)
+
+
+def retry_visibility_seconds(receive_count: int, base_seconds: int, max_seconds: int) -> int:
+    """base x 2^(n - 1), capped; n is the receive that just failed (1 for the first)."""
+    exponent = min(max(receive_count, 1) - 1, 30)  # 2^30 s is far beyond any cap SQS allows (12 h)
+    return int(min(max_seconds, base_seconds * 2**exponent))
+
+
 @dataclass(frozen=True)
 class PoisonPolicy:
     """How a FIFO consumer lets a poison message fail alone; `max_receive_count` is the source queue's
-    RedrivePolicy's (the template gives both to the function)."""
+    RedrivePolicy's (the template gives both to the function). An unknown error is set aside at its receive
+    `unknown_error_receives` (at most maxReceiveCount - 1, so that its followers never reach SQS's redrive with
+    it); a throttled or otherwise transient one never is."""
 
     dead_letters: DeadLetters
     max_receive_count: int
+    unknown_error_receives: int = 4
 
     def verdict(self, record: QueueRecord, exc: Exception) -> tuple[str, str] | None:
         """(failure, reason) when the record is to be set aside now; None to hand it back to SQS."""
@@ -79,8 +126,8 @@ class PoisonPolicy:
         if isinstance(exc, PermanentFailure):
             return "refused", str(exc)
         if isinstance(exc, TransientError):
-            return None
-        if record.receive_count >= self.max_receive_count - 1:
+            return None  # throttling passes: never a dead letter of this consumer's making
+        if record.receive_count >= min(self.unknown_error_receives, self.max_receive_count - 1):
             # the exception's text may quote data (a bug's message): its type alone is said
             return "failed", f"{type(exc).__name__} on each of {record.receive_count} receives"
         return None
@@ -92,18 +139,22 @@ def partial_batch_response(
     *,
     fifo: bool,
     poison: PoisonPolicy | None = None,
+    retry: RetryVisibility | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Hand each record of an SQS event to `handle`; the records it raised for (and, on a FIFO queue, the records
     of their groups after them) are the batch item failures, except those `poison` sets aside in the dead-letter
-    queue (reported processed: their group goes on). `handle` reports its own failures (`failures_reported`).
-    An event without `Records` or a record without `messageId` is not an SQS event: the KeyError fails the
-    invocation as a whole."""
+    queue (reported processed: their group goes on). A record that failed with a `TransientError` is handed back
+    with `retry`'s short visibility, with its group's followers. `handle` reports its own failures
+    (`failures_reported`). An event without `Records` or a record without `messageId` is not an SQS event: the
+    KeyError fails the invocation as a whole."""
     records = [QueueRecord.from_event_record(record) for record in event["Records"]]
     failures: list[str] = []
-    failed_groups: set[str | None] = set()
+    failed_groups: dict[str | None, list[QueueRecord]] = {}  # a failed group: its records handed back
+    transient: list[QueueRecord] = []  # the records that failed with a TransientError, first of their group
     for record in records:
         if fifo and record.message_group_id in failed_groups:
             failures.append(record.message_id)  # not attempted: an earlier message of its group failed
+            failed_groups[record.message_group_id].append(record)
             continue
         try:
             handle(record)
@@ -111,9 +162,15 @@ def partial_batch_response(
             if poison is not None and _set_aside(poison, record, exc):
                 continue
             failures.append(record.message_id)
-            failed_groups.add(record.message_group_id)
+            if fifo:
+                failed_groups[record.message_group_id] = [record]
+            if isinstance(exc, TransientError):
+                transient.append(record)
     if failures:
-        logger.warning("partial batch", records=len(records), failed=len(failures))
+        logger.warning("partial batch", records=len(records), failed=len(failures), transient=len(transient))
+    if retry is not None:
+        for record in transient:
+            retry.hand_back(record, failed_groups.get(record.message_group_id, [record]) if fifo else [record])
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 
@@ -150,10 +207,17 @@ def failures_reported(record: QueueRecord, message: str, action: str) -> Iterato
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         raise
     except TransientError as exc:
-        # Throttled or unavailable beyond the SDK's retries: SQS brings the message back after its visibility
-        # timeout, and the dead-letter queue takes it after maxReceiveCount.
-        logger.warning(f"{action}, retried later", message_id=record.message_id, reason=str(exc))
+        # Throttled or unavailable beyond the SDK's retries: handed back with a short, growing visibility
+        # (`RetryVisibility`); never set aside as poison.
+        logger.warning(
+            f"{action}, retried later",
+            message_id=record.message_id,
+            reason=str(exc),
+            receive_count=record.receive_count,
+        )
         metrics.add_metric(name="RetriedMessages", unit=MetricUnit.Count, value=1)
+        if isinstance(exc, Throttled):
+            metrics.add_metric(name="ThrottledMessages", unit=MetricUnit.Count, value=1)
         raise
     except PermanentFailure as exc:
         logger.error(f"{action}: refused as invalid", message_id=record.message_id, reason=str(exc))

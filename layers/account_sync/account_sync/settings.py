@@ -12,6 +12,7 @@ from account_sync.domain.activity_policy import DEFAULT_ACTIVITY_THRESHOLD
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 # Always read, whatever the configuration says: the sync cannot order or delete without them.
 SYSTEM_ACCOUNT_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit for ChangeMessageVisibility (12 hours)
 
 
 class SettingsError(ValueError):
@@ -32,6 +33,11 @@ class Settings:
     # message aside there itself, so that it never takes its message group with it (queue_records.PoisonPolicy).
     account_changes_dlq_url: str | None = None
     account_changes_max_receive_count: int = 5
+    # A poison message with an unknown error is set aside at this receive (at most maxReceiveCount - 1).
+    unknown_error_receives: int = 4
+    # A throttled message is handed back for base x 2^(receive - 1) seconds, at most max (queue_records).
+    retry_visibility_base_seconds: int = 2
+    retry_visibility_max_seconds: int = 120
     activity_threshold: int = DEFAULT_ACTIVITY_THRESHOLD
     fanout_segment_size: int = 500
     fanout_write_concurrency: int = 16
@@ -59,6 +65,11 @@ class Settings:
             activity_queue_url=environ.get("ACTIVITY_QUEUE_URL") or None,
             account_changes_dlq_url=environ.get("ACCOUNT_CHANGES_DLQ_URL") or None,
             account_changes_max_receive_count=_int(environ, "ACCOUNT_CHANGES_MAX_RECEIVE_COUNT", 5, minimum=2),
+            unknown_error_receives=_int(environ, "UNKNOWN_ERROR_RECEIVES", 4, minimum=1),
+            retry_visibility_base_seconds=_int(environ, "RETRY_VISIBILITY_BASE_SECONDS", 2, minimum=0),
+            retry_visibility_max_seconds=_int(
+                environ, "RETRY_VISIBILITY_MAX_SECONDS", 120, minimum=0, maximum=MAX_VISIBILITY_SECONDS
+            ),
             activity_threshold=_int(environ, "ACTIVITY_THRESHOLD", DEFAULT_ACTIVITY_THRESHOLD, minimum=0),
             fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 500, minimum=1),
             fanout_write_concurrency=_int(environ, "FANOUT_WRITE_CONCURRENCY", 16, minimum=1),
@@ -109,7 +120,7 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
     raw = environ.get(name)
     if raw in (None, ""):
         return default
@@ -119,6 +130,8 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> i
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

@@ -21,11 +21,11 @@ from account_sync.adapters.dynamodb import (
 from account_sync.adapters.dynamodb_models import bind_table_names, size_contacts_connection_pool
 from account_sync.adapters.sqs import SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
-from account_sync.settings import Settings
+from account_sync.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from account_sync.adapters.salesforce import SalesforceRestSource
-    from account_sync.queue_records import PoisonPolicy
+    from account_sync.queue_records import PoisonPolicy, RetryVisibility
     from account_sync.services.convert_person import PersonConversions
     from account_sync.services.fan_out import FanOut
     from account_sync.services.history import History
@@ -86,6 +86,21 @@ def build_poison_policy(settings: Settings, sqs: Any | None = None) -> PoisonPol
     return PoisonPolicy(
         SqsDeadLetterQueue(sqs or sqs_client(), settings.account_changes_dlq_url),
         max_receive_count=settings.account_changes_max_receive_count,
+        unknown_error_receives=settings.unknown_error_receives,
+    )
+
+
+def build_retry_visibility(settings: Settings, queue_url: str | None, sqs: Any | None = None) -> RetryVisibility:
+    """How a consumer hands a throttled message back to its own queue (`queue_url`): short, growing visibility."""
+    from account_sync.adapters.sqs import SqsVisibility
+    from account_sync.queue_records import RetryVisibility
+
+    if not queue_url:
+        raise SettingsError("missing configuration for the consumer's own queue URL")
+    return RetryVisibility(
+        SqsVisibility(sqs, queue_url, make_client=sqs_client),
+        base_seconds=settings.retry_visibility_base_seconds,
+        max_seconds=settings.retry_visibility_max_seconds,
     )
 
 

@@ -2,7 +2,9 @@
 
 Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
 and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
-minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts.
+minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts. `--throttled`
+adds Target 6: the fan-out of each account size and an initial load (`--initial-load ACCOUNTS/CONTACTS`) under
+DynamoDB throttling (`--throttle-table-writes`, `--throttle-partition-writes`; `local_stack.dynamodb_throttling`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from local_stack.bench import cold_start, fan_out_costs, salesforce_calls
+from local_stack.bench import cold_start, fan_out_costs, salesforce_calls, throttled
 from local_stack.bench.report import Results, plot, render_console, render_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,6 +30,14 @@ def _sizes(text: str) -> list[int]:
     return sorted({int(part.replace("_", "").replace(",", "")) for part in text.split("/") if part})
 
 
+def _pair(text: str) -> tuple[int, int]:
+    accounts, _, contacts = text.partition("/")
+    try:
+        return int(accounts.replace("_", "")), int(contacts.replace("_", "") or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ACCOUNTS/CONTACTS expected, not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--large", action="store_true", help="add the 100,000-contact account")
@@ -38,9 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
     parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
+    parser.add_argument("--throttled", action="store_true", help="add Target 6: the same under DynamoDB throttling")
+    parser.add_argument("--throttle-table-writes", type=float, default=500.0, help="Target 6: writes/s per table")
+    parser.add_argument(
+        "--throttle-partition-writes", type=float, default=1000.0, help="Target 6: writes/s per partition key"
+    )
+    parser.add_argument(
+        "--initial-load",
+        type=_pair,
+        default=(1_000, 10),
+        help="Target 6: ACCOUNTS/CONTACTS of an initial load (default 1000/10; 0/0: none)",
+    )
     args = parser.parse_args(argv)
     contacts = args.contacts or ([1_000, 10_000, 100_000] if args.large else [1_000, 10_000])
-    only = {part.strip() for part in args.only.split(",")}
+    only = {part.strip() for part in args.only.split(",")} | ({"6"} if args.throttled else set())
 
     logging.basicConfig(level=logging.ERROR)
     work = args.out / "out"
@@ -69,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             fan_out_costs.FanOutBench(settings, function_log, say).run(results)
             results.seconds["targets 2-4"] = time.monotonic() - section
+        if "6" in only:
+            say("Target 6: under DynamoDB throttling")
+            section = time.monotonic()
+            throttled.run(
+                results,
+                contacts,
+                args.initial_load,
+                args.throttle_table_writes,
+                args.throttle_partition_writes,
+                function_log,
+                say,
+            )
+            results.seconds["target 6"] = time.monotonic() - section
     if "5" in only:
         say("Target 5: cold start")
         section = time.monotonic()

@@ -36,7 +36,13 @@ from local_stack.template import Resources
 from salesforce_emulator import SalesforceEmulator
 
 from tests.integration.guarantees.faults import FaultInjector
+from tests.support.cfn_template import load_template
 from tests.support.events import load_event
+
+
+def max_receive_count(queue: str) -> int:
+    """The RedrivePolicy's maxReceiveCount of a queue of template.yaml: how many receives SQS allows it."""
+    return int(load_template()["Resources"][queue]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
 
 
 @pytest.fixture

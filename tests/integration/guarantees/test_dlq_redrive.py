@@ -18,7 +18,14 @@ from account_sync.contracts import (
 )
 from account_sync.domain.records import ChangeOrigin
 
-from tests.integration.guarantees.conftest import Pipeline, account_item, activity_keys, contact_fields, given_contacts
+from tests.integration.guarantees.conftest import (
+    Pipeline,
+    account_item,
+    activity_keys,
+    contact_fields,
+    given_contacts,
+    max_receive_count,
+)
 from tests.integration.guarantees.faults import Fault, account_key_in, client_error, table
 from tests.unit.factories import account_id, account_version, contact_id, stamp
 
@@ -83,7 +90,7 @@ def test_redriven_account_changes_are_applied_once_and_an_outdated_one_changes_n
 
 
 def test_redriven_activity_batches_write_each_activity_once(pipeline, faults):
-    # given three Change Data Value batches whose writes failed five times (the table refused them)
+    # given three Change Data Value batches whose writes failed maxReceiveCount times (the table refused them)
     bug = faults.add(
         Fault("dynamodb", "BatchWriteItem", client_error("ValidationException"), when=table("-activities"))
     )
@@ -99,7 +106,7 @@ def test_redriven_activity_batches_write_each_activity_once(pipeline, faults):
     ]
     for batch in batches:
         pipeline.sqs.send_message(QueueUrl=url, MessageBody=batch.to_body())
-    assert pipeline.drain().moved_to_dlq == 3 and bug.fired == 15
+    assert pipeline.drain().moved_to_dlq == 3 and bug.fired == 3 * max_receive_count("ActivityQueue")
     # when, once fixed, the dead-letter queue is redriven, and the same batches come back once more
     faults.clear()
     assert redrive(pipeline, "ActivityDeadLetterQueue", "ActivityQueue") == 3

@@ -1,8 +1,11 @@
-"""Guarantee 4: DynamoDB throttling beyond the SDK's retries, and `UnprocessedItems`, lose nothing.
+"""Guarantee 4: DynamoDB throttling is survived: beyond the SDK's retries, and `UnprocessedItems`, it loses nothing
+and dead-letters nothing.
 
-The SDK retries a throttled request itself (standard mode: 3 attempts); the faults here are what is left once it
-has given up. The adapters turn them into `TransientError`; the handler reports that message as a batch item
-failure with the reason logged; SQS brings it back; the redelivery finishes the work, and nothing is written twice.
+The SDK retries a throttled request itself (standard mode: 4 attempts); the faults here are what is left once it
+has given up. The adapters turn them into `Throttled` (a `TransientError`); the handler reports that message as a
+batch item failure with the reason logged and hands it back with a short visibility (0 s in these tests); SQS
+brings it back; the redelivery finishes the work, and nothing is written twice. The last test throttles as
+DynamoDB does, under the SDK's own retries (`local_stack.dynamodb_throttling`).
 `BatchWriteItem`'s `UnprocessedItems` are retried inside the activity store with growing backoff and jitter first.
 """
 
@@ -103,3 +106,51 @@ def test_every_read_of_the_account_index_translates_throttling_into_a_transient_
     # then the read says "retry later", which the handler reports as a batch item failure with the reason
     with pytest.raises(TransientError, match=THROTTLED):
         reads[read]()
+
+
+# --- DynamoDB throttling as DynamoDB does it, under the SDK's own retries (local_stack.dynamodb_throttling) ---
+
+LARGE = 60  # contacts of the account: several segments of 16
+SEGMENT = 16
+
+
+@pytest.fixture
+def throttled_dynamodb(monkeypatch):
+    """Token buckets per partition key and per table (not installed yet: `installed()` turns them on); the SDK's
+    backoff scaled down 20 times (its waits of up to 1, 2, 4 s become 50, 100, 200 ms), so that the SDK gives up,
+    as it does in production, within a test's time."""
+    from botocore.retries.standard import ExponentialBackoff
+    from local_stack.dynamodb_throttling import DynamoThrottle
+
+    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.05)
+    throttle = DynamoThrottle(partition_writes=4, table_writes=25, table_reads=100)
+    yield throttle
+    throttle.uninstall()
+
+
+def test_a_throttled_fan_out_of_a_large_account_ends_complete_with_no_dead_letter_and_exact_activities(
+    pipeline, throttled_dynamodb
+):
+    # given an account larger than a segment, synced once, and the tables throttled per partition key and per table
+    pipeline.runtime.add_env({"FANOUT_SEGMENT_SIZE": str(SEGMENT), "ACTIVITY_THRESHOLD": str(LARGE)})
+    contacts = given_contacts(account_id(1), LARGE)
+    pipeline.queue_changes([AccountChangeMessage(account_version(1, minute=1, Industry="Energy"))])
+    assert pipeline.drain(timeout=120).empty
+    before = set(activity_keys())
+    throttled_dynamodb.install()
+    # when a newer version changing two fields comes, and every function runs until the queues are empty
+    pipeline.queue_changes([AccountChangeMessage(account_version(1, minute=2, Industry="Retail", Rating="Hot"))])
+    totals = pipeline.drain(timeout=180)
+    throttled_dynamodb.uninstall()  # the test's own reads
+    # then DynamoDB throttled it, the handlers handed throttled messages back, and still: every contact holds the
+    # newest version, no message reached a dead-letter queue, and each contact has exactly one activity per change
+    assert throttled_dynamodb.total_throttled > 0
+    assert totals.empty and totals.moved_to_dlq == 0
+    assert pipeline.depth("AccountChangesDeadLetterQueue") == pipeline.depth("ActivityDeadLetterQueue") == 0
+    fields = contact_fields(contacts)
+    assert {(f["Industry"], f.get("Rating")) for f in fields.values()} == {("Retail", "Hot")}
+    new = sorted(set(activity_keys()) - before)
+    assert new == sorted(
+        [(cid, f"{stamp(2)}#account#Industry") for cid in contacts]
+        + [(cid, f"{stamp(2)}#account#Rating") for cid in contacts]
+    )

@@ -3,7 +3,7 @@
 The nine other messages of its batch succeed the first time. On the FIFO account-changes queue the fan-out sets
 the bad one aside in the dead-letter queue itself, at once, body intact and its reason beside it (so that it
 never holds its message group: test_poison_messages.py). On the standard activity queue, where a failure blocks
-nothing, it is the only batch item failure, comes back until SQS has received it `maxReceiveCount` (5) times, and
+nothing, it is the only batch item failure, comes back until SQS has received it `maxReceiveCount` (35) times, and
 SQS moves it to the dead-letter queue.
 """
 
@@ -15,10 +15,10 @@ import pytest
 from account_sync.contracts import AccountChangeMessage, ActivityBatchMessage, ContactFieldChange
 from account_sync.domain.records import ChangeOrigin
 
-from tests.integration.guarantees.conftest import activity_keys, contact_fields, given_contacts
+from tests.integration.guarantees.conftest import activity_keys, contact_fields, given_contacts, max_receive_count
 from tests.unit.factories import account_id, account_version, contact_id, stamp
 
-MAX_RECEIVE_COUNT = 5  # template.yaml, both source queues
+MAX_RECEIVE_COUNT = max_receive_count("ActivityQueue")
 
 GOOD = json.loads(AccountChangeMessage(account_version(99, minute=1)).to_body())
 WITHOUT_FIELD = {**GOOD, "version": {k: v for k, v in GOOD["version"].items() if k != "system_modstamp"}}
@@ -76,7 +76,7 @@ def test_one_malformed_activity_batch_in_ten_fails_alone_then_dead_letters(pipel
     # when the logging function runs until its queue is empty
     first = pipeline.activity_log.poll_once()
     totals = pipeline.drain()
-    # then the nine were written once, and the bad one alone failed, five times, into the dead-letter queue
+    # then the nine were written once, and the bad one alone failed, maxReceiveCount times, into the DLQ
     assert (first.received, first.succeeded, first.failed) == (10, 9, 1)
     assert totals.moved_to_dlq == 1 and totals.function_errors == 0
     assert len(activity_keys()) == 9

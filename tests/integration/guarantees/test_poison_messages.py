@@ -3,7 +3,7 @@
 A message that can never succeed used to hold every later message of its group: handed back with it on each
 receive, their receive counts grew in lockstep, and SQS dead-lettered them together at maxReceiveCount. The
 fan-out now sets such a message aside in the dead-letter queue itself (queue_records.PoisonPolicy): at once when it
-is malformed or DynamoDB refuses its write as invalid, at receive maxReceiveCount - 1 for an unknown error. Here
+is malformed or DynamoDB refuses its write as invalid, at its 4th receive for an unknown error. Here
 the real handler runs under the emulated event source mapping, on the queues and RedrivePolicy of template.yaml.
 """
 
@@ -18,7 +18,7 @@ from tests.integration.guarantees.conftest import Pipeline, activity_keys, conta
 from tests.integration.guarantees.faults import Fault, client_error
 from tests.unit.factories import account_id, account_version, stamp
 
-MAX_RECEIVE_COUNT = 5  # template.yaml, AccountChangesQueue's RedrivePolicy
+UNKNOWN_ERROR_RECEIVES = 4  # template.yaml, the fan-out's UNKNOWN_ERROR_RECEIVES
 
 
 def the_version_at(minute: int):
@@ -43,7 +43,7 @@ def set_aside(pipeline: Pipeline) -> list[dict]:
     [
         ("malformed", "malformed", 1),
         ("refused-by-dynamodb", "refused", 1),
-        ("unknown-error", "failed", MAX_RECEIVE_COUNT - 1),
+        ("unknown-error", "failed", UNKNOWN_ERROR_RECEIVES),
     ],
 )
 def test_a_poison_message_in_the_middle_of_an_accounts_group_ends_alone_in_the_dlq(

@@ -393,3 +393,30 @@ def test_the_sandbox_keeps_its_ca_and_connected_app_key_in_its_state_dir(tmp_pat
         assert json.loads((tmp_path / "connection.json").read_text())["private_key_file"] == str(
             tmp_path / "client-key.pem"
         )
+
+
+def test_up_flags_turn_on_dynamodb_throttling_and_index_lag_in_the_functions_process():
+    # given `up` asked for a throttled table and a lagging index
+    from local_stack import up as up_command
+    from local_stack.__main__ import build_parser
+    from local_stack.dynamodb_throttling import DynamoThrottle, IndexLag
+
+    args = build_parser().parse_args(
+        ["up", "--throttle-table-writes", "200", "--throttle-partition-writes", "50", "--index-lag-seconds", "5"]
+    )
+    # when it installs its injectors
+    injectors = up_command._make_harsh(args)
+    try:
+        # then DynamoDB is metered per table and per partition key, and the index lags, as asked
+        throttle, lag = injectors
+        assert isinstance(throttle, DynamoThrottle) and isinstance(lag, IndexLag)
+        assert (throttle.table_writes, throttle.partition_writes, throttle.table_reads) == (200, 50, None)
+        assert lag.seconds == 5
+        assert "killed at the timeout" in up_command._harshness_line(args)
+    finally:
+        for injector in injectors:
+            injector.uninstall()
+    # and nothing is metered without the flags
+    assert up_command._make_harsh(build_parser().parse_args(["up"])) == []
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["up", "--throttle-table-writes", "0"])

@@ -111,7 +111,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
 
 
 def test_up_serves_the_api_and_a_local_edit_is_overwritten_by_the_next_salesforce_update(up, capsys):
-    def cli(*args: str) -> Any:
+    def cli(*args: str) -> Any:  # the operator's command line on the running stack (`store` moved there)
         capsys.readouterr()
         assert account_sync(["--local", "--state-dir", str(up.state_dir), "--json", *args]) == 0
         return json.loads(capsys.readouterr().out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 import uuid
 
 import pytest
@@ -192,3 +193,68 @@ class TestErrors:
         assert "Task timed out after 1.00 seconds" in late.error["errorMessage"]
         assert runtime.stats["SlowFunction"].timeouts == 1
         assert runtime.invoke("SlowFunction", {"set": True}).cold_start
+
+
+# --- Lambda's kill at the timeout ----------------------------------------------------------------------
+
+LATE_WRITER = """
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+
+EXECUTOR = ThreadPoolExecutor(max_workers=2)  # kept across warm starts, as the fan-out's writers are
+
+
+def put(queue_url, body):
+    boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
+
+
+def lambda_handler(event, context):
+    put(event["queue_url"], "before the deadline")
+    EXECUTOR.submit(lambda: (time.sleep(event["sleep"]), put(event["queue_url"], "from a writer thread, late")))
+    time.sleep(event["sleep"])
+    try:
+        put(event["queue_url"], "from the handler, late")
+    except Exception:
+        pass  # Lambda's kill is no exception a handler could catch
+    return {"finished": True}
+"""
+
+
+class TestKillAtTimeout:
+    """Lambda kills an invocation at its timeout: nothing after that point lands (PRODUCTION.md)."""
+
+    def _bodies(self, sqs, url):
+        time.sleep(0.5)  # the writer thread's late attempt has been made by now
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return sorted(message["Body"] for message in messages)
+
+    def test_a_handler_past_its_timeout_writes_nothing_more_from_any_of_its_threads(self, tmp_path, aws):
+        # given a function with a 1 s timeout that writes, then writes again at 1.2 s from itself and a thread
+        sqs = aws.client("sqs")
+        url = sqs.create_queue(QueueName="late-writes")["QueueUrl"]
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=1)])
+        # when it is invoked
+        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 1.2})
+        # then the invocation timed out, and only the write before the deadline landed
+        assert result.error["errorType"] == "Sandbox.Timedout"
+        assert self._bodies(sqs, url) == ["before the deadline"]
+        # and the next invocation starts cold, with threads of its own, and writes as usual
+        fresh = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 0.0})
+        assert fresh.ok and fresh.cold_start
+        assert self._bodies(sqs, url) == [
+            "before the deadline",
+            "from a writer thread, late",
+            "from the handler, late",
+        ]
+
+    def test_without_the_kill_a_late_handler_finishes_its_writes(self, tmp_path, aws):
+        sqs = aws.client("sqs")
+        url = sqs.create_queue(QueueName="late-writes")["QueueUrl"]
+        runtime = LambdaRuntime(
+            [spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=1)], kill_at_timeout=False
+        )
+        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 1.2})
+        assert result.error["errorType"] == "Sandbox.Timedout"
+        assert len(self._bodies(sqs, url)) == 3

@@ -105,7 +105,11 @@ class TestQueues:
                 QueueUrl=stack_resources.queue_url(queue), AttributeNames=["RedrivePolicy"]
             )["Attributes"]
             policy = json.loads(attributes["RedrivePolicy"])
-            assert policy == {"deadLetterTargetArn": stack_resources.queue_arn(dead_letter_queue), "maxReceiveCount": 5}
+            # 35: an hour of throttling on the retry schedule before SQS's redrive (docs/decisions.md)
+            assert policy == {
+                "deadLetterTargetArn": stack_resources.queue_arn(dead_letter_queue),
+                "maxReceiveCount": 35,
+            }
 
     def test_queue_names_and_attributes_resolve_for_getatt(self, stack_resources):
         queue = stack_resources["AccountChangesQueue"]

@@ -48,18 +48,17 @@ from account_sync.ports import (
     StoredActivity,
     StoredContact,
     StreamState,
+    Throttled,
     TransientError,
     WindowProgress,
     stays_in_account,
 )
 
-_THROTTLING = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
+# DynamoDB's answers for a lack of capacity: a partition key's, the table's or an index's back-pressure
+# (ProvisionedThroughputExceededException, ThrottlingException) and the account's request rate.
+THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+_SERVER_ERRORS = frozenset({"InternalServerError", "ServiceUnavailable"})
+_THROTTLING = THROTTLING_CODES | _SERVER_ERRORS
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 PLAN_PROGRESS_RETENTION_SECONDS = 7 * 86400  # a plan's progress item outlives any redelivery of its segments
@@ -75,9 +74,11 @@ def is_condition_failure(exc: PynamoDBException) -> bool:
 
 
 def translate(exc: PynamoDBException) -> Exception:
-    """Throttling and server errors are transient (SQS retries the message); an invalid item is permanent (the
-    consumer dead-letters the message at once); anything else is a bug to see."""
-    if exc.cause_response_code in _THROTTLING:
+    """Throttling (`Throttled`) and server errors are transient (SQS retries the message); an invalid item is
+    permanent (the consumer dead-letters the message at once); anything else is a bug to see."""
+    if exc.cause_response_code in THROTTLING_CODES:
+        return Throttled(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
+    if exc.cause_response_code in _SERVER_ERRORS:
         return TransientError(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
     if exc.cause_response_code == "ValidationException":  # an invalid item: sent again, refused again
         # DynamoDB's message is left out: it may quote an attribute's value
@@ -869,7 +870,8 @@ class DynamoActivityStore:
             pending = unprocessed
             if attempt + 1 < self._max_attempts:
                 self._sleep(_backoff(self._base_delay, attempt))
-        raise TransientError(
+        # UnprocessedItems is how BatchWriteItem says it was throttled (item by item, without an error)
+        raise Throttled(
             f"{len(pending)} of {len(requests)} activities still unprocessed after {self._max_attempts} attempts"
         )
 

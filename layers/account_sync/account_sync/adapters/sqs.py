@@ -173,3 +173,37 @@ class SqsDeadLetterQueue:
             self._client.send_message(**request)
         except (ClientError, BotoCoreError) as exc:
             raise QueueSendError(f"the dead-letter queue refused the message: {exc}") from exc
+
+
+class SqsVisibility:
+    """Shortens the visibility timeout of received messages of one queue (`queue_records.RetryVisibility`): one
+    ChangeMessageVisibilityBatch per 10 records. An entry SQS refuses (the receipt handle expired, the message
+    already deleted) keeps the visibility it has: the queue's own timeout, slower but never lost. Without a `client`,
+    `make_client` builds one at the first hand-back: a consumer that is never throttled never pays for it at its
+    cold start."""
+
+    def __init__(self, client: Any | None, queue_url: str, make_client: Callable[[], Any] | None = None) -> None:
+        if client is None and make_client is None:
+            raise ValueError("an SQS client, or a way to make one, is needed")
+        self._client = client
+        self._make_client = make_client
+        self._queue_url = queue_url
+
+    def change_visibility(self, records: Sequence[Any], seconds: int) -> None:
+        entries = [
+            {"Id": str(index), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": seconds}
+            for index, record in enumerate(records)
+            if record.receipt_handle
+        ]
+        for start in range(0, len(entries), SQS_BATCH_LIMIT):
+            if self._client is None:
+                assert self._make_client is not None
+                self._client = self._make_client()
+            response = self._client.change_message_visibility_batch(
+                QueueUrl=self._queue_url, Entries=entries[start : start + SQS_BATCH_LIMIT]
+            )
+            if response.get("Failed"):
+                raise QueueSendError(
+                    f"ChangeMessageVisibility refused for {len(response['Failed'])} messages: "
+                    + ", ".join(sorted({str(failure.get("Code")) for failure in response["Failed"]}))
+                )
