@@ -21,6 +21,9 @@ from account_sync.contracts import MalformedMessage
 ENTITIES = {"AccountChangeEvent": "Account", "ContactChangeEvent": "Contact"}
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CHANGE_TYPES = {"CREATE", "UPDATE", "DELETE", "UNDELETE"}
+# Account Sync's API client, sent in `Sforce-Call-Options` on every call: Salesforce puts it in the changeOrigin
+# of the changes it makes (Convert Person), so that the push path can tell its own echo.
+ACCOUNT_SYNC_CLIENT_ID = "AccountSync"
 GAP_PREFIX = "GAP_"
 OVERFLOW = "GAP_OVERFLOW"
 

@@ -32,6 +32,7 @@ from simple_salesforce.format import format_soql
 from simple_salesforce.util import exception_handler
 
 from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
+from account_sync.change_events import ACCOUNT_SYNC_CLIENT_ID
 from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, ConvertedRecords
 from account_sync.domain.timestamps import EPOCH, normalize_timestamp
 from account_sync.ports import (
@@ -334,6 +335,8 @@ class SalesforceRestSource:
                 session=self._session,
                 version=self._api_version,
             )
+            # Names us in the changeOrigin of what we change (Convert Person), so the push path can tell it.
+            self._client.headers["Sforce-Call-Options"] = f"client={ACCOUNT_SYNC_CLIENT_ID}"
         return self._client
 
     def _call(self, operation: Callable[[Salesforce], _T]) -> _T:
