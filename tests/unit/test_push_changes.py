@@ -301,3 +301,14 @@ def test_a_budget_stop_leaves_the_batch_to_the_poll_and_records_the_allocation_s
     report = s.push(change_event())
     assert report.outcome == "stopped_api_budget" and s.queue.messages == []
     assert s.state.usage is not None and s.state.usage.usage.share == 1.0
+
+
+def test_the_sample_event_file_is_what_the_push_function_reads() -> None:
+    # events/push_change_events.json serves `sam local invoke PushChangesFunction -e` too
+    from tests.support.events import load_event
+
+    nudges = [parse_change_event(record["body"]) for record in load_event("push_change_events.json")["Records"]]
+    assert [(n.sobject, n.change_type, len(n.record_ids), n.left_to_poll) for n in nudges] == [
+        ("Account", "UPDATE", 2, False),
+        ("Contact", "GAP_OVERFLOW", 0, True),
+    ]
