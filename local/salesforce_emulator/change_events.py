@@ -12,6 +12,7 @@ Gap events carry the header only; an overflow event (`GAP_OVERFLOW`) names no re
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 import threading
@@ -24,6 +25,10 @@ from .schema import OBJECTS
 from .store import Record, api_value
 
 CAPTURED = ("Account", "Contact")
+# The changeOrigin of the changes being made: set by the REST routes for an API request (`com/salesforce/api/rest/
+# <version>` and the request's `Sforce-Call-Options`, e.g. `;client=AccountSync`), empty for the emulator's in-process
+# changes, as for a change made in Salesforce's user interface.
+CHANGE_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("change_origin", default="")
 # Fields a change event never carries (the guide: IsDeleted, SystemModstamp and the like are left out).
 _NOT_CARRIED = {"Id", "IsDeleted", "SystemModstamp", "LastModifiedDate", "CreatedDate"}
 Sink = Callable[[list[dict]], None]
@@ -110,7 +115,7 @@ class EventRelay:
             "changedFields": [f.name for f in changed] if change_type == "UPDATE" else [],
             "nulledFields": [f.name for f in changed if new.get(f.name) is None] if change_type == "UPDATE" else [],
             "diffFields": [],
-            "changeOrigin": "com/salesforce/api/rest/62.0",
+            "changeOrigin": CHANGE_ORIGIN.get(),
             "transactionKey": str(uuid.uuid4()),
             "sequenceNumber": 1,
             "commitTimestamp": int(datetime.now(UTC).timestamp() * 1000),  # commit clock, not SystemModstamp

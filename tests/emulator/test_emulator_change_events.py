@@ -3,6 +3,8 @@ envelope, none for a rolled-back transaction; the relay's faults."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .test_emulator_composite import composite, convert_person
@@ -68,3 +70,17 @@ def test_gap_overflow_duplicate_and_down_faults(emulator, delivered):
     count = len(events)
     emulator.update("Account", account_id, {"Industry": "Retail"})
     assert len(events) == count and relay.dropped == 1
+
+
+def test_change_origin_names_the_api_client_of_the_request_and_is_empty_for_ui_changes(emulator, sf, delivered):
+    # Account Sync sends `Sforce-Call-Options: client=AccountSync` (the adapter): its own changes are recognisable
+    from account_sync.change_events import ACCOUNT_SYNC_CLIENT_ID, parse_change_event
+
+    events, _ = delivered
+    sf.headers["Sforce-Call-Options"] = f"client={ACCOUNT_SYNC_CLIENT_ID}"
+    composite(sf, convert_person("person-4"))
+    emulator.create("Account", {"Name": "Made in the UI"})
+    origins = [h["changeOrigin"] for h in headers(events)]
+    assert origins[:2] == ["com/salesforce/api/rest/62.0;client=AccountSync"] * 2 and origins[2] == ""
+    nudges = [parse_change_event(json.dumps(event)) for event in events]
+    assert [n.from_client(ACCOUNT_SYNC_CLIENT_ID) for n in nudges] == [True, True, False]
