@@ -18,8 +18,9 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 # Every pinned requirements file: what pip-audit checks.
 PINNED_REQUIREMENTS := requirements-dev.txt layers/account_sync/requirements.txt functions/fetch_changes/requirements.txt \
+	functions/push_changes/requirements.txt \
 	functions/convert_person/requirements.txt
-# Libraries that only the fetch and Convert Person functions may ship (see docs/decisions.md).
+# Libraries that only the fetch, push and Convert Person functions may ship (see docs/decisions.md).
 SALESFORCE_ONLY := simple_salesforce zeep lxml
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1

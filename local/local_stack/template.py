@@ -507,16 +507,28 @@ def create_resources(
 # --- functions: environment, handlers, triggers --------------------------------------------------------------------
 
 
-def _plain(value: Any, resources: Resources | None, parameters: Mapping[str, Any], where: str) -> Any:
-    """A property moto does not evaluate for us: a literal, a parameter's or a resource's Ref, or a GetAtt."""
+def _plain(
+    value: Any,
+    resources: Resources | None,
+    parameters: Mapping[str, Any],
+    where: str,
+    conditions: Mapping[str, Any] | None = None,
+) -> Any:
+    """A property moto does not evaluate for us: a literal, a parameter's or a resource's Ref, a GetAtt, or an
+    Fn::If on one of the template's `conditions` (over parameters)."""
     if isinstance(value, list):
-        return [_plain(item, resources, parameters, where) for item in value]
+        return [_plain(item, resources, parameters, where, conditions) for item in value]
     if not isinstance(value, dict):
         return value
     if set(value) == {"Ref"} and value["Ref"] in parameters:
         return parameters[value["Ref"]]
     if set(value) == {"Ref"} and resources is not None and value["Ref"] in resources:
         return resources.ref(value["Ref"])
+    if set(value) == {"Fn::If"} and isinstance(value["Fn::If"], list) and len(value["Fn::If"]) == 3:
+        # e.g. the fetch's schedule, slower while the push path is on (a condition on parameters only)
+        name, when_true, when_false = value["Fn::If"]
+        chosen = when_true if _condition(name, conditions or {}, parameters, where) else when_false
+        return _plain(chosen, resources, parameters, where, conditions)
     if set(value) == {"Fn::GetAtt"} and resources is not None:
         target = value["Fn::GetAtt"]
         logical_id, attribute = target.split(".", 1) if isinstance(target, str) else target
@@ -524,7 +536,31 @@ def _plain(value: Any, resources: Resources | None, parameters: Mapping[str, Any
             return resources.get_att(logical_id, attribute)
     if any(str(key).startswith("Fn::") or key == "Ref" for key in value):
         raise TemplateError(f"{where}: {value!r} cannot be resolved locally (a literal, a Ref or a GetAtt can)")
-    return {key: _plain(item, resources, parameters, where) for key, item in value.items()}
+    return {key: _plain(item, resources, parameters, where, conditions) for key, item in value.items()}
+
+
+def _condition(name: Any, conditions: Mapping[str, Any], parameters: Mapping[str, Any], where: str) -> bool:
+    """A template condition made of Fn::Equals / Not / And / Or over parameters, as CloudFormation evaluates it."""
+    if not isinstance(name, str) or name not in conditions:
+        raise TemplateError(f"{where}: unknown condition {name!r}")
+    return _truth(conditions[name], conditions, parameters, where)
+
+
+def _truth(expression: Any, conditions: Mapping[str, Any], parameters: Mapping[str, Any], where: str) -> bool:
+    if isinstance(expression, dict) and len(expression) == 1:
+        ((key, argument),) = expression.items()
+        if key == "Condition":
+            return _condition(argument, conditions, parameters, where)
+        if key == "Fn::Not":
+            return not _truth(argument[0], conditions, parameters, where)
+        if key == "Fn::And":
+            return all(_truth(item, conditions, parameters, where) for item in argument)
+        if key == "Fn::Or":
+            return any(_truth(item, conditions, parameters, where) for item in argument)
+        if key == "Fn::Equals":
+            left, right = (_scalar_string(_plain(item, None, parameters, where)) for item in argument)
+            return left == right
+    raise TemplateError(f"{where}: condition {expression!r} cannot be evaluated locally")
 
 
 def _string(value: Any, resources: Resources | None, parameters: Mapping[str, Any], where: str) -> str:
@@ -640,6 +676,14 @@ def _events(tpl: Template, resources: Resources | None, types: tuple[str, ...]) 
     for logical_id in tpl.logical_ids(FUNCTION):
         if resources is not None and logical_id not in resources:
             continue
+        condition = tpl.resources[logical_id].get("Condition")
+        conditions = tpl.body.get("Conditions") or {}
+        if (
+            resources is None
+            and condition
+            and not _condition(condition, conditions, resolve_parameters(tpl), logical_id)
+        ):
+            continue  # not deployed with the default parameters (the push path, say)
         for event_name, event in (function_properties(tpl, logical_id).get("Events") or {}).items():
             if event.get("Type") in types:
                 yield logical_id, event_name, event
@@ -725,7 +769,8 @@ def schedule_targets(template: TemplateLike = None, resources: Resources | None 
     parameters = _parameters_of(tpl, resources)
     targets = []
     for logical_id, event_name, event in _events(tpl, resources, ("Schedule", "ScheduleV2")):
-        props = _plain(event.get("Properties") or {}, resources, parameters, f"{logical_id}.{event_name}")
+        where = f"{logical_id}.{event_name}"
+        props = _plain(event.get("Properties") or {}, resources, parameters, where, tpl.body.get("Conditions"))
         expression = props.get("Schedule") if event["Type"] == "Schedule" else props.get("ScheduleExpression")
         enabled = _true(props.get("Enabled", True)) and str(props.get("State", "ENABLED")).upper() == "ENABLED"
         raw_input = props.get("Input")

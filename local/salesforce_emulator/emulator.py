@@ -211,6 +211,15 @@ class SalesforceEmulator:
         return sobject
 
     # ----- data, in-process ----------------------------------------------------------------------
+    def relay_change_events(self, sink: Any) -> Any:
+        """Publish a Change Data Capture event for every committed Account and Contact change from now on, inside
+        Event Relay's EventBridge envelope, to `sink(events)`; the relay (its `faults`) is returned."""
+        from .change_events import EventRelay
+
+        relay = EventRelay(org_id=self.org_id + "AAA", sink=sink)
+        self._store.listeners.append(relay.on_change)
+        return relay
+
     def create(self, sobject: str, values: dict) -> str:
         return self._store.create(self._object(sobject), values)["Id"]
 

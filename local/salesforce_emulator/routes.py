@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .admin import Admin
 from .auth import Auth, OAuthError
 from .bulk import DAILY_QUERY_JOBS, BulkQueries
+from .change_events import CHANGE_ORIGIN
 from .clock import Clock
 from .cursors import Cursor, Cursors
 from .errors import SalesforceApiError, invalid_session, limit_exceeded, not_found
@@ -119,7 +120,15 @@ class Api:
             return _error(not_found())
         if len(segments) == 2:  # the Versions URI: public, not an API call, no Sforce-Limit-Info
             return Response(200, self._versions())
-        return self._data_call(method, segments[2:], params, headers, body)
+        # Change Data Capture names the API client of a change in its changeOrigin (change_events.py)
+        version = segments[2].lstrip("v") if len(segments) > 2 else ""
+        call_options = headers.get("sforce-call-options", "")
+        origin = f"com/salesforce/api/rest/{version}" + (f";{call_options}" if call_options else "")
+        token = CHANGE_ORIGIN.set(origin)
+        try:
+            return self._data_call(method, segments[2:], params, headers, body)
+        finally:
+            CHANGE_ORIGIN.reset(token)
 
     def log(self, method: str, kind: str) -> None:
         with self._log_lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 
@@ -57,6 +57,10 @@ class Store:
             (obj.name, f.name): {} for obj in OBJECTS.values() for f in obj.fields if f.unique
         }
         self._journal: list[tuple[str, str, Record | None]] | None = None
+        # Committed changes go to every listener (Change Data Capture, change_events.py): (object, old, new), once
+        # the outermost transaction commits, never for writes it rolled back.
+        self.listeners: list[Callable[[str, Record | None, Record], None]] = []
+        self._uncommitted: list[tuple[int, str, Record | None, Record]] = []  # (journal position, object, old, new)
 
     # ----- reading -------------------------------------------------------------------------------
     def get(self, sobject: SObject, record_id: str) -> Record | None:
@@ -99,9 +103,13 @@ class Store:
             finally:
                 if outermost:
                     self._journal = None
+                    committed, self._uncommitted = self._uncommitted, []
+                    for _, name, old, new in committed:  # empty when rolled back
+                        self._publish(name, old, new)
 
     def _rollback_to(self, savepoint: int) -> None:
         assert self._journal is not None
+        self._uncommitted = [change for change in self._uncommitted if change[0] < savepoint]
         while len(self._journal) > savepoint:
             name, record_id, old = self._journal.pop()
             table = self._tables[name]
@@ -219,9 +227,16 @@ class Store:
 
     def _put(self, sobject: SObject, new: Record, old: Record | None) -> None:
         if self._journal is not None:
+            self._uncommitted.append((len(self._journal), sobject.name, old, new))
             self._journal.append((sobject.name, new["Id"], old))
         self._tables[sobject.name][new["Id"]] = new
         self._reindex(sobject, old, new)
+        if self._journal is None:
+            self._publish(sobject.name, old, new)
+
+    def _publish(self, name: str, old: Record | None, new: Record) -> None:
+        for listener in self.listeners:
+            listener(name, old, new)
 
     def _reindex(self, sobject: SObject, old: Record | None, new: Record | None) -> None:
         # Indexed by the standard object's fields: the unique index stays true to the stored values while a test

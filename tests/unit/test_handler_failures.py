@@ -89,3 +89,25 @@ def test_an_activity_batch_of_one_malformed_message_is_a_partial_response_not_a_
     result = runtime.invoke("activity_log", event)
     assert result.error is None
     assert result.payload == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_a_push_batch_reports_its_malformed_event_and_reads_nothing_for_an_overflow():
+    # the push function (issue 13): a body that is not a CDC event fails alone; an overflow names nothing to read,
+    # so no Salesforce or AWS call is made (none could be: no network here)
+    spec = FunctionSpec(
+        logical_id="PushChangesFunction",
+        function_name="account-sync-unit-push_changes",
+        code_dir=ROOT / "functions" / "push_changes",
+        timeout=60,
+        environment={
+            **ENVIRONMENT,
+            "SALESFORCE_SECRET_NAME": "account-sync/salesforce",
+            "SALESFORCE_TOKEN_URL": "https://login.salesforce.com/services/oauth2/token",
+        },
+        layer_dirs=(ROOT / "layers" / "account_sync",),
+    )
+    event = load_event("push_change_events.json")
+    event["Records"] = [*event["Records"][-1:], {**event["Records"][0], "messageId": "bad-1", "body": "not json"}]
+    result = LambdaRuntime([spec]).invoke("push_changes", event)
+    assert result.error is None
+    assert result.payload == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}

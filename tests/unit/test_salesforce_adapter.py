@@ -216,3 +216,27 @@ def test_a_hostile_synced_field_list_is_refused_at_cold_start(raw):
 )
 def test_a_bulk_csv_cell_gets_the_type_the_rest_api_json_gives_it(field_type, cell, value):
     assert _csv_value(field_type, cell) == value and type(_csv_value(field_type, cell)) is type(value)
+
+
+def test_records_by_id_reads_200_ids_a_query_with_deleted_rows_and_names_the_client():
+    # the push path's read (issue 13): one queryAll per 200 ids; every call carries Sforce-Call-Options, so that
+    # Salesforce names Account Sync in the changeOrigin of what it changes (Convert Person)
+    ids = [f"001{n:015d}" for n in range(1, 251)]
+    http = CannedSalesforce(
+        [
+            (200, {"totalSize": 1, "done": True, "records": [{"Id": ids[0]}]}),
+            (200, {"totalSize": 0, "done": True, "records": []}),
+        ]
+    )
+    records = list(source(Authenticator(), http, []).records_by_id("Account", ["Id"], ids))
+    assert records == [{"Id": ids[0]}]
+    assert [urlsplit(str(r.url)).path.rstrip("/").rsplit("/", 1)[-1] for r in http.requests] == ["queryAll"] * 2
+    assert http.soql(0).count("'001") == 200 and http.soql(1).count("'001") == 50
+    assert all(r.headers["Sforce-Call-Options"] == "client=AccountSync" for r in http.requests)
+
+
+def test_records_by_id_refuses_what_is_not_a_record_id_before_any_query():
+    http = CannedSalesforce([])
+    with pytest.raises(ValueError, match="not Salesforce record ids"):
+        list(source(Authenticator(), http, []).records_by_id("Account", ["Id"], ["001' OR Name != '"]))
+    assert http.requests == []

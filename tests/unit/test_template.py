@@ -76,6 +76,17 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:PutItem", "SyncStateTable"),
         ("sqs:SendMessage", "AccountChangesQueue"),
     },
+    # The push path (issue 13): the Salesforce key, the recorded API usage shared with the fetch, its events in,
+    # account changes out. It keeps no watermark and takes no lease.
+    "PushChangesFunction": {
+        ("secretsmanager:GetSecretValue", "secret:${SalesforceSecretName}-??????"),
+        ("dynamodb:GetItem", "SyncStateTable"),
+        ("dynamodb:UpdateItem", "SyncStateTable"),
+        ("sqs:ReceiveMessage", "ChangeEventsQueue"),
+        ("sqs:DeleteMessage", "ChangeEventsQueue"),
+        ("sqs:GetQueueAttributes", "ChangeEventsQueue"),
+        ("sqs:SendMessage", "AccountChangesQueue"),
+    },
     # Convert Person: the Salesforce key, the person read and linked (one conditional UpdateItem).
     "ConvertPersonFunction": {
         ("secretsmanager:GetSecretValue", "secret:${SalesforceSecretName}-??????"),
@@ -84,7 +95,7 @@ EXPECTED_DATA_PERMISSIONS = {
     },
 }
 # Only these functions may ship simple-salesforce (cold start, package size: docs/decisions.md).
-SALESFORCE_FUNCTIONS = {"FetchChangesFunction", "ConvertPersonFunction"}
+SALESFORCE_FUNCTIONS = {"FetchChangesFunction", "ConvertPersonFunction", "PushChangesFunction"}
 
 
 @pytest.fixture(scope="module")
@@ -545,7 +556,7 @@ def test_convert_person_is_its_own_function_and_granted_apart(template: dict[str
     assert [r.split("/")[-3:] for r in grants["ConvertPersonCallerPolicy"]] == [["people", "*", "convert"]]
 
 
-def test_only_the_fetch_and_convert_person_ship_simple_salesforce(template: dict[str, Any]) -> None:
+def test_only_the_functions_that_call_salesforce_ship_simple_salesforce(template: dict[str, Any]) -> None:
     root = TEMPLATE_PATH.parent
     assert "simple-salesforce" not in (root / "layers/account_sync/requirements.txt").read_text()
     for function_id, function in _functions(template).items():

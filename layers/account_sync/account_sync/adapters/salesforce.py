@@ -32,6 +32,7 @@ from simple_salesforce.format import format_soql
 from simple_salesforce.util import exception_handler
 
 from account_sync.adapters.salesforce_auth import JwtBearerAuthenticator
+from account_sync.change_events import ACCOUNT_SYNC_CLIENT_ID
 from account_sync.domain.conversion import EXTERNAL_ID_FIELD, ConversionOrder, ConvertedRecords
 from account_sync.domain.timestamps import EPOCH, normalize_timestamp
 from account_sync.ports import (
@@ -51,9 +52,12 @@ from account_sync.ports import (
 
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CANONICAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _TRANSIENT_STATUS = {406, 420, 429, 500, 502, 503, 504}
 MAX_QUERY_RESTARTS = 5
+# Ids per `WHERE Id IN` query of the push path: far under SOQL's 100,000 characters, one page of results.
+IDS_PER_QUERY = 200
 BULK_MAX_POLL_SECONDS = 10.0  # well under the run's stop margin: a wait never runs into the deadline
 _NUMBER_TYPES = {"double", "currency", "percent"}
 
@@ -186,6 +190,29 @@ class SalesforceRestSource:
                     raise
                 # The cursor is gone: read the rest of the window again from the last record seen.
 
+    def records_by_id(
+        self, sobject: str, fields: Sequence[str], record_ids: Sequence[str]
+    ) -> Iterator[Mapping[str, object]]:
+        """The records named (deleted ones too), as a window's read returns them: one `queryAll` per
+        `IDS_PER_QUERY` ids (the push path's targeted read; ids the org no longer has are simply absent)."""
+        _check_names(sobject, fields)
+        bad = [record_id for record_id in record_ids if not _RECORD_ID.match(record_id)]
+        if bad:
+            raise ValueError(f"not Salesforce record ids: {bad[:3]!r}")
+        for first in range(0, len(record_ids), IDS_PER_QUERY):
+            chunk = list(record_ids[first : first + IDS_PER_QUERY])
+            select = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - names checked above  # nosec B608
+            soql = format_soql(f"{select} WHERE Id IN {{}}", chunk)
+            page: Any = self._call(lambda sf, q=soql: sf.query(q, include_deleted=True))  # type: ignore[misc]
+            while True:
+                yield from page.get("records", [])
+                next_url = page.get("nextRecordsUrl")
+                if page.get("done", True) or not next_url:
+                    break
+                page = self._call(
+                    lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
+                )
+
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------------
 
     def _bulk_window(self, sobject: str, fields: Sequence[str], soql: str) -> Iterator[WindowItem]:
@@ -308,6 +335,8 @@ class SalesforceRestSource:
                 session=self._session,
                 version=self._api_version,
             )
+            # Names us in the changeOrigin of what we change (Convert Person), so the push path can tell it.
+            self._client.headers["Sforce-Call-Options"] = f"client={ACCOUNT_SYNC_CLIENT_ID}"
         return self._client
 
     def _call(self, operation: Callable[[Salesforce], _T]) -> _T:
