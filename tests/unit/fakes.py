@@ -139,6 +139,13 @@ class FakeAccounts:
         )
         return True
 
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields) -> bool:
+        state = self.items.get(account_id)
+        if state is None or state.system_modstamp != system_modstamp or state.applied_modstamp != system_modstamp:
+            return False
+        self.items[account_id] = replace(state, fields=dict(fields))
+        return True
+
     def note_joiners(self, account_id: str, contact_ids, joined_at: str, forget, overflow: bool) -> None:
         self.joiner_writes += 1
         state = self.items.get(account_id) or AccountState(account_id, {}, None, None, False, None, None)
@@ -254,7 +261,7 @@ class FakeContacts:
             kept = kept or {}
             if c.account_id != change.account_id or c.is_deleted or change.overtaken_on(c.account_modstamp):
                 return False
-            if change.version is not None and c.account_modstamp == change.version.system_modstamp:
+            if not change.rewrites_own_stamp and c.account_modstamp == change.guard_modstamp:
                 return False  # a version writes a contact at an older one only
             edited = change.edited_over(c.account_outbox)
             if {n: e.change for n, e in edited.items()} != {n: e.change for n, (_, e) in kept.items()}:

@@ -322,6 +322,11 @@ class AccountRepository(Protocol):
         version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
         ...
 
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
+        """A resync: set the stored account's fields to `fields` (read again from Salesforce at the same version),
+        while `system_modstamp` is still its newest version and applied. False otherwise (a newer one came)."""
+        ...
+
     def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
         the account's newest version, with its decision (`local_edits`), if the account is still as `stored`

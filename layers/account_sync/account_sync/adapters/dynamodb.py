@@ -260,6 +260,19 @@ class DynamoAccountRepository:
             raise translate(exc) from exc
         return True
 
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
+        condition = (AccountItem.system_modstamp == system_modstamp) & (AccountItem.applied_modstamp == system_modstamp)
+        try:
+            AccountItem(account_id).update(
+                actions=[AccountItem.fields.set(dict(fields)), AccountItem.updated_at.set(self._now())],
+                condition=condition,
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
     def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         """One conditional write: the field's value and its mark (the edit, over the newest version, with its
         decision), while the item is still `stored` in what decides the edit (newest version, not deleted, the
@@ -570,7 +583,7 @@ class DynamoContactRepository:
         path, so the outbox map must exist: a contact without one gets it whole)."""
         kept = kept or {}
         entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp)) for fc in changes}
-        if change.edit is None:
+        if not change.rewrites_own_stamp:
             newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
         else:
             newer = ContactItem.account_modstamp <= change.guard_modstamp
