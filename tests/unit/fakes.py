@@ -430,6 +430,13 @@ class FakeSalesforce:
             record = {name: row.get(name) for name in fields}
             yield WindowItem(record, {"mode": "rest", "after_stamp": row["SystemModstamp"], "after_id": row["Id"]})
 
+    def accounts_by_ids(self, fields, account_ids):
+        self.calls += 1
+        wanted = set(account_ids)
+        for row in sorted(self.records["Account"], key=lambda r: r["Id"]):
+            if row["Id"] in wanted:
+                yield {name: row.get(name) for name in fields}
+
     @property
     def api_usage(self) -> ApiUsage | None:
         return self.usage

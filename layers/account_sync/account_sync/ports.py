@@ -184,6 +184,10 @@ class SalesforceSource(Protocol):
         """Records (deleted ones too) with `start < SystemModstamp <= end`, ordered by (SystemModstamp, Id)."""
         ...
 
+    def accounts_by_ids(self, fields: Sequence[str], account_ids: Sequence[str]) -> Iterator[Mapping[str, object]]:
+        """The Accounts with these ids (deleted ones too), read again for a resync; unknown ids yield nothing."""
+        ...
+
     @property
     def api_usage(self) -> ApiUsage | None: ...
 

@@ -1,0 +1,110 @@
+"""The fetch's side of a resync (issue 12, item 1): accounts read again by id, by window, or all of them, queued
+as account changes carrying the resync's id; a window drains over runs from its checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+from account_sync.contracts import AccountChangeMessage
+from account_sync.domain.timestamps import EPOCH
+from account_sync.services.fetch_changes import (
+    RESYNC_STREAM,
+    FetchConfig,
+    InvalidResync,
+    ResyncRequest,
+    fetch_changes,
+)
+
+from tests.unit.factories import SYNCED, account_id, stamp
+from tests.unit.test_fetch import Scenario
+
+
+def run(scenario: Scenario, resync: ResyncRequest | None, run_id: str = "run-1", **config: object):
+    return fetch_changes(
+        scenario.salesforce,
+        scenario.queue,
+        scenario.state,
+        FetchConfig(SYNCED, lookback_seconds=120, checkpoint_records=2, **config),  # type: ignore[arg-type]
+        now=lambda: scenario.clock,
+        run_id=run_id,
+        resync=resync,
+    )
+
+
+def resync_messages(scenario: Scenario) -> list[AccountChangeMessage]:
+    return [m for m in scenario.queue.messages if isinstance(m, AccountChangeMessage) and m.resync_id]
+
+
+@pytest.fixture
+def synced() -> Scenario:
+    """Five accounts, all read by a first run: the store is in step."""
+    scenario = Scenario()
+    for n in range(1, 6):
+        scenario.account(n, minute=n)
+    run(scenario, None)
+    scenario.queue.messages.clear()
+    return scenario
+
+
+def test_named_accounts_are_read_again_by_id_and_queued_with_the_resync_id(synced):
+    report = run(synced, ResyncRequest(account_ids=(account_id(2), account_id(4), account_id(9))))
+    messages = resync_messages(synced)
+    assert [m.version.account_id for m in messages] == [account_id(2), account_id(4)]
+    assert len({m.resync_id for m in messages}) == 1
+    assert report.resync is not None and report.resync["not_found"] == [account_id(9)]
+    assert report.resync["queued"] == 2 and report.resync["done"] is True
+
+
+def test_without_a_resync_a_run_in_step_queues_nothing(synced):
+    report = run(synced, None)
+    assert resync_messages(synced) == [] and report.resync is None
+
+
+def test_a_window_reads_the_accounts_changed_in_it(synced):
+    report = run(synced, ResyncRequest(since=stamp(1, 30), until=stamp(3)))
+    assert [m.version.account_id for m in resync_messages(synced)] == [account_id(2), account_id(3)]
+    assert report.resync is not None and report.resync["done"] is True
+    assert synced.state.load_stream(RESYNC_STREAM).progress is None
+
+
+def test_everything_drains_over_runs_at_a_bounded_number_of_records_a_run(synced):
+    first = run(synced, ResyncRequest(everything=True), resync_records_per_run=2)
+    assert first.resync is not None and (first.resync["queued"], first.resync["done"]) == (2, False)
+    progress = synced.state.load_stream(RESYNC_STREAM).progress
+    assert progress is not None and progress.start == EPOCH
+    second = run(synced, None, run_id="run-2", resync_records_per_run=2)
+    third = run(synced, None, run_id="run-3", resync_records_per_run=2)
+    assert second.resync is not None and third.resync is not None
+    assert (second.resync["queued"], third.resync["queued"], third.resync["done"]) == (2, 1, True)
+    assert sorted(m.version.account_id for m in resync_messages(synced)) == [account_id(n) for n in range(1, 6)]
+    assert len({m.resync_id for m in resync_messages(synced)}) == 1  # one resync, the same id in every run
+    assert run(synced, None, run_id="run-4").resync is None
+
+
+def test_a_resync_message_is_not_deduplicated_against_the_fetchs_message_of_the_same_version(synced):
+    run(synced, ResyncRequest(account_ids=(account_id(1),)))
+    (resynced,) = resync_messages(synced)
+    assert resynced.deduplication_id != AccountChangeMessage(resynced.version).deduplication_id
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("everything", "resync must be"),
+        ({"account_ids": []}, "non-empty list"),
+        ({"account_ids": ["001' OR Name != '"]}, "not Salesforce ids"),
+        ({"since": "yesterday"}, "ISO-8601"),
+        ({"since": stamp(2), "until": stamp(1)}, "later than since"),
+        ({"account_ids": [account_id(1)], "since": stamp(1)}, "not both"),
+        ({"until": stamp(1)}, "needs since"),
+        ({"ids": [account_id(1)]}, "unknown keys"),
+    ],
+)
+def test_a_bad_request_is_a_clear_error(raw, problem):
+    with pytest.raises(InvalidResync, match=problem):
+        ResyncRequest.from_event(raw)
+
+
+def test_requests_parse():
+    assert ResyncRequest.from_event("all") == ResyncRequest(everything=True)
+    assert ResyncRequest.from_event({"account_ids": [account_id(1), account_id(1)]}).account_ids == (account_id(1),)
+    assert ResyncRequest.from_event({"since": "2026-11-27T10:01:00Z"}).since == stamp(1)
