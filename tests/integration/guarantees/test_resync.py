@@ -1,0 +1,94 @@
+"""Resync (issue 12, item 1), on moto from template.yaml and the Salesforce emulator, through the real fetch and
+fan-out functions and `account-sync resync`: a contact changed behind the store's back is repaired with exact
+activities, a store in step gets no write and no activity, and a field added to the synced list reaches every
+contact."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
+from account_sync_cli import __main__ as cli
+from account_sync_cli import resync as resyncing
+from account_sync_cli.deployment import Deployment
+
+from tests.integration.guarantees.conftest import SCHEDULE_EVENT, activity_keys, contact_fields
+from tests.integration.guarantees.test_fetch_runs import given_a_synced_org, let_the_stamps_pass
+
+WITHOUT_RATING = "Name,Industry,BillingCountry"
+
+
+@pytest.fixture
+def operator(fetch, pipeline, stack_resources, monkeypatch: pytest.MonkeyPatch):
+    """`account-sync --stack test resync ...`, its fetch function invoked in the pipeline's runtime (`fetch`
+    points it at the emulator)."""
+    deployment = Deployment(name="stack test", refs=stack_resources.refs(), region="us-east-1")
+    monkeypatch.setattr(cli, "deployment_for", lambda args: deployment)
+    monkeypatch.setattr(resyncing, "invoke_fetch", lambda _, event: pipeline.invoke("fetch_changes", event).payload)
+
+    def run(*args: str) -> tuple[int, Any]:
+        out = io.StringIO()
+        status = cli.main(["--stack", "test", "--json", "resync", *args], stdout=out)
+        return status, json.loads(out.getvalue()) if out.getvalue() else None
+
+    return run
+
+
+def contacts_as_stored(contact_ids: list[str]) -> dict[str, dict[str, Any]]:
+    return {cid: ContactItem.get(cid, consistent_read=True).to_simple_dict() for cid in contact_ids}
+
+
+def test_a_contact_changed_behind_the_stores_back_is_repaired_with_exact_activities(salesforce, pipeline, operator):
+    # Given a synced org, and one contact whose Industry was changed in the store behind the sync's back
+    account_ids, contact_ids = given_a_synced_org(salesforce, pipeline, accounts=3)
+    ContactItem(contact_ids[1]).update(actions=[ContactItem.account_fields["Industry"].set("Tampered")])  # type: ignore[index]
+    before = activity_keys()
+    # When the operator resyncs that account
+    status, summary = operator("--account", account_ids[1])
+    assert pipeline.drain().empty
+    # Then the contact holds Salesforce's value again, with one activity saying so, and nothing else changed
+    assert status == 0 and summary["done"] is True and summary["accounts_queued"] == 1
+    assert contact_fields([contact_ids[1]])[contact_ids[1]]["Industry"] == "Energy"
+    new = sorted(set(activity_keys()) - set(before))
+    assert [(subject, key.split("#")[1:3]) for subject, key in new] == [(contact_ids[1], ["resync", "Industry"])]
+    activity = ActivityItem.get(*new[0])
+    assert (activity.old_value, activity.new_value) == ("Tampered", "Energy")
+    assert activity.reason == "Resync from Salesforce"
+
+
+def test_a_resync_of_everything_in_step_writes_nothing(salesforce, pipeline, operator):
+    _, contact_ids = given_a_synced_org(salesforce, pipeline, accounts=4)
+    stored, before = contacts_as_stored(contact_ids), activity_keys()
+    status, summary = operator("--all", "--drain")
+    assert pipeline.drain().empty
+    assert status == 0 and summary["done"] is True and summary["accounts_queued"] == 4
+    assert contacts_as_stored(contact_ids) == stored and activity_keys() == before
+
+
+def test_a_field_added_to_the_synced_list_reaches_every_contact_by_a_resync(salesforce, pipeline, operator):
+    # Given an org synced while the list did not have Rating
+    pipeline.runtime.add_env({"SYNCED_ACCOUNT_FIELDS": WITHOUT_RATING})
+    pipeline.runtime.reset()
+    account_ids, contact_ids = given_a_synced_org(salesforce, pipeline, accounts=3)
+    for account_id in account_ids:
+        salesforce.update("Account", account_id, {"Rating": "Hot"})
+    let_the_stamps_pass()
+    pipeline.invoke("fetch_changes", SCHEDULE_EVENT)
+    assert pipeline.drain().empty
+    assert all("Rating" not in fields for fields in contact_fields(contact_ids).values())
+    # When a deployment adds Rating, and the operator resyncs everything
+    pipeline.runtime.add_env({"SYNCED_ACCOUNT_FIELDS": WITHOUT_RATING + ",Rating"})
+    pipeline.runtime.reset()
+    status, summary = operator("--all", "--drain")
+    assert pipeline.drain().empty
+    # Then every contact has it
+    assert status == 0 and summary["done"] is True
+    assert {fields.get("Rating") for fields in contact_fields(contact_ids).values()} == {"Hot"}
+
+
+def test_a_bad_request_is_refused_with_its_reason(salesforce, pipeline, operator, capsys):
+    status, _ = operator("--account", "not-an-id")
+    assert status == 2 and "not Salesforce ids" in capsys.readouterr().err
