@@ -49,6 +49,7 @@ def fetch_config(settings: Settings) -> FetchConfig:
         api_budget_share=settings.api_budget_share,
         reconcile_interval_seconds=settings.reconcile_interval_seconds,
         reconcile_lookback_seconds=settings.reconcile_lookback_seconds,
+        resync_records_per_run=settings.resync_records_per_run,
     )
 
 

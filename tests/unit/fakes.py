@@ -358,6 +358,7 @@ class FakeSyncState:
         self.lease_owner: str | None = None
         self.lease_seconds: int | None = None
         self.saved: list[tuple[str, str]] = []
+        self.synced_fields: tuple[str, ...] | None = None
 
     def load_watermark(self, sobject: str) -> str | None:
         return self.watermarks.get(sobject)
@@ -370,6 +371,15 @@ class FakeSyncState:
 
     def load_stream(self, stream: str) -> StreamState:
         return StreamState(self.watermarks.get(stream), self.progress.get(stream))
+
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        self.progress.pop(stream, None)
+
+    def load_synced_fields(self):
+        return self.synced_fields
+
+    def save_synced_fields(self, fields, at: str) -> None:
+        self.synced_fields = tuple(fields)
 
     def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
         self.progress[stream] = progress

@@ -108,3 +108,44 @@ def test_requests_parse():
     assert ResyncRequest.from_event("all") == ResyncRequest(everything=True)
     assert ResyncRequest.from_event({"account_ids": [account_id(1), account_id(1)]}).account_ids == (account_id(1),)
     assert ResyncRequest.from_event({"since": "2026-11-27T10:01:00Z"}).since == stamp(1)
+
+
+def test_an_earlier_window_than_the_last_resyncs_is_done_all_the_same(synced):
+    run(synced, ResyncRequest(since=stamp(3), until=stamp(5)))
+    report = run(synced, ResyncRequest(since=stamp(0), until=stamp(2)), run_id="run-2")
+    assert report.resync is not None and report.resync["done"] is True
+    assert run(synced, None, run_id="run-3").resync is None
+
+
+def test_the_first_run_records_the_synced_fields_and_starts_no_resync(synced):
+    assert synced.state.load_synced_fields() == SYNCED
+    assert resync_messages(synced) == []
+
+
+def test_a_changed_field_list_starts_a_resync_of_everything(synced):
+    synced.salesforce.fields.add("Rating")
+    fetch_changes(
+        synced.salesforce,
+        synced.queue,
+        synced.state,
+        FetchConfig((*SYNCED, "Rating"), lookback_seconds=120),
+        now=lambda: synced.clock,
+        run_id="run-2",
+    )
+    report = run(synced, None, run_id="run-3")  # the list is back as it was: another change
+    assert report.fields_changed == {"added": [], "removed": ["Rating"]}
+    assert synced.state.load_synced_fields() == SYNCED
+    assert report.resync is not None and report.resync["done"] is True
+    assert len(resync_messages(synced)) == 10  # every account, once per change of the list
+
+
+def test_the_same_fields_in_another_order_start_no_resync(synced):
+    fetch_changes(
+        synced.salesforce,
+        synced.queue,
+        synced.state,
+        FetchConfig(tuple(reversed(SYNCED)), lookback_seconds=120),
+        now=lambda: synced.clock,
+        run_id="run-2",
+    )
+    assert resync_messages(synced) == []

@@ -128,3 +128,21 @@ def test_a_resync_of_an_older_version_is_stale():
     world.given_contacts(1)
     world.sync(account_version(1, minute=2))
     assert resync(world, account_version(1, minute=1)).outcome == "stale"
+
+
+def test_a_field_removed_from_the_synced_list_is_removed_by_the_resync_without_an_activity():
+    world = World()
+    world.given_contacts(2)
+    world.sync(account_version(1, minute=1))
+    logged = len(world.store.activities)
+    world.fan_out._config = world.fan_out._config.__class__(("Name", "Industry"))  # BillingCountry removed
+    version = account_version(1, minute=1)
+    version = version.__class__(
+        version.account_id, version.system_modstamp, False, {"Name": "Account 1", "Industry": "Energy"}
+    )
+    report = resync(world, version)
+    assert report.contacts_written == 2 and len(world.store.activities) == logged
+    assert all("BillingCountry" not in world.contact(n).account_fields for n in range(2))
+    assert "BillingCountry" not in world.accounts.get(account_id(1)).fields
+    # and a second resync finds the store in step
+    assert resync(world, version, "rs2").contacts_written == 0

@@ -436,8 +436,9 @@ class RecordedUsage:
 
 
 class SyncStateStore(Protocol):
-    """Per stream (`Account`, `Contact`, and their sweeps `Account.sweep`, `Contact.sweep`): a watermark and the
-    window in progress; for the whole fetch: the lease and the last known API usage."""
+    """Per stream (`Account`, `Contact`, their sweeps `Account.sweep`, `Contact.sweep`, and `Account.resync`): a
+    watermark and the window in progress; for the whole fetch: the lease, the last known API usage and the synced
+    field list it last read Accounts with."""
 
     def load_watermark(self, sobject: str) -> str | None: ...
 
@@ -453,9 +454,19 @@ class SyncStateStore(Protocol):
         """Checkpoint: every change of the window up to `progress.position` is queued."""
         ...
 
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        """The window in progress is done: cleared, whatever the watermark (a resync's windows are not in order)."""
+        ...
+
     def load_api_usage(self) -> RecordedUsage | None: ...
 
     def save_api_usage(self, recorded: RecordedUsage) -> None: ...
+
+    def load_synced_fields(self) -> tuple[str, ...] | None:
+        """The SyncedAccountFields the fetch last read Accounts with; None before it first recorded them."""
+        ...
+
+    def save_synced_fields(self, fields: Sequence[str], at: str) -> None: ...
 
     def acquire_lease(self, owner: str, seconds: int) -> bool: ...
 

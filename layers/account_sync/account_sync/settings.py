@@ -45,6 +45,8 @@ class Settings:
     bulk_threshold: int = 10_000
     reconcile_interval_seconds: int = 3600
     reconcile_lookback_seconds: int = 3600
+    # Accounts a resync of a window or of everything reads a run (then the next run goes on): its rate.
+    resync_records_per_run: int = 50_000
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             bulk_threshold=_int(environ, "BULK_THRESHOLD", 10_000, minimum=0),
             reconcile_interval_seconds=_int(environ, "RECONCILE_INTERVAL_SECONDS", 3600, minimum=60),
             reconcile_lookback_seconds=_int(environ, "RECONCILE_LOOKBACK_SECONDS", 3600, minimum=0),
+            resync_records_per_run=_int(environ, "RESYNC_RECORDS_PER_RUN", 50_000, minimum=1),
         )
 
     def require(self, *names: str) -> None:

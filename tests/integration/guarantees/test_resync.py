@@ -13,12 +13,18 @@ import pytest
 from account_sync.adapters.dynamodb_models import ActivityItem, ContactItem
 from account_sync_cli import __main__ as cli
 from account_sync_cli import resync as resyncing
+from account_sync_cli import status as status_view
 from account_sync_cli.deployment import Deployment
 
 from tests.integration.guarantees.conftest import SCHEDULE_EVENT, activity_keys, contact_fields
 from tests.integration.guarantees.test_fetch_runs import given_a_synced_org, let_the_stamps_pass
 
 WITHOUT_RATING = "Name,Industry,BillingCountry"
+
+
+@pytest.fixture
+def deployment_view(stack_resources) -> Deployment:
+    return Deployment(name="stack test", refs=stack_resources.refs(), region="us-east-1")
 
 
 @pytest.fixture
@@ -92,3 +98,49 @@ def test_a_field_added_to_the_synced_list_reaches_every_contact_by_a_resync(sale
 def test_a_bad_request_is_refused_with_its_reason(salesforce, pipeline, operator, capsys):
     status, _ = operator("--account", "not-an-id")
     assert status == 2 and "not Salesforce ids" in capsys.readouterr().err
+
+
+def test_a_field_added_to_the_synced_list_reaches_every_contact_without_an_operator(salesforce, pipeline, fetch):
+    # Given an org synced while the list did not have Rating, whose accounts have a Rating in Salesforce
+    pipeline.runtime.add_env({"SYNCED_ACCOUNT_FIELDS": WITHOUT_RATING})
+    pipeline.runtime.reset()
+    account_ids, contact_ids = given_a_synced_org(salesforce, pipeline, accounts=3)
+    for account_id in account_ids:
+        salesforce.update("Account", account_id, {"Rating": "Warm"})
+    let_the_stamps_pass()
+    pipeline.invoke("fetch_changes", SCHEDULE_EVENT)
+    assert pipeline.drain().empty
+    before = activity_keys()
+    # When a deployment adds Rating, and the schedule runs the fetch
+    pipeline.runtime.add_env({"SYNCED_ACCOUNT_FIELDS": WITHOUT_RATING + ",Rating"})
+    pipeline.runtime.reset()
+    report = pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload
+    assert pipeline.drain().empty
+    # Then the run started a resync of everything, and every contact has Rating, each with one resync activity
+    assert report["fields_changed"] == {"added": ["Rating"], "removed": []}
+    assert report["resync"]["done"] is True
+    assert {fields.get("Rating") for fields in contact_fields(contact_ids).values()} == {"Warm"}
+    new = sorted(set(activity_keys()) - set(before))
+    assert sorted((subject, key.split("#")[1:3]) for subject, key in new) == sorted(
+        (contact_id, ["resync", "Rating"]) for contact_id in contact_ids
+    )
+
+
+def test_a_resync_of_everything_drains_over_runs_and_status_shows_its_progress(
+    salesforce, pipeline, operator, deployment_view
+):
+    # Given a synced org of five accounts, and a fetch that resyncs two Accounts a run
+    given_a_synced_org(salesforce, pipeline, accounts=5)
+    pipeline.runtime.add_env({"RESYNC_RECORDS_PER_RUN": "2"})
+    pipeline.runtime.reset()
+    # When the operator starts a resync of everything without draining it
+    status, summary = operator("--all")
+    # Then it is in progress, and `account-sync status` says how far it read
+    assert status == 0 and summary["done"] is False and summary["accounts_queued"] == 2
+    progress = status_view.status(deployment_view)["resync"]
+    assert progress is not None and progress["bulk_job"] and progress["bulk_offset"] == "2"  # everything: Bulk
+    # and the scheduled runs finish it
+    outcomes = [pipeline.invoke("fetch_changes", SCHEDULE_EVENT).payload["resync"] for _ in range(2)]
+    assert [o["queued"] for o in outcomes] == [2, 1] and outcomes[-1]["done"] is True
+    assert status_view.status(deployment_view)["resync"] is None
+    assert pipeline.drain().empty

@@ -921,6 +921,7 @@ def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
 class DynamoSyncStateStore:
     LEASE_ID = "lease#fetch"
     USAGE_ID = "usage#salesforce"
+    FIELDS_ID = "fields#account"
 
     def __init__(self, now: Callable[[], str] = utc_now, clock: Callable[[], float] = time.time) -> None:
         self._now = now
@@ -979,6 +980,37 @@ class DynamoSyncStateStore:
                     SyncStateItem.last_run.set(dict(run)),
                 ]
             )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        item = SyncStateItem(f"watermark#{stream}")
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.updated_at.set(self._now()),
+                    SyncStateItem.last_run.set(dict(run)),
+                    SyncStateItem.window_start.remove(),
+                    SyncStateItem.window_end.remove(),
+                    SyncStateItem.position.remove(),
+                ]
+            )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def load_synced_fields(self) -> tuple[str, ...] | None:
+        try:
+            item = SyncStateItem.get(self.FIELDS_ID, consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return tuple(item.synced_fields) if item.synced_fields is not None else None
+
+    def save_synced_fields(self, fields: Sequence[str], at: str) -> None:
+        item = SyncStateItem(self.FIELDS_ID)
+        try:
+            item.update(actions=[SyncStateItem.synced_fields.set(list(fields)), SyncStateItem.updated_at.set(at)])
         except UpdateError as exc:
             raise translate(exc) from exc
 

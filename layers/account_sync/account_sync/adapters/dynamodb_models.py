@@ -132,6 +132,8 @@ class SyncStateItem(Model):
     api_used = NumberAttribute(null=True)
     api_limit = NumberAttribute(null=True)
     measured_at = UnicodeAttribute(null=True)
+    # on fields#account: the SyncedAccountFields the fetch last read Accounts with (a change starts a resync)
+    synced_fields = ListAttribute[str](null=True)
 
 
 ALL_MODELS: dict[str, type[Model]] = {

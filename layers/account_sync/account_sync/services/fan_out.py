@@ -241,11 +241,16 @@ class FanOutBatch:
         read again (a field newly synced, a value changed behind the store's back; a field a local edit over the
         version wrote keeps the edit, SPEC R3), and the version is diffed again against every contact, under a
         decision taken afresh from the contacts counted now (the 5000 rule). Only real differences are written,
-        with activities of origin `resync` keyed by the resync's id: a store in step costs the reads, no write."""
+        with activities of origin `resync` keyed by the resync's id: a store in step costs the reads, no write.
+        A field no longer in the synced list is removed from the account and its contacts (no activity: it is not
+        a value Salesforce changed), so that a resync after a deployment leaves exactly the synced fields."""
         edited = edits_since(stored.local_edits, stored.system_modstamp)
         values = {**version.fields, **{name: stored.fields.get(name) for name in edited}}
         changed = [change.field for change in diff_fields(stored.fields, values, self._config.synced_fields)]
-        if changed and not self._s._accounts.refresh_fields(version.account_id, version.system_modstamp, values):
+        unsynced = not set(stored.fields) <= set(self._config.synced_fields)  # a field removed from the list
+        if (changed or unsynced) and not self._s._accounts.refresh_fields(
+            version.account_id, version.system_modstamp, values
+        ):
             report.outcome = "stale"  # a newer version was accepted meanwhile: its own fan-out covers every contact
             return report
         decision = self._decide(version.account_id)
@@ -478,11 +483,13 @@ class FanOutBatch:
         writable = [name for name in fields if name not in edited]
         changes = diff_fields(contact.account_fields, change.values, writable)
         flag_changes = change.version is not None and contact.account_deleted != change.is_deleted
+        # A resync also writes a contact that holds a field no longer synced: the version's write leaves it out.
+        unsynced = change.resync_id is not None and not set(contact.account_fields) <= set(fields)
         if change.behind_base(contact.account_modstamp) and not changes:
             name = writable[0]
             held = canonical_value(contact.account_fields.get(name))
             changes = [FieldChange(name, held, held)]  # a mark only: no activity (old and new are the same)
-        elif not (changes or flag_changes):
+        elif not (changes or flag_changes or unsynced):
             return None
         kept = {name: (contact.account_fields.get(name), entry) for name, entry in edited.items()}
         return _ContactWrite(contact.contact_id, changes, kept)

@@ -173,6 +173,8 @@ class FetchReport:
     rejected: list[dict[str, object]] = field(default_factory=list)
     # A resync this run carried on or out: its id, what it reads, the Accounts queued, and whether it is done.
     resync: dict[str, object] | None = None
+    # The synced field list changed since the last run (added, removed): this run started a resync of everything.
+    fields_changed: dict[str, list[str]] | None = None
 
 
 class _OutOfTime(Exception):
@@ -277,7 +279,28 @@ class _Run:
 
     def run(self, resync: ResyncRequest | None = None) -> None:
         self._regular()
+        if resync is None or resync.account_ids:
+            self._resync_on_new_fields()
         self._resync(resync)
+
+    def _resync_on_new_fields(self) -> None:
+        """A SyncedAccountFields other than the one the fetch last read Accounts with (a deployment added or
+        removed a field): a resync of everything starts, so that every account is brought to the new list without
+        waiting for a Salesforce change. The list is recorded once the resync is started (a crash in between
+        starts it again). The first run that records a list starts none: nothing was synced with another one."""
+        fields = self.config.synced_fields
+        recorded = self.state.load_synced_fields()
+        if recorded == fields:
+            return
+        if recorded is not None and set(recorded) != set(fields):
+            progress = WindowProgress(start=EPOCH, end=self.now())
+            run = {"run_id": self.report.run_id, "requested": "synced fields changed"}
+            self.state.save_progress(RESYNC_STREAM, progress, run)
+            self.report.fields_changed = {
+                "added": sorted(set(fields) - set(recorded)),
+                "removed": sorted(set(recorded) - set(fields)),
+            }
+        self.state.save_synced_fields(fields, self.now())
 
     def _resync(self, request: ResyncRequest | None) -> None:
         """A request's named accounts now; a request's window replaces the one in progress (if any); a window in
@@ -396,6 +419,9 @@ class _Run:
                     raise _RecordsSpent
         self._queue(stream, sobject, records, to_messages)
         run = {"run_id": self.report.run_id, "queued": self.report.queued[sobject]}
+        if stream == RESYNC_STREAM:
+            self.state.end_window(stream, run)  # an earlier window than the last resync's is done all the same
+            return progress.end
         self.state.save_watermark(stream, progress.end, run)
         return max(progress.end, watermark or EPOCH)
 
