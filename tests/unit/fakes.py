@@ -440,6 +440,12 @@ class FakeSalesforce:
             record = {name: row.get(name) for name in fields}
             yield WindowItem(record, {"mode": "rest", "after_stamp": row["SystemModstamp"], "after_id": row["Id"]})
 
+    def accounts_after(self, fields, after_id, limit):
+        self.calls += 1
+        rows = sorted((r for r in self.records["Account"] if not r.get("IsDeleted")), key=lambda r: r["Id"])
+        for row in [r for r in rows if after_id is None or r["Id"] > after_id][:limit]:
+            yield {name: row.get(name) for name in fields}
+
     def accounts_by_ids(self, fields, account_ids):
         self.calls += 1
         wanted = set(account_ids)

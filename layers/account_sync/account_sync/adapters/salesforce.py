@@ -207,6 +207,16 @@ class SalesforceRestSource:
                     lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
                 )
 
+    def accounts_after(self, fields: Sequence[str], after_id: str | None, limit: int) -> Iterator[Mapping[str, object]]:
+        """Drift detection's rolling sample: the next `limit` Accounts (not deleted) in Id order after `after_id`,
+        in one query (`limit` stays under a page)."""
+        _check_names("Account", fields)
+        select = f"SELECT {', '.join(fields)} FROM Account"  # noqa: S608 - names checked above  # nosec B608
+        where = format_soql(" WHERE Id > {}", after_id) if after_id else ""
+        soql = f"{select}{where} ORDER BY Id LIMIT {int(limit)}"
+        page: Any = self._call(lambda sf: sf.query(soql))
+        yield from page.get("records", [])
+
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------------
 
     def _bulk_window(self, sobject: str, fields: Sequence[str], soql: str) -> Iterator[WindowItem]:
