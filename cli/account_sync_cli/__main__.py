@@ -6,6 +6,7 @@
     account-sync --local dlq redrive --queue changes [--id MESSAGE_ID ...] [--dry-run]
     account-sync --local store contact <contact id>        # store account|contacts|state as well
     account-sync --local resync --account ID [--account ID ...] | --since T [--until T] | --all [--drain]
+    account-sync --local drift [--repair]                  # compare the next sample of accounts now
     account-sync ... --json                                # one JSON document on stdout, for scripts
 
 Each command prints a summary at the end; long work shows its progress on stderr (a bar on a terminal, plain
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--all", dest="everything", action="store_true", help="every Account")
     resync.add_argument("--until", help="with --since: the window's end (default: now)")
     resync.add_argument("--drain", action="store_true", help="invoke the fetch until the resync is done")
+
+    drift = commands.add_parser("drift", help="compare the next sample of accounts with Salesforce now")
+    drift.add_argument("--repair", action="store_true", help="resync the drifted accounts at once")
 
     store.add_queries(commands.add_parser("store", help="read the store: contact, account, contacts, state"), _positive)
     return parser
@@ -158,6 +162,15 @@ def run_resync(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, l
     return summary.as_dict(), resyncing.render(summary), 1 if summary.not_found else 0
 
 
+def run_drift(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
+    try:
+        found = resyncing.drift(deployment, repair=args.repair)
+    except resyncing.ResyncFailed as exc:
+        raise CommandError(str(exc)) from None
+    unrepaired = found.get("drifted") and not found.get("repaired")
+    return found, resyncing.render_drift(found), 1 if unrepaired else 0
+
+
 def run_store(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
     if args.query == "state":
         view = status_view.sync_state(deployment)
@@ -180,6 +193,7 @@ COMMANDS: dict[str, Callable[[Deployment, argparse.Namespace], tuple[Any, list[s
     "dlq redrive": run_dlq_redrive,
     "store": run_store,
     "resync": run_resync,
+    "drift": run_drift,
 }
 
 

@@ -123,3 +123,33 @@ def render(summary: ResyncSummary) -> list[str]:
     if summary.not_found:
         lines.append(f"not in Salesforce: {', '.join(summary.not_found)}")
     return lines
+
+
+def drift(
+    deployment: Deployment,
+    repair: bool = False,
+    invoke: Callable[[Deployment, Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`account-sync drift [--repair]`: a drift check now (the next sample of accounts), through the fetch function;
+    with --repair, the drifted accounts are resynced in the same run."""
+    report = (invoke or invoke_fetch)(deployment, {"drift": {"repair": repair}})
+    if report.get("outcome") == "skipped_another_run_active":
+        raise ResyncFailed("another fetch run is active: no check was made; try again in a minute")
+    found = report.get("drift")
+    if not isinstance(found, Mapping):
+        raise ResyncFailed(f"the fetch made no drift check (outcome {report.get('outcome')})")
+    return dict(found)
+
+
+def render_drift(found: Mapping[str, Any]) -> list[str]:
+    drifted = list(found.get("drifted") or [])
+    lines = [
+        f"drift: {len(drifted)} of {found.get('checked')} account(s) compared differ from Salesforce "
+        f"({found.get('contacts_checked')} contact(s) looked at)"
+    ]
+    lines += [f"  {entry['account_id']}  {entry['problem']}" for entry in drifted]
+    if found.get("repaired"):
+        lines.append(f"resync queued for {found['repaired']} account(s)")
+    elif drifted:
+        lines.append("repair them: account-sync drift --repair (or resync --account ID)")
+    return lines

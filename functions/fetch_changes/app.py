@@ -17,7 +17,9 @@ from account_sync.adapters.sqs import SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics
 from account_sync.ports import SalesforceBudgetExhausted
+from account_sync.services.drift import DriftConfig
 from account_sync.services.fetch_changes import (
+    DriftCheck,
     FetchConfig,
     FetchReport,
     InvalidResync,
@@ -53,12 +55,29 @@ def fetch_config(settings: Settings) -> FetchConfig:
     )
 
 
+def drift_check(settings: Settings, asked: dict[str, Any] | None) -> DriftCheck:
+    """Every `DRIFT_INTERVAL_SECONDS` on the schedule; now when an operator asks (`{"drift": {"repair": bool}}`)."""
+    from account_sync.adapters.dynamodb import DynamoAccountRepository, DynamoContactRepository
+
+    return DriftCheck(
+        accounts=DynamoAccountRepository(),
+        contacts=DynamoContactRepository(),
+        config=DriftConfig(settings.synced_account_fields, accounts_per_run=settings.drift_accounts_per_check),
+        interval_seconds=settings.drift_interval_seconds,
+        forced=asked is not None,
+        repair=bool(asked and asked.get("repair") is True),
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings, new_source, publisher, state = dependencies()
     resync = None
+    drift_event = event.get("drift") if isinstance(event, dict) else None
+    if drift_event is not None and not isinstance(drift_event, dict):
+        return {"run_id": context.aws_request_id, "outcome": "invalid_drift", "reason": "drift must be an object"}
     if isinstance(event, dict) and "resync" in event:
         try:
             resync = ResyncRequest.from_event(event["resync"])
@@ -76,6 +95,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             run_id=context.aws_request_id,
             remaining_ms=context.get_remaining_time_in_millis,
             resync=resync,
+            drift=drift_check(settings, drift_event),
         )
     except SalesforceBudgetExhausted as exc:
         # A clean stop: the watermark stays where it was and the next run reads the same window again.
@@ -102,6 +122,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         queued = report.resync.get("queued")
         metrics.add_metric(
             name="AccountsResynced", unit=MetricUnit.Count, value=queued if isinstance(queued, int) else 0
+        )
+    if report.drift is not None:
+        drifted = report.drift.get("drifted")
+        metrics.add_metric(
+            name="DriftedAccounts", unit=MetricUnit.Count, value=len(drifted) if isinstance(drifted, list) else 0
         )
     metrics.add_metric(name="SalesforceApiCalls", unit=MetricUnit.Count, value=report.api_calls)
     logger.info("fetch finished", **asdict(report))

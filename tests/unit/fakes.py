@@ -359,6 +359,7 @@ class FakeSyncState:
         self.lease_seconds: int | None = None
         self.saved: list[tuple[str, str]] = []
         self.synced_fields: tuple[str, ...] | None = None
+        self.drift = None
 
     def load_watermark(self, sobject: str) -> str | None:
         return self.watermarks.get(sobject)
@@ -377,6 +378,12 @@ class FakeSyncState:
 
     def load_synced_fields(self):
         return self.synced_fields
+
+    def load_drift(self):
+        return self.drift
+
+    def save_drift(self, drift) -> None:
+        self.drift = drift
 
     def save_synced_fields(self, fields, at: str) -> None:
         self.synced_fields = tuple(fields)

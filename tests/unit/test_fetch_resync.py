@@ -149,3 +149,42 @@ def test_the_same_fields_in_another_order_start_no_resync(synced):
         run_id="run-2",
     )
     assert resync_messages(synced) == []
+
+
+def drift_run(scenario: Scenario, world, run_id: str, **drift: object):
+    from account_sync.services.drift import DriftConfig
+    from account_sync.services.fetch_changes import DriftCheck
+
+    check = DriftCheck(world.accounts, world.contacts, DriftConfig(SYNCED), **drift)  # type: ignore[arg-type]
+    return fetch_changes(
+        scenario.salesforce,
+        scenario.queue,
+        scenario.state,
+        FetchConfig(SYNCED, lookback_seconds=120),
+        now=lambda: scenario.clock,
+        run_id=run_id,
+        drift=check,
+    )
+
+
+def test_drift_is_checked_every_interval_the_first_run_starting_the_clock(synced):
+    from tests.unit.test_fan_out import World
+
+    world = World()  # an empty store: every account of Salesforce is missing from it
+    first = drift_run(synced, world, "run-2", interval_seconds=3600)
+    assert first.drift is None and synced.state.load_drift() is not None
+    synced.clock = "2026-11-27T10:30:00.000Z"
+    assert drift_run(synced, world, "run-3", interval_seconds=3600).drift is None  # not due yet
+    synced.clock = "2026-11-27T11:30:00.000Z"
+    due = drift_run(synced, world, "run-4", interval_seconds=3600)
+    assert due.drift is not None and due.drift["checked"] == 5 and len(due.drift["drifted"]) == 5  # type: ignore[arg-type]
+    assert synced.state.load_drift().drifted == tuple(due.drift["drifted"])  # type: ignore[arg-type]
+
+
+def test_an_operators_drift_check_runs_now_and_repairs_by_a_resync(synced):
+    from tests.unit.test_fan_out import World
+
+    synced.clock = "2026-11-27T11:30:00.000Z"
+    report = drift_run(synced, World(), "run-2", interval_seconds=None, forced=True, repair=True)
+    assert report.drift is not None and report.drift["repaired"] == 5
+    assert sorted(m.version.account_id for m in resync_messages(synced)) == [account_id(n) for n in range(1, 6)]

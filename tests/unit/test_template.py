@@ -38,6 +38,9 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:PutItem", "SyncStateTable"),
         ("dynamodb:UpdateItem", "SyncStateTable"),
         ("sqs:SendMessage", "AccountChangesQueue"),
+        ("dynamodb:GetItem", "AccountsTable"),  # drift detection compares the store (issue 12)
+        ("dynamodb:Query", "ContactsTable/index/by_account_keys"),
+        ("dynamodb:BatchGetItem", "ContactsTable"),
     },
     "FanOutFunction": {
         ("sqs:ReceiveMessage", "AccountChangesQueue"),

@@ -184,6 +184,10 @@ class SalesforceSource(Protocol):
         """Records (deleted ones too) with `start < SystemModstamp <= end`, ordered by (SystemModstamp, Id)."""
         ...
 
+    def accounts_after(self, fields: Sequence[str], after_id: str | None, limit: int) -> Iterator[Mapping[str, object]]:
+        """The next `limit` Accounts (not deleted) in Id order after `after_id`: drift detection's sample."""
+        ...
+
     def accounts_by_ids(self, fields: Sequence[str], account_ids: Sequence[str]) -> Iterator[Mapping[str, object]]:
         """The Accounts with these ids (deleted ones too), read again for a resync; unknown ids yield nothing."""
         ...
@@ -420,6 +424,17 @@ class WindowProgress:
 
 
 @dataclass(frozen=True)
+class DriftState:
+    """The last drift check (services/drift.py): when it ran, the Account id the next one starts after (None: the
+    first), how many accounts it compared, and the drifted ones (id and problem: field names, never values)."""
+
+    checked_at: str
+    after_id: str | None = None
+    checked: int = 0
+    drifted: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StreamState:
     """A stream's watermark, and the window a run stopped inside of (None when the last one was completed)."""
 
@@ -461,6 +476,12 @@ class SyncStateStore(Protocol):
     def load_api_usage(self) -> RecordedUsage | None: ...
 
     def save_api_usage(self, recorded: RecordedUsage) -> None: ...
+
+    def load_drift(self) -> DriftState | None:
+        """The last drift check: when, where the next one starts, what it found."""
+        ...
+
+    def save_drift(self, drift: DriftState) -> None: ...
 
     def load_synced_fields(self) -> tuple[str, ...] | None:
         """The SyncedAccountFields the fetch last read Accounts with; None before it first recorded them."""

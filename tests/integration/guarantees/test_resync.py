@@ -144,3 +144,29 @@ def test_a_resync_of_everything_drains_over_runs_and_status_shows_its_progress(
     assert [o["queued"] for o in outcomes] == [2, 1] and outcomes[-1]["done"] is True
     assert status_view.status(deployment_view)["resync"] is None
     assert pipeline.drain().empty
+
+
+def test_a_drifted_account_is_reported_and_repaired(salesforce, pipeline, operator, deployment_view, monkeypatch):
+    # Given a synced org, one of whose contacts was changed behind the store's back
+    account_ids, contact_ids = given_a_synced_org(salesforce, pipeline, accounts=3)
+    ContactItem(contact_ids[2]).update(actions=[ContactItem.account_fields["Industry"].set("Tampered")])  # type: ignore[index]
+    out = io.StringIO()
+    # When the operator asks for a drift check
+    status = cli.main(["--stack", "test", "--json", "drift"], stdout=out)
+    found = json.loads(out.getvalue())
+    # Then it names the account and the field (never the value), exit 1, and the sync state records it
+    assert status == 1 and found["checked"] == 3
+    assert found["drifted"] == [
+        {"account_id": account_ids[2], "problem": f"contact {contact_ids[2]} fields differ: Industry"}
+    ]
+    assert "Tampered" not in out.getvalue()
+    assert status_view.sync_state(deployment_view)["drift#sample"]["last_run"]["drifted"] == found["drifted"]
+    # and with --repair the account is resynced: the contact holds Salesforce's value again
+    out = io.StringIO()
+    assert cli.main(["--stack", "test", "--json", "drift", "--repair"], stdout=out) == 0
+    assert json.loads(out.getvalue())["repaired"] == 1
+    assert pipeline.drain().empty
+    assert contact_fields([contact_ids[2]])[contact_ids[2]]["Industry"] == "Energy"
+    out = io.StringIO()
+    assert cli.main(["--stack", "test", "--json", "drift"], stdout=out) == 0
+    assert json.loads(out.getvalue())["drifted"] == []

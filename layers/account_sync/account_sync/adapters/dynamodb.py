@@ -43,6 +43,7 @@ from account_sync.ports import (
     AccountState,
     ApiUsage,
     ContactSnapshot,
+    DriftState,
     PermanentFailure,
     RecordedUsage,
     StoredActivity,
@@ -922,6 +923,7 @@ class DynamoSyncStateStore:
     LEASE_ID = "lease#fetch"
     USAGE_ID = "usage#salesforce"
     FIELDS_ID = "fields#account"
+    DRIFT_ID = "drift#sample"
 
     def __init__(self, now: Callable[[], str] = utc_now, clock: Callable[[], float] = time.time) -> None:
         self._now = now
@@ -995,6 +997,33 @@ class DynamoSyncStateStore:
                     SyncStateItem.position.remove(),
                 ]
             )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def load_drift(self) -> DriftState | None:
+        try:
+            item = SyncStateItem.get(self.DRIFT_ID, consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        if item.updated_at is None:
+            return None
+        run = item.last_run.as_dict() if item.last_run is not None else {}
+        raw = run.get("drifted") or []
+        drifted = tuple({str(k): str(v) for k, v in dict(entry).items()} for entry in raw if isinstance(entry, dict))
+        checked = run.get("checked")
+        return DriftState(item.updated_at, item.after_id, int(checked) if checked is not None else 0, drifted)
+
+    def save_drift(self, drift: DriftState) -> None:
+        item = SyncStateItem(self.DRIFT_ID)
+        run = {"checked": drift.checked, "drifted": [dict(entry) for entry in drift.drifted]}
+        actions: list[Any] = [SyncStateItem.updated_at.set(drift.checked_at), SyncStateItem.last_run.set(run)]
+        actions.append(
+            SyncStateItem.after_id.set(drift.after_id) if drift.after_id else SyncStateItem.after_id.remove()
+        )
+        try:
+            item.update(actions=actions)
         except UpdateError as exc:
             raise translate(exc) from exc
 

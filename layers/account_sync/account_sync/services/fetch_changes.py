@@ -47,9 +47,12 @@ from account_sync.domain.fields import UnstorableValue, canonical_value, storabl
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.domain.timestamps import EPOCH, InvalidTimestamp, normalize_timestamp, parse_timestamp, shift
 from account_sync.ports import (
+    AccountRepository,
     ApiUsage,
     ChangePublisher,
     ConfigurationError,
+    ContactRepository,
+    DriftState,
     MessagesRejected,
     RecordedUsage,
     RejectedMessage,
@@ -59,6 +62,7 @@ from account_sync.ports import (
     SyncStateStore,
     WindowProgress,
 )
+from account_sync.services.drift import DriftConfig, check_drift
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
@@ -138,6 +142,19 @@ def window_resync_id(progress: WindowProgress) -> str:
 
 
 @dataclass(frozen=True)
+class DriftCheck:
+    """A run's drift check (services/drift.py): the store it compares, every `interval_seconds` (None: only when
+    asked), or now (`forced`, an operator's `{"drift": ...}`); with `repair`, drifted accounts are resynced."""
+
+    accounts: AccountRepository
+    contacts: ContactRepository
+    config: DriftConfig
+    interval_seconds: int | None = 3600
+    forced: bool = False
+    repair: bool = False
+
+
+@dataclass(frozen=True)
 class FetchConfig:
     synced_fields: tuple[str, ...]
     lookback_seconds: int = 300
@@ -175,6 +192,8 @@ class FetchReport:
     resync: dict[str, object] | None = None
     # The synced field list changed since the last run (added, removed): this run started a resync of everything.
     fields_changed: dict[str, list[str]] | None = None
+    # A drift check this run made: accounts and contacts compared, the drifted ones (ids, problems), resynced ones.
+    drift: dict[str, object] | None = None
 
 
 class _OutOfTime(Exception):
@@ -202,6 +221,7 @@ def fetch_changes(
     run_id: str,
     remaining_ms: Callable[[], int] | None = None,
     resync: ResyncRequest | None = None,
+    drift: DriftCheck | None = None,
 ) -> FetchReport:
     report = FetchReport(run_id=run_id)
     lease_seconds = config.lease_seconds
@@ -217,7 +237,7 @@ def fetch_changes(
             return report
         try:
             validate_synced_fields(source, config.synced_fields)
-            _Run(source, publisher, state, config, now, report, remaining_ms).run(resync)
+            _Run(source, publisher, state, config, now, report, remaining_ms).run(resync, drift)
         except _OutOfTime:
             report.outcome = "paused_before_timeout"
         except SalesforceBudgetExhausted:
@@ -277,11 +297,43 @@ class _Run:
         self.remaining_ms = remaining_ms
         self.account_fields = [*SYSTEM_ACCOUNT_FIELDS, *config.synced_fields]
 
-    def run(self, resync: ResyncRequest | None = None) -> None:
+    def run(self, resync: ResyncRequest | None = None, drift: DriftCheck | None = None) -> None:
         self._regular()
         if resync is None or resync.account_ids:
             self._resync_on_new_fields()
         self._resync(resync)
+        if drift is not None:
+            self._drift(drift)
+
+    def _drift(self, drift: DriftCheck) -> None:
+        """The drift check when due (like the sweep, the first run starts the clock), or asked for; its findings
+        are recorded (`drift#sample`) and, with `repair`, the drifted accounts are resynced at once."""
+        last = self.state.load_drift()
+        now = self.now()
+        if not drift.forced:
+            if drift.interval_seconds is None:
+                return
+            if last is None:
+                self.state.save_drift(DriftState(checked_at=now))
+                return
+            if _seconds_between(last.checked_at, now) < drift.interval_seconds:
+                return
+        found = check_drift(
+            self.source, drift.accounts, drift.contacts, drift.config, last.after_id if last else None, now
+        )
+        self.state.save_drift(DriftState(now, found.after_id, found.checked, tuple(found.drifted)))
+        self.report.drift = {
+            "checked": found.checked,
+            "contacts_checked": found.contacts_checked,
+            "drifted": found.drifted,
+            "repaired": 0,
+        }
+        if drift.repair and found.drifted_ids:
+            request = ResyncRequest(account_ids=tuple(found.drifted_ids))
+            records = list(self.source.accounts_by_ids(self.account_fields, request.account_ids))
+            before = self.report.queued["Account"]
+            self._queue("resync", "Account", records, _accounts(self.config.synced_fields, request.resync_id(now)))
+            self.report.drift["repaired"] = self.report.queued["Account"] - before
 
     def _resync_on_new_fields(self) -> None:
         """A SyncedAccountFields other than the one the fetch last read Accounts with (a deployment added or
