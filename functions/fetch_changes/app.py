@@ -2,7 +2,9 @@
 
 Invoked with `{"resync": ...}` (the operator's `account-sync resync`), the run also reads Accounts again by id, by
 window or all of them (`ResyncRequest`); a request it cannot carry out is answered with `outcome`
-"invalid_resync" and the reason, and nothing else is done."""
+"invalid_resync" and the reason, and nothing else is done. Invoked with `{"drift": {"repair": bool}}` (`account-sync
+drift`), it compares the next sample of accounts with the store now (services/drift.py), as it does on the schedule
+every DRIFT_INTERVAL_SECONDS."""
 
 from __future__ import annotations
 
