@@ -8,7 +8,9 @@ schedule. What reaches the contacts is the fan-out's: only real differences, wit
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +65,8 @@ def invoke_fetch(deployment: Deployment, event: Mapping[str, Any]) -> Mapping[st
         from local_stack.running import RunningStack
 
         state_dir = deployment.extra.get("state_dir", ".local-stack")
-        result = RunningStack.connect(state_dir).invoke("FetchChangesFunction", dict(event))
+        with contextlib.redirect_stdout(sys.stderr):  # the function's logs (stdout on Lambda): never our output
+            result = RunningStack.connect(state_dir).invoke("FetchChangesFunction", dict(event))
         if not result.ok:
             raise ResyncFailed(f"the fetch function failed: {json.dumps(result.error)}")
         return dict(result.payload)
