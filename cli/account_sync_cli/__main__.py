@@ -5,6 +5,8 @@
     account-sync --local dlq list [--queue changes|activities] [--limit 100]
     account-sync --local dlq redrive --queue changes [--id MESSAGE_ID ...] [--dry-run]
     account-sync --local store contact <contact id>        # store account|contacts|state as well
+    account-sync --local resync --account ID [--account ID ...] | --since T [--until T] | --all [--drain]
+    account-sync --local drift [--repair]                  # compare the next sample of accounts now
     account-sync ... --json                                # one JSON document on stdout, for scripts
 
 Each command prints a summary at the end; long work shows its progress on stderr (a bar on a terminal, plain
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from account_sync_cli import resync as resyncing
 from account_sync_cli import status as status_view
 from account_sync_cli import store
 from account_sync_cli.dead_letters import DEAD_LETTER_QUEUES, DeadLetters
@@ -61,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), required=True)
     redrive.add_argument("--id", dest="ids", action="append", default=None, help="only this message id (repeatable)")
     redrive.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+
+    resync = commands.add_parser("resync", help="read accounts again from Salesforce; write only what differs")
+    chosen = resync.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--account", dest="account_ids", action="append", help="an Account id (repeatable)")
+    chosen.add_argument("--since", help="every Account changed after this ISO-8601 time (with --until: up to it)")
+    chosen.add_argument("--all", dest="everything", action="store_true", help="every Account")
+    resync.add_argument("--until", help="with --since: the window's end (default: now)")
+    resync.add_argument("--drain", action="store_true", help="invoke the fetch until the resync is done")
+
+    drift = commands.add_parser("drift", help="compare the next sample of accounts with Salesforce now")
+    drift.add_argument("--repair", action="store_true", help="resync the drifted accounts at once")
 
     store.add_queries(commands.add_parser("store", help="read the store: contact, account, contacts, state"), _positive)
     return parser
@@ -134,6 +148,29 @@ def run_dlq_redrive(deployment: Deployment, args: argparse.Namespace) -> tuple[A
     return summary.as_dict(), lines, 1 if summary.not_found else 0
 
 
+def run_resync(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
+    if args.until and not args.since:
+        raise CommandError("--until goes with --since")
+    request = resyncing.request_for(args.account_ids, args.since, args.until, args.everything)
+    progress = Progress("accounts queued for resync")
+    try:
+        summary = resyncing.resync(deployment, request, drain=args.drain, progress=progress)
+    except resyncing.ResyncFailed as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        progress.close()
+    return summary.as_dict(), resyncing.render(summary), 1 if summary.not_found else 0
+
+
+def run_drift(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
+    try:
+        found = resyncing.drift(deployment, repair=args.repair)
+    except resyncing.ResyncFailed as exc:
+        raise CommandError(str(exc)) from None
+    unrepaired = found.get("drifted") and not found.get("repaired")
+    return found, resyncing.render_drift(found), 1 if unrepaired else 0
+
+
 def run_store(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
     if args.query == "state":
         view = status_view.sync_state(deployment)
@@ -155,6 +192,8 @@ COMMANDS: dict[str, Callable[[Deployment, argparse.Namespace], tuple[Any, list[s
     "dlq list": run_dlq_list,
     "dlq redrive": run_dlq_redrive,
     "store": run_store,
+    "resync": run_resync,
+    "drift": run_drift,
 }
 
 

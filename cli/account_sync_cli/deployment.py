@@ -134,7 +134,7 @@ class Deployment:
             region=description.get("region"),
             endpoint_url=endpoint,
             local=True,
-            extra={"salesforce": description.get("salesforce", {})},
+            extra={"salesforce": description.get("salesforce", {}), "state_dir": str(state_dir)},
         )
 
 

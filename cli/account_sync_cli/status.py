@@ -25,13 +25,32 @@ def status(deployment: Deployment) -> dict[str, Any]:
             QueueUrl=deployment.ref(logical_id), AttributeNames=list(_DEPTHS.values())
         )["Attributes"]
         queues[logical_id] = {name: int(attributes.get(attribute, 0)) for name, attribute in _DEPTHS.items()}
+    state = sync_state(deployment)
     return {
         "deployment": deployment.name,
         "queues": queues,
         "dead_letters": sum(
             queue["visible"] + queue["in_flight"] for name, queue in queues.items() if "DeadLetter" in name
         ),
-        "sync_state": sync_state(deployment),
+        "resync": resync_progress(state),
+        "synced_fields": (state.get("fields#account") or {}).get("synced_fields"),
+        "sync_state": state,
+    }
+
+
+def resync_progress(state: dict[str, Any]) -> dict[str, Any] | None:
+    """A resync of a window or of everything in progress (`Account.resync`): its window and how far it read (the
+    SystemModstamp of the last Account queued, by REST; by a Bulk API job, its record offset); None when none."""
+    item = state.get("watermark#Account.resync") or {}
+    if not item.get("window_start"):
+        return None
+    position = item.get("position") or {}
+    return {
+        "window": [item["window_start"], item.get("window_end")],
+        "read_up_to": position.get("after_stamp"),
+        "bulk_job": position.get("job"),
+        "bulk_offset": position.get("offset"),
+        "updated_at": item.get("updated_at"),
     }
 
 
@@ -75,6 +94,16 @@ def render(view: dict[str, Any]) -> list[str]:
     lines.append(
         f"dead letters: {view['dead_letters']}" + ("  (see: account-sync dlq list)" if view["dead_letters"] else "")
     )
+    resync = view.get("resync")
+    if resync:
+        how_far = resync["read_up_to"] or (f"Bulk job record {resync['bulk_offset']}" if resync["bulk_job"] else "-")
+        lines.append(
+            f"resync in progress: Accounts of ({resync['window'][0]}, {resync['window'][1]}], read up to {how_far}"
+        )
+    else:
+        lines.append("resync: none in progress")
+    if view.get("synced_fields"):
+        lines.append(f"synced fields: {', '.join(view['synced_fields'])}")
     for state_id, item in view["sync_state"].items():
         shown = ", ".join(f"{k}={v}" for k, v in item.items() if k != "state_id")
         lines.append(f"sync state {state_id}: {shown}")

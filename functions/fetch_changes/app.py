@@ -1,4 +1,10 @@
-"""Fetch: on the schedule, read Accounts and Contacts changed in Salesforce and queue them (FIFO, by account)."""
+"""Fetch: on the schedule, read Accounts and Contacts changed in Salesforce and queue them (FIFO, by account).
+
+Invoked with `{"resync": ...}` (the operator's `account-sync resync`), the run also reads Accounts again by id, by
+window or all of them (`ResyncRequest`); a request it cannot carry out is answered with `outcome`
+"invalid_resync" and the reason, and nothing else is done. Invoked with `{"drift": {"repair": bool}}` (`account-sync
+drift`), it compares the next sample of accounts with the store now (services/drift.py), as it does on the schedule
+every DRIFT_INTERVAL_SECONDS."""
 
 from __future__ import annotations
 
@@ -13,7 +19,15 @@ from account_sync.adapters.sqs import SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics
 from account_sync.ports import SalesforceBudgetExhausted
-from account_sync.services.fetch_changes import FetchConfig, FetchReport, fetch_changes
+from account_sync.services.drift import DriftConfig
+from account_sync.services.fetch_changes import (
+    DriftCheck,
+    FetchConfig,
+    FetchReport,
+    InvalidResync,
+    ResyncRequest,
+    fetch_changes,
+)
 from account_sync.settings import Settings, load_settings
 from account_sync.tracing import tracer
 from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
@@ -39,6 +53,21 @@ def fetch_config(settings: Settings) -> FetchConfig:
         api_budget_share=settings.api_budget_share,
         reconcile_interval_seconds=settings.reconcile_interval_seconds,
         reconcile_lookback_seconds=settings.reconcile_lookback_seconds,
+        resync_records_per_run=settings.resync_records_per_run,
+    )
+
+
+def drift_check(settings: Settings, asked: dict[str, Any] | None) -> DriftCheck:
+    """Every `DRIFT_INTERVAL_SECONDS` on the schedule; now when an operator asks (`{"drift": {"repair": bool}}`)."""
+    from account_sync.adapters.dynamodb import DynamoAccountRepository, DynamoContactRepository
+
+    return DriftCheck(
+        accounts=DynamoAccountRepository(),
+        contacts=DynamoContactRepository(),
+        config=DriftConfig(settings.synced_account_fields, accounts_per_run=settings.drift_accounts_per_check),
+        interval_seconds=settings.drift_interval_seconds,
+        forced=asked is not None,
+        repair=bool(asked and asked.get("repair") is True),
     )
 
 
@@ -47,6 +76,16 @@ def fetch_config(settings: Settings) -> FetchConfig:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings, new_source, publisher, state = dependencies()
+    resync = None
+    drift_event = event.get("drift") if isinstance(event, dict) else None
+    if drift_event is not None and not isinstance(drift_event, dict):
+        return {"run_id": context.aws_request_id, "outcome": "invalid_drift", "reason": "drift must be an object"}
+    if isinstance(event, dict) and "resync" in event:
+        try:
+            resync = ResyncRequest.from_event(event["resync"])
+        except InvalidResync as exc:
+            logger.warning("resync request refused", reason=str(exc))
+            return {"run_id": context.aws_request_id, "outcome": "invalid_resync", "reason": str(exc)}
     source = new_source()
     try:
         report = fetch_changes(
@@ -57,6 +96,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             now=utc_now,
             run_id=context.aws_request_id,
             remaining_ms=context.get_remaining_time_in_millis,
+            resync=resync,
+            drift=drift_check(settings, drift_event),
         )
     except SalesforceBudgetExhausted as exc:
         # A clean stop: the watermark stays where it was and the next run reads the same window again.
@@ -79,6 +120,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="FetchCheckpoints", unit=MetricUnit.Count, value=report.checkpoints)
     if report.sweep_lag_seconds is not None:
         metrics.add_metric(name="SweepLagSeconds", unit=MetricUnit.Seconds, value=report.sweep_lag_seconds)
+    if report.resync is not None:
+        queued = report.resync.get("queued")
+        metrics.add_metric(
+            name="AccountsResynced", unit=MetricUnit.Count, value=queued if isinstance(queued, int) else 0
+        )
+    if report.drift is not None:
+        drifted = report.drift.get("drifted")
+        metrics.add_metric(
+            name="DriftedAccounts", unit=MetricUnit.Count, value=len(drifted) if isinstance(drifted, list) else 0
+        )
     metrics.add_metric(name="SalesforceApiCalls", unit=MetricUnit.Count, value=report.api_calls)
     logger.info("fetch finished", **asdict(report))
     return asdict(report)

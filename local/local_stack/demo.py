@@ -414,6 +414,13 @@ def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
         )
         console.say(f"  time ....................... {time.monotonic() - console.started:.1f}s")
         console.say(f"  functions' logs ............ {log_path}")
+        from account_sync_cli import status as operator_view  # the operator's view of this stack (issue 12)
+        from account_sync_cli.deployment import Deployment
+
+        here = Deployment("demo stack", stack.resources.refs(), stack.resources.region, stack.endpoint_url, local=True)
+        console.say("\nThe operator's view: account-sync status")
+        for line in operator_view.render(operator_view.status(here)):
+            console.say(f"  {line}")
         failed = [c for c in checks if not c.ok]
         console.say(f"\n{'All checks passed.' if not failed else f'{len(failed)} check(s) failed.'}")
         return 1 if failed else 0

@@ -140,6 +140,13 @@ class FakeAccounts:
         )
         return True
 
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields) -> bool:
+        state = self.items.get(account_id)
+        if state is None or state.system_modstamp != system_modstamp or state.applied_modstamp != system_modstamp:
+            return False
+        self.items[account_id] = replace(state, fields=dict(fields))
+        return True
+
     def note_joiners(self, account_id: str, contact_ids, joined_at: str, forget, overflow: bool) -> None:
         self.joiner_writes += 1
         state = self.items.get(account_id) or AccountState(account_id, {}, None, None, False, None, None)
@@ -273,7 +280,7 @@ class FakeContacts:
             kept = kept or {}
             if c.account_id != change.account_id or c.is_deleted or change.overtaken_on(c.account_modstamp):
                 return False
-            if change.version is not None and c.account_modstamp == change.version.system_modstamp:
+            if not change.rewrites_own_stamp and c.account_modstamp == change.guard_modstamp:
                 return False  # a version writes a contact at an older one only
             edited = change.edited_over(c.account_outbox)
             if {n: e.change for n, e in edited.items()} != {n: e.change for n, (_, e) in kept.items()}:
@@ -369,6 +376,8 @@ class FakeSyncState:
         self.lease_owner: str | None = None
         self.lease_seconds: int | None = None
         self.saved: list[tuple[str, str]] = []
+        self.synced_fields: tuple[str, ...] | None = None
+        self.drift = None
 
     def load_watermark(self, sobject: str) -> str | None:
         return self.watermarks.get(sobject)
@@ -381,6 +390,21 @@ class FakeSyncState:
 
     def load_stream(self, stream: str) -> StreamState:
         return StreamState(self.watermarks.get(stream), self.progress.get(stream))
+
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        self.progress.pop(stream, None)
+
+    def load_synced_fields(self):
+        return self.synced_fields
+
+    def load_drift(self):
+        return self.drift
+
+    def save_drift(self, drift) -> None:
+        self.drift = drift
+
+    def save_synced_fields(self, fields, at: str) -> None:
+        self.synced_fields = tuple(fields)
 
     def save_progress(self, stream: str, progress: WindowProgress, run: Mapping[str, object]) -> None:
         self.progress[stream] = progress
@@ -440,6 +464,19 @@ class FakeSalesforce:
                 self.on_record()
             record = {name: row.get(name) for name in fields}
             yield WindowItem(record, {"mode": "rest", "after_stamp": row["SystemModstamp"], "after_id": row["Id"]})
+
+    def accounts_after(self, fields, after_id, limit):
+        self.calls += 1
+        rows = sorted((r for r in self.records["Account"] if not r.get("IsDeleted")), key=lambda r: r["Id"])
+        for row in [r for r in rows if after_id is None or r["Id"] > after_id][:limit]:
+            yield {name: row.get(name) for name in fields}
+
+    def accounts_by_ids(self, fields, account_ids):
+        self.calls += 1
+        wanted = set(account_ids)
+        for row in sorted(self.records["Account"], key=lambda r: r["Id"]):
+            if row["Id"] in wanted:
+                yield {name: row.get(name) for name in fields}
 
     @property
     def api_usage(self) -> ApiUsage | None:

@@ -113,7 +113,7 @@ class TestMalformed:
         ("change", "reason"),
         [
             ({"change": {"base_modstamp": None}}, "base_modstamp must be a non-empty string"),
-            ({"change": {"origin": "contact"}}, "change.origin must be account or local"),
+            ({"change": {"origin": "contact"}}, "change.origin must be account, resync or local"),
             ({"change": None}, "change must be an object"),
             ({"index": 3}, "segment index 3 is not below total 3"),
             ({"activity_logging": "maybe"}, "unknown activity_logging"),

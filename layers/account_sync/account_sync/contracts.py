@@ -37,7 +37,12 @@ class MalformedMessage(ValueError):
 
 @dataclass(frozen=True)
 class AccountChangeMessage:
+    """A Salesforce version of an account. `resync_id`: read again by an operator's resync (it is in the
+    deduplication id, so that the queue never drops it as the copy of the fetch's message of the same version); a
+    version the account already applied is then diffed again against its contacts (services/fan_out.py)."""
+
     version: AccountVersion
+    resync_id: str | None = None
     type = "account_change"
 
     @property
@@ -46,10 +51,14 @@ class AccountChangeMessage:
 
     @property
     def deduplication_id(self) -> str:
-        return _dedup_id(self.type, self.version.account_id, self.version.system_modstamp)
+        resync = (self.resync_id,) if self.resync_id else ()
+        return _dedup_id(self.type, self.version.account_id, self.version.system_modstamp, *resync)
 
     def to_body(self) -> str:
-        return _dump({"version": _account_version_json(self.version)}, self.type)
+        payload: dict[str, Any] = {"version": _account_version_json(self.version)}
+        if self.resync_id is not None:
+            payload["resync_id"] = self.resync_id
+        return _dump(payload, self.type)
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,7 @@ def parse_change_message(body: str) -> ChangeMessage:
     payload = _load(body)
     kind = payload.get("type")
     if kind == AccountChangeMessage.type:
-        return AccountChangeMessage(_account_version(payload.get("version")))
+        return AccountChangeMessage(_account_version(payload.get("version")), _optional_id(payload, "resync_id"))
     if kind == ChangeSegmentMessage.type:
         index, total = _segment_position(payload)
         return ChangeSegmentMessage(
@@ -336,6 +345,12 @@ def _account_version(raw: object) -> AccountVersion:
 
 
 def _account_change_json(change: AccountChange) -> dict[str, Any]:
+    if change.version is not None and change.resync_id is not None:
+        return {
+            "origin": ChangeOrigin.RESYNC.value,
+            "version": _account_version_json(change.version),
+            "resync_id": change.resync_id,
+        }
     if change.version is not None:
         return {"origin": ChangeOrigin.ACCOUNT.value, "version": _account_version_json(change.version)}
     assert change.edit is not None
@@ -352,9 +367,11 @@ def _account_change(raw: object) -> AccountChange:
     origin = raw.get("origin")
     if origin == ChangeOrigin.ACCOUNT.value:
         return AccountChange.of_version(_account_version(raw.get("version")))
+    if origin == ChangeOrigin.RESYNC.value:
+        return AccountChange.of_version(_account_version(raw.get("version")), _id(raw, "resync_id"))
     if origin == ChangeOrigin.LOCAL.value:
         return AccountChange.of_edit(_local_edit(raw.get("edit")), _timestamp(raw, "base_modstamp"))
-    raise MalformedMessage(f"change.origin must be account or local, got {_quoted_name(origin)}")
+    raise MalformedMessage(f"change.origin must be account, resync or local, got {_quoted_name(origin)}")
 
 
 def _contact_version(raw: object) -> ContactVersion:

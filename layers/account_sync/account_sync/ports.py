@@ -190,6 +190,14 @@ class SalesforceSource(Protocol):
         """Records (deleted ones too) with `start < SystemModstamp <= end`, ordered by (SystemModstamp, Id)."""
         ...
 
+    def accounts_after(self, fields: Sequence[str], after_id: str | None, limit: int) -> Iterator[Mapping[str, object]]:
+        """The next `limit` Accounts (not deleted) in Id order after `after_id`: drift detection's sample."""
+        ...
+
+    def accounts_by_ids(self, fields: Sequence[str], account_ids: Sequence[str]) -> Iterator[Mapping[str, object]]:
+        """The Accounts with these ids (deleted ones too), read again for a resync; unknown ids yield nothing."""
+        ...
+
     @property
     def api_usage(self) -> ApiUsage | None: ...
 
@@ -328,6 +336,11 @@ class AccountRepository(Protocol):
         version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
         ...
 
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
+        """A resync: set the stored account's fields to `fields` (read again from Salesforce at the same version),
+        while `system_modstamp` is still its newest version and applied. False otherwise (a newer one came)."""
+        ...
+
     def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
         the account's newest version, with its decision (`local_edits`), if the account is still as `stored`
@@ -417,6 +430,17 @@ class WindowProgress:
 
 
 @dataclass(frozen=True)
+class DriftState:
+    """The last drift check (services/drift.py): when it ran, the Account id the next one starts after (None: the
+    first), how many accounts it compared, and the drifted ones (id and problem: field names, never values)."""
+
+    checked_at: str
+    after_id: str | None = None
+    checked: int = 0
+    drifted: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StreamState:
     """A stream's watermark, and the window a run stopped inside of (None when the last one was completed)."""
 
@@ -433,8 +457,9 @@ class RecordedUsage:
 
 
 class SyncStateStore(Protocol):
-    """Per stream (`Account`, `Contact`, and their sweeps `Account.sweep`, `Contact.sweep`): a watermark and the
-    window in progress; for the whole fetch: the lease and the last known API usage."""
+    """Per stream (`Account`, `Contact`, their sweeps `Account.sweep`, `Contact.sweep`, and `Account.resync`): a
+    watermark and the window in progress; for the whole fetch: the lease, the last known API usage and the synced
+    field list it last read Accounts with."""
 
     def load_watermark(self, sobject: str) -> str | None: ...
 
@@ -450,9 +475,25 @@ class SyncStateStore(Protocol):
         """Checkpoint: every change of the window up to `progress.position` is queued."""
         ...
 
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        """The window in progress is done: cleared, whatever the watermark (a resync's windows are not in order)."""
+        ...
+
     def load_api_usage(self) -> RecordedUsage | None: ...
 
     def save_api_usage(self, recorded: RecordedUsage) -> None: ...
+
+    def load_drift(self) -> DriftState | None:
+        """The last drift check: when, where the next one starts, what it found."""
+        ...
+
+    def save_drift(self, drift: DriftState) -> None: ...
+
+    def load_synced_fields(self) -> tuple[str, ...] | None:
+        """The SyncedAccountFields the fetch last read Accounts with; None before it first recorded them."""
+        ...
+
+    def save_synced_fields(self, fields: Sequence[str], at: str) -> None: ...
 
     def acquire_lease(self, owner: str, seconds: int) -> bool: ...
 

@@ -51,6 +51,11 @@ class Settings:
     bulk_threshold: int = 10_000
     reconcile_interval_seconds: int = 3600
     reconcile_lookback_seconds: int = 3600
+    # Accounts a resync of a window or of everything reads a run (then the next run goes on): its rate.
+    resync_records_per_run: int = 50_000
+    # Drift detection on the schedule: how often, and how many Accounts a check compares (one SOQL query).
+    drift_interval_seconds: int = 3600
+    drift_accounts_per_check: int = 20
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -83,6 +88,9 @@ class Settings:
             bulk_threshold=_int(environ, "BULK_THRESHOLD", 10_000, minimum=0),
             reconcile_interval_seconds=_int(environ, "RECONCILE_INTERVAL_SECONDS", 3600, minimum=60),
             reconcile_lookback_seconds=_int(environ, "RECONCILE_LOOKBACK_SECONDS", 3600, minimum=0),
+            resync_records_per_run=_int(environ, "RESYNC_RECORDS_PER_RUN", 50_000, minimum=1),
+            drift_interval_seconds=_int(environ, "DRIFT_INTERVAL_SECONDS", 3600, minimum=60),
+            drift_accounts_per_check=_int(environ, "DRIFT_ACCOUNTS_PER_CHECK", 20, minimum=1),
         )
 
     def require(self, *names: str) -> None:

@@ -283,9 +283,11 @@ def test_store_state_shows_the_watermarks_the_lease_and_the_last_run(cli):
     # given a stack that has run its cycles; when the sync state is read
     state = cli("store", "state")
     # then it holds the watermarks of both objects and of their sweeps with their last run, the fetch's lease, and
-    # the API usage the last run saw
+    # the API usage the last run saw, the synced field list and the drift check's clock (issue 12)
     streams = ("Account", "Contact", "Account.sweep", "Contact.sweep")
-    assert set(state) == {*(f"watermark#{stream}" for stream in streams), "lease#fetch", "usage#salesforce"}
+    expected = {*(f"watermark#{stream}" for stream in streams), "lease#fetch", "usage#salesforce"}
+    assert set(state) - {"watermark#Account.resync"} == expected | {"fields#account", "drift#sample"}
+    assert state["fields#account"]["synced_fields"]
     for stream in streams:
         item = state[f"watermark#{stream}"]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", item["watermark"])
@@ -315,6 +317,30 @@ def test_invoke_attach_runs_a_function_against_the_running_store(up, cli, capsys
         outcomes.append(json.loads(capsys.readouterr().out)["outcome"])
         time.sleep(0.1)
     assert outcomes[-1] == "completed" and set(outcomes[:-1]) <= {"skipped_another_run_active"}
+
+
+def test_resync_and_drift_run_the_running_stacks_fetch(up, salesforce, capsys):
+    # given an account of the running stack's data set
+    account_id = salesforce.account_id("Account 007")
+    options = ["--local", "--state-dir", str(up.state_dir), "--json"]
+
+    def operator(*command: str) -> tuple[int, Any]:
+        """The command, again while the stack's own cycle (every second) holds the fetch's lease."""
+        for _ in range(40):
+            capsys.readouterr()
+            status = account_sync([*options, *command])
+            out = capsys.readouterr().out
+            if out:
+                return status, json.loads(out)
+            time.sleep(0.2)
+        raise AssertionError("the fetch's lease was never free")
+
+    # when the operator resyncs it, then it is read again through the stack's fetch function
+    status, summary = operator("resync", "--account", account_id)
+    assert status == 0 and summary["done"] is True and summary["accounts_queued"] == 1
+    # and a drift check compares the first accounts of Salesforce with the store
+    status, found = operator("drift")
+    assert status in (0, 1) and found["checked"] > 0
 
 
 def test_token_prints_an_export_line_and_a_curl_example(up, capsys):

@@ -43,6 +43,7 @@ from account_sync.ports import (
     AccountState,
     ApiUsage,
     ContactSnapshot,
+    DriftState,
     PermanentFailure,
     RecordedUsage,
     StoredActivity,
@@ -253,6 +254,19 @@ class DynamoAccountRepository:
                     AccountItem.changed_fields.set([]),
                     AccountItem.updated_at.set(self._now()),
                 ],
+                condition=condition,
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise translate(exc) from exc
+        return True
+
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
+        condition = (AccountItem.system_modstamp == system_modstamp) & (AccountItem.applied_modstamp == system_modstamp)
+        try:
+            AccountItem(account_id).update(
+                actions=[AccountItem.fields.set(dict(fields)), AccountItem.updated_at.set(self._now())],
                 condition=condition,
             )
         except UpdateError as exc:
@@ -581,7 +595,7 @@ class DynamoContactRepository:
         path, so the outbox map must exist: a contact without one gets it whole)."""
         kept = kept or {}
         entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp)) for fc in changes}
-        if change.edit is None:
+        if not change.rewrites_own_stamp:
             newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
         else:
             newer = ContactItem.account_modstamp <= change.guard_modstamp
@@ -923,6 +937,8 @@ def _backoff(base: float, attempt: int, cap: float = 5.0) -> float:
 class DynamoSyncStateStore:
     LEASE_ID = "lease#fetch"
     USAGE_ID = "usage#salesforce"
+    FIELDS_ID = "fields#account"
+    DRIFT_ID = "drift#sample"
 
     def __init__(self, now: Callable[[], str] = utc_now, clock: Callable[[], float] = time.time) -> None:
         self._now = now
@@ -981,6 +997,64 @@ class DynamoSyncStateStore:
                     SyncStateItem.last_run.set(dict(run)),
                 ]
             )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def end_window(self, stream: str, run: Mapping[str, object]) -> None:
+        item = SyncStateItem(f"watermark#{stream}")
+        try:
+            item.update(
+                actions=[
+                    SyncStateItem.updated_at.set(self._now()),
+                    SyncStateItem.last_run.set(dict(run)),
+                    SyncStateItem.window_start.remove(),
+                    SyncStateItem.window_end.remove(),
+                    SyncStateItem.position.remove(),
+                ]
+            )
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def load_drift(self) -> DriftState | None:
+        try:
+            item = SyncStateItem.get(self.DRIFT_ID, consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        if item.updated_at is None:
+            return None
+        run = item.last_run.as_dict() if item.last_run is not None else {}
+        raw = run.get("drifted") or []
+        drifted = tuple({str(k): str(v) for k, v in dict(entry).items()} for entry in raw if isinstance(entry, dict))
+        checked = run.get("checked")
+        return DriftState(item.updated_at, item.after_id, int(checked) if checked is not None else 0, drifted)
+
+    def save_drift(self, drift: DriftState) -> None:
+        item = SyncStateItem(self.DRIFT_ID)
+        run = {"checked": drift.checked, "drifted": [dict(entry) for entry in drift.drifted]}
+        actions: list[Any] = [SyncStateItem.updated_at.set(drift.checked_at), SyncStateItem.last_run.set(run)]
+        actions.append(
+            SyncStateItem.after_id.set(drift.after_id) if drift.after_id else SyncStateItem.after_id.remove()
+        )
+        try:
+            item.update(actions=actions)
+        except UpdateError as exc:
+            raise translate(exc) from exc
+
+    def load_synced_fields(self) -> tuple[str, ...] | None:
+        try:
+            item = SyncStateItem.get(self.FIELDS_ID, consistent_read=True)
+        except SyncStateItem.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
+        return tuple(item.synced_fields) if item.synced_fields is not None else None
+
+    def save_synced_fields(self, fields: Sequence[str], at: str) -> None:
+        item = SyncStateItem(self.FIELDS_ID)
+        try:
+            item.update(actions=[SyncStateItem.synced_fields.set(list(fields)), SyncStateItem.updated_at.set(at)])
         except UpdateError as exc:
             raise translate(exc) from exc
 

@@ -132,6 +132,10 @@ class SyncStateItem(Model):
     api_used = NumberAttribute(null=True)
     api_limit = NumberAttribute(null=True)
     measured_at = UnicodeAttribute(null=True)
+    # on fields#account: the SyncedAccountFields the fetch last read Accounts with (a change starts a resync)
+    synced_fields = ListAttribute[str](null=True)
+    # on drift#sample: the Account id the next drift check starts after (the last check is in last_run)
+    after_id = UnicodeAttribute(null=True)
 
 
 ALL_MODELS: dict[str, type[Model]] = {

@@ -60,6 +60,7 @@ MAX_QUERY_RESTARTS = 5
 IDS_PER_QUERY = 200
 BULK_MAX_POLL_SECONDS = 10.0  # well under the run's stop margin: a wait never runs into the deadline
 _NUMBER_TYPES = {"double", "currency", "percent"}
+IDS_PER_QUERY = 200  # ids of one `Id IN (...)` query: 200 x 21 characters, well under SOQL's 100,000
 
 
 class BulkJobLost(SalesforceQueryError):
@@ -212,6 +213,36 @@ class SalesforceRestSource:
                 page = self._call(
                     lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
                 )
+
+    def accounts_by_ids(self, fields: Sequence[str], account_ids: Sequence[str]) -> Iterator[Mapping[str, object]]:
+        """A resync of named accounts: the Accounts with these ids (deleted ones too, queryAll), by REST queries
+        of at most `IDS_PER_QUERY` ids each (a SOQL text stays far under its length limit). An id Salesforce does
+        not know yields nothing."""
+        _check_names("Account", fields)
+        ids = list(dict.fromkeys(account_ids))
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start : start + IDS_PER_QUERY]
+            select = f"SELECT {', '.join(fields)} FROM Account"  # noqa: S608 - names checked above  # nosec B608
+            soql = format_soql(f"{select} WHERE Id IN {{}} ORDER BY Id", chunk)
+            page: Any = self._call(lambda sf, q=soql: sf.query(q, include_deleted=True))  # type: ignore[misc]
+            while True:
+                yield from page.get("records", [])
+                next_url = page.get("nextRecordsUrl")
+                if page.get("done", True) or not next_url:
+                    break
+                page = self._call(
+                    lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
+                )
+
+    def accounts_after(self, fields: Sequence[str], after_id: str | None, limit: int) -> Iterator[Mapping[str, object]]:
+        """Drift detection's rolling sample: the next `limit` Accounts (not deleted) in Id order after `after_id`,
+        in one query (`limit` stays under a page)."""
+        _check_names("Account", fields)
+        select = f"SELECT {', '.join(fields)} FROM Account"  # noqa: S608 - names checked above  # nosec B608
+        where = format_soql(" WHERE Id > {}", after_id) if after_id else ""
+        soql = f"{select}{where} ORDER BY Id LIMIT {int(limit)}"
+        page: Any = self._call(lambda sf: sf.query(soql))
+        yield from page.get("records", [])
 
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------------
 

@@ -53,16 +53,19 @@ class ChangeDecision:
 @dataclass(frozen=True)
 class AccountChange:
     """A Salesforce version (`version`) or a local edit (`edit`, applied over the account's version
-    `base_modstamp`)."""
+    `base_modstamp`). A version with a `resync_id` is an operator's resync of the version the account already
+    applied: it is diffed again against every contact, even one that holds its stamp (a contact changed behind the
+    store's back, a newly synced field), and what it writes is keyed and reasoned as the resync's."""
 
     account_id: str
     version: AccountVersion | None = None
     edit: LocalEdit | None = None
     base_modstamp: str | None = None
+    resync_id: str | None = None
 
     @classmethod
-    def of_version(cls, version: AccountVersion) -> AccountChange:
-        return cls(version.account_id, version=version)
+    def of_version(cls, version: AccountVersion, resync_id: str | None = None) -> AccountChange:
+        return cls(version.account_id, version=version, resync_id=resync_id)
 
     @classmethod
     def of_edit(cls, edit: LocalEdit, base_modstamp: str) -> AccountChange:
@@ -71,6 +74,8 @@ class AccountChange:
     def __post_init__(self) -> None:
         if (self.version is None) == (self.edit is None) or (self.edit is not None and not self.base_modstamp):
             raise ValueError("an account change is a version, or a local edit with the version it is over")
+        if self.resync_id is not None and self.version is None:
+            raise ValueError("only a version is resynced")
 
     @property
     def origin(self) -> ChangeOrigin:
@@ -78,6 +83,8 @@ class AccountChange:
 
     @property
     def ref(self) -> ChangeRef:
+        if self.version is not None and self.resync_id is not None:
+            return ChangeRef(ChangeOrigin.RESYNC, self.version.system_modstamp, self.resync_id)
         if self.version is not None:
             return ChangeRef(ChangeOrigin.ACCOUNT, self.version.system_modstamp)
         assert self.edit is not None
@@ -90,6 +97,12 @@ class AccountChange:
     @property
     def is_deleted(self) -> bool:
         return self.version is not None and self.version.is_deleted
+
+    @property
+    def rewrites_own_stamp(self) -> bool:
+        """The contact write's condition: a version writes a contact at an older version only; an edit, or a resync,
+        also one at the version it is over (never one at a newer version)."""
+        return self.edit is not None or self.resync_id is not None
 
     @property
     def guard_modstamp(self) -> str:
@@ -143,8 +156,9 @@ class AccountChange:
         return entry.change.stamp > self.edit.edited_at or entry.change == last_edit
 
     def already_on(self, contact_modstamp: str | None) -> bool:
-        """A version whose stamp the contact holds was written there by an earlier delivery."""
-        return self.version is not None and contact_modstamp == self.version.system_modstamp
+        """A version whose stamp the contact holds was written there by an earlier delivery (a resync diffs it
+        again: that is what it is for)."""
+        return self.version is not None and self.resync_id is None and contact_modstamp == self.version.system_modstamp
 
 
 def owed_again(

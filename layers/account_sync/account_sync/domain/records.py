@@ -51,6 +51,7 @@ class ChangeOrigin(enum.Enum):
     ACCOUNT = "account"  # an Account changed in Salesforce
     CONTACT = "contact"  # a Contact moved to another account in Salesforce
     LOCAL = "local"  # an account field edited in the store (SPEC R3)
+    RESYNC = "resync"  # an operator's resync found a contact out of step with the account's applied version
 
     @property
     def source(self) -> str:
@@ -62,14 +63,17 @@ class ChangeOrigin(enum.Enum):
             ChangeOrigin.ACCOUNT: "Account updated in Salesforce",
             ChangeOrigin.CONTACT: "Contact's account changed in Salesforce",
             ChangeOrigin.LOCAL: "Account field edited in the store",
+            ChangeOrigin.RESYNC: "Resync from Salesforce",
         }[self]
 
 
 @dataclass(frozen=True)
 class ChangeRef:
     """The change that wrote an account field onto a contact: an account version (its SystemModstamp), a contact
-    that moved to another account (the Contact's SystemModstamp), or a local edit (its `edited_at` and its id, so
-    that two edits of one field in the same millisecond are two changes). It names the activity the write owes."""
+    that moved to another account (the Contact's SystemModstamp), a local edit (its `edited_at` and its id, so
+    that two edits of one field in the same millisecond are two changes), or a resync of an applied version (its
+    SystemModstamp and the resync's id, so that two resyncs that each repair drift keep both activities). It names
+    the activity the write owes."""
 
     origin: ChangeOrigin
     stamp: str

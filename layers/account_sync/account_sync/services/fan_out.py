@@ -174,7 +174,7 @@ class FanOutBatch:
 
     def apply(self, message: ChangeMessage) -> FanOutReport:
         if isinstance(message, AccountChangeMessage):
-            return self._apply_version(message.version)
+            return self._apply_version(message.version, message.resync_id)
         if isinstance(message, LocalEditMessage):
             return self._apply_edit(message.edit)
         if isinstance(message, ChangeSegmentMessage):
@@ -211,7 +211,7 @@ class FanOutBatch:
         live = [c for c in read if c is not None and c.account_id == account_id and not c.is_deleted]
         return min(len(shown) + len(live), limit)
 
-    def _apply_version(self, version: AccountVersion) -> FanOutReport:
+    def _apply_version(self, version: AccountVersion, resync_id: str | None = None) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
         self._accounts_seen.pop(version.account_id, None)
         accounts = self._s._accounts
@@ -221,8 +221,11 @@ class FanOutBatch:
             report.outcome = "stale"
             return report
         if verdict is VersionVerdict.SAME and stored and stored.applied_modstamp == version.system_modstamp:
+            if resync_id is not None:
+                return self._resync(version, stored, resync_id, report)
             report.outcome = "already_applied"
             return report
+        # A resync that reads a newer version (or one still being fanned out) is that version, as the fetch's.
         if (
             verdict is VersionVerdict.NEWER
             and stored is not None
@@ -250,6 +253,32 @@ class FanOutBatch:
         change = AccountChange.of_version(version)
         planned = state.segments_total is not None
         self._carry_out(change, state, decision, state.changed_fields, planned, report)
+        return report
+
+    def _resync(
+        self, version: AccountVersion, stored: AccountState, resync_id: str, report: FanOutReport
+    ) -> FanOutReport:
+        """An operator's resync of the version the account already applied: the stored account takes the values
+        read again (a field newly synced, a value changed behind the store's back; a field a local edit over the
+        version wrote keeps the edit, SPEC R3), and the version is diffed again against every contact, under a
+        decision taken afresh from the contacts counted now (the 5000 rule). Only real differences are written,
+        with activities of origin `resync` keyed by the resync's id: a store in step costs the reads, no write.
+        A field no longer in the synced list is removed from the account and its contacts (no activity: it is not
+        a value Salesforce changed), so that a resync after a deployment leaves exactly the synced fields."""
+        edited = edits_since(stored.local_edits, stored.system_modstamp)
+        values = {**version.fields, **{name: stored.fields.get(name) for name in edited}}
+        changed = [change.field for change in diff_fields(stored.fields, values, self._config.synced_fields)]
+        unsynced = not set(stored.fields) <= set(self._config.synced_fields)  # a field removed from the list
+        if (changed or unsynced) and not self._s._accounts.refresh_fields(
+            version.account_id, version.system_modstamp, values
+        ):
+            report.outcome = "stale"  # a newer version was accepted meanwhile: its own fan-out covers every contact
+            return report
+        decision = self._decide(version.account_id, stored)
+        report.changed_fields = changed
+        change = AccountChange.of_version(version, resync_id)
+        self._carry_out(change, replace(stored, fields=values), decision, changed, False, report)
+        report.outcome = "resynced"
         return report
 
     def _changes_no_contact(self, stored: AccountState, version: AccountVersion) -> bool:
@@ -492,11 +521,13 @@ class FanOutBatch:
         writable = [name for name in fields if name not in edited]
         changes = diff_fields(contact.account_fields, change.values, writable)
         flag_changes = change.version is not None and contact.account_deleted != change.is_deleted
+        # A resync also writes a contact that holds a field no longer synced: the version's write leaves it out.
+        unsynced = change.resync_id is not None and not set(contact.account_fields) <= set(fields)
         if change.behind_base(contact.account_modstamp) and not changes:
             name = writable[0]
             held = canonical_value(contact.account_fields.get(name))
             changes = [FieldChange(name, held, held)]  # a mark only: no activity (old and new are the same)
-        elif not (changes or flag_changes):
+        elif not (changes or flag_changes or unsynced):
             return None
         kept = {name: (contact.account_fields.get(name), entry) for name, entry in edited.items()}
         return _ContactWrite(contact.contact_id, changes, kept)

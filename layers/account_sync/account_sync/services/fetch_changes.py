@@ -19,12 +19,20 @@ decides from the usage the last run recorded and makes no Salesforce call at all
 `FetchReport.rejected` instead of queued: larger than the queue's MaximumMessageSize, or holding a value DynamoDB
 cannot store (`domain.fields.storable_value`: a number of more than 38 digits or out of range, NaN, Infinity, a
 text larger than an item), so that it neither holds back every other change forever nor fails a write downstream.
+
+A resync (`ResyncRequest`, issue 12) reads Accounts again after the run's own windows: named ones by id, or every
+Account whose SystemModstamp is in a window (all of them: from the epoch), as a stream of its own
+(`RESYNC_STREAM`) checkpointed like any window, so that "everything" drains over runs: every run goes on with a
+resync in progress, at most `resync_records_per_run` records a run. Its messages carry a resync id (derived from
+the request, the same in every run of it), which lets the fan-out re-diff a version the store already applied.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -37,11 +45,14 @@ from account_sync.contracts import (
 )
 from account_sync.domain.fields import UnstorableValue, canonical_value, storable_value
 from account_sync.domain.records import AccountVersion, ContactVersion
-from account_sync.domain.timestamps import EPOCH, normalize_timestamp, parse_timestamp, shift
+from account_sync.domain.timestamps import EPOCH, InvalidTimestamp, normalize_timestamp, parse_timestamp, shift
 from account_sync.ports import (
+    AccountRepository,
     ApiUsage,
     ChangePublisher,
     ConfigurationError,
+    ContactRepository,
+    DriftState,
     MessagesRejected,
     RecordedUsage,
     RejectedMessage,
@@ -51,6 +62,7 @@ from account_sync.ports import (
     SyncStateStore,
     WindowProgress,
 )
+from account_sync.services.drift import DriftConfig, check_drift
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
@@ -65,6 +77,83 @@ LEASE_MARGIN_SECONDS = 5
 BUDGET_RECHECK_SECONDS = 3600
 
 
+RESYNC_STREAM = "Account.resync"
+_RESYNC_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+MAX_RESYNC_IDS = 2000  # ids in one request: 10 queries of 200; a larger set is a window or everything
+
+
+class InvalidResync(ValueError):
+    """A resync request that cannot be carried out as it is; the message says why."""
+
+
+@dataclass(frozen=True)
+class ResyncRequest:
+    """Accounts to read again: by id, every one changed in `(since, until]`, or every one (`everything`)."""
+
+    account_ids: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    everything: bool = False
+
+    @classmethod
+    def from_event(cls, raw: object) -> ResyncRequest:
+        """`"all"`, `{"account_ids": [...]}` or `{"since": T, "until": T}` (until optional: now)."""
+        if raw == "all" or (isinstance(raw, Mapping) and raw.get("all") is True and len(raw) == 1):
+            return cls(everything=True)
+        if not isinstance(raw, Mapping):
+            raise InvalidResync('resync must be "all", {"account_ids": [...]} or {"since": ..., "until": ...}')
+        unknown = sorted(set(raw) - {"account_ids", "since", "until"})
+        if unknown:
+            raise InvalidResync(f"resync has unknown keys: {', '.join(unknown)}")
+        if "account_ids" in raw:
+            if "since" in raw or "until" in raw:
+                raise InvalidResync("resync takes account_ids or a window, not both")
+            ids = raw["account_ids"]
+            if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+                raise InvalidResync("account_ids must be a non-empty list of Account ids")
+            bad = sum(1 for i in ids if not _RESYNC_ID.match(i))
+            if bad:
+                raise InvalidResync(f"{bad} of the account_ids are not Salesforce ids (15 or 18 letters and digits)")
+            if len(ids) > MAX_RESYNC_IDS:
+                raise InvalidResync(f"at most {MAX_RESYNC_IDS} account_ids a request: use a window or all")
+            return cls(account_ids=tuple(dict.fromkeys(ids)))
+        if "since" not in raw:
+            raise InvalidResync("a resync window needs since (and optionally until)")
+        try:
+            since = normalize_timestamp(str(raw["since"]))
+            until = normalize_timestamp(str(raw["until"])) if raw.get("until") is not None else None
+        except InvalidTimestamp:
+            raise InvalidResync("since and until must be ISO-8601 datetimes with a time zone") from None
+        if until is not None and until <= since:
+            raise InvalidResync("until must be later than since")
+        return cls(since=since, until=until)
+
+    def resync_id(self, requested_at: str) -> str:
+        """One id per request, the same in every run that drains it: part of its activities' keys."""
+        if self.account_ids:
+            basis = "ids|" + ",".join(sorted(self.account_ids)) + "|" + requested_at
+        else:
+            basis = f"window|{self.since or EPOCH}|{self.until or requested_at}"
+        return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def window_resync_id(progress: WindowProgress) -> str:
+    return hashlib.sha256(f"window|{progress.start}|{progress.end}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """A run's drift check (services/drift.py): the store it compares, every `interval_seconds` (None: only when
+    asked), or now (`forced`, an operator's `{"drift": ...}`); with `repair`, drifted accounts are resynced."""
+
+    accounts: AccountRepository
+    contacts: ContactRepository
+    config: DriftConfig
+    interval_seconds: int | None = 3600
+    forced: bool = False
+    repair: bool = False
+
+
 @dataclass(frozen=True)
 class FetchConfig:
     synced_fields: tuple[str, ...]
@@ -75,6 +164,9 @@ class FetchConfig:
     reconcile_lookback_seconds: int = 3600
     stop_margin_ms: int = STOP_MARGIN_MS
     checkpoint_records: int = CHECKPOINT_RECORDS
+    # A resync of a window or everything reads at most this many Accounts a run (then goes on at the next run):
+    # the rate at which it costs API calls and fan-out work beside the regular sync.
+    resync_records_per_run: int = 50_000
 
 
 @dataclass
@@ -96,10 +188,20 @@ class FetchReport:
     # store): set aside, never retried, each one logged and counted by the handler (ids, stamps, field names,
     # sizes and the problem; never values).
     rejected: list[dict[str, object]] = field(default_factory=list)
+    # A resync this run carried on or out: its id, what it reads, the Accounts queued, and whether it is done.
+    resync: dict[str, object] | None = None
+    # The synced field list changed since the last run (added, removed): this run started a resync of everything.
+    fields_changed: dict[str, list[str]] | None = None
+    # A drift check this run made: accounts and contacts compared, the drifted ones (ids, problems), resynced ones.
+    drift: dict[str, object] | None = None
 
 
 class _OutOfTime(Exception):
     """The run reached its stop margin: the position is saved, the next run resumes there."""
+
+
+class _RecordsSpent(Exception):
+    """The stream read as many records as a run may: the position is saved, the next run resumes there."""
 
 
 def validate_synced_fields(source: SalesforceSource, synced_fields: Iterable[str]) -> None:
@@ -118,6 +220,8 @@ def fetch_changes(
     now: Callable[[], str],
     run_id: str,
     remaining_ms: Callable[[], int] | None = None,
+    resync: ResyncRequest | None = None,
+    drift: DriftCheck | None = None,
 ) -> FetchReport:
     report = FetchReport(run_id=run_id)
     lease_seconds = config.lease_seconds
@@ -133,7 +237,7 @@ def fetch_changes(
             return report
         try:
             validate_synced_fields(source, config.synced_fields)
-            _Run(source, publisher, state, config, now, report, remaining_ms).run()
+            _Run(source, publisher, state, config, now, report, remaining_ms).run(resync, drift)
         except _OutOfTime:
             report.outcome = "paused_before_timeout"
         except SalesforceBudgetExhausted:
@@ -193,7 +297,113 @@ class _Run:
         self.remaining_ms = remaining_ms
         self.account_fields = [*SYSTEM_ACCOUNT_FIELDS, *config.synced_fields]
 
-    def run(self) -> None:
+    def run(self, resync: ResyncRequest | None = None, drift: DriftCheck | None = None) -> None:
+        self._regular()
+        if resync is None or resync.account_ids:
+            self._resync_on_new_fields()
+        self._resync(resync)
+        if drift is not None:
+            self._drift(drift)
+
+    def _drift(self, drift: DriftCheck) -> None:
+        """The drift check when due (like the sweep, the first run starts the clock), or asked for; its findings
+        are recorded (`drift#sample`) and, with `repair`, the drifted accounts are resynced at once."""
+        last = self.state.load_drift()
+        now = self.now()
+        if not drift.forced:
+            if drift.interval_seconds is None:
+                return
+            if last is None:
+                self.state.save_drift(DriftState(checked_at=now))
+                return
+            if _seconds_between(last.checked_at, now) < drift.interval_seconds:
+                return
+        found = check_drift(
+            self.source, drift.accounts, drift.contacts, drift.config, last.after_id if last else None, now
+        )
+        self.state.save_drift(DriftState(now, found.after_id, found.checked, tuple(found.drifted)))
+        self.report.drift = {
+            "checked": found.checked,
+            "contacts_checked": found.contacts_checked,
+            "drifted": found.drifted,
+            "repaired": 0,
+        }
+        if drift.repair and found.drifted_ids:
+            request = ResyncRequest(account_ids=tuple(found.drifted_ids))
+            records = list(self.source.accounts_by_ids(self.account_fields, request.account_ids))
+            before = self.report.queued["Account"]
+            self._queue("resync", "Account", records, _accounts(self.config.synced_fields, request.resync_id(now)))
+            self.report.drift["repaired"] = self.report.queued["Account"] - before
+
+    def _resync_on_new_fields(self) -> None:
+        """A SyncedAccountFields other than the one the fetch last read Accounts with (a deployment added or
+        removed a field): a resync of everything starts, so that every account is brought to the new list without
+        waiting for a Salesforce change. The list is recorded once the resync is started (a crash in between
+        starts it again). The first run that records a list starts none: nothing was synced with another one."""
+        fields = self.config.synced_fields
+        recorded = self.state.load_synced_fields()
+        if recorded == fields:
+            return
+        if recorded is not None and set(recorded) != set(fields):
+            progress = WindowProgress(start=EPOCH, end=self.now())
+            run = {"run_id": self.report.run_id, "requested": "synced fields changed"}
+            self.state.save_progress(RESYNC_STREAM, progress, run)
+            self.report.fields_changed = {
+                "added": sorted(set(fields) - set(recorded)),
+                "removed": sorted(set(recorded) - set(fields)),
+            }
+        self.state.save_synced_fields(fields, self.now())
+
+    def _resync(self, request: ResyncRequest | None) -> None:
+        """A request's named accounts now; a request's window replaces the one in progress (if any); a window in
+        progress goes on, `resync_records_per_run` records a run."""
+        if request is not None and request.account_ids:
+            resync_id = request.resync_id(self.now())
+            records = list(self.source.accounts_by_ids(self.account_fields, request.account_ids))
+            before = self.report.queued["Account"]
+            self._queue("resync", "Account", records, _accounts(self.config.synced_fields, resync_id))
+            found = {str(record["Id"]) for record in records}
+            self.report.resync = {
+                "resync_id": resync_id,
+                "account_ids": len(request.account_ids),
+                "queued": self.report.queued["Account"] - before,
+                "not_found": [i for i in request.account_ids if i not in found],
+                "done": True,
+            }
+            return
+        loaded = self.state.load_stream(RESYNC_STREAM)
+        if request is not None:
+            progress = WindowProgress(start=request.since or EPOCH, end=request.until or self.now())
+            loaded = StreamState(loaded.watermark, progress)
+            self.state.save_progress(RESYNC_STREAM, progress, {"run_id": self.report.run_id, "requested": True})
+        if loaded.progress is None:
+            return
+        resync_id = window_resync_id(loaded.progress)
+        before = self.report.queued["Account"]
+        self.report.resync = {
+            "resync_id": resync_id,
+            "window": [loaded.progress.start, loaded.progress.end],
+            "queued": 0,
+            "done": False,
+        }
+        try:
+            self._stream(
+                RESYNC_STREAM,
+                "Account",
+                self.account_fields,
+                0,
+                lambda: loaded.progress.end if loaded.progress else self.now(),
+                _accounts(self.config.synced_fields, resync_id),
+                loaded,
+                max_records=self.config.resync_records_per_run,
+            )
+            self.report.resync["done"] = True
+        except _RecordsSpent:
+            pass  # the next run goes on from the checkpoint
+        finally:
+            self.report.resync["queued"] = self.report.queued["Account"] - before
+
+    def _regular(self) -> None:
         synced = self.config.synced_fields
         lookback = self.config.lookback_seconds
         accounts, contacts = _accounts(synced), contact_messages
@@ -226,8 +436,10 @@ class _Run:
         end_of_new_window: Callable[[], str],
         to_messages: Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]],
         loaded: StreamState | None = None,
+        max_records: int | None = None,
     ) -> str:
-        """Read the stream's window in progress, or a new one, to its end; the stream's watermark after it."""
+        """Read the stream's window in progress, or a new one, to its end; the stream's watermark after it. With
+        `max_records`, the run checkpoints and stops the stream (`_RecordsSpent`) once it read that many."""
         loaded = loaded or self.state.load_stream(stream)
         watermark, progress = loaded.watermark, loaded.progress
         if progress is None:
@@ -241,19 +453,27 @@ class _Run:
         records: list[Mapping[str, object]] = []
         position: Mapping[str, str] = progress.position
         items = self.source.read_window(sobject, fields, progress.start, progress.end, dict(progress.position) or None)
+        read = 0
         for item in items:
             position = item.position
             self.report.reads[stream] = position.get("mode", "rest")
             if item.record is not None:
                 records.append(item.record)
-            if len(records) >= self.config.checkpoint_records or (item.record is None and self._out_of_time()):
+                read += 1
+            spent = max_records is not None and read >= max_records
+            if len(records) >= self.config.checkpoint_records or spent or (item.record is None and self._out_of_time()):
                 self._queue(stream, sobject, records, to_messages)
                 records = []
                 self._checkpoint(stream, progress, position)
                 if self._out_of_time():
                     raise _OutOfTime
+                if spent:
+                    raise _RecordsSpent
         self._queue(stream, sobject, records, to_messages)
         run = {"run_id": self.report.run_id, "queued": self.report.queued[sobject]}
+        if stream == RESYNC_STREAM:
+            self.state.end_window(stream, run)  # an earlier window than the last resync's is done all the same
+            return progress.end
         self.state.save_watermark(stream, progress.end, run)
         return max(progress.end, watermark or EPOCH)
 
@@ -306,9 +526,9 @@ class _Run:
 
 
 def _accounts(
-    synced_fields: tuple[str, ...],
+    synced_fields: tuple[str, ...], resync_id: str | None = None
 ) -> Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]]:
-    return lambda records: account_messages(records, synced_fields)
+    return lambda records: account_messages(records, synced_fields, resync_id)
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -336,11 +556,11 @@ def _records_in(message: object) -> int:
 
 
 def account_messages(
-    records: Iterable[Mapping[str, object]], synced_fields: Iterable[str]
+    records: Iterable[Mapping[str, object]], synced_fields: Iterable[str], resync_id: str | None = None
 ) -> Iterator[tuple[ChangeMessage | RejectedMessage, int]]:
     fields = tuple(synced_fields)
     for record in records:
-        message = AccountChangeMessage(account_version(record, fields))
+        message = AccountChangeMessage(account_version(record, fields), resync_id)
         try:
             for name, value in message.version.fields.items():
                 storable_value(value, name)
