@@ -90,6 +90,9 @@ def reset_pynamodb_connections() -> None:
         model = pending.pop()
         pending.extend(model.__subclasses__())
         model._connection = None
+    from account_sync.adapters.dynamodb_models import reset_dynamodb_client  # and the store's own boto3 client
+
+    reset_dynamodb_client()
 
 
 def free_port(host: str = HOST) -> int:
