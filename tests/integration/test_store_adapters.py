@@ -206,6 +206,16 @@ def edit_change(field: str, value: FieldValue, minute: int = 30, account: int = 
 
 
 class TestAccounts:
+    def test_joiners_come_and_old_ones_go_in_one_call(self, store):
+        # given an account whose recent joiners hold two contacts
+        accounts = DynamoAccountRepository()
+        accounts.note_joiners(account_id(1), [contact_id(1), contact_id(2)], stamp(1), {}, overflow=False)
+        # when new contacts join while one of the old ones is forgotten (DynamoDB refuses an ADD and a DELETE of
+        # the same set in one expression: "two document paths overlap")
+        accounts.note_joiners(account_id(1), [contact_id(3)], stamp(2), {contact_id(1): stamp(1)}, overflow=False)
+        # then the account keeps the one old joiner left and the new one
+        assert dict(accounts.get(account_id(1)).recent_joiners) == {contact_id(2): stamp(1), contact_id(3): stamp(2)}
+
     def test_a_local_edit_needs_a_synced_live_account(self, store):
         accounts = DynamoAccountRepository()
         unsynced = AccountState(account_id(1), {}, None, None, False, None, None)

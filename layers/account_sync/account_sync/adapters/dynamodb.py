@@ -347,16 +347,22 @@ class DynamoAccountRepository:
     def note_joiners(
         self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
     ) -> None:
-        """ADD and DELETE on a string set need no item, no set and no read: one unconditional write."""
-        actions: list[Any] = [AccountItem.updated_at.set(self._now())]
+        """ADD and DELETE on a string set need no item, no set and no read: unconditional writes. Two when old
+        joiners go as new ones come: DynamoDB refuses an ADD and a DELETE of one set in one expression ("two
+        document paths overlap"). Forgotten first: a contact forgotten and joining again keeps its new entry."""
+        writes: list[list[Any]] = []
         if forget:
-            actions.append(AccountItem.recent_joiners.delete({f"{c}|{at}" for c, at in forget.items()}))
+            writes.append([AccountItem.recent_joiners.delete({f"{c}|{at}" for c, at in forget.items()})])
         if overflow:
-            actions.append(AccountItem.joiners_overflow_at.set(joined_at))
+            writes.append([AccountItem.joiners_overflow_at.set(joined_at)])
         elif contact_ids:
-            actions.append(AccountItem.recent_joiners.add({f"{c}|{joined_at}" for c in contact_ids}))
+            writes.append([AccountItem.recent_joiners.add({f"{c}|{joined_at}" for c in contact_ids})])
+        if not writes:
+            writes.append([])
+        writes[-1].append(AccountItem.updated_at.set(self._now()))
         try:
-            AccountItem(account_id).update(actions=actions)
+            for actions in writes:
+                AccountItem(account_id).update(actions=actions)
         except UpdateError as exc:
             raise translate(exc) from exc
 
