@@ -1,4 +1,5 @@
-"""The store, on DynamoDB through pynamodb. Every write that orders versions is a conditional update."""
+"""The store, on DynamoDB through pynamodb, and boto3 where pynamodb's public API cannot make a call as the store needs
+it (docs/decisions.md, "pynamodb through its public API"). Every write that orders versions is a conditional update."""
 
 from __future__ import annotations
 
