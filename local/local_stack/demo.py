@@ -229,9 +229,29 @@ def check_store(sandbox: SyncSandbox, scale: Scale, story: Story, synced_fields:
     salesforce = sandbox.salesforce
     sf_accounts = {a["Id"]: a for a in salesforce.records("Account", include_deleted=True)}
     sf_contacts = {c["Id"]: c for c in salesforce.records("Contact", include_deleted=True)}
-    contacts = {item.contact_id: item for item in ContactItem.scan()}
-    accounts = {item.account_id: item for item in AccountItem.scan()}
-    activities = list(ActivityItem.scan())
+    # Only what the checks read (a projection): moto's response serialiser is most of a Scan's cost on its side.
+    contacts = {
+        item.contact_id: item
+        for item in ContactItem.scan(
+            attributes_to_get=["contact_id", "account_id", "account_fields", "is_deleted", "account_fields_source"]
+        )
+    }
+    accounts = {item.account_id: item for item in AccountItem.scan(attributes_to_get=["account_id", "is_deleted"])}
+    activities = list(
+        ActivityItem.scan(
+            attributes_to_get=[
+                "subject_id",
+                "activity_key",
+                "activity_type",
+                "source",
+                "account_id",
+                "reason",
+                "contacts_counted",
+                "threshold",
+                "changed_fields",
+            ]
+        )
+    )
     cdv = [a for a in activities if a.activity_type == "Change Data Value"]
     suppressed = [a for a in activities if a.activity_type == "Change Data Value Suppressed"]
     checks: list[Check] = []

@@ -28,6 +28,9 @@ the demo: about 100 contact writes a second):
   it), from the text each time. Here the parse is remembered per expression text: the fan-out sends a handful of
   distinct texts, each thousands of times. moto's validator works on a deep copy of the tree
   (`Validator.__init__`), so a remembered tree is never changed; a text that does not parse raises every time.
+* moto lexes a ConditionExpression (and a FilterExpression or KeyConditionExpression) twice per request, from the
+  text each time, compiling seven patterns per token. Here the tokens are remembered per text (fresh nodes each
+  time: only the text is remembered; the names and values of each request are read in the later steps).
 * moto's tree walkers rebuild their map of node types (a dict of bound methods) for every node they visit, ten
   walks per update; here each walker builds it once.
 * To project an item (a query on an index that INCLUDEs some attributes, a ProjectionExpression), moto converts
@@ -49,6 +52,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections import deque
 from typing import Any
 
 _MARK = "_account_sync_fifo_fix"
@@ -240,6 +244,7 @@ def _speed_up_update_expressions() -> None:
     traverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
 
     _project_once()
+    _lex_conditions_once()
 
     from moto import backends
 
@@ -265,6 +270,30 @@ def _remembered(processing_map: Any) -> Any:
         return cached
 
     return remembered
+
+
+def _lex_conditions_once() -> None:
+    """`ConditionExpressionParser._lex_condition_expression` remembered per expression text (module docstring).
+    A lexed token depends on the text alone; each call gets new nodes (new child lists), so no later step of one
+    request can change what another is given; a text that does not lex raises every time (nothing is stored)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    if getattr(lex, _MARK, False):
+        return
+
+    @functools.lru_cache(maxsize=512)
+    def tokens(text: str) -> tuple[tuple[Any, Any, Any, Any], ...]:
+        parser = ConditionExpressionParser.__new__(ConditionExpressionParser)
+        parser.condition_expression = text
+        return tuple((n.nonterminal, n.kind, n.text, n.value) for n in lex(parser))
+
+    def lex_once(self: Any) -> Any:
+        node = ConditionExpressionParser.Node
+        return deque(node(*token, children=[]) for token in tokens(self.condition_expression))
+
+    setattr(lex_once, _MARK, True)
+    ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
 
 
 def _project_once() -> None:

@@ -90,6 +90,11 @@ def reset_pynamodb_connections() -> None:
         model = pending.pop()
         pending.extend(model.__subclasses__())
         model._connection = None
+    try:  # and the store's own boto3 client, when the store is loaded in this process
+        from account_sync.adapters.dynamodb_models import reset_dynamodb_client
+    except ImportError:
+        return
+    reset_dynamodb_client()
 
 
 def free_port(host: str = HOST) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from account_sync.adapters.dynamodb_models import ContactItem
+from account_sync.adapters.dynamodb_models import ContactItem, dynamodb_client, reset_dynamodb_client
 from account_sync.settings import Settings, SettingsError
 from account_sync.wiring import build_fan_out, build_retry_visibility
 
@@ -15,6 +15,7 @@ def region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     yield
     ContactItem._connection = None
+    reset_dynamodb_client()
 
 
 @pytest.mark.parametrize("writers", [16, 40])
@@ -33,9 +34,11 @@ def test_the_contacts_client_pools_a_connection_per_writer_thread(region, writer
     )
     # when it is built
     build_fan_out(settings)
-    # then no writer waits for, or opens and throws away, a connection of its own
+    # then no writer waits for, or opens and throws away, a connection of its own: neither pynamodb's client
+    # (reads) nor the boto3 client the contact writes go through
     client = ContactItem._get_connection().connection.client
     assert client.meta.config.max_pool_connections == writers
+    assert dynamodb_client().meta.config.max_pool_connections == writers
 
 
 def test_a_consumer_hands_messages_back_to_its_own_queue_on_the_settings_schedule():

@@ -126,6 +126,51 @@ def test_a_failed_condition_and_a_bad_expression_are_refused_every_time(aws):
     }
 
 
+def test_one_condition_text_is_judged_on_each_requests_own_names_and_values(aws):
+    # given two items, one holding an older stamp than the other
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "fields": {"M": {}}, "stamp": {"S": "2"}})
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "b"}, "fields": {"M": {}}, "stamp": {"S": "5"}})
+    condition = "attribute_not_exists(#s) OR #s < :stamp"
+
+    def write(item_id: str, stamp: str, attribute: str = "stamp") -> bool:
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": {"S": item_id}},
+                UpdateExpression="SET #f.#k = :v",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#f": "fields", "#k": "Industry", "#s": attribute},
+                ExpressionAttributeValues={":v": {"S": stamp}, ":stamp": {"S": stamp}},
+            )
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+        return True
+
+    # when the same condition text is sent with other values, and other names, again and again
+    # then each request is judged on its own: a newer stamp passes, an older one fails, another attribute passes
+    assert [write("a", "3"), write("b", "3"), write("b", "6"), write("a", "1"), write("a", "1", "other")] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
+    # and a condition that does not lex is refused every time (in-process moto raises its lexer's own error)
+    for _ in range(2):
+        with pytest.raises((ClientError, ValueError), match=r"ValidationException|Cannot parse"):
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": {"S": "a"}},
+                UpdateExpression="SET #f = :v",
+                ConditionExpression="#f ! :v",
+                ExpressionAttributeNames={"#f": "flag"},
+                ExpressionAttributeValues={":v": {"S": "x"}},
+            )
+
+
 # --- an item projected from one conversion ------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The store, on DynamoDB through pynamodb. Every write that orders versions is a conditional update."""
+"""The store, on DynamoDB through pynamodb, and boto3 where pynamodb's public API cannot make a call as the store needs
+it (docs/decisions.md, "pynamodb through its public API"). Every write that orders versions is a conditional update."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
+from pynamodb.expressions.update import Action, Update
 
 from account_sync.adapters.dynamodb_models import (
     AccountItem,
     ActivityItem,
     ContactItem,
     SyncStateItem,
+    dynamodb_client,
 )
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
@@ -70,21 +73,58 @@ def plan_progress_id(account_id: str, plan_id: str) -> str:
     return f"segments#{account_id}#{plan_id}"
 
 
-def is_condition_failure(exc: PynamoDBException) -> bool:
-    return exc.cause_response_code == "ConditionalCheckFailedException"
+def _error_code(exc: PynamoDBException | ClientError) -> str | None:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return exc.cause_response_code
 
 
-def translate(exc: PynamoDBException) -> Exception:
+def is_condition_failure(exc: PynamoDBException | ClientError) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
+def translate(exc: PynamoDBException | ClientError) -> Exception:
     """Throttling (`Throttled`) and server errors are transient (SQS retries the message); an invalid item is
-    permanent (the consumer dead-letters the message at once); anything else is a bug to see."""
-    if exc.cause_response_code in THROTTLING_CODES:
-        return Throttled(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
-    if exc.cause_response_code in _SERVER_ERRORS:
-        return TransientError(f"DynamoDB {exc.cause_response_code}: {exc.cause_response_message}")
-    if exc.cause_response_code == "ValidationException":  # an invalid item: sent again, refused again
+    permanent (the consumer dead-letters the message at once); anything else is a bug to see. pynamodb's and
+    boto3's errors alike: some calls go through boto3 (`dynamodb_client`)."""
+    code = _error_code(exc)
+    message = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
+    message = message or getattr(exc, "cause_response_message", "")
+    if code in THROTTLING_CODES:
+        return Throttled(f"DynamoDB {code}: {message}")
+    if code in _SERVER_ERRORS:
+        return TransientError(f"DynamoDB {code}: {message}")
+    if code == "ValidationException":  # an invalid item: sent again, refused again
         # DynamoDB's message is left out: it may quote an attribute's value
         return PermanentFailure(f"DynamoDB refused the write as invalid ({type(exc).__name__}: ValidationException)")
     return exc
+
+
+def expressions(
+    actions: Sequence[Action] = (),
+    condition: Condition | None = None,
+    *,
+    key: Condition | None = None,
+    filter: Condition | None = None,
+) -> dict[str, Any]:
+    """A boto3 call's expressions with their names and values, written by pynamodb's expression classes: the boto3
+    calls take the same typed actions and conditions as the models' own calls."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
+    if actions:
+        kwargs["UpdateExpression"] = Update(*actions).serialize(names, values)
+    if condition is not None:
+        kwargs["ConditionExpression"] = condition.serialize(names, values)
+    if key is not None:
+        kwargs["KeyConditionExpression"] = key.serialize(names, values)
+    if filter is not None:
+        kwargs["FilterExpression"] = filter.serialize(names, values)
+    if names:
+        kwargs["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    return kwargs
 
 
 def _fields(raw: Any) -> dict[str, FieldValue]:
@@ -118,26 +158,30 @@ class DynamoAccountRepository:
             AccountItem.system_modstamp < version.system_modstamp
         )
         try:
-            old = AccountItem._get_connection().update_item(
-                version.account_id,
-                actions=[
-                    AccountItem.fields.set(dict(version.fields)),
-                    AccountItem.system_modstamp.set(version.system_modstamp),
-                    AccountItem.is_deleted.set(version.is_deleted),
-                    AccountItem.activity_logging.set(decision.activity_logging.value),
-                    AccountItem.contacts_counted.set(decision.contacts_counted),
-                    AccountItem.segmented.set(decision.segmented),
-                    AccountItem.changed_fields.set(list(changed_fields)),
-                    AccountItem.updated_at.set(self._now()),
-                    AccountItem.applied_modstamp.remove(),
-                    AccountItem.segments_plan.remove(),
-                    AccountItem.segments_total.remove(),
-                    AccountItem.segments_done.remove(),
-                ],
-                condition=condition,
-                return_values="ALL_OLD",
+            # boto3: pynamodb's Model.update returns the new item only, and the local edits come from the old one
+            old = dynamodb_client().update_item(
+                TableName=AccountItem.Meta.table_name,
+                Key={"account_id": {"S": version.account_id}},
+                ReturnValues="ALL_OLD",
+                **expressions(
+                    [
+                        AccountItem.fields.set(dict(version.fields)),
+                        AccountItem.system_modstamp.set(version.system_modstamp),
+                        AccountItem.is_deleted.set(version.is_deleted),
+                        AccountItem.activity_logging.set(decision.activity_logging.value),
+                        AccountItem.contacts_counted.set(decision.contacts_counted),
+                        AccountItem.segmented.set(decision.segmented),
+                        AccountItem.changed_fields.set(list(changed_fields)),
+                        AccountItem.updated_at.set(self._now()),
+                        AccountItem.applied_modstamp.remove(),
+                        AccountItem.segments_plan.remove(),
+                        AccountItem.segments_total.remove(),
+                        AccountItem.segments_done.remove(),
+                    ],
+                    condition,
+                ),
             )
-        except UpdateError as exc:
+        except ClientError as exc:
             if not is_condition_failure(exc):
                 raise translate(exc) from exc
             current = self.get(version.account_id)
@@ -464,23 +508,24 @@ class DynamoContactRepository:
 
     def count_members(self, account_id: str, limit: int) -> int:
         """A COUNT query that stops after `limit` items: its cost is bounded whatever the account's size."""
+        # boto3: pynamodb's Index.count reads the whole account, in pages of `limit`, whatever the limit
         counted = 0
-        last_key = None
-        connection = ContactItem._get_connection()
+        start: dict[str, Any] = {}
         try:
             while counted < limit:
-                page = connection.query(
-                    account_id,
-                    index_name=ContactItem.by_account.Meta.index_name,
-                    select="COUNT",
-                    limit=limit - counted,
-                    exclusive_start_key=last_key,
+                page = dynamodb_client().query(
+                    TableName=ContactItem.Meta.table_name,
+                    IndexName=ContactItem.by_account.Meta.index_name,
+                    Select="COUNT",
+                    Limit=limit - counted,
+                    **expressions(key=ContactItem.account_id == account_id),
+                    **start,
                 )
                 counted += int(page.get("Count", 0))
-                last_key = page.get("LastEvaluatedKey")
-                if not last_key:
+                if not page.get("LastEvaluatedKey"):
                     break
-        except PynamoDBException as exc:
+                start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        except ClientError as exc:
             raise translate(exc) from exc
         return min(counted, limit)
 
@@ -491,27 +536,15 @@ class DynamoContactRepository:
         after: str | None = None
         in_range = 0
         last_contact: str | None = None
-        connection = ContactItem._get_connection()
-        last_key = None
-        while True:
-            try:
-                page = connection.query(
-                    account_id,
-                    index_name=ContactItem.by_account.Meta.index_name,
-                    exclusive_start_key=last_key,
-                    attributes_to_get=["contact_id"],
-                )
-            except PynamoDBException as exc:
-                raise translate(exc) from exc
-            for item in page.get("Items", []):
-                last_contact = item["contact_id"]["S"]
+        try:
+            for item in ContactItem.by_account.query(account_id, attributes_to_get=["contact_id"]):
+                last_contact = item.contact_id
                 in_range += 1
                 if in_range == page_size:
                     yield after, last_contact
                     after, in_range = last_contact, 0
-            last_key = page.get("LastEvaluatedKey")
-            if not last_key:
-                break
+        except PynamoDBException as exc:
+            raise translate(exc) from exc
         if in_range and last_contact is not None:
             yield after, last_contact
 
@@ -552,16 +585,18 @@ class DynamoContactRepository:
 
     def _batch_get(self, keys: Sequence[str]) -> list[ContactItem]:
         """One BatchGetItem (at most 100 keys), strongly consistent; the keys DynamoDB left unprocessed (it does
-        under throttling) are asked again with growing backoff and jitter, then the message is retried."""
-        connection = ContactItem._get_connection()
+        under throttling) are asked again with growing backoff and jitter, then the message is retried. boto3:
+        pynamodb's Model.batch_get asks unprocessed keys again at once and for ever."""
         table = ContactItem.Meta.table_name
         found: list[ContactItem] = []
         pending = list(keys)
         for attempt in range(self._batch_get_attempts):
             try:
-                keys_map: Any = [{"contact_id": {"S": contact_id}} for contact_id in pending]  # pynamodb types: str
-                response = connection.batch_get_item(keys_map, consistent_read=True)
-            except PynamoDBException as exc:
+                keys_map = [{"contact_id": {"S": contact_id}} for contact_id in pending]
+                response = dynamodb_client().batch_get_item(
+                    RequestItems={table: {"Keys": keys_map, "ConsistentRead": True}}
+                )
+            except ClientError as exc:
                 raise translate(exc) from exc
             found += [ContactItem.from_raw_data(raw) for raw in response.get("Responses", {}).get(table, [])]
             unprocessed = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
@@ -737,9 +772,15 @@ class DynamoContactRepository:
 
     @staticmethod
     def _conditional_update(contact_id: str, actions: list[Any], condition: Condition) -> bool:
+        """boto3: pynamodb's Model.update asks for the whole new item back, a contact's worth of response for each
+        of the fan-out's writes, which read nothing of it."""
         try:
-            ContactItem._get_connection().update_item(contact_id, actions=actions, condition=condition)
-        except UpdateError as exc:
+            dynamodb_client().update_item(
+                TableName=ContactItem.Meta.table_name,
+                Key={"contact_id": {"S": contact_id}},
+                **expressions(actions, condition),
+            )
+        except ClientError as exc:
             if is_condition_failure(exc):
                 return False
             raise translate(exc) from exc
@@ -798,7 +839,7 @@ class DynamoActivityStore:
         sleep: Callable[[float], None] = time.sleep,
         client: Any | None = None,
     ) -> None:
-        self._client = client  # the boto3 DynamoDB client; by default the one pynamodb already holds
+        self._client = client  # the boto3 DynamoDB client; by default the process's (`dynamodb_client`)
         self._retention_seconds = retention_days * 86400
         self._max_attempts = max_attempts
         self._base_delay = base_delay
@@ -866,7 +907,7 @@ class DynamoActivityStore:
         return {"PutRequest": {"Item": serialized}}
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> int:
-        client = self._client or ActivityItem._get_connection().connection.client
+        client = self._client or dynamodb_client()
         table = ActivityItem.Meta.table_name
         pending = requests
         for attempt in range(self._max_attempts):
@@ -901,18 +942,20 @@ class DynamoActivityHistory:
     def page(
         self, subject_id: str, activity_type: str, limit: int, after_key: str | None
     ) -> tuple[list[StoredActivity], str | None]:
-        connection = ActivityItem._get_connection()
+        # boto3: pynamodb's query iterator would keep reading past a sparse filter, `max_requests` or not
         start = {"subject_id": {"S": subject_id}, "activity_key": {"S": after_key}} if after_key else None
         found: list[StoredActivity] = []
         last_key: str | None = None
         try:
             for _ in range(self._max_requests):
-                response = connection.query(
-                    subject_id,
-                    filter_condition=ActivityItem.activity_type == activity_type,
-                    scan_index_forward=False,
-                    limit=limit - len(found),
-                    exclusive_start_key=start,
+                response = dynamodb_client().query(
+                    TableName=ActivityItem.Meta.table_name,
+                    ScanIndexForward=False,
+                    Limit=limit - len(found),
+                    **expressions(
+                        key=ActivityItem.subject_id == subject_id, filter=ActivityItem.activity_type == activity_type
+                    ),
+                    **({"ExclusiveStartKey": start} if start else {}),
                 )
                 for raw in response.get("Items", []):
                     item = ActivityItem.from_raw_data(raw)
@@ -921,7 +964,7 @@ class DynamoActivityHistory:
                 last_key = start["activity_key"]["S"] if start else None
                 if not start or len(found) >= limit:
                     break
-        except PynamoDBException as exc:
+        except ClientError as exc:
             raise translate(exc) from exc
         return found, last_key
 

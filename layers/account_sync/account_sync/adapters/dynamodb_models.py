@@ -1,9 +1,13 @@
 """pynamodb models of the four tables. They mirror template.yaml (a test checks that they agree).
 
 Table names come from the settings at cold start (`bind_table_names`), never from module import.
+The calls pynamodb's public API cannot make as the store needs them go through `dynamodb_client()`, a boto3
+client (docs/decisions.md, "pynamodb through its public API").
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -146,6 +150,29 @@ ALL_MODELS: dict[str, type[Model]] = {
 }
 
 
+class _Client:
+    """The boto3 client, made lazily (after the settings and the environment are in place) and dropped with the
+    models' connections whenever they are rebound."""
+
+    client: Any = None
+    pool_connections = 10  # pynamodb's default; the fan-out sizes it to its writer threads
+
+
+def dynamodb_client() -> Any:
+    """The boto3 DynamoDB client of this process (typed Any: the project ships no boto3 stubs)."""
+    if _Client.client is None:
+        import boto3
+        from botocore.config import Config
+
+        _Client.client = boto3.client("dynamodb", config=Config(max_pool_connections=_Client.pool_connections))
+    return _Client.client
+
+
+def reset_dynamodb_client() -> None:
+    """Drop the cached client: the next call follows the environment of now (a test's endpoint, for one)."""
+    _Client.client = None
+
+
 def bind_table_names(contacts: str, accounts: str, activities: str, sync_state: str) -> None:
     """Point the models at the deployed tables (called once per cold start with the settings)."""
     ContactItem.Meta.table_name = contacts
@@ -154,6 +181,7 @@ def bind_table_names(contacts: str, accounts: str, activities: str, sync_state: 
     SyncStateItem.Meta.table_name = sync_state
     for model in ALL_MODELS.values():
         model._connection = None  # a new table name needs a new connection
+    reset_dynamodb_client()
 
 
 def size_contacts_connection_pool(connections: int) -> None:
@@ -162,3 +190,5 @@ def size_contacts_connection_pool(connections: int) -> None:
     and throws it away after one request, so 6 of 16 concurrent writes would pay a TCP and TLS handshake each."""
     ContactItem.Meta.max_pool_connections = max(connections, 10)
     ContactItem._connection = None
+    _Client.pool_connections = max(connections, 10)
+    reset_dynamodb_client()
