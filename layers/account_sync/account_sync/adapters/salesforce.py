@@ -215,24 +215,9 @@ class SalesforceRestSource:
                 )
 
     def accounts_by_ids(self, fields: Sequence[str], account_ids: Sequence[str]) -> Iterator[Mapping[str, object]]:
-        """A resync of named accounts: the Accounts with these ids (deleted ones too, queryAll), by REST queries
-        of at most `IDS_PER_QUERY` ids each (a SOQL text stays far under its length limit). An id Salesforce does
-        not know yields nothing."""
-        _check_names("Account", fields)
-        ids = list(dict.fromkeys(account_ids))
-        for start in range(0, len(ids), IDS_PER_QUERY):
-            chunk = ids[start : start + IDS_PER_QUERY]
-            select = f"SELECT {', '.join(fields)} FROM Account"  # noqa: S608 - names checked above  # nosec B608
-            soql = format_soql(f"{select} WHERE Id IN {{}} ORDER BY Id", chunk)
-            page: Any = self._call(lambda sf, q=soql: sf.query(q, include_deleted=True))  # type: ignore[misc]
-            while True:
-                yield from page.get("records", [])
-                next_url = page.get("nextRecordsUrl")
-                if page.get("done", True) or not next_url:
-                    break
-                page = self._call(
-                    lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True, include_deleted=True)  # type: ignore[misc]
-                )
+        """A resync of named accounts: the Accounts with these ids (deleted ones too), each asked once, read as the
+        push path reads the records its events name. An id Salesforce does not know yields nothing."""
+        return self.records_by_id("Account", fields, list(dict.fromkeys(account_ids)))
 
     def accounts_after(self, fields: Sequence[str], after_id: str | None, limit: int) -> Iterator[Mapping[str, object]]:
         """Drift detection's rolling sample: the next `limit` Accounts (not deleted) in Id order after `after_id`,
