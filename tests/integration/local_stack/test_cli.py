@@ -134,9 +134,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
 def cli(capsys: pytest.CaptureFixture[str], up: UpProcess) -> Callable[..., Any]:
     """Run an `account-sync --local` command in this process against the running `up`; its JSON output."""
 
-    def run(*args: str) -> Any:
+    def run(*args: str, _status: int = 0) -> Any:
         capsys.readouterr()
-        assert account_sync(["--local", "--state-dir", str(up.state_dir), "--json", *args]) == 0
+        assert account_sync(["--local", "--state-dir", str(up.state_dir), "--json", *args]) == _status
         return json.loads(capsys.readouterr().out)
 
     return run
@@ -317,6 +317,33 @@ def test_invoke_attach_runs_a_function_against_the_running_store(up, cli, capsys
         outcomes.append(json.loads(capsys.readouterr().out)["outcome"])
         time.sleep(0.1)
     assert outcomes[-1] == "completed" and set(outcomes[:-1]) <= {"skipped_another_run_active"}
+
+
+def test_dead_letters_of_the_running_stack_are_listed_without_values_and_redriven_once(up, cli):
+    # given a dead letter on the running stack's account-changes dead-letter queue, as its fan-out sets one aside
+    from account_sync_cli.deployment import Deployment
+
+    deployment = Deployment.from_local(up.state_dir)
+    sqs = deployment.client("sqs")
+    body = json.dumps({"type": "account_change", "schema": 1, "version": {"account_id": "001", "fields": {}}})
+    body = body.replace('"fields": {}', '"fields": {"Industry": "Secret Value"}')
+    sent = sqs.send_message(
+        QueueUrl=deployment.ref("AccountChangesDeadLetterQueue"),
+        MessageBody=body,
+        MessageGroupId="001000000000000999",
+        MessageDeduplicationId="dead-letter-of-the-cli-test",
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "malformed: version.system_modstamp"}},
+    )["MessageId"]
+    # when an operator lists them through account-sync --local: it is shown by id, kind and reason, not by value
+    listed = cli("dlq", "list", "--queue", "changes", _status=1)
+    (letter,) = [item for item in listed["dead_letters"]["changes"] if item["message_id"] == sent]
+    assert (letter["kind"], letter["reason"]) == ("account_change", "malformed: version.system_modstamp")
+    assert "Secret Value" not in json.dumps(listed)
+    # and a dry run moves nothing; a redrive of that one moves it once (the running fan-out then applies it, or sets
+    # it aside again: malformed), and a second redrive finds nothing to move
+    assert cli("dlq", "redrive", "--queue", "changes", "--id", sent, "--dry-run")["would_move_ids"] == [sent]
+    assert cli("dlq", "redrive", "--queue", "changes", "--id", sent)["moved_ids"] == [sent]
+    assert cli("dlq", "redrive", "--queue", "changes", "--id", sent, _status=1)["not_found"] == [sent]
 
 
 def test_resync_and_drift_run_the_running_stacks_fetch(up, salesforce, capsys):
