@@ -987,13 +987,19 @@ class DynamoSyncStateStore:
         self._now = now
         self._clock = clock
 
-    def load_watermark(self, sobject: str) -> str | None:
+    @staticmethod
+    def _read(state_id: str) -> SyncStateItem | None:
+        """One sync-state item, strongly consistent (the last run's writes must be seen); None if absent."""
         try:
-            return SyncStateItem.get(f"watermark#{sobject}", consistent_read=True).watermark
+            return SyncStateItem.get(state_id, consistent_read=True)
         except SyncStateItem.DoesNotExist:
             return None
         except PynamoDBException as exc:
             raise translate(exc) from exc
+
+    def load_watermark(self, sobject: str) -> str | None:
+        item = self._read(f"watermark#{sobject}")
+        return item.watermark if item is not None else None
 
     def save_watermark(self, sobject: str, watermark: str, run: Mapping[str, object]) -> None:
         item = SyncStateItem(f"watermark#{sobject}")
@@ -1014,12 +1020,9 @@ class DynamoSyncStateStore:
                 raise translate(exc) from exc
 
     def load_stream(self, stream: str) -> StreamState:
-        try:
-            item = SyncStateItem.get(f"watermark#{stream}", consistent_read=True)
-        except SyncStateItem.DoesNotExist:
+        item = self._read(f"watermark#{stream}")
+        if item is None:
             return StreamState(watermark=None)
-        except PynamoDBException as exc:
-            raise translate(exc) from exc
         if item.window_start is None or item.window_end is None:
             return StreamState(watermark=item.watermark)
         raw = item.position.as_dict() if item.position is not None else {}
@@ -1059,12 +1062,9 @@ class DynamoSyncStateStore:
             raise translate(exc) from exc
 
     def load_drift(self) -> DriftState | None:
-        try:
-            item = SyncStateItem.get(self.DRIFT_ID, consistent_read=True)
-        except SyncStateItem.DoesNotExist:
+        item = self._read(self.DRIFT_ID)
+        if item is None:
             return None
-        except PynamoDBException as exc:
-            raise translate(exc) from exc
         if item.updated_at is None:
             return None
         run = item.last_run.as_dict() if item.last_run is not None else {}
@@ -1086,12 +1086,9 @@ class DynamoSyncStateStore:
             raise translate(exc) from exc
 
     def load_synced_fields(self) -> tuple[str, ...] | None:
-        try:
-            item = SyncStateItem.get(self.FIELDS_ID, consistent_read=True)
-        except SyncStateItem.DoesNotExist:
+        item = self._read(self.FIELDS_ID)
+        if item is None:
             return None
-        except PynamoDBException as exc:
-            raise translate(exc) from exc
         return tuple(item.synced_fields) if item.synced_fields is not None else None
 
     def save_synced_fields(self, fields: Sequence[str], at: str) -> None:
@@ -1102,12 +1099,9 @@ class DynamoSyncStateStore:
             raise translate(exc) from exc
 
     def load_api_usage(self) -> RecordedUsage | None:
-        try:
-            item = SyncStateItem.get(self.USAGE_ID, consistent_read=True)
-        except SyncStateItem.DoesNotExist:
+        item = self._read(self.USAGE_ID)
+        if item is None:
             return None
-        except PynamoDBException as exc:
-            raise translate(exc) from exc
         if item.api_used is None or item.api_limit is None or item.measured_at is None:
             return None
         return RecordedUsage(ApiUsage(used=int(item.api_used), limit=int(item.api_limit)), item.measured_at)
