@@ -14,6 +14,7 @@ from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action, Update
+from pynamodb.models import Model
 
 from account_sync.adapters.dynamodb_models import (
     AccountItem,
@@ -98,6 +99,18 @@ def translate(exc: PynamoDBException | ClientError) -> Exception:
         # DynamoDB's message is left out: it may quote an attribute's value
         return PermanentFailure(f"DynamoDB refused the write as invalid ({type(exc).__name__}: ValidationException)")
     return exc
+
+
+def _update_unless_condition_fails(item: Model, *, actions: list[Action], condition: Condition) -> bool:
+    """A conditional update: True when it landed, False when its condition did not hold (another delivery got
+    there first, or the item moved on); any other failure translated."""
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise translate(exc) from exc
+    return True
 
 
 def expressions(
@@ -265,16 +278,11 @@ class DynamoAccountRepository:
         )
         if plan_id is not None:
             condition &= AccountItem.segments_plan == plan_id  # a replaced plan's segments never complete it
-        try:
-            AccountItem(account_id).update(
-                actions=[AccountItem.applied_modstamp.set(system_modstamp), AccountItem.updated_at.set(self._now())],
-                condition=condition,
-            )
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return _update_unless_condition_fails(
+            AccountItem(account_id),
+            actions=[AccountItem.applied_modstamp.set(system_modstamp), AccountItem.updated_at.set(self._now())],
+            condition=condition,
+        )
 
     def _expires_at(self) -> int:
         return int(parse_timestamp(self._now()).timestamp()) + PLAN_PROGRESS_RETENTION_SECONDS
@@ -290,34 +298,24 @@ class DynamoAccountRepository:
             & (AccountItem.applied_modstamp == stored.system_modstamp)
             & (AccountItem.is_deleted == stored.is_deleted)
         )
-        try:
-            item.update(
-                actions=[
-                    AccountItem.system_modstamp.set(version.system_modstamp),
-                    AccountItem.applied_modstamp.set(version.system_modstamp),
-                    AccountItem.changed_fields.set([]),
-                    AccountItem.updated_at.set(self._now()),
-                ],
-                condition=condition,
-            )
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return _update_unless_condition_fails(
+            item,
+            actions=[
+                AccountItem.system_modstamp.set(version.system_modstamp),
+                AccountItem.applied_modstamp.set(version.system_modstamp),
+                AccountItem.changed_fields.set([]),
+                AccountItem.updated_at.set(self._now()),
+            ],
+            condition=condition,
+        )
 
     def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
         condition = (AccountItem.system_modstamp == system_modstamp) & (AccountItem.applied_modstamp == system_modstamp)
-        try:
-            AccountItem(account_id).update(
-                actions=[AccountItem.fields.set(dict(fields)), AccountItem.updated_at.set(self._now())],
-                condition=condition,
-            )
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return _update_unless_condition_fails(
+            AccountItem(account_id),
+            actions=[AccountItem.fields.set(dict(fields)), AccountItem.updated_at.set(self._now())],
+            condition=condition,
+        )
 
     def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
         """One conditional write: the field's value and its mark (the edit, over the newest version, with its
@@ -346,20 +344,15 @@ class DynamoAccountRepository:
         else:  # the first edit of the account: a nested path cannot be set in a map that does not exist yet
             mark_action = AccountItem.local_edits.set({edit.field: mark})
             condition &= AccountItem.local_edits.does_not_exist()
-        try:
-            AccountItem(edit.account_id).update(
-                actions=[
-                    AccountItem.fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
-                    mark_action,
-                    AccountItem.updated_at.set(self._now()),
-                ],
-                condition=condition,
-            )
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return _update_unless_condition_fails(
+            AccountItem(edit.account_id),
+            actions=[
+                AccountItem.fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
+                mark_action,
+                AccountItem.updated_at.set(self._now()),
+            ],
+            condition=condition,
+        )
 
     def note_joiners(
         self, account_id: str, contact_ids: Sequence[str], joined_at: str, forget: Mapping[str, str], overflow: bool
@@ -1122,22 +1115,17 @@ class DynamoSyncStateStore:
     def acquire_lease(self, owner: str, seconds: int) -> bool:
         now = self._clock()
         item = SyncStateItem(self.LEASE_ID)
-        try:
-            item.update(
-                actions=[
-                    SyncStateItem.owner.set(owner),
-                    SyncStateItem.lease_expires_at.set(int(now + seconds)),
-                    SyncStateItem.updated_at.set(self._now()),
-                ],
-                condition=SyncStateItem.lease_expires_at.does_not_exist()
-                | (SyncStateItem.lease_expires_at < int(now))
-                | (SyncStateItem.owner == owner),
-            )
-        except UpdateError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise translate(exc) from exc
-        return True
+        return _update_unless_condition_fails(
+            item,
+            actions=[
+                SyncStateItem.owner.set(owner),
+                SyncStateItem.lease_expires_at.set(int(now + seconds)),
+                SyncStateItem.updated_at.set(self._now()),
+            ],
+            condition=SyncStateItem.lease_expires_at.does_not_exist()
+            | (SyncStateItem.lease_expires_at < int(now))
+            | (SyncStateItem.owner == owner),
+        )
 
     def release_lease(self, owner: str) -> None:
         item = SyncStateItem(self.LEASE_ID)

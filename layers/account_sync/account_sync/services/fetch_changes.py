@@ -232,7 +232,7 @@ def fetch_changes(
         return report
     recorded: RecordedUsage | None = None
     try:
-        if _budget_known_spent(state, config, now()):
+        if budget_known_spent(state, config.api_budget_share, now()):
             report.outcome = "skipped_api_budget"
             return report
         try:
@@ -241,7 +241,7 @@ def fetch_changes(
         except _OutOfTime:
             report.outcome = "paused_before_timeout"
         except SalesforceBudgetExhausted:
-            recorded = RecordedUsage(_spent(source.api_usage, config), now())
+            recorded = RecordedUsage(usage_spent(source.api_usage, config.api_budget_share), now())
             raise
         return report
     finally:
@@ -255,21 +255,22 @@ def fetch_changes(
         state.release_lease(run_id)
 
 
-def _spent(usage: ApiUsage | None, config: FetchConfig) -> ApiUsage:
+def usage_spent(usage: ApiUsage | None, share: float | None) -> ApiUsage:
     """The usage to remember after a budget stop: as read when it passed the share, else the whole allocation
-    (REQUEST_LIMIT_EXCEEDED answers with no usage the adapter could read)."""
-    if usage is not None and config.api_budget_share is not None and usage.share >= config.api_budget_share:
+    (REQUEST_LIMIT_EXCEEDED answers with no usage the adapter could read). The fetch's and the push path's."""
+    if usage is not None and share is not None and usage.share >= share:
         return usage
     limit = usage.limit if usage is not None and usage.limit else 1
     return ApiUsage(used=limit, limit=limit)
 
 
-def _budget_known_spent(state: SyncStateStore, config: FetchConfig, at: str) -> bool:
-    """True when the last recorded usage already passes the budget and is recent: no call is worth making."""
-    if config.api_budget_share is None:
+def budget_known_spent(state: SyncStateStore, share: float | None, at: str) -> bool:
+    """True when the last recorded usage (either path's) already passes the budget and is recent: no call is
+    worth making."""
+    if share is None:
         return False
     recorded = state.load_api_usage()
-    if recorded is None or recorded.usage.share < config.api_budget_share:
+    if recorded is None or recorded.usage.share < share:
         return False
     age = (parse_timestamp(at) - parse_timestamp(recorded.measured_at)).total_seconds()
     return age < BUDGET_RECHECK_SECONDS

@@ -18,7 +18,6 @@ from typing import Protocol
 
 from account_sync.change_events import ChangeNudge
 from account_sync.contracts import ChangeMessage, ContactChangesMessage
-from account_sync.domain.timestamps import parse_timestamp
 from account_sync.ports import (
     ApiUsage,
     ChangePublisher,
@@ -29,11 +28,12 @@ from account_sync.ports import (
     SyncStateStore,
 )
 from account_sync.services.fetch_changes import (
-    BUDGET_RECHECK_SECONDS,
     CONTACT_FIELDS,
     account_messages,
+    budget_known_spent,
     contact_messages,
     rejected_change,
+    usage_spent,
 )
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
@@ -93,7 +93,7 @@ def push_changes(
         ids[nudge.sobject].update(dict.fromkeys(nudge.record_ids))
     if not any(ids.values()):
         return report
-    if _budget_known_spent(state, config, now()):
+    if budget_known_spent(state, config.api_budget_share, now()):
         report.outcome = "skipped_api_budget"
         return report
     recorded: RecordedUsage | None = None
@@ -104,7 +104,7 @@ def push_changes(
                 _read_and_queue(sobject, fields, list(ids[sobject]), source, publisher, config, report)
     except SalesforceBudgetExhausted:
         report.outcome = "stopped_api_budget"
-        recorded = RecordedUsage(_spent(source.api_usage, config.api_budget_share), now())
+        recorded = RecordedUsage(usage_spent(source.api_usage, config.api_budget_share), now())
     finally:
         report.api_calls = source.api_calls
         usage = source.api_usage
@@ -150,23 +150,3 @@ def _read_and_queue(
 
 def _records_in(message: object) -> int:
     return len(message.versions) if isinstance(message, ContactChangesMessage) else 1
-
-
-def _budget_known_spent(state: SyncStateStore, config: PushConfig, at: str) -> bool:
-    """The fetch's rule, on the usage either path recorded last: spent and recent, no call is worth making."""
-    if config.api_budget_share is None:
-        return False
-    recorded = state.load_api_usage()
-    if recorded is None or recorded.usage.share < config.api_budget_share:
-        return False
-    age = (parse_timestamp(at) - parse_timestamp(recorded.measured_at)).total_seconds()
-    return age < BUDGET_RECHECK_SECONDS
-
-
-def _spent(usage: ApiUsage | None, share: float | None) -> ApiUsage:
-    """After a budget stop: the usage as read when it passed the share, else the whole allocation
-    (REQUEST_LIMIT_EXCEEDED answers with no usage the adapter could read)."""
-    if usage is not None and share is not None and usage.share >= share:
-        return usage
-    limit = usage.limit if usage is not None and usage.limit else 1
-    return ApiUsage(used=limit, limit=limit)
