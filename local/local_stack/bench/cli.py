@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
     parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
-    parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
+    parser.add_argument("--only", default="1,2,5,7", help="targets: 1 (Salesforce), 2 (2-4: fan-out), 5, 7 (push)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
     parser.add_argument("--throttled", action="store_true", help="add Target 6: the same under DynamoDB throttling")
     parser.add_argument("--throttle-table-writes", type=float, default=500.0, help="Target 6: writes/s per table")
