@@ -44,12 +44,15 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 FUNCTION = "AWS::Serverless::Function"
 LAYER = "AWS::Serverless::LayerVersion"
 ROLE = "AWS::IAM::Role"
+EVENT_BUS = "AWS::Events::EventBus"
 
 # What moto creates (type → the attributes `!GetAtt` may ask for); the functions' own resources are only named.
 _CREATED = {
     TABLE: ("Arn", "StreamArn"),
     QUEUE: ("Arn", "QueueName"),  # and QueueUrl, its Ref
     LOG_GROUP: ("Arn",),
+    EVENT_BUS: ("Arn", "Name"),  # the push path's partner bus, and its rule to the change-events queue (issue 13)
+    "AWS::Events::Rule": ("Arn",),
 }
 _NAMED = {  # type → the property holding the name, the ARN's format
     FUNCTION: ("FunctionName", "arn:aws:lambda:{region}:{account}:function:{name}"),
@@ -342,6 +345,10 @@ class AwsClients:
     def cloudformation(self) -> Any:
         return self._client("cloudformation")
 
+    @property
+    def events(self) -> Any:
+        return self._client("events")
+
     @classmethod
     def from_any(cls, session_or_clients: Any = None) -> AwsClients:
         """Accept AwsClients, a mapping {"dynamodb": client, "sqs": client, ...}, a boto3 Session or None.
@@ -456,6 +463,7 @@ def create_resources(
         or {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": outputs.body,
     }
+    _create_partner_event_sources(tpl, clients, parameters)
     parameter_values = [
         {"ParameterKey": name, "ParameterValue": ",".join(value) if isinstance(value, list) else value}
         for name, value in parameters.items()
@@ -502,6 +510,20 @@ def create_resources(
         account=account,
         environments=resolved_environments,
     )
+
+
+def _create_partner_event_sources(tpl: Template, clients: AwsClients, parameters: Mapping[str, Any]) -> None:
+    """A bus named after a partner event source can only be made once the source exists. On AWS the partner creates
+    it in the account (Salesforce, when an Event Relay is configured); here it is created as the partner would,
+    before the stack (moto's `CreatePartnerEventSource`)."""
+    conditions = tpl.body.get("Conditions") or {}
+    for lid in tpl.logical_ids(EVENT_BUS):
+        resource = tpl.resources[lid]
+        condition = resource.get("Condition")
+        source = (resource.get("Properties") or {}).get("EventSourceName")
+        if source is None or (condition is not None and not _condition(condition, conditions, parameters, lid)):
+            continue
+        clients.events.create_partner_event_source(Name=_string(source, None, parameters, lid), Account=account_id())
 
 
 # --- functions: environment, handlers, triggers --------------------------------------------------------------------
