@@ -245,6 +245,7 @@ def _speed_up_update_expressions() -> None:
 
     _project_once()
     _lex_conditions_once()
+    _serialize_items_as_they_are()
 
     from moto import backends
 
@@ -297,8 +298,8 @@ def _lex_conditions_once() -> None:
 
 
 def _project_once() -> None:
-    """`Item.project` converting the item once, for top-level names only (module docstring): each name then takes
-    its own value from one conversion, which no other name can change."""
+    """`Item.project` converting only the projected attributes, once, for top-level names only (module docstring):
+    each name takes its own value as `Item.to_regular_json` gives it, which no other name can change."""
     from moto.dynamodb.models import dynamo_type
 
     item_class = dynamo_type.Item
@@ -308,10 +309,67 @@ def _project_once() -> None:
         names = [path[0] for path in projection_expressions if len(path) == 1 and not path[0].endswith("]")]
         if len(names) != len(projection_expressions):
             return project(self, projection_expressions)
-        plain = self.to_regular_json()
-        result = {name: plain[name] for name in names if name in plain}
+        # Item.to_regular_json, for the projected names only (a keys-only index: two of a contact's attributes)
+        result = {
+            name: dynamo_type.deserializer.deserialize(self.attrs[name].to_regular_json())
+            for name in names
+            if name in self.attrs
+        }
         return item_class(
             hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"]
         )
 
     item_class.project = project_once  # type: ignore[method-assign]
+
+
+_SCALARS = {"S": str, "N": str, "NULL": bool, "BOOL": bool}
+
+
+def is_wire_attribute_value(value: Any) -> bool:
+    """An AttributeValue that moto's serializer would write back unchanged: one type key, a string for S and N, a
+    boolean for NULL and BOOL, strings for SS and NS, and the same for the members of M and L. Binary values (B,
+    BS) are not: the serializer encodes them."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    scalar = _SCALARS.get(kind)
+    if scalar is not None:
+        return isinstance(inner, scalar)
+    if kind in ("SS", "NS"):
+        return isinstance(inner, list) and all(isinstance(member, str) for member in inner)
+    if kind == "M":
+        return isinstance(inner, dict) and all(
+            isinstance(name, str) and is_wire_attribute_value(member) for name, member in inner.items()
+        )
+    if kind == "L":
+        return isinstance(inner, list) and all(is_wire_attribute_value(member) for member in inner)
+    return False
+
+
+def _serialize_items_as_they_are() -> None:
+    """moto's JSON response serializer walks every attribute of every item through botocore's AttributeValue
+    shape, member by member (most of a Query's, a BatchGetItem's or a Scan's cost on the server): an item (an
+    attribute map: an item, a key, a LastEvaluatedKey) whose every value is already in its wire form
+    (`is_wire_attribute_value`) is written as it is, which is what that walk produces; anything else takes
+    moto's path."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    serialize_map = BaseJSONSerializer._serialize_type_map
+    if getattr(serialize_map, _MARK, False):
+        return
+
+    @functools.wraps(serialize_map)
+    def serialize_type_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        value_shape = shape.value
+        if (
+            getattr(value_shape, "name", None) == "AttributeValue"
+            and self.operation_model.service_model.service_name in ("dynamodb", "dynamodbstreams")
+            and isinstance(value, dict)
+            and all(isinstance(name, str) and is_wire_attribute_value(item) for name, item in value.items())
+        ):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        serialize_map(self, serialized, value, shape, key)
+
+    setattr(serialize_type_map, _MARK, True)
+    BaseJSONSerializer._serialize_type_map = serialize_type_map  # type: ignore[method-assign]
