@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections import deque
 from typing import Any
@@ -245,6 +246,7 @@ def _speed_up_update_expressions() -> None:
 
     _project_once()
     _lex_conditions_once()
+    _parse_conditions_once()
     _serialize_items_as_they_are()
 
     from moto import backends
@@ -373,3 +375,63 @@ def _serialize_items_as_they_are() -> None:
 
     setattr(serialize_type_map, _MARK, True)
     BaseJSONSerializer._serialize_type_map = serialize_type_map  # type: ignore[method-assign]
+
+
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+_CONDITIONS_REMEMBERED = 4096
+
+
+def condition_key(text: str, names: dict[str, str], values: dict[str, Any]) -> tuple[str, str] | None:
+    """What a ConditionExpression's parse depends on: its text, and the names and values it refers to (a request's
+    other values, e.g. the UpdateExpression's timestamp, are not part of it). None when a placeholder is missing or
+    a value is not JSON: moto's own parse then says what is wrong, or parses it, every time."""
+    used = set(_PLACEHOLDER.findall(text))
+    if not all(p in names for p in used if p[0] == "#") or not all(p in values for p in used if p[0] == ":"):
+        return None
+    try:
+        referred = json.dumps(
+            [{p: names[p] for p in used if p[0] == "#"}, {p: values[p] for p in used if p[0] == ":"}], sort_keys=True
+        )
+    except (TypeError, ValueError):
+        return None
+    return text, referred
+
+
+def _parse_conditions_once() -> None:
+    """`ConditionExpressionParser.parse` remembered per `condition_key`: the fan-out writes the contacts of an
+    account with one condition text and the same values (the change's), a thousand times over; moto parsed it on
+    each request, twice (the handler checks it, the backend evaluates it), half of an UpdateItem's time. The parsed
+    condition is only read afterwards (its `expr(item)` evaluates, it keeps no state), so one tree serves every
+    request; the names and values the parse found are handed to each parser as moto's own parse sets them. A
+    condition that does not parse raises every time (nothing is stored)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parse = ConditionExpressionParser.parse
+    if getattr(parse, _MARK, False):
+        return
+    remembered: dict[tuple[str, str], tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+    @functools.wraps(parse)
+    def parse_once(self: Any) -> Any:
+        text = self.condition_expression
+        key = (
+            condition_key(text, self.expression_attribute_names or {}, self.expression_attribute_values or {})
+            if text
+            else None
+        )
+        if key is None:
+            return parse(self)
+        hit = remembered.get(key)
+        if hit is None:
+            op = parse(self)
+            if len(remembered) >= _CONDITIONS_REMEMBERED:
+                remembered.clear()
+            remembered[key] = (op, tuple(self.expr_attr_names_found), tuple(self.expr_attr_values_found))
+            return op
+        op, names_found, values_found = hit
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return op
+
+    setattr(parse_once, _MARK, True)
+    ConditionExpressionParser.parse = parse_once  # type: ignore[method-assign]

@@ -222,3 +222,71 @@ def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
     assert from_index == {key: item[key] for key in ("id", "group", "fields")}
     assert names == {key: item[key] for key in ("id", "fields")}
     assert nested == {"id": {"S": "a"}, "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "y"}]}}}}
+
+
+def test_a_remembered_condition_still_refuses_a_value_it_does_not_use(aws):
+    # given a conditional update whose condition and update share one request's values
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "fields": {"M": {}}, "stamp": {"S": "2"}})
+    request = {
+        "TableName": table,
+        "Key": {"id": {"S": "a"}},
+        "UpdateExpression": "SET #s = :stamp, #at = :now",
+        "ConditionExpression": "#s < :stamp",
+        "ExpressionAttributeNames": {"#s": "stamp", "#at": "updated_at"},
+    }
+    # when the condition's values stay and the update's change (a timestamp per request), it is judged each time
+    dynamodb.update_item(**request, ExpressionAttributeValues={":stamp": {"S": "3"}, ":now": {"S": "t1"}})
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        dynamodb.update_item(**request, ExpressionAttributeValues={":stamp": {"S": "3"}, ":now": {"S": "t2"}})
+    # and a value that nothing uses is refused, every time, as moto refuses it
+    for _ in range(2):
+        with pytest.raises(ClientError, match="unused"):
+            dynamodb.update_item(
+                **request, ExpressionAttributeValues={":stamp": {"S": "4"}, ":now": {"S": "t3"}, ":extra": {"S": "x"}}
+            )
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"]["updated_at"] == {"S": "t1"}
+
+
+# --- items serialized as they are -------------------------------------------------------------------------------
+
+_EVERY_TYPE = {
+    "id": {"S": "a"},
+    "blank": {"S": ""},
+    "number": {"N": "12.5"},
+    "nothing": {"NULL": True},
+    "no": {"BOOL": False},
+    "strings": {"SS": ["x", "y"]},
+    "numbers": {"NS": ["1", "2"]},
+    "nested": {"M": {"list": {"L": [{"S": "x"}, {"M": {"n": {"N": "1"}}}, {"NULL": True}]}, "empty": {"M": {}}}},
+}
+
+
+def test_items_of_every_type_read_back_as_moto_serializes_them(aws, monkeypatch):
+    from local_stack.moto_fixes import is_wire_attribute_value
+    from moto.core.serialize import BaseJSONSerializer
+
+    # given an item with every kind of value, and one with a binary value (moto's own path)
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item=_EVERY_TYPE)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "b"}, "blob": {"B": b"\x00\x01"}})
+    assert all(is_wire_attribute_value(value) for value in _EVERY_TYPE.values())
+    assert not is_wire_attribute_value({"B": "AAE="}) and not is_wire_attribute_value({"S": "x", "N": "1"})
+
+    def reads() -> list:
+        keys = [{"id": {"S": "a"}}, {"id": {"S": "b"}}]
+        got = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})["Responses"][table]
+        return [
+            dynamodb.get_item(TableName=table, Key=keys[0])["Item"],
+            sorted(dynamodb.scan(TableName=table)["Items"], key=lambda item: item["id"]["S"]),
+            sorted(got, key=lambda item: item["id"]["S"]),
+        ]
+
+    # when they are read with the fast path, and with moto's own serializer
+    fast = reads()
+    monkeypatch.setattr(BaseJSONSerializer, "_serialize_type_map", BaseJSONSerializer._serialize_type_map.__wrapped__)
+    # then both answers are the same, and the item is the one written
+    assert fast == reads()
+    assert fast[0] == _EVERY_TYPE
