@@ -290,3 +290,48 @@ def test_items_of_every_type_read_back_as_moto_serializes_them(aws, monkeypatch)
     # then both answers are the same, and the item is the one written
     assert fast == reads()
     assert fast[0] == _EVERY_TYPE
+
+
+def test_a_keys_only_index_answers_keys_counts_and_pages_and_leaves_the_items_whole(aws):
+    # given a table with a keys-only index and three members of one group, each with a map
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="members",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "group", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_group",
+                "KeySchema": [
+                    {"AttributeName": "group", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [{"id": {"S": name}, "group": {"S": "g"}, "fields": {"M": {"Name": {"S": name.upper()}}}} for name in "abc"]
+    for item in items:
+        dynamodb.put_item(TableName="members", Item=item)
+    query = {"TableName": "members", "IndexName": "by_group", "KeyConditionExpression": "#g = :g"}
+    names, values = {"#g": "group"}, {":g": {"S": "g"}}
+    # when the index is read whole, counted, and in pages of two
+    whole = dynamodb.query(**query, ExpressionAttributeNames=names, ExpressionAttributeValues=values)["Items"]
+    counted = dynamodb.query(**query, Select="COUNT", ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    first = dynamodb.query(**query, Limit=2, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    rest = dynamodb.query(
+        **query,
+        Limit=2,
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+    # then it answers the keys only, in order, the count, and the pages; and every item is still whole
+    assert whole == [{"id": {"S": n}, "group": {"S": "g"}} for n in "abc"]
+    assert counted["Count"] == 3 and "Items" not in counted
+    assert first["Items"] + rest["Items"] == whole and "LastEvaluatedKey" not in rest
+    assert [dynamodb.get_item(TableName="members", Key={"id": {"S": n}})["Item"] for n in "abc"] == items
