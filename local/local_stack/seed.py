@@ -64,21 +64,11 @@ def seed_initial_sync(
         joined[version.account_id] = (dict(version.fields), version.system_modstamp)
 
     now = utc_now()
-    table = ContactItem.Meta.table_name
-    batch: list[dict[str, Any]] = []
-    written = 0
-    for record in contacts:
-        version = contact_version(record)
-        if version.is_deleted or version.account_id not in joined:
-            continue
-        fields, account_modstamp = joined[version.account_id]
-        item = ContactItem(
-            version.contact_id,
-            account_id=version.account_id,
-            first_name=version.first_name,
-            last_name=version.last_name,
-            email=version.email,
-            contact_modstamp=version.system_modstamp,
+    # What a contact takes from its account is the same for all of them: serialized once per account.
+    shared = {
+        account_id: ContactItem(
+            "",
+            account_id=account_id,
             account_fields=fields,
             account_modstamp=account_modstamp,
             account_previous_values={},
@@ -86,8 +76,29 @@ def seed_initial_sync(
             account_deleted=False,
             is_deleted=False,
             updated_at=now,
-        )
-        batch.append({"PutRequest": {"Item": item.serialize()}})
+        ).serialize()
+        for account_id, (fields, account_modstamp) in joined.items()
+    }
+    own = (
+        ContactItem.contact_id,
+        ContactItem.contact_modstamp,
+        ContactItem.first_name,
+        ContactItem.last_name,
+        ContactItem.email,
+    )
+    table = ContactItem.Meta.table_name
+    batch: list[dict[str, Any]] = []
+    written = 0
+    for record in contacts:
+        version = contact_version(record)
+        if version.is_deleted or version.account_id not in shared:
+            continue
+        item = dict(shared[version.account_id])
+        values = (version.contact_id, version.system_modstamp, version.first_name, version.last_name, version.email)
+        for attribute, value in zip(own, values, strict=True):
+            if value is not None:  # a blank name is left out, as the sync's write removes it
+                item[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
+        batch.append({"PutRequest": {"Item": item}})
         written += 1
         if len(batch) == BATCH_WRITE_LIMIT:
             requests += _write(dynamodb_client(), table, batch)
