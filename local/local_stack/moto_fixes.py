@@ -44,6 +44,8 @@ the demo: about 100 contact writes a second):
   costs a fifth of what it did).
 * A query on a KEYS_ONLY or INCLUDE index deep-copied every whole item of its page before projecting it; here the
   projection, which copies what it keeps, is the only copy.
+* A new item (a PutItem, each entry of a BatchWriteItem) summed the sizes of all its attributes again for every
+  attribute it added, to refuse an item over 400 KB; here it sums them once, and refuses the same items.
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
@@ -258,6 +260,7 @@ def _speed_up_update_expressions() -> None:
     _parse_conditions_once()
     _serialize_items_as_they_are()
     _project_index_results_uncopied()
+    _size_new_items_once()
 
     from moto import backends
 
@@ -495,3 +498,27 @@ def _project_index_results_uncopied() -> None:
     setattr(query_projected_once, _MARK, True)
     table_module.Table.query = query_projected_once  # type: ignore[method-assign]
     table_module.copy = _CopyForProjectedQueries()  # type: ignore[assignment]
+
+
+def _size_new_items_once() -> None:
+    """`Item.__init__` checking the 400 KB limit once, on the whole item: moto's `LimitedSizeDict` sums every
+    attribute already set on each insert (quadratic in the attributes), and raises when a partial sum passes the
+    limit; sizes are never negative, so the whole item passes it exactly when one partial sum does."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+
+    item_class = dynamo_type.Item
+    if getattr(item_class.__init__, _MARK, False):
+        return
+
+    def init_sized_once(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        converted = {key: dynamo_type.DynamoType(value) for key, value in attrs.items()}
+        if sum(dynamo_type.bytesize(key) + value.size() for key, value in converted.items()) > 405000:
+            raise ItemSizeTooLarge  # moto's limit (LimitedSizeDict)
+        self.attrs = dynamo_type.LimitedSizeDict()
+        dict.update(self.attrs, converted)  # the limit is checked: no sum per attribute
+
+    setattr(init_sized_once, _MARK, True)
+    item_class.__init__ = init_sized_once  # type: ignore[method-assign]

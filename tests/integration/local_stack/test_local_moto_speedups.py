@@ -335,3 +335,22 @@ def test_a_keys_only_index_answers_keys_counts_and_pages_and_leaves_the_items_wh
     assert counted["Count"] == 3 and "Items" not in counted
     assert first["Items"] + rest["Items"] == whole and "LastEvaluatedKey" not in rest
     assert [dynamodb.get_item(TableName="members", Key={"id": {"S": n}})["Item"] for n in "abc"] == items
+
+
+def test_an_item_is_sized_whole_and_refused_past_moto_s_limit(aws):
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    # given two items of several attributes, one under moto's 405,000-byte limit and one just past it
+    under = {"id": {"S": "a"}, "one": {"S": "x" * 200_000}, "two": {"S": "y" * 204_000}}
+    over = {"id": {"S": "b"}, "one": {"S": "x" * 200_000}, "two": {"S": "y" * 205_000}}
+    # when both are put, alone and in a batch
+    dynamodb.put_item(TableName=table, Item=under)
+    for attempt in (
+        lambda: dynamodb.put_item(TableName=table, Item=over),
+        lambda: dynamodb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": over}}]}),
+    ):
+        with pytest.raises(ClientError, match="Item size"):
+            attempt()
+    # then only the first is stored, whole
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"] == under
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"id": {"S": "b"}})
