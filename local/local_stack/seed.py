@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BATCH_WRITE_LIMIT = 25
+_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def seed_initial_sync(
 ) -> Seeded:
     """Write `accounts` and their live `contacts` (Salesforce records, as the emulator answers them) the way the
     initial sync's fan-out writes them, on the store of the process's environment (the functions' settings)."""
-    from account_sync.adapters.dynamodb import DynamoAccountRepository
+    from account_sync.adapters.dynamodb import BATCH_WRITE_LIMIT, DynamoAccountRepository
     from account_sync.adapters.dynamodb_models import ContactItem, dynamodb_client
     from account_sync.domain.changes import ChangeDecision
     from account_sync.domain.fields import diff_fields
@@ -109,11 +109,11 @@ def seed_initial_sync(
 
 
 def _write(client: Any, table: str, requests: list[dict[str, Any]]) -> int:
-    """One BatchWriteItem, and again for what it left unprocessed (moto leaves nothing, DynamoDB may)."""
-    calls = 0
+    """One BatchWriteItem, and again for what it left unprocessed (moto leaves nothing; DynamoDB may)."""
     pending = requests
-    while pending:
+    for attempt in range(1, _ATTEMPTS + 1):
         response = client.batch_write_item(RequestItems={table: pending})
-        calls += 1
         pending = response.get("UnprocessedItems", {}).get(table, [])
-    return calls
+        if not pending:
+            return attempt
+    raise RuntimeError(f"{len(pending)} of {len(requests)} items still unprocessed after {_ATTEMPTS} attempts")
