@@ -1,20 +1,25 @@
 """`make demo`: a real sync, end to end, on this machine.
 
 The same handlers that run in Lambda, on the embedded local stack (moto in server mode, the functions
-in-process, the SQS triggers emulated) and the local Salesforce emulator over HTTPS:
+in-process, the SQS triggers emulated) and the local Salesforce emulator over HTTPS. The story is a list of
+sections (`SECTIONS`), each a function of the `Demo` it shares with the others:
 
 1. load a data set into Salesforce: 40 accounts and about 10,400 contacts, among them one account with exactly
    the activity threshold of contacts (5000) and one with one more;
-2. run the initial sync;
-3. change things: account fields updated in Salesforce (the two large accounts among them), a contact moved to
+2. seed the store with the two large accounts as the initial sync writes them (`local_stack.seed`: their 10,001
+   contacts in bulk, not one conditional write each; `--no-seed` syncs them too);
+3. run the initial sync (the fetch reads the whole org; the fan-out writes every other account, and finds the
+   seeded ones already applied);
+4. change things: account fields updated in Salesforce (the two large accounts among them), a contact moved to
    another account, an account deleted, and a local edit of an account field in the store;
-4. run the next sync, which overwrites the local edit;
-5. check the store against Salesforce;
-6. show the push path (`demo_push`): a change arriving by Change Data Capture through moto's EventBridge, and the
+5. run the next sync, which overwrites the local edit and shows the threshold rule on 5,000 and 5,001 contacts;
+6. check the store against Salesforce;
+7. show the push path (`demo_push`): a change arriving by Change Data Capture through moto's EventBridge, and the
    poll repairing a gap the push path could not see;
-7. print a summary (exit 1 if a check fails).
+8. print a summary (exit 1 if a check fails), then `account-sync status`.
 
-`--scale small` runs the same story in seconds with a threshold of 50 (the integration tests use it).
+A section that checks something adds a `Check` to `Demo.checks`; they are printed together. `--scale small` runs
+the same story in seconds with a threshold of 50 (the integration tests use it).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from local_stack.demo_push import quiet_relay, show_push_and_gap_repair
+from local_stack.demo_push import PUSH_DEMO_CONTACTS, quiet_relay, show_push_and_gap_repair
 from local_stack.sandbox import CycleResult, SyncSandbox
+from local_stack.seed import seed_initial_sync
 from local_stack.sqs_poller import DrainResult
 
 INDUSTRIES = ["Energy", "Retail", "Banking", "Healthcare", "Manufacturing", "Media", "Technology", "Education"]
@@ -204,21 +211,6 @@ def change_salesforce_and_store(sandbox: SyncSandbox, scale: Scale, rng: random.
     salesforce.delete("Account", story.deleted_account)
 
 
-def run_cycle(sandbox: SyncSandbox, console: Console, title: str) -> CycleResult:
-    console.step(title)
-    cycle = sandbox.run_cycle(on_progress=console.progress)
-    queued = cycle.fetch["queued"]
-    console.line(
-        f"fetch queued {queued['Account']:,} account and {queued['Contact']:,} contact changes "
-        f"with {cycle.salesforce_calls} Salesforce API calls"
-    )
-    console.line(
-        f"triggers applied {cycle.drain.succeeded:,} messages in {cycle.drain.invocations:,} invocations "
-        f"({cycle.drain.failed} retried, {cycle.drain.moved_to_dlq} to a dead-letter queue) in {cycle.seconds:.1f}s"
-    )
-    return cycle
-
-
 @dataclass
 class Check:
     name: str
@@ -360,6 +352,135 @@ def dead_letters(sandbox: SyncSandbox) -> int:
     return total
 
 
+@dataclass
+class Demo:
+    """What the sections share: the running sandbox, the data set's scale and story, what the cycles did, and the
+    checks to print."""
+
+    sandbox: SyncSandbox
+    scale: Scale
+    rng: random.Random
+    console: Console
+    seed: bool = True
+    story: Story = field(default_factory=Story)
+    synced_fields: list[str] = field(default_factory=list)
+    cycles: list[CycleResult] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def section_load_salesforce(demo: Demo) -> None:
+    n_accounts, n_contacts = load_salesforce(demo.sandbox, demo.scale, demo.rng, demo.story)
+    threshold = demo.scale.threshold
+    demo.console.line(
+        f"{n_accounts:,} accounts and {n_contacts:,} contacts; {threshold:,} contacts on the first "
+        f"account, {threshold + 1:,} on the second (activity threshold: {threshold:,})"
+    )
+
+
+def section_seed(demo: Demo) -> None:
+    """The two large accounts' first load, written as the initial sync writes it (`local_stack.seed`)."""
+    if not demo.seed:
+        demo.console.line("not seeded (--no-seed): the initial sync writes every contact")
+        return
+    salesforce, story = demo.sandbox.salesforce, demo.story
+    large = {story.at_threshold, story.above_threshold}
+    started = time.monotonic()
+    seeded = seed_initial_sync(
+        [a for a in salesforce.records("Account") if a["Id"] in large],
+        [c for c in salesforce.records("Contact") if c["AccountId"] in large],
+        demo.synced_fields,
+        threshold=demo.scale.threshold,
+        segment_size=int(demo.sandbox.local.resources.parameters["FanOutSegmentSize"]),  # type: ignore[union-attr]
+    )
+    demo.console.line(
+        f"{seeded.accounts} accounts and {seeded.contacts:,} contacts written as the initial sync writes them, "
+        f"in {seeded.requests:,} requests and {time.monotonic() - started:.1f}s (the sync's way: "
+        f"{2 * seeded.contacts:,}, a read and a conditional write per contact)"
+    )
+
+
+def _cycle(demo: Demo) -> None:
+    """One scheduled sync: the fetch, then the triggers until the queues are idle."""
+    console = demo.console
+    cycle = demo.sandbox.run_cycle(on_progress=console.progress)
+    demo.cycles.append(cycle)
+    queued = cycle.fetch["queued"]
+    console.line(
+        f"fetch queued {queued['Account']:,} account and {queued['Contact']:,} contact changes "
+        f"with {cycle.salesforce_calls} Salesforce API calls"
+    )
+    console.line(
+        f"triggers applied {cycle.drain.succeeded:,} messages in {cycle.drain.invocations:,} invocations "
+        f"({cycle.drain.failed} retried, {cycle.drain.moved_to_dlq} to a dead-letter queue) in {cycle.seconds:.1f}s"
+    )
+
+
+def section_change(demo: Demo) -> None:
+    story, console = demo.story, demo.console
+    change_salesforce_and_store(demo.sandbox, demo.scale, demo.rng, story)
+    console.line(f"store: {story.edited_field} edited locally on account {story.edited_account} (every contact)")
+    console.line(f"Salesforce: {len(story.updated)} accounts updated, including both large ones")
+    console.line(f"Salesforce: contact {story.moved_contact} moved from {story.moved_from} to {story.moved_to}")
+    console.line(f"Salesforce: account {story.deleted_account} deleted (its contacts with it)")
+
+
+def section_push(demo: Demo) -> None:
+    """A change by push and a gap the poll repairs, on an account of its own (`local_stack.demo_push`)."""
+    demo.checks += [Check(*check) for check in show_push_and_gap_repair(demo.sandbox, demo.console).checks]
+
+
+def section_check(demo: Demo) -> None:
+    checks, demo.figures = check_store(demo.sandbox, demo.scale, demo.story, demo.synced_fields)
+    dlq = dead_letters(demo.sandbox)
+    checks.append(Check("nothing in the dead-letter queues", dlq == 0, f"{dlq} messages"))
+    demo.checks = checks + demo.checks  # the store's checks first, then any a section added
+    for check in demo.checks:
+        demo.console.line(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+
+
+Section = tuple[str, Callable[[Demo], None]]
+
+# The story, in order; a section is a title and a function of the `Demo` (add one here to tell more).
+SECTIONS: list[Section] = [
+    ("Loading Salesforce", section_load_salesforce),
+    ("Seeding the store: the two large accounts as the initial sync writes them", section_seed),
+    ("Sync cycle 1: the initial sync", _cycle),
+    ("Changing things", section_change),
+    ("Sync cycle 2: the changes", _cycle),
+    ("Checking the store against Salesforce", section_check),
+    (f"Push: Change Data Capture through Event Relay, one account of {PUSH_DEMO_CONTACTS} contacts", section_push),
+]
+
+
+def summarize(demo: Demo, log_path: Path) -> None:
+    console, figures, stack = demo.console, demo.figures, demo.sandbox.local
+    used, limit = demo.sandbox.salesforce.api_usage
+    calls = [cycle.salesforce_calls for cycle in demo.cycles]
+    console.say("\nSummary")
+    console.say(f"  accounts synced ............ {figures['accounts']:,} (and 1 deleted)")
+    console.say(f"  contacts synced ............ {figures['contacts']:,}")
+    console.say(f"  activities written ......... {figures['activities']:,} Change Data Value")
+    for record in figures["suppressed"]:
+        console.say(
+            f"  activity suppressed ........ account {record.account_id}: {record.contacts_counted:,} contacts "
+            f"> threshold {record.threshold:,} (fields {', '.join(record.changed_fields)})"
+        )
+    console.say(
+        f"  Salesforce API calls ....... {sum(calls)} ({' + '.join(map(str, calls))}; {used:,} of the daily "
+        f"{limit:,} used)"
+    )
+    console.say(f"  time ....................... {time.monotonic() - console.started:.1f}s")
+    console.say(f"  functions' logs ............ {log_path}")
+    from account_sync_cli import status as operator_view  # the operator's view of this stack (issue 12)
+    from account_sync_cli.deployment import Deployment
+
+    here = Deployment("demo stack", stack.resources.refs(), stack.resources.region, stack.endpoint_url, local=True)
+    console.say("\nThe operator's view: account-sync status")
+    for line in operator_view.render(operator_view.status(here)):
+        console.say(f"  {line}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console gets the story; the functions' own output (their CloudWatch logs: JSON log lines and EMF
     metrics) goes to `.local-stack/demo-functions.log`."""
@@ -378,76 +499,31 @@ def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
     )
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-seed", dest="seed_store", action="store_false", help="sync the large accounts in cycle 1 too (slow)"
+    )
     args = parser.parse_args(argv)
-    scale = SCALES[args.scale]
-    rng = random.Random(args.seed)
     logging.basicConfig(level=logging.ERROR)
     console = Console(out)
-    story = Story()
 
     console.step("Starting the local stack: moto server, Salesforce emulator (HTTPS), template.yaml resources")
     # The cycles run back to back, seconds apart, not 5 minutes apart, and the data set is loaded a moment before
     # the first: any overlap would re-read (harmlessly, but slowly on moto) every change of the previous cycle.
     # The overlap itself is proven by the fetch's integration tests (a late-committing transaction).
+    scale = SCALES[args.scale]
     overrides = {"ActivityThreshold": scale.threshold, "LogLevel": "ERROR", "LookbackSeconds": 0}
     with SyncSandbox(parameter_overrides=overrides, push=True) as sandbox:
         quiet_relay(sandbox)  # the push section's alone (demo_push)
         stack = sandbox.local
         console.line(f"AWS (moto) at {stack.endpoint_url}; Salesforce at {sandbox.salesforce.url}")
-        synced_fields = (
-            str(stack.resources.parameters["SyncedAccountFields"]).split(",")
-            if isinstance(stack.resources.parameters["SyncedAccountFields"], str)
-            else list(stack.resources.parameters["SyncedAccountFields"])
-        )
-
-        console.step("Loading Salesforce")
-        n_accounts, n_contacts = load_salesforce(sandbox, scale, rng, story)
-        console.line(
-            f"{n_accounts:,} accounts and {n_contacts:,} contacts; {scale.threshold:,} contacts on the first "
-            f"account, {scale.threshold + 1:,} on the second (activity threshold: {scale.threshold:,})"
-        )
-        first = run_cycle(sandbox, console, "Sync cycle 1: the initial sync")
-
-        console.step("Changing things")
-        change_salesforce_and_store(sandbox, scale, rng, story)
-        console.line(f"store: {story.edited_field} edited locally on account {story.edited_account} (every contact)")
-        console.line(f"Salesforce: {len(story.updated)} accounts updated, including both large ones")
-        console.line(f"Salesforce: contact {story.moved_contact} moved from {story.moved_from} to {story.moved_to}")
-        console.line(f"Salesforce: account {story.deleted_account} deleted (its contacts with it)")
-        second = run_cycle(sandbox, console, "Sync cycle 2: the changes")
-
-        console.step("Checking the store against Salesforce")
-        checks, figures = check_store(sandbox, scale, story, synced_fields)
-        dlq = dead_letters(sandbox)
-        checks.append(Check("nothing in the dead-letter queues", dlq == 0, f"{dlq} messages"))
-        for check in checks:
-            console.line(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
-        checks += [Check(*check) for check in show_push_and_gap_repair(sandbox, console).checks]
-
-        used, limit = sandbox.salesforce.api_usage
-        console.say("\nSummary")
-        console.say(f"  accounts synced ............ {figures['accounts']:,} (and 1 deleted)")
-        console.say(f"  contacts synced ............ {figures['contacts']:,}")
-        console.say(f"  activities written ......... {figures['activities']:,} Change Data Value")
-        for record in figures["suppressed"]:
-            console.say(
-                f"  activity suppressed ........ account {record.account_id}: {record.contacts_counted:,} contacts "
-                f"> threshold {record.threshold:,} (fields {', '.join(record.changed_fields)})"
-            )
-        console.say(
-            f"  Salesforce API calls ....... {first.salesforce_calls + second.salesforce_calls} "
-            f"({first.salesforce_calls} + {second.salesforce_calls}; {used:,} of the daily {limit:,} used)"
-        )
-        console.say(f"  time ....................... {time.monotonic() - console.started:.1f}s")
-        console.say(f"  functions' logs ............ {log_path}")
-        from account_sync_cli import status as operator_view  # the operator's view of this stack (issue 12)
-        from account_sync_cli.deployment import Deployment
-
-        here = Deployment("demo stack", stack.resources.refs(), stack.resources.region, stack.endpoint_url, local=True)
-        console.say("\nThe operator's view: account-sync status")
-        for line in operator_view.render(operator_view.status(here)):
-            console.say(f"  {line}")
-        failed = [c for c in checks if not c.ok]
+        synced = stack.resources.parameters["SyncedAccountFields"]  # type: ignore[union-attr]
+        demo = Demo(sandbox, scale, random.Random(args.seed), console, seed=args.seed_store)
+        demo.synced_fields = str(synced).split(",") if isinstance(synced, str) else list(synced)
+        for title, section in SECTIONS:
+            console.step(title)
+            section(demo)
+        summarize(demo, log_path)
+        failed = [c for c in demo.checks if not c.ok]
         console.say(f"\n{'All checks passed.' if not failed else f'{len(failed)} check(s) failed.'}")
         return 1 if failed else 0
 

@@ -42,7 +42,6 @@ def show_push_and_gap_repair(sandbox: SyncSandbox, console: Console) -> PushOutc
     if relay is None:
         return PushOutcome([("the push path is on", False, "the sandbox was started without push=True")])
     salesforce = sandbox.salesforce
-    console.step(f"Push: Change Data Capture through Event Relay, one account of {PUSH_DEMO_CONTACTS} contacts")
     account = salesforce.create("Account", {"Name": "Hooli (pushed)", "Industry": "Energy"})
     contacts = salesforce.bulk_create(
         "Contact", [{"LastName": f"Pushed {n:02d}", "AccountId": account} for n in range(PUSH_DEMO_CONTACTS)]

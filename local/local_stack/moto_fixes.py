@@ -22,7 +22,7 @@ thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
 * `Message.visible` and `Message.delayed` build two datetimes per call to learn the time; here they read
   `time.time()` (the same clock, in the same milliseconds).
 
-Two DynamoDB speed fixes, same behaviour (a conditional UpdateItem cost moto about 10 ms of CPU, which bounds
+DynamoDB speed fixes, same behaviour (a conditional UpdateItem cost moto about 10 ms of CPU, which bounds
 the demo: about 100 contact writes a second):
 * moto parses an UpdateExpression twice per request (once to check the names and values it uses, once to apply
   it), from the text each time. Here the parse is remembered per expression text: the fan-out sends a handful of
@@ -36,6 +36,16 @@ the demo: about 100 contact writes a second):
 * To project an item (a query on an index that INCLUDEs some attributes, a ProjectionExpression), moto converts
   the whole item to plain Python once per projected attribute; here once per item, when every projected
   attribute is a top-level name (moto's own path otherwise).
+* moto parses a ConditionExpression twice per request (the handler checks it, the backend evaluates it); here the
+  parsed condition is remembered per text and the names and values it refers to (`condition_key`): the fan-out
+  writes all the contacts of an account change with one condition and the change's values.
+* moto's JSON serializer walks every attribute value of a response through botocore's AttributeValue shape; an
+  item whose values are already in their wire form is written as it is (a Scan or a BatchGetItem of contacts
+  costs a fifth of what it did).
+* A query on a KEYS_ONLY or INCLUDE index deep-copied every whole item of its page before projecting it; here the
+  projection, which copies what it keeps, is the only copy.
+* A new item (a PutItem, each entry of a BatchWriteItem) summed the sizes of all its attributes again for every
+  attribute it added, to refuse an item over 400 KB; here it sums them once, and refuses the same items.
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
@@ -51,6 +61,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -248,6 +260,10 @@ def _speed_up_update_expressions() -> None:
 
     _project_once()
     _lex_conditions_once()
+    _parse_conditions_once()
+    _serialize_items_as_they_are()
+    _project_index_results_uncopied()
+    _size_new_items_once()
 
     from moto import backends
 
@@ -300,8 +316,8 @@ def _lex_conditions_once() -> None:
 
 
 def _project_once() -> None:
-    """`Item.project` converting the item once, for top-level names only (module docstring): each name then takes
-    its own value from one conversion, which no other name can change."""
+    """`Item.project` converting only the projected attributes, once, for top-level names only (module docstring):
+    each name takes its own value as `Item.to_regular_json` gives it, which no other name can change."""
     from moto.dynamodb.models import dynamo_type
 
     item_class = dynamo_type.Item
@@ -311,10 +327,201 @@ def _project_once() -> None:
         names = [path[0] for path in projection_expressions if len(path) == 1 and not path[0].endswith("]")]
         if len(names) != len(projection_expressions):
             return project(self, projection_expressions)
-        plain = self.to_regular_json()
-        result = {name: plain[name] for name in names if name in plain}
+        # Item.to_regular_json, for the projected names only (a keys-only index: two of a contact's attributes)
+        result = {
+            name: dynamo_type.deserializer.deserialize(self.attrs[name].to_regular_json())
+            for name in names
+            if name in self.attrs
+        }
         return item_class(
             hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"]
         )
 
     item_class.project = project_once  # type: ignore[method-assign]
+
+
+_SCALARS = {"S": str, "N": str, "NULL": bool, "BOOL": bool}
+
+
+def is_wire_attribute_value(value: Any) -> bool:
+    """An AttributeValue that moto's serializer would write back unchanged: one type key, a string for S and N, a
+    boolean for NULL and BOOL, strings for SS and NS, and the same for the members of M and L. Binary values (B,
+    BS) are not: the serializer encodes them."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    scalar = _SCALARS.get(kind)
+    if scalar is not None:
+        return isinstance(inner, scalar)
+    if kind in ("SS", "NS"):
+        return isinstance(inner, list) and all(isinstance(member, str) for member in inner)
+    if kind == "M":
+        return isinstance(inner, dict) and all(
+            isinstance(name, str) and is_wire_attribute_value(member) for name, member in inner.items()
+        )
+    if kind == "L":
+        return isinstance(inner, list) and all(is_wire_attribute_value(member) for member in inner)
+    return False
+
+
+def _serialize_items_as_they_are() -> None:
+    """moto's JSON response serializer walks every attribute of every item through botocore's AttributeValue
+    shape, member by member (most of a Query's, a BatchGetItem's or a Scan's cost on the server): an item (an
+    attribute map: an item, a key, a LastEvaluatedKey) whose every value is already in its wire form
+    (`is_wire_attribute_value`) is written as it is, which is what that walk produces; anything else takes
+    moto's path."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    serialize_map = BaseJSONSerializer._serialize_type_map
+    if getattr(serialize_map, _MARK, False):
+        return
+
+    @functools.wraps(serialize_map)
+    def serialize_type_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        value_shape = shape.value
+        if (
+            getattr(value_shape, "name", None) == "AttributeValue"
+            and self.operation_model.service_model.service_name in ("dynamodb", "dynamodbstreams")
+            and isinstance(value, dict)
+            and all(isinstance(name, str) and is_wire_attribute_value(item) for name, item in value.items())
+        ):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        serialize_map(self, serialized, value, shape, key)
+
+    setattr(serialize_type_map, _MARK, True)
+    BaseJSONSerializer._serialize_type_map = serialize_type_map  # type: ignore[method-assign]
+
+
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+_CONDITIONS_REMEMBERED = 4096
+
+
+def condition_key(text: str, names: dict[str, str], values: dict[str, Any]) -> tuple[str, str] | None:
+    """What a ConditionExpression's parse depends on: its text, and the names and values it refers to (a request's
+    other values, e.g. the UpdateExpression's timestamp, are not part of it). None when a placeholder is missing or
+    a value is not JSON: moto's own parse then says what is wrong, or parses it, every time."""
+    used = set(_PLACEHOLDER.findall(text))
+    if not all(p in names for p in used if p[0] == "#") or not all(p in values for p in used if p[0] == ":"):
+        return None
+    try:
+        referred = json.dumps(
+            [{p: names[p] for p in used if p[0] == "#"}, {p: values[p] for p in used if p[0] == ":"}], sort_keys=True
+        )
+    except (TypeError, ValueError):
+        return None
+    return text, referred
+
+
+def _parse_conditions_once() -> None:
+    """`ConditionExpressionParser.parse` remembered per `condition_key`: the fan-out writes the contacts of an
+    account with one condition text and the same values (the change's), a thousand times over; moto parsed it on
+    each request, twice (the handler checks it, the backend evaluates it), half of an UpdateItem's time. The parsed
+    condition is only read afterwards (its `expr(item)` evaluates, it keeps no state), so one tree serves every
+    request; the names and values the parse found are handed to each parser as moto's own parse sets them. A
+    condition that does not parse raises every time (nothing is stored)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parse = ConditionExpressionParser.parse
+    if getattr(parse, _MARK, False):
+        return
+    remembered: dict[tuple[str, str], tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+    @functools.wraps(parse)
+    def parse_once(self: Any) -> Any:
+        text = self.condition_expression
+        key = (
+            condition_key(text, self.expression_attribute_names or {}, self.expression_attribute_values or {})
+            if text
+            else None
+        )
+        if key is None:
+            return parse(self)
+        hit = remembered.get(key)
+        if hit is None:
+            op = parse(self)
+            if len(remembered) >= _CONDITIONS_REMEMBERED:
+                remembered.clear()
+            remembered[key] = (op, tuple(self.expr_attr_names_found), tuple(self.expr_attr_values_found))
+            return op
+        op, names_found, values_found = hit
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return op
+
+    setattr(parse_once, _MARK, True)
+    ConditionExpressionParser.parse = parse_once  # type: ignore[method-assign]
+
+
+_QUERY = threading.local()  # `projecting`: a query on a KEYS_ONLY or INCLUDE index is running on this thread
+
+
+class _CopyForProjectedQueries:
+    """moto's `copy` module as its table module sees it, except that a query on an index that projects (see
+    `_project_index_results_uncopied`) gets its list of results back as a new list of the same items."""
+
+    def __getattr__(self, name: str) -> Any:
+        import copy
+
+        return getattr(copy, name)
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        import copy
+
+        if getattr(_QUERY, "projecting", False) and isinstance(value, list):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+
+def _project_index_results_uncopied() -> None:
+    """moto's query deep-copies every item of a page (up to 1 MB of whole items) before it projects them on the
+    index; on a KEYS_ONLY or INCLUDE index the projection builds new items from copies of the projected
+    attributes (`_project_once`), so the deep copy protects nothing and is most of the query's cost on the
+    demo's 5,000-contact accounts (a planning page, a COUNT, a segment's range). Only those queries skip it; a
+    query on the table or on an ALL index copies as moto does."""
+    from moto.dynamodb.models import table as table_module
+
+    query = table_module.Table.query
+    if getattr(query, _MARK, False):
+        return
+
+    @functools.wraps(query)
+    def query_projected_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)  # moto's backend passes it 8th
+        index = next((i for i in self.all_indexes() if i.name == index_name), None) if index_name else None
+        projection = (index.projection or {}).get("ProjectionType") if index is not None else None
+        if projection not in ("KEYS_ONLY", "INCLUDE"):
+            return query(self, *args, **kwargs)
+        _QUERY.projecting = True
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _QUERY.projecting = False
+
+    setattr(query_projected_once, _MARK, True)
+    table_module.Table.query = query_projected_once  # type: ignore[method-assign]
+    table_module.copy = _CopyForProjectedQueries()  # type: ignore[assignment]
+
+
+def _size_new_items_once() -> None:
+    """`Item.__init__` checking the 400 KB limit once, on the whole item: moto's `LimitedSizeDict` sums every
+    attribute already set on each insert (quadratic in the attributes), and raises when a partial sum passes the
+    limit; sizes are never negative, so the whole item passes it exactly when one partial sum does."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+
+    item_class = dynamo_type.Item
+    if getattr(item_class.__init__, _MARK, False):
+        return
+
+    def init_sized_once(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        converted = {key: dynamo_type.DynamoType(value) for key, value in attrs.items()}
+        if sum(dynamo_type.bytesize(key) + value.size() for key, value in converted.items()) > 405000:
+            raise ItemSizeTooLarge  # moto's limit (LimitedSizeDict)
+        self.attrs = dynamo_type.LimitedSizeDict()
+        dict.update(self.attrs, converted)  # the limit is checked: no sum per attribute
+
+    setattr(init_sized_once, _MARK, True)
+    item_class.__init__ = init_sized_once  # type: ignore[method-assign]

@@ -222,3 +222,135 @@ def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
     assert from_index == {key: item[key] for key in ("id", "group", "fields")}
     assert names == {key: item[key] for key in ("id", "fields")}
     assert nested == {"id": {"S": "a"}, "fields": {"M": {"Name": {"S": "Acme"}, "Tags": {"L": [{"S": "y"}]}}}}
+
+
+def test_a_remembered_condition_still_refuses_a_value_it_does_not_use(aws):
+    # given a conditional update whose condition and update share one request's values
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "fields": {"M": {}}, "stamp": {"S": "2"}})
+    request = {
+        "TableName": table,
+        "Key": {"id": {"S": "a"}},
+        "UpdateExpression": "SET #s = :stamp, #at = :now",
+        "ConditionExpression": "#s < :stamp",
+        "ExpressionAttributeNames": {"#s": "stamp", "#at": "updated_at"},
+    }
+    # when the condition's values stay and the update's change (a timestamp per request), it is judged each time
+    dynamodb.update_item(**request, ExpressionAttributeValues={":stamp": {"S": "3"}, ":now": {"S": "t1"}})
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        dynamodb.update_item(**request, ExpressionAttributeValues={":stamp": {"S": "3"}, ":now": {"S": "t2"}})
+    # and a value that nothing uses is refused, every time, as moto refuses it
+    for _ in range(2):
+        with pytest.raises(ClientError, match="unused"):
+            dynamodb.update_item(
+                **request, ExpressionAttributeValues={":stamp": {"S": "4"}, ":now": {"S": "t3"}, ":extra": {"S": "x"}}
+            )
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"]["updated_at"] == {"S": "t1"}
+
+
+# --- items serialized as they are -------------------------------------------------------------------------------
+
+_EVERY_TYPE = {
+    "id": {"S": "a"},
+    "blank": {"S": ""},
+    "number": {"N": "12.5"},
+    "nothing": {"NULL": True},
+    "no": {"BOOL": False},
+    "strings": {"SS": ["x", "y"]},
+    "numbers": {"NS": ["1", "2"]},
+    "nested": {"M": {"list": {"L": [{"S": "x"}, {"M": {"n": {"N": "1"}}}, {"NULL": True}]}, "empty": {"M": {}}}},
+}
+
+
+def test_items_of_every_type_read_back_as_moto_serializes_them(aws, monkeypatch):
+    from local_stack.moto_fixes import is_wire_attribute_value
+    from moto.core.serialize import BaseJSONSerializer
+
+    # given an item with every kind of value, and one with a binary value (moto's own path)
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    dynamodb.put_item(TableName=table, Item=_EVERY_TYPE)
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "b"}, "blob": {"B": b"\x00\x01"}})
+    assert all(is_wire_attribute_value(value) for value in _EVERY_TYPE.values())
+    assert not is_wire_attribute_value({"B": "AAE="}) and not is_wire_attribute_value({"S": "x", "N": "1"})
+
+    def reads() -> list:
+        keys = [{"id": {"S": "a"}}, {"id": {"S": "b"}}]
+        got = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})["Responses"][table]
+        return [
+            dynamodb.get_item(TableName=table, Key=keys[0])["Item"],
+            sorted(dynamodb.scan(TableName=table)["Items"], key=lambda item: item["id"]["S"]),
+            sorted(got, key=lambda item: item["id"]["S"]),
+        ]
+
+    # when they are read with the fast path, and with moto's own serializer
+    fast = reads()
+    monkeypatch.setattr(BaseJSONSerializer, "_serialize_type_map", BaseJSONSerializer._serialize_type_map.__wrapped__)
+    # then both answers are the same, and the item is the one written
+    assert fast == reads()
+    assert fast[0] == _EVERY_TYPE
+
+
+def test_a_keys_only_index_answers_keys_counts_and_pages_and_leaves_the_items_whole(aws):
+    # given a table with a keys-only index and three members of one group, each with a map
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="members",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "group", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_group",
+                "KeySchema": [
+                    {"AttributeName": "group", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [{"id": {"S": name}, "group": {"S": "g"}, "fields": {"M": {"Name": {"S": name.upper()}}}} for name in "abc"]
+    for item in items:
+        dynamodb.put_item(TableName="members", Item=item)
+    query = {"TableName": "members", "IndexName": "by_group", "KeyConditionExpression": "#g = :g"}
+    names, values = {"#g": "group"}, {":g": {"S": "g"}}
+    # when the index is read whole, counted, and in pages of two
+    whole = dynamodb.query(**query, ExpressionAttributeNames=names, ExpressionAttributeValues=values)["Items"]
+    counted = dynamodb.query(**query, Select="COUNT", ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    first = dynamodb.query(**query, Limit=2, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    rest = dynamodb.query(
+        **query,
+        Limit=2,
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+    # then it answers the keys only, in order, the count, and the pages; and every item is still whole
+    assert whole == [{"id": {"S": n}, "group": {"S": "g"}} for n in "abc"]
+    assert counted["Count"] == 3 and "Items" not in counted
+    assert first["Items"] + rest["Items"] == whole and "LastEvaluatedKey" not in rest
+    assert [dynamodb.get_item(TableName="members", Key={"id": {"S": n}})["Item"] for n in "abc"] == items
+
+
+def test_an_item_is_sized_whole_and_refused_past_moto_s_limit(aws):
+    dynamodb = aws.client("dynamodb")
+    table = _table(dynamodb)
+    # given two items of several attributes, one under moto's 405,000-byte limit and one just past it
+    under = {"id": {"S": "a"}, "one": {"S": "x" * 200_000}, "two": {"S": "y" * 204_000}}
+    over = {"id": {"S": "b"}, "one": {"S": "x" * 200_000}, "two": {"S": "y" * 205_000}}
+    # when both are put, alone and in a batch
+    dynamodb.put_item(TableName=table, Item=under)
+    for attempt in (
+        lambda: dynamodb.put_item(TableName=table, Item=over),
+        lambda: dynamodb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": over}}]}),
+    ):
+        with pytest.raises(ClientError, match="Item size"):
+            attempt()
+    # then only the first is stored, whole
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"] == under
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"id": {"S": "b"}})
