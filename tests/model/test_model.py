@@ -10,7 +10,7 @@ from account_sync.settings import load_settings
 from account_sync.wiring import bind_store
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model.machine import FanOutMachine, Switches
+from tests.model.machine import FanOutMachine, PushMachine, Switches
 from tests.model.profiles import SHORT_DYNAMO, SHORT_FAKES, SHORT_KNOWN
 
 # Each family of events with the rule of issue 10 it exercises. Every one agrees with the reference model on the
@@ -22,6 +22,7 @@ FAMILIES = {
     "INDEX_LAG": "issue 10, 2.4: contacts the by_account_keys index does not show yet",
     "POISON_ALONE": "issue 10, 2.5: a poison message in an account's group, healthy messages behind it",
     "MOVES_LOGGED": "issue 10, 3b: a move that changes a contact's account fields is a Change Data Value",
+    "PUSH_EVENTS": "issue 13: changes pushed by Change Data Capture events, interleaved with the poll",
 }
 STILL_DIVERGING = {
     "CONTACTS_IN_SAME_WINDOW": "issue 10, 2.1, open: a contact deleted (or moved away) between a version's "
@@ -34,7 +35,8 @@ KNOWN_DIVERGENCES = FAMILIES  # make chaos runs every family
 
 def machine(backend: str, **switches: bool) -> type[FanOutMachine]:
     name = "_".join([backend, *sorted(switches)]) or backend
-    return type(f"Machine_{name}", (FanOutMachine,), {"BACKEND": backend, "SWITCHES": Switches(**switches)})
+    base = PushMachine if switches.get("PUSH_EVENTS") else FanOutMachine
+    return type(f"Machine_{name}", (base,), {"BACKEND": backend, "SWITCHES": Switches(**switches)})
 
 
 def test_the_fan_out_agrees_with_the_reference_model_on_the_fakes() -> None:
