@@ -24,7 +24,7 @@ from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from tests.model.push import ModelSalesforce, PushEvents, PushStats, account_row, contact_row, salesforce_id
+from tests.model.push import ModelSalesforce, PushEvents, account_row, contact_row, salesforce_id
 from tests.model.queues import Entry, QueueWorld
 from tests.model.reference import ReferenceModel
 from tests.model.wiring import SYNCED, Backend, DynamoBackend, FakeBackend, build_services
@@ -103,7 +103,6 @@ class FanOutMachine(RuleBasedStateMachine):
         self.contact_numbers = itertools.count()
         # PUSH_EVENTS: Salesforce's rows and change events; once loaded, changes wait there for the push or the poll.
         self.salesforce = ModelSalesforce(publish_events=self.SWITCHES.PUSH_EVENTS)
-        self.push_stats = PushStats()
         self.poll_waits = False
 
     # --- the clock and ids --------------------------------------------------------------------------------------
