@@ -4,8 +4,10 @@ independent reference model (`reference.py`).
 
 The machine plays Salesforce and the fetch (it queues account and contact versions as the fetch does: an account's
 message, then its contacts', in the account's FIFO group), the HTTP API (local edits through `LocalEdits`), and
-SQS/Lambda (`queues.py`). Sizes are small on purpose: threshold 3 and segments of 2 exercise the 5000 rule and the
-segmented fan-out with a handful of contacts, and accounts start with 0, 1, 3 (= threshold) or 4 (threshold + 1).
+SQS/Lambda (`queues.py`); with `PUSH_EVENTS` a Salesforce change waits in the model's Salesforce for the push path or
+the poll instead (`push.py`, `PushMachine`). Sizes are small on purpose: threshold 3 and segments of 2 exercise the
+5000 rule and the segmented fan-out with a handful of contacts, and accounts start with 0, 1, 3 (= threshold) or 4
+(threshold + 1).
 
 Each family of events whose divergences are known (issue 10, section 2) is behind a switch (`Switches`): off, the
 machine does not generate that interleaving (or does not check that promise); on, it does.
