@@ -235,7 +235,7 @@ class ModelSalesforce:
 
 
 class PushEvents:
-    """The rules of the `PUSH_EVENTS` family, mixed into the machine (`FanOutMachine`), which provides the
+    """The rules of the `PUSH_EVENTS` family, mixed into `FanOutMachine` as `PushMachine`; the machine provides the
     attributes below and its helpers (`account_ids`, `new_account_version`, `group_free`, `quiet_point`...)."""
 
     SWITCHES: Switches
