@@ -18,6 +18,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     """After `make chaos`: examples run per machine, the seed, and every divergence with its minimal steps."""
     from tests.model.machine import RUNS
     from tests.model.profiles import chaos_enabled
+    from tests.model.push import PUSHED
     from tests.model.test_chaos import DIVERGENCES
 
     if not chaos_enabled():
@@ -28,6 +29,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     for name, count in sorted(RUNS.items()):
         write(f"  {name}: {count} examples run (shrinking included)")
     write(f"  examples run in total: {sum(RUNS.values())}")
+    if PUSHED:
+        write(f"  push path (PUSH_EVENTS): {', '.join(f'{name} {count}' for name, count in sorted(PUSHED.items()))}")
     write(f"  divergences: {len(DIVERGENCES)}")
     for name, text in DIVERGENCES:
         write(f"--- {name} ---")

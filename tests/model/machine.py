@@ -4,8 +4,10 @@ independent reference model (`reference.py`).
 
 The machine plays Salesforce and the fetch (it queues account and contact versions as the fetch does: an account's
 message, then its contacts', in the account's FIFO group), the HTTP API (local edits through `LocalEdits`), and
-SQS/Lambda (`queues.py`). Sizes are small on purpose: threshold 3 and segments of 2 exercise the 5000 rule and the
-segmented fan-out with a handful of contacts, and accounts start with 0, 1, 3 (= threshold) or 4 (threshold + 1).
+SQS/Lambda (`queues.py`); with `PUSH_EVENTS` a Salesforce change waits in the model's Salesforce for the push path or
+the poll instead (`push.py`, `PushMachine`). Sizes are small on purpose: threshold 3 and segments of 2 exercise the
+5000 rule and the segmented fan-out with a handful of contacts, and accounts start with 0, 1, 3 (= threshold) or 4
+(threshold + 1).
 
 Each family of events whose divergences are known (issue 10, section 2) is behind a switch (`Switches`): off, the
 machine does not generate that interleaving (or does not check that promise); on, it does.
@@ -24,6 +26,7 @@ from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from tests.model.push import ModelSalesforce, PushEvents, account_row, contact_row, salesforce_id
 from tests.model.queues import Entry, QueueWorld
 from tests.model.reference import ReferenceModel
 from tests.model.wiring import SYNCED, Backend, DynamoBackend, FakeBackend, build_services
@@ -46,6 +49,7 @@ class Switches:
     MOVES_LOGGED: bool = False  # 3b: a move that changes a contact's account fields is a Change Data Value
     POISON_ALONE: bool = False  # 2.5: a poison message in an account's group, healthy messages behind it
     CHANGE_OVERTAKES_SEGMENTS: bool = False  # 2.1: a version or an edit accepted while a change's segments wait
+    PUSH_EVENTS: bool = False  # issue 13: changes reach the store by CDC events and the poll (tests/model/push.py)
 
     def on(self) -> list[str]:
         return [name for name, value in vars(self).items() if value]
@@ -99,6 +103,9 @@ class FanOutMachine(RuleBasedStateMachine):
         self.sf_accounts: dict[str, dict] = {}
         self.sf_contacts: dict[str, dict] = {}
         self.contact_numbers = itertools.count()
+        # PUSH_EVENTS: Salesforce's rows and change events; once loaded, changes wait there for the push or the poll.
+        self.salesforce = ModelSalesforce(publish_events=self.SWITCHES.PUSH_EVENTS)
+        self.poll_waits = False
 
     # --- the clock and ids --------------------------------------------------------------------------------------
 
@@ -111,7 +118,7 @@ class FanOutMachine(RuleBasedStateMachine):
         return self.now()
 
     def account_ids(self) -> list[str]:
-        return [f"{self.prefix}A{n}" for n in range(ACCOUNTS)]
+        return [salesforce_id("001", f"{self.prefix}A{n}") for n in range(ACCOUNTS)]
 
     def live_accounts(self) -> list[str]:
         return [a for a in self.account_ids() if not self.sf_accounts[a]["deleted"]]
@@ -122,6 +129,8 @@ class FanOutMachine(RuleBasedStateMachine):
     # --- the fetch: what Salesforce changed, queued in the account's group ---------------------------------------
 
     def queue(self, message: object) -> None:
+        if self.poll_waits:
+            return  # PUSH_EVENTS: the change waits in Salesforce for the push path or the poll
         self.queues.send_change(message.to_body(), message.group_id, message.deduplication_id, tag=message)  # type: ignore[attr-defined]
 
     def new_account_version(self, account_id: str, changes: dict, deleted: bool = False) -> AccountVersion:
@@ -130,11 +139,14 @@ class FanOutMachine(RuleBasedStateMachine):
         version = AccountVersion(account_id, self.tick(), deleted, fields)
         state.update(fields=fields, deleted=deleted)
         state["versions"].append(version)
+        self.salesforce.commit("Account", account_row(version))
         return version
 
     def new_contact_version(self, contact_id: str, account_id: str | None, deleted: bool = False) -> ContactVersion:
         self.sf_contacts[contact_id] = {"account": account_id, "deleted": deleted}
-        return ContactVersion(contact_id, self.tick(), deleted, account_id, "Ada", contact_id, None)
+        version = ContactVersion(contact_id, self.tick(), deleted, account_id, "Ada", contact_id, None)
+        self.salesforce.commit("Contact", contact_row(version))
+        return version
 
     def group_free(self, contact_id: str, *accounts: str | None) -> bool:
         """Without CONTACTS_IN_SAME_WINDOW, a contact change is only queued behind nothing of its groups (its
@@ -155,9 +167,10 @@ class FanOutMachine(RuleBasedStateMachine):
                 self.queue(ContactChangesMessage(tuple(versions)))
         self.queues.drain()
         self.backend.catch_up()
+        self.poll_waits = self.SWITCHES.PUSH_EVENTS
 
     def new_contact_id(self) -> str:
-        return f"{self.prefix}C{next(self.contact_numbers):02d}"
+        return salesforce_id("003", f"{self.prefix}C{next(self.contact_numbers):02d}")
 
     @rule(account=st.integers(0, ACCOUNTS - 1), changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, max_size=3))
     def account_changes(self, account: int, changes: dict) -> None:
@@ -200,10 +213,12 @@ class FanOutMachine(RuleBasedStateMachine):
             return
         if self.queues.pending_in(account_id) and not self.SWITCHES.CHANGE_OVERTAKES_SEGMENTS:
             return
-        self.queue(AccountChangeMessage(self.new_account_version(account_id, {}, deleted=True)))
-        for contact_id in self.live_contacts():
-            if self.sf_contacts[contact_id]["account"] == account_id:
-                self.queue(ContactChangesMessage((self.new_contact_version(contact_id, account_id, deleted=True),)))
+        with self.salesforce.transaction():  # one change event for the cascade's contacts (PUSH_EVENTS)
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, {}, deleted=True)))
+            for contact_id in self.live_contacts():
+                if self.sf_contacts[contact_id]["account"] == account_id:
+                    version = self.new_contact_version(contact_id, account_id, deleted=True)
+                    self.queue(ContactChangesMessage((version,)))
 
     @rule(account=st.integers(-1, ACCOUNTS - 1))
     def contact_created(self, account: int) -> None:
@@ -442,3 +457,8 @@ class FanOutMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.backend.close()
+
+
+class PushMachine(PushEvents, FanOutMachine):
+    """The machine with the push path's rules (`PUSH_EVENTS`, tests/model/push.py). A class of its own: the other
+    families draw exactly the rules, hence the examples, they drew before it."""

@@ -1,6 +1,7 @@
 """`make chaos CHAOS_EXAMPLES=N`: the model-based machines, long, random (seeded: the seed is printed), on both back
-ends; the healthy machine and every family of issue 10 with its switch on. Each divergence is shrunk to its
-minimal steps and printed at the end with the number of examples run. Skipped in `make test`."""
+ends; the healthy machine and every family of issue 10 with its switch on, and the push path's events (issue 13).
+Each divergence is shrunk to its minimal steps and printed at the end with the number of examples run (and what
+the push rules did). Skipped in `make test`."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_chaos_on_the_fakes(family: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("family", ["healthy", "all"])  # shrinking on moto is slow: the families run on the fakes
+# Shrinking on moto is slow: the families run on the fakes, but the push path's reads and writes on moto too.
+@pytest.mark.parametrize("family", ["healthy", "PUSH_EVENTS", "all"])
 def test_chaos_on_dynamodb(family: str, function_env: dict[str, str]) -> None:
     bind_store(load_settings())
     _run("dynamo", family)
