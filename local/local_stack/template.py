@@ -1,19 +1,15 @@
 """template.yaml as the single source of truth for every local and test resource, through libraries.
 
-* cfn-lint's decoder reads the template (`!Ref`, `!Sub`... become their long form) and its `merge_globals` applies
-  SAM's Globals to each function (maps merge, lists add up, scalars and intrinsic functions are replaced).
-* moto's CloudFormation creates the resources of the types in `CREATED` (tables, queues, log groups) in one
-  `create_stack` on whatever boto3 reaches (a moto server, or `moto.mock_aws()` in-process), and evaluates every
-  parameter, condition, mapping and intrinsic function. The functions run in-process, so moto does not hold them:
-  each intrinsic function in what the runtime reads of a function (name, code, handler, sizes, environment, SQS
-  and schedule events) goes into the same stack as an Output, read back with one DescribeStacks.
+cfn-lint's decoder reads the template and its `merge_globals` applies SAM's Globals to each function. moto's
+CloudFormation creates the resources of the types in `CREATED` as one stack, on whatever boto3 reaches (a moto
+server, or `moto.mock_aws()` in-process), and evaluates every parameter, condition, mapping and intrinsic
+function. The functions run in-process, so moto does not hold them: what the runtime reads of each (name, code,
+handler, sizes, environment, SQS and schedule events) goes into the same stack as Outputs, read back at once.
 
-What stays by hand, because no library does it: the parameters' validation (moto skips AllowedValues,
-AllowedPattern, Min/Max) and the Outputs that carry the functions' properties. A function property that refers to
-a resource the local stack does not create (an SNS topic, say) is a `TemplateError`, never a silently wrong
-value. moto drops a table's TimeToLive, point-in-time recovery and encryption: `moto_fixes` adds them back. What
-the stack holds: `resources`; the functions' SQS and schedule events: `triggers`; why not aws-sam-translator:
-docs/decisions.md ("The local stack").
+By hand, as no library does it: CloudFormation's parameter checks (moto skips them) and those Outputs. A function
+property that refers to a resource the stack does not create (an SNS topic, say) is a `TemplateError`, never a
+wrong value. What the stack holds: `resources`; the functions' events: `triggers`; moto's gaps: `moto_fixes`; why
+not aws-sam-translator: docs/decisions.md ("The embedded local stack").
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cfnlint.helpers import is_function
+from cfnlint.helpers import REGEX_SUB_PARAMETERS, is_function
 
 from local_stack.lambda_runtime import FunctionSpec
 from local_stack.resources import REGION, AwsClients, CreatedResource, Resources
@@ -39,7 +35,7 @@ FUNCTION, LAYER = "AWS::Serverless::Function", "AWS::Serverless::LayerVersion"
 # What moto creates, with the attributes read back for each (besides its Ref); a queue's URL is its Ref.
 CREATED: dict[str, tuple[str, ...]] = {TABLE: ("Arn", "StreamArn"), QUEUE: ("Arn", "QueueName"), LOG_GROUP: ("Arn",)}
 # What the runtime reads of a function (Globals merged), and the events it runs: moto evaluates them.
-_FUNCTION_PROPERTIES = ("FunctionName", "CodeUri", "Handler", "Timeout", "MemorySize", "Runtime", "LoggingConfig")
+_FUNCTION_PROPERTIES = ("CodeUri", "Handler", "Timeout", "MemorySize", "Runtime", "LoggingConfig", "Environment")
 _RUN_EVENTS = ("SQS", "Schedule", "ScheduleV2")
 
 
@@ -169,12 +165,7 @@ def resolve_parameters(
     }
 
 
-# --- what the stack holds ------------------------------------------------------------------------------------------
-
-
 # --- creating: one CloudFormation stack on moto --------------------------------------------------------------------
-
-_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 def _references(value: Any) -> set[str]:
@@ -192,7 +183,7 @@ def _references(value: Any) -> set[str]:
             found.add(str((argument.split(".", 1) if isinstance(argument, str) else argument)[0]))
         elif key == "Fn::Sub":
             text, variables = (argument[0], argument[1] or {}) if isinstance(argument, list) else (argument, {})
-            names = {match.group(1).strip().split(".", 1)[0] for match in _SUB_VARIABLE.finditer(str(text))}
+            names = {match.group(1).strip().split(".", 1)[0] for match in REGEX_SUB_PARAMETERS.finditer(str(text))}
             found |= (names - set(variables)) | _references(list(variables.values()))
         else:
             found |= _references(argument)
@@ -258,14 +249,15 @@ def create_resources(
     outputs = _Outputs(tpl, set(created))
     read_back = {}
     for lid, res in created.items():
-        names = [n for n in CREATED[res["Type"]] if n != "StreamArn" or "StreamSpecification" in res["Properties"]]
+        streams = "StreamSpecification" in (res.get("Properties") or {})  # else a GetAtt StreamArn fails
+        names = [name for name in CREATED[res["Type"]] if name != "StreamArn" or streams]
         expressions = {"ref": {"Ref": lid}, **{name: {"Fn::GetAtt": [lid, name]} for name in names}}
         read_back[lid] = outputs.defer(expressions, res.get("Condition"), lid)
     functions = {}
     for lid in tpl.logical_ids(FUNCTION):
         props, condition = function_properties(tpl, lid), tpl.resources[lid].get("Condition")
         wanted = {"FunctionName": f"{stack_name}-{lid}"}  # CloudFormation's default is longer, and random
-        wanted |= {key: props[key] for key in (*_FUNCTION_PROPERTIES, "Environment") if key in props}
+        wanted |= {key: props[key] for key in ("FunctionName", *_FUNCTION_PROPERTIES) if key in props}
         wanted["Events"] = {name: e for name, e in (props.get("Events") or {}).items() if e.get("Type") in _RUN_EVENTS}
         deployed = outputs.defer({"Ref": "AWS::StackName"}, condition, lid) if condition else None
         functions[lid] = (outputs.defer(wanted, condition, lid), deployed)
