@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cfnlint.helpers import REGEX_SUB_PARAMETERS, is_function
-
 from local_stack.lambda_runtime import FunctionSpec
 from local_stack.resources import REGION, AwsClients, CreatedResource, Resources
 
@@ -171,6 +169,8 @@ def resolve_parameters(
 def _references(value: Any) -> set[str]:
     """Names (parameters, pseudo parameters, logical ids) an expression refers to, so that moto is never asked
     for a resource it does not hold."""
+    from cfnlint.helpers import REGEX_SUB_PARAMETERS  # here, not above: cfn-lint takes seconds to import (sympy)
+
     if isinstance(value, list):
         return set().union(*map(_references, value))
     if not isinstance(value, dict):
@@ -203,6 +203,8 @@ class _Outputs:
 
     def defer(self, value: Any, condition: str | None, where: str) -> Any:
         """`value` with each intrinsic function in it replaced by the `_Output` that evaluates it."""
+        from cfnlint.helpers import is_function
+
         if isinstance(value, list):
             return [self.defer(item, condition, where) for item in value]
         if not isinstance(value, dict):
