@@ -326,6 +326,7 @@ def union_environment(template: TemplateLike, resources: Resources) -> dict[str,
 
 
 def code_dir(tpl: Template, props: Mapping[str, Any], logical_id: str) -> Path:
+    """The folder of a function's code (its CodeUri, relative to the template), where its Handler is looked up."""
     if "CodeUri" not in props or "Handler" not in props:
         raise TemplateError(f"{logical_id}: only functions with a local CodeUri and a Handler can run locally")
     return (tpl.base_dir / str(props["CodeUri"])).resolve()
