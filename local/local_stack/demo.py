@@ -9,7 +9,10 @@ in-process, the SQS triggers emulated) and the local Salesforce emulator over HT
 3. change things: account fields updated in Salesforce (the two large accounts among them), a contact moved to
    another account, an account deleted, and a local edit of an account field in the store;
 4. run the next sync, which overwrites the local edit;
-5. check the store against Salesforce and print a summary (exit 1 if a check fails).
+5. check the store against Salesforce;
+6. show the push path (`demo_push`): a change arriving by Change Data Capture through moto's EventBridge, and the
+   poll repairing a gap the push path could not see;
+7. print a summary (exit 1 if a check fails).
 
 `--scale small` runs the same story in seconds with a threshold of 50 (the integration tests use it).
 """
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from local_stack.demo_push import quiet_relay, show_push_and_gap_repair
 from local_stack.sandbox import CycleResult, SyncSandbox
 from local_stack.sqs_poller import DrainResult
 
@@ -386,7 +390,8 @@ def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
     # the first: any overlap would re-read (harmlessly, but slowly on moto) every change of the previous cycle.
     # The overlap itself is proven by the fetch's integration tests (a late-committing transaction).
     overrides = {"ActivityThreshold": scale.threshold, "LogLevel": "ERROR", "LookbackSeconds": 0}
-    with SyncSandbox(parameter_overrides=overrides) as sandbox:
+    with SyncSandbox(parameter_overrides=overrides, push=True) as sandbox:
+        quiet_relay(sandbox)  # the push section's alone (demo_push)
         stack = sandbox.local
         console.line(f"AWS (moto) at {stack.endpoint_url}; Salesforce at {sandbox.salesforce.url}")
         synced_fields = (
@@ -417,6 +422,7 @@ def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
         checks.append(Check("nothing in the dead-letter queues", dlq == 0, f"{dlq} messages"))
         for check in checks:
             console.line(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+        checks += [Check(*check) for check in show_push_and_gap_repair(sandbox, console).checks]
 
         used, limit = sandbox.salesforce.api_usage
         console.say("\nSummary")

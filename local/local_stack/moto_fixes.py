@@ -58,6 +58,8 @@ import time
 from collections import deque
 from typing import Any
 
+from local_stack.moto_partner_buses import fix_partner_event_buses
+
 _MARK = "_account_sync_fifo_fix"
 _DEDUP_INDEX = "_account_sync_deduplication_index"
 _receiving = threading.local()  # `now_ms`: the instant the receive this thread is in judges visibility at
@@ -76,6 +78,7 @@ def apply_moto_fixes() -> None:
     apply_moto_speedups()
     _speed_up_update_expressions()
     _fix_cloudformation_tables()
+    fix_partner_event_buses()  # the push path's partner event bus (moto_partner_buses)
 
     original = SQSBackend.receive_message
     if getattr(original, _MARK, False):

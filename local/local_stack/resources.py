@@ -108,6 +108,10 @@ class AwsClients:
     def cloudformation(self) -> Any:
         return self._client("cloudformation")
 
+    @property
+    def events(self) -> Any:
+        return self._client("events")
+
     @classmethod
     def from_any(cls, session_or_clients: Any = None) -> AwsClients:
         """Accept AwsClients, a mapping {"sqs": client, ...}, a boto3 Session or None."""

@@ -7,6 +7,12 @@
 The connected app's private key goes into Secrets Manager (on moto) under the template's secret name, the fetch
 gets the emulator's token URL and CA bundle (verification stays on), and nothing leaves this machine.
 
+With `push=True` the push path is on (issue 13): the template's `EventRelaySourceName` is the emulator's Event
+Relay source, so moto's CloudFormation makes the partner event bus and its rule to the change-events queue, and the
+emulator puts a Change Data Capture event for every Account and Contact change on that bus (`local_stack.
+event_relay`); the push function's SQS trigger runs with the others (`drain`). `relay.faults` injects the relay's
+faults (duplicates, reordering, gaps, overflow, an outage).
+
 By default every port is free and every key new. A long-running stack (`python -m local_stack up`) fixes the
 ports (`moto_port`, `salesforce_port`) and gives a `state_dir`: the emulator keeps its CA and the connected
 app's key pair there across runs (`ca.pem`, `client-key.pem`, `client-cert.pem`) and writes `connection.json`,
@@ -23,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from salesforce_emulator import SalesforceEmulator, generate_client_keypair
+from salesforce_emulator.change_events import EventRelay
 
+from local_stack.event_relay import event_bridge_sink
 from local_stack.sqs_poller import DrainResult
 from local_stack.stack import LocalStack
 
@@ -51,7 +59,9 @@ class SyncSandbox:
     moto_port: int | None = None  # None: a free port
     salesforce_port: int = 0  # 0: a free port
     stack: LocalStack | None = None
+    push: bool = False  # the push path on: Change Data Capture through Event Relay to moto's EventBridge
     salesforce: SalesforceEmulator = field(init=False)
+    relay: EventRelay | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         private_key, certificate = _client_keypair(Path(self.state_dir) if self.state_dir is not None else None)
@@ -66,13 +76,17 @@ class SyncSandbox:
         )
         if self.state_dir is not None:
             self.salesforce.client_private_key_pem = private_key  # written to the state dir as client-key.pem
+        if self.push:
+            # Configured before the stack (its source names the bus); it delivers once the bus exists.
+            self.relay = self.salesforce.relay_change_events(sink=None)
 
     def start(self) -> SyncSandbox:
         import boto3
 
         self.salesforce.start()
+        relay_source = {"EventRelaySourceName": self.relay.source} if self.relay is not None else {}
         self.stack = LocalStack(
-            parameter_overrides=self.parameter_overrides,
+            parameter_overrides={**relay_source, **self.parameter_overrides},
             visibility_timeout=self.visibility_timeout,
             port=self.moto_port,
             separate_process=self.separate_process,
@@ -90,6 +104,9 @@ class SyncSandbox:
                 "SALESFORCE_CA_BUNDLE": self.salesforce.ca_bundle,
             }
         )
+        if self.relay is not None:
+            bus = self.stack.resources.ref("PushEventBus")  # type: ignore[union-attr]
+            self.relay.sink = event_bridge_sink(boto3.client("events"), bus)
         return self
 
     def stop(self) -> None:

@@ -29,9 +29,17 @@ from local_stack.resources import REGION, AwsClients, CreatedResource, Resources
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = PROJECT_ROOT / "template.yaml"
 TABLE, QUEUE, LOG_GROUP = "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Logs::LogGroup"
-FUNCTION, LAYER = "AWS::Serverless::Function", "AWS::Serverless::LayerVersion"
-# What moto creates, with the attributes read back for each (besides its Ref); a queue's URL is its Ref.
-CREATED: dict[str, tuple[str, ...]] = {TABLE: ("Arn", "StreamArn"), QUEUE: ("Arn", "QueueName"), LOG_GROUP: ("Arn",)}
+FUNCTION, LAYER, EVENT_BUS = "AWS::Serverless::Function", "AWS::Serverless::LayerVersion", "AWS::Events::EventBus"
+# What moto creates, with the attributes read back for each (besides its Ref); a queue's URL is its Ref. The push
+# path's partner bus and rule need `moto_partner_buses` (in `moto_fixes`) and their partner event source first.
+CREATED: dict[str, tuple[str, ...]] = {
+    TABLE: ("Arn", "StreamArn"),
+    QUEUE: ("Arn", "QueueName"),
+    LOG_GROUP: ("Arn",),
+    EVENT_BUS: ("Arn", "Name"),
+    "AWS::Events::Rule": ("Arn",),
+}
+_NOTHING = {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}  # a stack needs one resource
 # What the runtime reads of a function (Globals merged), and the events it runs: moto evaluates them.
 _FUNCTION_PROPERTIES = ("CodeUri", "Handler", "Timeout", "MemorySize", "Runtime", "LoggingConfig", "Environment")
 _RUN_EVENTS = ("SQS", "Schedule", "ScheduleV2")
@@ -263,20 +271,20 @@ def create_resources(
         wanted["Events"] = {name: e for name, e in (props.get("Events") or {}).items() if e.get("Type") in _RUN_EVENTS}
         deployed = outputs.defer({"Ref": "AWS::StackName"}, condition, lid) if condition else None
         functions[lid] = (outputs.defer(wanted, condition, lid), deployed)
-    body = {
+    head = {
         "AWSTemplateFormatVersion": "2010-09-09",
         **{key: tpl.body[key] for key in ("Parameters", "Mappings", "Conditions") if tpl.body.get(key)},
-        # a stack needs one resource: a template with nothing moto creates gets a handle that does nothing
-        "Resources": dict(created) or {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        **({"Outputs": outputs.body} if outputs.body else {}),
     }
+    body = {**head, "Resources": dict(created) or _NOTHING, **({"Outputs": outputs.body} if outputs.body else {})}
     values = [
         {"ParameterKey": k, "ParameterValue": ",".join(v) if isinstance(v, list) else v} for k, v in parameters.items()
     ]
     try:
         with warnings.catch_warnings():  # in-process, moto warns that the placeholder handle is not modelled
             warnings.filterwarnings("ignore", "Tried to parse AWS::CloudFormation::WaitConditionHandle")
-            cloudformation = AwsClients.from_any(session_or_clients).cloudformation
+            clients = AwsClients.from_any(session_or_clients)
+            cloudformation = clients.cloudformation
+            _create_partner_event_sources(tpl, clients, f"{stack_name}-partner-sources", head, values)
             cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(body), Parameters=values)
         (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
@@ -302,6 +310,30 @@ def create_resources(
             arn = f"arn:aws:lambda:{REGION}:{account}:function:{name}"
             entries[lid] = CreatedResource(lid, FUNCTION, name, {"Arn": arn}, created=False)
     return Resources(entries, parameters=parameters, stack_name=stack_name, account=account, functions=function_props)
+
+
+def _create_partner_event_sources(
+    tpl: Template, clients: AwsClients, stack_name: str, head: Mapping[str, Any], values: list[dict[str, str]]
+) -> None:
+    """A bus named after a partner event source can only be made once the source exists. On AWS the partner creates
+    it in the account (Salesforce, when an Event Relay is configured); here it is created as the partner would,
+    before the stack, its name and Condition evaluated by moto in a throwaway stack of Outputs."""
+    buses = [res for res in tpl.resources.values() if res.get("Type") == EVENT_BUS]
+    sources = {
+        f"S{number}": {
+            "Value": bus["Properties"]["EventSourceName"],
+            **{k: v for k, v in bus.items() if k == "Condition"},
+        }
+        for number, bus in enumerate(bus for bus in buses if "EventSourceName" in (bus.get("Properties") or {}))
+    }
+    if not sources:
+        return
+    template = json.dumps({**head, "Resources": _NOTHING, "Outputs": sources})
+    clients.cloudformation.create_stack(StackName=stack_name, TemplateBody=template, Parameters=values)
+    (stack,) = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    for output in stack.get("Outputs") or []:
+        clients.events.create_partner_event_source(Name=output["OutputValue"], Account=stack["StackId"].split(":")[4])
+    clients.cloudformation.delete_stack(StackName=stack_name)
 
 
 # --- functions: environment and code (their events: `triggers`) -------------------------------------------------

@@ -2,7 +2,7 @@
 
     python -m local_stack up [--moto-port 4566] [--salesforce-port 8443] [--api-port 3000] [--schedule-seconds 30]
                              [--seed small|none] [--throttle-table-writes N] [--throttle-partition-writes N]
-                             [--throttle-table-reads N] [--index-lag-seconds S]
+                             [--throttle-table-reads N] [--index-lag-seconds S] [--push]
 
 Starts a `SyncSandbox` (moto server, the template's tables and queues, the Salesforce emulator over HTTPS with its
 CA and connected-app key kept in `.local-stack/salesforce/`), writes `.local-stack/stack.json` for `store`,
@@ -18,6 +18,11 @@ As harsh as AWS where it matters: a function is killed at its Timeout (nothing i
 per table and per partition key (units a second), answered as DynamoDB answers them (`ProvisionedThroughput-
 ExceededException`, `ThrottlingException`, `UnprocessedItems`; `local_stack.dynamodb_throttling`); and
 `--index-lag-seconds` hides a contact that joined an account from the account index for that long.
+
+With `--push` the push path is on (issue 13): the emulator puts a Change Data Capture event for every Account and
+Contact change on the partner event bus that moto's CloudFormation made from the template (`EventRelaySourceName`
+set to the emulator's Event Relay source), its rule delivers them to the change-events queue, and the push function
+runs from that queue between cycles: a change reaches the contacts within seconds, the cycles are the poll.
 
 With `--seed small` the activity threshold is the small data set's (50: one account has exactly 50 contacts,
 one has 51) and the fetch's overlap (`LookbackSeconds`) is one schedule period, as in the deployed system (5
@@ -97,6 +102,11 @@ def add_command(subparsers: Any) -> None:
         default=None,
         metavar="S",
         help="the account index shows a contact that joined an account only after S seconds (default: at once)",
+    )
+    parser.add_argument(
+        "--push",
+        action="store_true",
+        help="the push path on: Change Data Capture events through moto's EventBridge to the push function",
     )
     add_state_dir_option(parser)
     parser.set_defaults(run=run)
@@ -178,6 +188,7 @@ def _serve(
         state_dir=state_dir / "salesforce",
         moto_port=args.moto_port or None,
         salesforce_port=args.salesforce_port,
+        push=args.push,
     )
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     http_api: LocalHttpApi | None = None
@@ -257,6 +268,8 @@ def _introduce(sandbox: SyncSandbox, console: Console, stack_file: Path, log_pat
         f"LookbackSeconds={parameters['LookbackSeconds']}"
     )
     console.say(f"  harsh as AWS ...... {_harshness_line(args)}")
+    if sandbox.relay is not None:
+        console.say(f"  push path ......... on: Event Relay -> {parameters['EventRelaySourceName']} -> change-events")
     state = "" if args.state_dir == Path(".local-stack") else f" --state-dir {args.state_dir}"
     console.say(f"  look at it ........ account-sync --local{state} status")
     console.say(f"  change Salesforce . python -m local_stack token{state}  (an access token and a curl example)")

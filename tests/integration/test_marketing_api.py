@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from account_sync.adapters.dynamodb import DynamoActivityStore
 from account_sync.adapters.dynamodb_models import AccountItem, ActivityItem, ContactItem
-from account_sync.domain.records import ChangeDataValueActivity, ChangeOrigin
+from account_sync.domain.records import ChangeDataValueActivity, ChangeOrigin, SyncPath
 from account_sync.domain.timestamps import shift, utc_now
 from account_sync.services.history import History
 from local_stack.lambda_runtime import LambdaRuntime
@@ -287,7 +287,9 @@ def test_a_contacts_activities_come_newest_first_a_page_at_a_time(stack):
     (contact,) = given_contacts(1)
     stamps = [f"2026-11-27T10:{minute:02d}:00.000Z" for minute in range(1, 8)]
     DynamoActivityStore().put_activities(
-        ChangeDataValueActivity(contact, ACCOUNT, "Industry", "old", f"v{n}", ChangeOrigin.ACCOUNT, stamp, stamp)
+        ChangeDataValueActivity(
+            contact, ACCOUNT, "Industry", "old", f"v{n}", ChangeOrigin.ACCOUNT, stamp, stamp, path=SyncPath.PUSH
+        )
         for n, stamp in enumerate(stamps, start=1)
     )
 
@@ -316,6 +318,7 @@ def test_a_contacts_activities_come_newest_first_a_page_at_a_time(stack):
         "account_id": ACCOUNT,
         "system_modstamp": stamps[-1],
         "activity_at": stamps[-1],
+        "sync_path": "push",  # which path applied the change (issue 13)
     }
 
 

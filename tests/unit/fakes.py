@@ -43,7 +43,7 @@ class FakeAccounts:
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
 
-    def accept_version(self, version, decision: ChangeDecision, changed_fields) -> AcceptResult:
+    def accept_version(self, version, decision: ChangeDecision, changed_fields, path=None) -> AcceptResult:
         current = self.items.get(version.account_id)
         if (
             current is not None
@@ -67,6 +67,7 @@ class FakeAccounts:
             local_edits=dict(current.local_edits) if current else {},  # kept: each names the version it was over
             recent_joiners=dict(current.recent_joiners) if current else {},
             joiners_overflow_at=current.joiners_overflow_at if current else None,
+            sync_path=path,
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
@@ -285,7 +286,7 @@ class FakeContacts:
             edited = change.edited_over(c.account_outbox)
             if {n: e.change for n, e in edited.items()} != {n: e.change for n, (_, e) in kept.items()}:
                 return False  # a local edit over the version reached a field since the contact was read
-            entries = {fc.field: OutboxEntry(change.ref, fc.old, change.base_modstamp) for fc in changes}
+            entries = {fc.field: OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path) for fc in changes}
             if change.version is not None:
                 c.account_fields = {**change.version.fields, **{n: value for n, (value, _) in kept.items()}}
                 c.account_modstamp = change.version.system_modstamp

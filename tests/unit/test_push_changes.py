@@ -218,15 +218,20 @@ def test_duplicates_and_repeated_ids_in_a_batch_are_read_once() -> None:
     assert report.read["Account"] == 1 and report.gap_events == 1 and len(s.queue.messages) == 1
 
 
-def test_a_push_queues_the_same_message_the_poll_queues_for_the_same_version() -> None:
-    # the FIFO deduplication id is the message's: one version by both paths is one message within 5 minutes
+def test_a_push_queues_the_same_message_the_poll_queues_for_the_same_version_but_for_its_path() -> None:
+    # the FIFO deduplication id is the message's: one version by both paths is one message within 5 minutes; the
+    # path rides along for the activities, in no id
+    from account_sync.domain.records import SyncPath
     from account_sync.services.fetch_changes import account_messages
 
     s = Scenario()
     s.account(1)
     s.push(change_event())
-    polled, _ = next(account_messages([s.salesforce.records["Account"][account_id(1)]], SYNCED))
-    assert s.queue.messages == [polled]
+    polled, _ = next(account_messages([s.salesforce.records["Account"][account_id(1)]], SYNCED, path=SyncPath.FETCH))
+    (pushed,) = s.queue.messages
+    assert isinstance(polled, type(pushed)) and pushed.version == polled.version  # type: ignore[union-attr]
+    assert (pushed.deduplication_id, pushed.group_id) == (polled.deduplication_id, polled.group_id)
+    assert (pushed.path, polled.path) == (SyncPath.PUSH, SyncPath.FETCH)  # type: ignore[union-attr]
 
 
 def test_ids_are_read_200_to_a_query() -> None:

@@ -107,7 +107,7 @@ def test_the_push_function_reads_events_in_debounced_batches_with_bounded_concur
     assert event["Queue"] == {"Fn::GetAtt": ["ChangeEventsQueue", "Arn"]}
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= event["MaximumBatchingWindowInSeconds"] <= 5  # the debounce: seconds, not minutes (freshness)
-    assert event["BatchSize"] == 100  # a burst's ids read 200 to a query
+    assert event["BatchSize"] == 200  # a burst's ids read 200 to a query: a full batch is one query
     assert event["ScalingConfig"]["MaximumConcurrency"] >= 2  # Lambda's minimum; bounds Salesforce readers
     assert "ReservedConcurrentExecutions" not in function  # it would throttle receives into the DLQ
     queue = template["Resources"]["ChangeEventsQueue"]["Properties"]

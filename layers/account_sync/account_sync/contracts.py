@@ -20,7 +20,7 @@ from typing import Any
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import AccountChange
 from account_sync.domain.fields import FieldValue, UnstorableValue, storable_value
-from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion, LocalEdit
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ContactVersion, LocalEdit, SyncPath
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp
 
 SCHEMA_VERSION = 1
@@ -39,10 +39,13 @@ class MalformedMessage(ValueError):
 class AccountChangeMessage:
     """A Salesforce version of an account. `resync_id`: read again by an operator's resync (it is in the
     deduplication id, so that the queue never drops it as the copy of the fetch's message of the same version); a
-    version the account already applied is then diffed again against its contacts (services/fan_out.py)."""
+    version the account already applied is then diffed again against its contacts (services/fan_out.py). `path`:
+    which path read it (push, fetch, sweep, resync); not in the deduplication id: the same version by two paths is
+    one change."""
 
     version: AccountVersion
     resync_id: str | None = None
+    path: SyncPath | None = None
     type = "account_change"
 
     @property
@@ -58,7 +61,7 @@ class AccountChangeMessage:
         payload: dict[str, Any] = {"version": _account_version_json(self.version)}
         if self.resync_id is not None:
             payload["resync_id"] = self.resync_id
-        return _dump(payload, self.type)
+        return _dump(payload | _path_json(self.path), self.type)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class ContactChangesMessage:
     20,000 contacts is a few hundred messages, not 20,000."""
 
     versions: tuple[ContactVersion, ...]
+    path: SyncPath | None = None  # which path read them; not in the deduplication id
     type = "contact_changes"
 
     def __post_init__(self) -> None:
@@ -162,7 +166,8 @@ class ContactChangesMessage:
                     }
                     for v in self.versions
                 ]
-            },
+            }
+            | _path_json(self.path),
             self.type,
         )
 
@@ -193,7 +198,9 @@ def parse_change_message(body: str) -> ChangeMessage:
     payload = _load(body)
     kind = payload.get("type")
     if kind == AccountChangeMessage.type:
-        return AccountChangeMessage(_account_version(payload.get("version")), _optional_id(payload, "resync_id"))
+        return AccountChangeMessage(
+            _account_version(payload.get("version")), _optional_id(payload, "resync_id"), _path(payload)
+        )
     if kind == ChangeSegmentMessage.type:
         index, total = _segment_position(payload)
         return ChangeSegmentMessage(
@@ -209,7 +216,7 @@ def parse_change_message(body: str) -> ChangeMessage:
         raw_versions = payload.get("versions")
         if not isinstance(raw_versions, list) or not raw_versions:
             raise MalformedMessage("versions must be a non-empty list")
-        return ContactChangesMessage(tuple(_contact_version(raw) for raw in raw_versions))
+        return ContactChangesMessage(tuple(_contact_version(raw) for raw in raw_versions), _path(payload))
     if kind == LocalEditMessage.type:
         return LocalEditMessage(_local_edit(payload.get("edit")))
     raise MalformedMessage(f"unknown message type {_quoted_name(kind)}")
@@ -235,6 +242,7 @@ class ActivityBatchMessage:
     system_modstamp: str
     changes: tuple[ContactFieldChange, ...]
     change_id: str | None = None  # a local edit's id: part of its activities' keys
+    path: SyncPath | None = None  # which path applied the change: on the activities, in no key
     type = "change_data_value_batch"
 
     def to_body(self) -> str:
@@ -248,7 +256,7 @@ class ActivityBatchMessage:
         }
         if self.change_id is not None:
             payload["change_id"] = self.change_id
-        return _dump(payload, self.type)
+        return _dump(payload | _path_json(self.path), self.type)
 
 
 def parse_activity_batch(body: str) -> ActivityBatchMessage:
@@ -281,6 +289,7 @@ def parse_activity_batch(body: str) -> ActivityBatchMessage:
         system_modstamp=_timestamp(payload, "system_modstamp"),
         changes=tuple(changes),
         change_id=_optional_id(payload, "change_id"),
+        path=_path(payload),
     )
 
 
@@ -317,6 +326,21 @@ def _quoted_name(value: object) -> str:
     return repr(value) if isinstance(value, str) and _NAME.match(value) else "(not a name)"
 
 
+def _path_json(path: SyncPath | None) -> dict[str, str]:
+    return {"path": path.value} if path is not None else {}
+
+
+def _path(payload: Mapping[str, Any]) -> SyncPath | None:
+    """Optional: a message queued before paths were has none."""
+    raw = payload.get("path")
+    if raw is None:
+        return None
+    try:
+        return SyncPath(raw)
+    except ValueError:
+        raise MalformedMessage(f"unknown path {_quoted_name(raw)}") from None
+
+
 def _dedup_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:64]
 
@@ -350,9 +374,11 @@ def _account_change_json(change: AccountChange) -> dict[str, Any]:
             "origin": ChangeOrigin.RESYNC.value,
             "version": _account_version_json(change.version),
             "resync_id": change.resync_id,
-        }
+        } | _path_json(change.path)
     if change.version is not None:
-        return {"origin": ChangeOrigin.ACCOUNT.value, "version": _account_version_json(change.version)}
+        return {"origin": ChangeOrigin.ACCOUNT.value, "version": _account_version_json(change.version)} | _path_json(
+            change.path
+        )
     assert change.edit is not None
     return {
         "origin": ChangeOrigin.LOCAL.value,
@@ -366,9 +392,9 @@ def _account_change(raw: object) -> AccountChange:
         raise MalformedMessage("change must be an object")
     origin = raw.get("origin")
     if origin == ChangeOrigin.ACCOUNT.value:
-        return AccountChange.of_version(_account_version(raw.get("version")))
+        return AccountChange.of_version(_account_version(raw.get("version")), path=_path(raw))
     if origin == ChangeOrigin.RESYNC.value:
-        return AccountChange.of_version(_account_version(raw.get("version")), _id(raw, "resync_id"))
+        return AccountChange.of_version(_account_version(raw.get("version")), _id(raw, "resync_id"), _path(raw))
     if origin == ChangeOrigin.LOCAL.value:
         return AccountChange.of_edit(_local_edit(raw.get("edit")), _timestamp(raw, "base_modstamp"))
     raise MalformedMessage(f"change.origin must be account, resync or local, got {_quoted_name(origin)}")

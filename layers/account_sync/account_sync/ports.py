@@ -19,6 +19,7 @@ from account_sync.domain.records import (
     ChangeDataValueActivity,
     ContactVersion,
     LocalEdit,
+    SyncPath,
 )
 
 # --- errors the adapters translate SDK errors into ----------------------------------------------------
@@ -256,6 +257,7 @@ class AccountState:
     segments_plan: str | None = None
     recent_joiners: Mapping[str, str] = field(default_factory=dict)  # contact id -> when it joined
     joiners_overflow_at: str | None = None  # more joined at once than the list keeps, at that time
+    sync_path: SyncPath | None = None  # the path that applied the newest version first (its activities show it)
 
     @property
     def decision(self) -> ChangeDecision | None:
@@ -301,10 +303,14 @@ class AccountJoin:
 
 class AccountRepository(Protocol):
     def accept_version(
-        self, version: AccountVersion, decision: ChangeDecision, changed_fields: Sequence[str]
+        self,
+        version: AccountVersion,
+        decision: ChangeDecision,
+        changed_fields: Sequence[str],
+        path: SyncPath | None = None,
     ) -> AcceptResult:
-        """Record `version` as the newest, with its decision, if it is newer than the stored one (a conditional
-        write)."""
+        """Record `version` as the newest, with its decision and the path that brought it, if it is newer than the
+        stored one (a conditional write)."""
         ...
 
     def get(self, account_id: str) -> AccountState | None: ...

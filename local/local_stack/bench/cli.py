@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from local_stack.bench import cold_start, fan_out_costs, salesforce_calls, throttled
+from local_stack.bench import cold_start, fan_out_costs, push_freshness, salesforce_calls, throttled
 from local_stack.bench.report import Results, plot, render_console, render_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,6 +28,10 @@ answer them: the local stack's moto server and the Salesforce emulator."""
 
 def _sizes(text: str) -> list[int]:
     return sorted({int(part.replace("_", "").replace(",", "")) for part in text.split("/") if part})
+
+
+def _sizes_in_order(text: str) -> list[int]:
+    return [int(part.replace("_", "").replace(",", "")) for part in text.split("/")]
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
     parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
-    parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
+    parser.add_argument("--only", default="1,2,5,7", help="targets: 1 (Salesforce), 2 (2-4: fan-out), 5, 7 (push)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
     parser.add_argument("--throttled", action="store_true", help="add Target 6: the same under DynamoDB throttling")
     parser.add_argument("--throttle-table-writes", type=float, default=500.0, help="Target 6: writes/s per table")
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         type=_pair,
         default=(1_000, 10),
         help="Target 6: ACCOUNTS/CONTACTS of an initial load (default 1000/10; 0/0: none)",
+    )
+    parser.add_argument(
+        "--push", default="1000/24/1000", type=_sizes_in_order, help="Target 7: CONTACTS/CHANGES/ACCOUNTS (push path)"
     )
     args = parser.parse_args(argv)
     contacts = args.contacts or ([1_000, 10_000, 100_000] if args.large else [1_000, 10_000])
@@ -103,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                 say,
             )
             results.seconds["target 6"] = time.monotonic() - section
+        if "7" in only:
+            say("Target 7: the push path")
+            section = time.monotonic()
+            push_freshness.run(results, *args.push, function_log=function_log, say=say)
+            results.seconds["target 7"] = time.monotonic() - section
     if "5" in only:
         say("Target 5: cold start")
         section = time.monotonic()

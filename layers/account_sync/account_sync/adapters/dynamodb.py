@@ -38,6 +38,8 @@ from account_sync.domain.records import (
     ChangeRef,
     ContactVersion,
     LocalEdit,
+    SyncPath,
+    sync_path,
 )
 from account_sync.domain.timestamps import parse_timestamp, utc_now
 from account_sync.ports import (
@@ -164,7 +166,11 @@ class DynamoAccountRepository:
         return _account_state(item)
 
     def accept_version(
-        self, version: AccountVersion, decision: ChangeDecision, changed_fields: Sequence[str]
+        self,
+        version: AccountVersion,
+        decision: ChangeDecision,
+        changed_fields: Sequence[str],
+        path: SyncPath | None = None,
     ) -> AcceptResult:
         item = AccountItem(version.account_id)
         condition = AccountItem.system_modstamp.does_not_exist() | (
@@ -185,6 +191,7 @@ class DynamoAccountRepository:
                         AccountItem.contacts_counted.set(decision.contacts_counted),
                         AccountItem.segmented.set(decision.segmented),
                         AccountItem.changed_fields.set(list(changed_fields)),
+                        AccountItem.sync_path.set(path.value) if path else AccountItem.sync_path.remove(),
                         AccountItem.updated_at.set(self._now()),
                         AccountItem.applied_modstamp.remove(),
                         AccountItem.segments_plan.remove(),
@@ -222,6 +229,7 @@ class DynamoAccountRepository:
             local_edits=_edit_marks(previous.local_edits) if previous else {},
             recent_joiners=_joiners(previous.recent_joiners) if previous else {},
             joiners_overflow_at=previous.joiners_overflow_at if previous else None,
+            sync_path=path,
         )
         return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
 
@@ -420,6 +428,7 @@ def _account_state(item: AccountItem) -> AccountState:
         segments_plan=item.segments_plan,
         recent_joiners=_joiners(item.recent_joiners),
         joiners_overflow_at=item.joiners_overflow_at,
+        sync_path=sync_path(item.sync_path),
     )
 
 
@@ -468,7 +477,7 @@ def _outbox(raw: Any, account_modstamp: str | None) -> dict[str, OutboxEntry]:
         if isinstance(entry, Mapping) and "origin" in entry:
             ref = ChangeRef(ChangeOrigin(entry["origin"]), str(entry["stamp"]), entry.get("change_id"))
             base = str(entry["base"]) if entry.get("base") else None
-            entries[name] = OutboxEntry(ref, canonical_value(entry.get("old")), base)
+            entries[name] = OutboxEntry(ref, canonical_value(entry.get("old")), base, sync_path(entry.get("path")))
         elif account_modstamp is not None:
             entries[name] = OutboxEntry(ChangeRef(ChangeOrigin.ACCOUNT, account_modstamp), canonical_value(entry))
     return entries
@@ -480,6 +489,8 @@ def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
         item["change_id"] = entry.change.change_id
     if entry.base:
         item["base"] = entry.base
+    if entry.path:
+        item["path"] = entry.path.value
     return item
 
 
@@ -622,7 +633,9 @@ class DynamoContactRepository:
         it wrote them); an edit sets its field and the field's outbox entry, naming its base version (a nested
         path, so the outbox map must exist: a contact without one gets it whole)."""
         kept = kept or {}
-        entries = {fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp)) for fc in changes}
+        entries = {
+            fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path)) for fc in changes
+        }
         if not change.rewrites_own_stamp:
             newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
         else:
@@ -870,6 +883,7 @@ class DynamoActivityStore:
             contacts_counted=suppression.contacts_counted,
             threshold=suppression.threshold,
             changed_fields=list(suppression.changed_fields),
+            sync_path=suppression.path.value if suppression.path else None,
         )
         try:
             item.save()
@@ -893,6 +907,7 @@ class DynamoActivityStore:
             system_modstamp=activity.system_modstamp,
             activity_at=activity.activity_at,
             expires_at=self._expires_at(activity.activity_at),
+            sync_path=activity.path.value if activity.path else None,
         )
         serialized = item.serialize()
         for name in ("old_value", "new_value"):  # a blank is stored as NULL, never left out (docs/data-model.md)

@@ -84,6 +84,7 @@ class AccountItem(Model):
     local_edits = MapAttribute[str, object](null=True)  # field -> the mark of its last edit (docs/data-model.md)
     recent_joiners = UnicodeSetAttribute(null=True)  # "<contact id>|<joined at>"
     joiners_overflow_at = UnicodeAttribute(null=True)
+    sync_path = UnicodeAttribute(null=True)  # the path that applied `system_modstamp` first (push, fetch...)
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 
@@ -107,6 +108,7 @@ class ActivityItem(Model):
     contacts_counted = NumberAttribute(null=True)
     threshold = NumberAttribute(null=True)
     changed_fields = ListAttribute[str](null=True)
+    sync_path = UnicodeAttribute(null=True)  # which path applied the change (push, fetch, sweep, resync, api)
 
 
 class SyncStateItem(Model):

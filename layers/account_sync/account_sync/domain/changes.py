@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
 from account_sync.domain.fields import FieldValue
-from account_sync.domain.records import AccountVersion, ChangeOrigin, ChangeRef, LocalEdit
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ChangeRef, LocalEdit, SyncPath
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class OutboxEntry:
     change: ChangeRef
     old: FieldValue
     base: str | None = field(default=None, compare=False)
+    # The path that applied the change here: a later delivery of the same change by another path re-emits the
+    # activities with this one (SyncPath: the first path is recorded).
+    path: SyncPath | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -55,21 +58,25 @@ class AccountChange:
     """A Salesforce version (`version`) or a local edit (`edit`, applied over the account's version
     `base_modstamp`). A version with a `resync_id` is an operator's resync of the version the account already
     applied: it is diffed again against every contact, even one that holds its stamp (a contact changed behind the
-    store's back, a newly synced field), and what it writes is keyed and reasoned as the resync's."""
+    store's back, a newly synced field), and what it writes is keyed and reasoned as the resync's. `path`: the path
+    that applied it first (the account keeps it from the version's acceptance), shown on its activities only."""
 
     account_id: str
     version: AccountVersion | None = None
     edit: LocalEdit | None = None
     base_modstamp: str | None = None
     resync_id: str | None = None
+    path: SyncPath | None = field(default=None, compare=False)
 
     @classmethod
-    def of_version(cls, version: AccountVersion, resync_id: str | None = None) -> AccountChange:
-        return cls(version.account_id, version=version, resync_id=resync_id)
+    def of_version(
+        cls, version: AccountVersion, resync_id: str | None = None, path: SyncPath | None = None
+    ) -> AccountChange:
+        return cls(version.account_id, version=version, resync_id=resync_id, path=path)
 
     @classmethod
     def of_edit(cls, edit: LocalEdit, base_modstamp: str) -> AccountChange:
-        return cls(edit.account_id, edit=edit, base_modstamp=base_modstamp)
+        return cls(edit.account_id, edit=edit, base_modstamp=base_modstamp, path=SyncPath.API)
 
     def __post_init__(self) -> None:
         if (self.version is None) == (self.edit is None) or (self.edit is not None and not self.base_modstamp):
@@ -159,6 +166,11 @@ class AccountChange:
         """A version whose stamp the contact holds was written there by an earlier delivery (a resync diffs it
         again: that is what it is for)."""
         return self.version is not None and self.resync_id is None and contact_modstamp == self.version.system_modstamp
+
+
+def written_via(change: ChangeRef, outbox: Mapping[str, OutboxEntry]) -> SyncPath | None:
+    """The path that wrote `change` on a contact, from its outbox (None: not written there, or before paths were)."""
+    return next((entry.path for entry in outbox.values() if entry.change == change and entry.path), None)
 
 
 def owed_again(

@@ -67,6 +67,26 @@ class ChangeOrigin(enum.Enum):
         }[self]
 
 
+class SyncPath(enum.Enum):
+    """Which path brought a change to the store: shown on its activities so that an operator sees what applied it.
+    Never part of a key, a deduplication id or a decision: the same version by push and by poll is one change, and
+    the path that applied it first is the one recorded (kept on the account and in the contact's outbox)."""
+
+    PUSH = "push"  # a Change Data Capture event, read again by id (the push function)
+    FETCH = "fetch"  # the scheduled fetch's window (the poll)
+    SWEEP = "sweep"  # the fetch's hourly sweep of a wider window (the poll's late commits)
+    RESYNC = "resync"  # an operator's resync, the drift check's repair, or a change of the synced field list
+    API = "api"  # a local edit through the HTTP API (SPEC R3)
+
+
+def sync_path(value: object) -> SyncPath | None:
+    """A stored or received path; None for anything else (an item or message written before paths were)."""
+    try:
+        return SyncPath(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ChangeRef:
     """The change that wrote an account field onto a contact: an account version (its SystemModstamp), a contact
@@ -103,6 +123,7 @@ class ChangeDataValueActivity:
     system_modstamp: str
     activity_at: str
     change_id: str | None = None  # a local edit's id
+    path: SyncPath | None = None  # which path applied the change (not in the key)
 
     @property
     def activity_key(self) -> str:
@@ -122,6 +143,7 @@ class ActivitySuppression:
     activity_at: str
     origin: ChangeOrigin = ChangeOrigin.ACCOUNT  # LOCAL for a local edit: `system_modstamp` is then its edited_at
     change_id: str | None = None  # a local edit's id
+    path: SyncPath | None = None  # which path applied the change (not in the key)
 
     @property
     def activity_key(self) -> str:

@@ -22,6 +22,7 @@ def activities_of(batch: ActivityBatchMessage, activity_at: str) -> list[ChangeD
             system_modstamp=batch.system_modstamp,
             activity_at=activity_at,
             change_id=batch.change_id,
+            path=batch.path,
         )
         for change in batch.changes
     ]

@@ -41,7 +41,7 @@ from account_sync.contracts import (
     LocalEditMessage,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, owed_again
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, owed_again, written_via
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value, diff_fields
 from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
 from account_sync.domain.records import (
@@ -51,6 +51,7 @@ from account_sync.domain.records import (
     ChangeRef,
     ContactVersion,
     LocalEdit,
+    SyncPath,
 )
 from account_sync.domain.timestamps import parse_timestamp
 from account_sync.domain.versions import VersionVerdict, compare_versions
@@ -174,7 +175,7 @@ class FanOutBatch:
 
     def apply(self, message: ChangeMessage) -> FanOutReport:
         if isinstance(message, AccountChangeMessage):
-            return self._apply_version(message.version, message.resync_id)
+            return self._apply_version(message.version, message.resync_id, message.path)
         if isinstance(message, LocalEditMessage):
             return self._apply_edit(message.edit)
         if isinstance(message, ChangeSegmentMessage):
@@ -211,7 +212,9 @@ class FanOutBatch:
         live = [c for c in read if c is not None and c.account_id == account_id and not c.is_deleted]
         return min(len(shown) + len(live), limit)
 
-    def _apply_version(self, version: AccountVersion, resync_id: str | None = None) -> FanOutReport:
+    def _apply_version(
+        self, version: AccountVersion, resync_id: str | None = None, path: SyncPath | None = None
+    ) -> FanOutReport:
         report = FanOutReport(kind="account_change", outcome="", account_id=version.account_id)
         self._accounts_seen.pop(version.account_id, None)
         accounts = self._s._accounts
@@ -222,7 +225,7 @@ class FanOutBatch:
             return report
         if verdict is VersionVerdict.SAME and stored and stored.applied_modstamp == version.system_modstamp:
             if resync_id is not None:
-                return self._resync(version, stored, resync_id, report)
+                return self._resync(version, stored, resync_id, report, path)
             report.outcome = "already_applied"
             return report
         # A resync that reads a newer version (or one still being fanned out) is that version, as the fetch's.
@@ -238,7 +241,7 @@ class FanOutBatch:
         if verdict is VersionVerdict.NEWER:
             decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
-            accepted = accounts.accept_version(version, decision, changed)
+            accepted = accounts.accept_version(version, decision, changed, path)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
                 report.outcome = accepted.acceptance.value  # lost a race with another delivery
                 return report
@@ -250,13 +253,19 @@ class FanOutBatch:
             report.outcome = Acceptance.RESUME.value
         decision = state.decision or self._decide(version.account_id, state)  # as taken when first accepted
         report.changed_fields = list(state.changed_fields)
-        change = AccountChange.of_version(version)
+        # The path that accepted the version first names its activities, whichever delivery resumes it.
+        change = AccountChange.of_version(version, path=state.sync_path or path)
         planned = state.segments_total is not None
         self._carry_out(change, state, decision, state.changed_fields, planned, report)
         return report
 
     def _resync(
-        self, version: AccountVersion, stored: AccountState, resync_id: str, report: FanOutReport
+        self,
+        version: AccountVersion,
+        stored: AccountState,
+        resync_id: str,
+        report: FanOutReport,
+        path: SyncPath | None = None,
     ) -> FanOutReport:
         """An operator's resync of the version the account already applied: the stored account takes the values
         read again (a field newly synced, a value changed behind the store's back; a field a local edit over the
@@ -276,7 +285,7 @@ class FanOutBatch:
             return report
         decision = self._decide(version.account_id, stored)
         report.changed_fields = changed
-        change = AccountChange.of_version(version, resync_id)
+        change = AccountChange.of_version(version, resync_id, path)
         self._carry_out(change, replace(stored, fields=values), decision, changed, False, report)
         report.outcome = "resynced"
         return report
@@ -373,6 +382,7 @@ class FanOutBatch:
                 activity_at=self._s._now(),
                 origin=ref.origin,
                 change_id=ref.change_id,
+                path=change.path,
             )
         )
 
@@ -492,7 +502,8 @@ class FanOutBatch:
                     # queued again from the contact's outbox, under the same keys.
                     report.contacts_unchanged += 1
                     if log_activities:
-                        outbox.add(contact.contact_id, ref, _as_changes(owed_again(ref, contact.outbox, values)))
+                        owed = _as_changes(owed_again(ref, contact.outbox, values))
+                        outbox.add(contact.contact_id, ref, owed, written_via(ref, contact.outbox) or change.path)
                     continue
                 to_write.append(planned)
 
@@ -505,7 +516,7 @@ class FanOutBatch:
                     continue
                 report.contacts_written += 1
                 if log_activities:
-                    outbox.add(written.contact_id, ref, written.changes)
+                    outbox.add(written.contact_id, ref, written.changes, change.path)
         report.activities_queued += outbox.flush()
 
     def _contact_write(
@@ -597,12 +608,14 @@ class FanOutBatch:
     # --- contact versions --------------------------------------------------------------------------------
 
     def _apply_contact_changes(self, message: ContactChangesMessage) -> FanOutReport:
-        return self._apply_contact_versions(message.versions, "contact_changes")
+        return self._apply_contact_versions(message.versions, "contact_changes", message.path)
 
     def apply_contact_change(self, version: ContactVersion) -> FanOutReport:
         return self._apply_contact_versions((version,), "contact_change")
 
-    def _apply_contact_versions(self, versions: Sequence[ContactVersion], kind: str) -> FanOutReport:
+    def _apply_contact_versions(
+        self, versions: Sequence[ContactVersion], kind: str, path: SyncPath | None = None
+    ) -> FanOutReport:
         """SPEC R4: a contact takes its (new) account's fields; a deleted contact is flagged and leaves it.
 
         Each version applies on its own, conditional on the contact's SystemModstamp and on the contact being as
@@ -627,29 +640,30 @@ class FanOutBatch:
             self._note_joiners(account_id, contact_ids)
         noted = {contact_id for contact_ids in joining.values() for contact_id in contact_ids}
 
-        def apply(item: tuple[ContactVersion, ContactSnapshot | None]) -> tuple[bool, list[FieldChange]]:
+        def apply(item: tuple[ContactVersion, ContactSnapshot | None]) -> _ContactOutcome:
             version, expected = item
-            return self._apply_contact_version(version, expected, version.contact_id in noted)
+            return self._apply_contact_version(version, expected, version.contact_id in noted, path)
 
         outcomes = self._concurrently(apply, list(zip(versions, read, strict=True)))
         outboxes: dict[str, _ActivityOutbox] = {}
-        for version, (written, owed) in zip(versions, outcomes, strict=True):
+        for version, (written, owed, applied_via) in zip(versions, outcomes, strict=True):
             report.contacts_written += int(written)
             if owed and version.account_id:
                 outbox = outboxes.setdefault(
                     version.account_id, _ActivityOutbox(self._s._activities, version.account_id)
                 )
-                outbox.add(version.contact_id, ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp), owed)
+                ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
+                outbox.add(version.contact_id, ref, owed, applied_via)
         report.activities_queued = sum(outbox.flush() for outbox in outboxes.values())
         report.contacts_skipped = len(versions) - report.contacts_written
         report.outcome = "applied" if report.contacts_written or kind == "contact_changes" else "stale"
         return report
 
     def _apply_contact_version(
-        self, version: ContactVersion, expected: ContactSnapshot | None, noted: bool
-    ) -> tuple[bool, list[FieldChange]]:
-        """Whether the version was written, and the move's changes it owes activities for (written now, or by an
-        earlier delivery of the same version)."""
+        self, version: ContactVersion, expected: ContactSnapshot | None, noted: bool, path: SyncPath | None
+    ) -> _ContactOutcome:
+        """Whether the version was written, the move's changes it owes activities for (written now, or by an
+        earlier delivery of the same version), and the path that applied the version first."""
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
         for attempt in range(_CONTACT_WRITE_ATTEMPTS):
             if attempt:
@@ -661,20 +675,21 @@ class FanOutBatch:
             ):
                 if expected.contact_modstamp == version.system_modstamp and version.account_id:
                     # The same version again: re-emit the move's activities it wrote (an earlier delivery may
-                    # have died before queueing them).
-                    return False, _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
-                return False, []
+                    # have died before queueing them), under the path that wrote them.
+                    owed = _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
+                    return False, owed, written_via(ref, expected.outbox) or path
+                return False, [], path
             if not noted and _joins(version, expected):
                 assert version.account_id is not None
                 self._note_joiners(version.account_id, [version.contact_id])
                 noted = True
-            join, owed = self._join(version, expected)
+            join, owed = self._join(version, expected, path)
             if self._s._contacts.apply_contact_version(version, expected, join):
-                return True, owed
+                return True, owed, path
         raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
 
     def _join(
-        self, version: ContactVersion, expected: ContactSnapshot | None
+        self, version: ContactVersion, expected: ContactSnapshot | None, path: SyncPath | None = None
     ) -> tuple[AccountJoin | None, list[FieldChange]]:
         """What the contact takes from the account it joins, and the move's changes if it moved from another
         account. None: it stays in its account, leaves it, or joins one not synced yet."""
@@ -691,7 +706,7 @@ class FanOutBatch:
             assert expected is not None
             changes = diff_fields(expected.account_fields, account.fields, self._config.synced_fields)
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
-        outbox = {change.field: OutboxEntry(ref, change.old) for change in changes}
+        outbox = {change.field: OutboxEntry(ref, change.old, path=path) for change in changes}
         return AccountJoin(dict(account.fields), account.system_modstamp, account.is_deleted, outbox), changes
 
     def _note_joiners(self, account_id: str, contact_ids: Sequence[str]) -> None:
@@ -715,6 +730,10 @@ class FanOutBatch:
         if account_id not in self._accounts_seen:
             self._accounts_seen[account_id] = self._s._accounts.get(account_id)
         return self._accounts_seen[account_id]
+
+
+# A contact version's outcome: written or not, the move's changes it owes activities for, the path that applied it.
+_ContactOutcome = tuple[bool, list[FieldChange], SyncPath | None]
 
 
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
@@ -781,45 +800,52 @@ class _ActivityOutbox:
     def __init__(self, publisher: ActivityPublisher, account_id: str) -> None:
         self._publisher = publisher
         self._account_id = account_id
-        self._pending: dict[ChangeRef, list[ContactFieldChange]] = {}
-        self._pending_bytes: dict[ChangeRef, int] = {}
+        # per change and the path that applied it (on one contact, one path; across contacts, a resumed change
+        # may show two)
+        self._pending: dict[tuple[ChangeRef, SyncPath | None], list[ContactFieldChange]] = {}
+        self._pending_bytes: dict[tuple[ChangeRef, SyncPath | None], int] = {}
         self._ready: list[ActivityBatchMessage] = []
         self._queued = 0
 
-    def add(self, contact_id: str, ref: ChangeRef, changes: Iterable[FieldChange]) -> None:
+    def add(
+        self, contact_id: str, ref: ChangeRef, changes: Iterable[FieldChange], path: SyncPath | None = None
+    ) -> None:
+        key = (ref, path)
         for change in changes:
             if change.old == change.new:
                 continue  # a mark written on a contact, not a change of its value
             item = ContactFieldChange(contact_id, change.field, change.old, change.new)
             size = 64 + len(contact_id) + len(change.field) + len(str(change.old)) + len(str(change.new))
-            pending = self._pending.setdefault(ref, [])
+            pending = self._pending.setdefault(key, [])
             if pending and (
                 len(pending) >= ACTIVITY_CHANGES_PER_MESSAGE
-                or self._pending_bytes.get(ref, 0) + size > ACTIVITY_BYTES_PER_MESSAGE
+                or self._pending_bytes.get(key, 0) + size > ACTIVITY_BYTES_PER_MESSAGE
             ):
-                self._send(ref)
-                pending = self._pending.setdefault(ref, [])
+                self._send(key)
+                pending = self._pending.setdefault(key, [])
             pending.append(item)
-            self._pending_bytes[ref] = self._pending_bytes.get(ref, 0) + size
+            self._pending_bytes[key] = self._pending_bytes.get(key, 0) + size
 
     def flush(self) -> int:
-        for ref in list(self._pending):
-            if self._pending[ref]:
-                self._send(ref)
+        for key in list(self._pending):
+            if self._pending[key]:
+                self._send(key)
         self._publish()
         return self._queued
 
-    def _send(self, ref: ChangeRef) -> None:
+    def _send(self, key: tuple[ChangeRef, SyncPath | None]) -> None:
+        ref, path = key
         self._ready.append(
             ActivityBatchMessage(
                 account_id=self._account_id,
                 origin=ref.origin,
                 system_modstamp=ref.stamp,
-                changes=tuple(self._pending.pop(ref)),
+                changes=tuple(self._pending.pop(key)),
                 change_id=ref.change_id,
+                path=path,
             )
         )
-        self._pending_bytes.pop(ref, None)
+        self._pending_bytes.pop(key, None)
         if len(self._ready) >= ACTIVITY_MESSAGES_PER_PUBLISH:
             self._publish()
 

@@ -44,7 +44,7 @@ from account_sync.contracts import (
     contact_group,
 )
 from account_sync.domain.fields import UnstorableValue, canonical_value, storable_value
-from account_sync.domain.records import AccountVersion, ContactVersion
+from account_sync.domain.records import AccountVersion, ContactVersion, SyncPath
 from account_sync.domain.timestamps import EPOCH, InvalidTimestamp, normalize_timestamp, parse_timestamp, shift
 from account_sync.ports import (
     AccountRepository,
@@ -407,7 +407,7 @@ class _Run:
     def _regular(self) -> None:
         synced = self.config.synced_fields
         lookback = self.config.lookback_seconds
-        accounts, contacts = _accounts(synced), contact_messages
+        accounts, contacts = _accounts(synced, path=SyncPath.FETCH), _contacts(SyncPath.FETCH)
         account_end = self._stream("Account", "Account", self.account_fields, lookback, self.now, accounts)
         self.report.window_end = account_end
         self._stream("Contact", "Contact", list(CONTACT_FIELDS), lookback, lambda: account_end, contacts)
@@ -422,6 +422,7 @@ class _Run:
             return
         swept_to = sweep.watermark
         wide = self.config.reconcile_lookback_seconds
+        accounts, contacts = _accounts(synced, path=SyncPath.SWEEP), _contacts(SyncPath.SWEEP)
         if _seconds_between(swept_to, account_end) >= self.config.reconcile_interval_seconds or sweep.progress:
             end = lambda: account_end  # noqa: E731
             swept_to = self._stream("Account.sweep", "Account", self.account_fields, wide, end, accounts, sweep)
@@ -527,9 +528,15 @@ class _Run:
 
 
 def _accounts(
-    synced_fields: tuple[str, ...], resync_id: str | None = None
+    synced_fields: tuple[str, ...], resync_id: str | None = None, path: SyncPath = SyncPath.RESYNC
 ) -> Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]]:
-    return lambda records: account_messages(records, synced_fields, resync_id)
+    return lambda records: account_messages(records, synced_fields, resync_id, path)
+
+
+def _contacts(
+    path: SyncPath,
+) -> Callable[[Iterable[Mapping[str, object]]], Iterator[tuple[ChangeMessage | RejectedMessage, int]]]:
+    return lambda records: contact_messages(records, path=path)
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -557,11 +564,14 @@ def _records_in(message: object) -> int:
 
 
 def account_messages(
-    records: Iterable[Mapping[str, object]], synced_fields: Iterable[str], resync_id: str | None = None
+    records: Iterable[Mapping[str, object]],
+    synced_fields: Iterable[str],
+    resync_id: str | None = None,
+    path: SyncPath | None = None,
 ) -> Iterator[tuple[ChangeMessage | RejectedMessage, int]]:
     fields = tuple(synced_fields)
     for record in records:
-        message = AccountChangeMessage(account_version(record, fields), resync_id)
+        message = AccountChangeMessage(account_version(record, fields), resync_id, path)
         try:
             for name, value in message.version.fields.items():
                 storable_value(value, name)
@@ -572,10 +582,14 @@ def account_messages(
 
 
 def contact_messages(
-    records: Iterable[Mapping[str, object]], per_message: int = CONTACTS_PER_MESSAGE, max_buffered: int = 5000
+    records: Iterable[Mapping[str, object]],
+    per_message: int = CONTACTS_PER_MESSAGE,
+    max_buffered: int = 5000,
+    path: SyncPath | None = None,
 ) -> Iterator[tuple[ChangeMessage | RejectedMessage, int]]:
     """Contacts of one account travel together, up to `per_message` a message; at most `max_buffered` wait. A
-    contact without an account is its own message group (`contact_group`): its message goes at once."""
+    contact without an account is its own message group (`contact_group`): its message goes at once. `path`: the
+    path that read them, carried to their activities."""
     groups: dict[str, list[ContactVersion]] = {}
     buffered = 0
     for record in records:
@@ -584,10 +598,10 @@ def contact_messages(
             for name in ("first_name", "last_name", "email"):
                 storable_value(getattr(version, name), _CONTACT_FIELD_NAMES[name])
         except UnstorableValue as exc:
-            yield RejectedMessage(ContactChangesMessage((version,)), str(exc)), 1
+            yield RejectedMessage(ContactChangesMessage((version,), path), str(exc)), 1
             continue
         if version.account_id is None:
-            yield ContactChangesMessage((version,)), 1
+            yield ContactChangesMessage((version,), path), 1
             continue
         group = groups.setdefault(contact_group(version), [])
         group.append(version)
@@ -595,13 +609,13 @@ def contact_messages(
         if len(group) >= per_message:
             del groups[contact_group(version)]
             buffered -= len(group)
-            yield ContactChangesMessage(tuple(group)), len(group)
+            yield ContactChangesMessage(tuple(group), path), len(group)
         if buffered >= max_buffered:
             for versions in groups.values():
-                yield ContactChangesMessage(tuple(versions)), len(versions)
+                yield ContactChangesMessage(tuple(versions), path), len(versions)
             groups, buffered = {}, 0
     for versions in groups.values():
-        yield ContactChangesMessage(tuple(versions)), len(versions)
+        yield ContactChangesMessage(tuple(versions), path), len(versions)
 
 
 _CONTACT_FIELD_NAMES = {"first_name": "FirstName", "last_name": "LastName", "email": "Email"}

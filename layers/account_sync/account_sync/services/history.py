@@ -31,6 +31,7 @@ ACTIVITY_ATTRIBUTES = (
     "account_id",
     "system_modstamp",
     "activity_at",
+    "sync_path",
 )
 SUPPRESSION_ATTRIBUTES = (
     "activity_type",
@@ -42,6 +43,7 @@ SUPPRESSION_ATTRIBUTES = (
     "contacts_counted",
     "threshold",
     "changed_fields",
+    "sync_path",
 )
 
 

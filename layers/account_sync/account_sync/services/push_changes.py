@@ -18,6 +18,7 @@ from typing import Protocol
 
 from account_sync.change_events import ChangeNudge
 from account_sync.contracts import ChangeMessage, ContactChangesMessage
+from account_sync.domain.records import SyncPath
 from account_sync.ports import (
     ApiUsage,
     ChangePublisher,
@@ -128,7 +129,11 @@ def _read_and_queue(
     report.read[sobject] += len(record_ids)
     records = list(source.records_by_id(sobject, fields, record_ids))
     report.found[sobject] += len(records)
-    to_messages = account_messages(records, config.synced_fields) if sobject == "Account" else contact_messages(records)
+    to_messages = (
+        account_messages(records, config.synced_fields, path=SyncPath.PUSH)
+        if sobject == "Account"
+        else contact_messages(records, path=SyncPath.PUSH)
+    )
     pending: list[ChangeMessage] = []
     counts = 0
     for message, count in to_messages:
