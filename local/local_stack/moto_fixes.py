@@ -9,7 +9,9 @@ only blocked by messages that are really in flight.
 
 The fix does what SQS does: before each receive, a message whose visibility timeout has expired is no longer in
 flight. It is idempotent and touches nothing else. `tests/integration/local_stack` holds a canary test that fails
-once moto no longer needs it.
+once moto no longer needs it. Visibility is judged at one instant per receive (a long poll: per scan), for that
+set and for moto's scan alike: judged at two, on a loaded machine A3 and A4 could come back between them, A2 be
+skipped as its group still looked busy, then A4 leave the set and be delivered first.
 
 Two speed fixes, same behaviour: moto's SQS is quadratic in the queue's depth, which a demo with tens of
 thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
@@ -71,6 +73,13 @@ from local_stack.moto_partner_buses import fix_partner_event_buses
 
 _MARK = "_account_sync_fifo_fix"
 _DEDUP_INDEX = "_account_sync_deduplication_index"
+_receiving = threading.local()  # `now_ms`: the instant the receive this thread is in judges visibility at
+
+
+def _now_ms() -> float:
+    """Now, or the instant of the receive this thread is in (moto's server answers each request in a thread)."""
+    frozen: float | None = getattr(_receiving, "now_ms", None)
+    return frozen if frozen is not None else time.time() * 1000.0
 
 
 def apply_moto_fixes() -> None:
@@ -87,12 +96,23 @@ def apply_moto_fixes() -> None:
         return
 
     @functools.wraps(original)
-    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int, *rest: Any
+    ) -> Any:
         queue = self.get_queue(queue_name)
-        pending = getattr(queue, "pending_messages", None)
-        if pending:
-            pending.difference_update({message for message in pending if message.visible})
-        return original(self, queue_name, *args, **kwargs)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:  # moto's own long poll, each scan at its own single instant
+            _receiving.now_ms = time.time() * 1000.0
+            try:
+                pending = queue.pending_messages
+                pending.difference_update({message for message in pending if message.visible})
+                received = original(self, queue_name, count, 0, visibility_timeout, *rest)
+            finally:
+                _receiving.now_ms = None
+            remaining = deadline - time.monotonic()
+            if received or remaining <= 0:
+                return received
+            queue.wait_for_messages(min(1.0, remaining))
 
     setattr(receive_message, _MARK, True)
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
@@ -179,8 +199,8 @@ def apply_moto_speedups() -> None:
     Queue.add_message = cheap_add_message  # type: ignore[method-assign]
     SQSBackend._validate_message = cheap_validate  # type: ignore[method-assign]
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
-    Message.visible = property(lambda message: time.time() * 1000.0 > message.visible_at)  # type: ignore[method-assign,assignment]
-    Message.delayed = property(lambda message: time.time() * 1000.0 < message.delayed_until)  # type: ignore[method-assign,assignment]
+    Message.visible = property(lambda message: _now_ms() > message.visible_at)  # type: ignore[method-assign,assignment]
+    Message.delayed = property(lambda message: _now_ms() < message.delayed_until)  # type: ignore[method-assign,assignment]
 
 
 def _fix_cloudformation_tables() -> None:

@@ -169,9 +169,10 @@ def _resource(action: str, payload: dict[str, Any]) -> tuple[str, int]:
 class CountingMotoServer:
     """moto's server (as `moto.server.ThreadedMotoServer` runs it) behind a `RequestCounter`, in a thread."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, fd: int | None = None) -> None:
         self.host = host
-        self.port = port
+        self.port = port  # 0: a free one, chosen when binding (read it after `start()`)
+        self.fd = fd  # a listening socket handed over by the parent process, instead of binding
         self.counter: RequestCounter | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -184,8 +185,9 @@ class CountingMotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
-            self.host, self.port, self.counter, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, self.counter, threaded=True, request_handler=MotoRequestHandler, fd=self.fd
         )
+        self.port = self._server.port
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
         return self
@@ -203,9 +205,10 @@ class CountingMotoServer:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=HOST)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fd", type=int, default=None, help="serve on this listening socket, inherited")
     args = parser.parse_args(argv)
-    CountingMotoServer(args.host, args.port).start()
+    CountingMotoServer(args.host, args.port, args.fd).start()
     while True:  # until the parent terminates this process
         time.sleep(3600)
 

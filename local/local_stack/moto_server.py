@@ -132,33 +132,40 @@ class MotoServer:
         return fake_aws_env(self.endpoint_url)
 
     def start(self) -> MotoServer:
-        if self.port is None:
-            self.port = free_port(self.host)
-        if self.separate_process:
-            local_dir = str(Path(__file__).resolve().parents[1])
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([local_dir, os.environ.get("PYTHONPATH", "")])}
-            self._process = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
-                [sys.executable, "-m", "local_stack.moto_process", "--host", self.host, "--port", str(self.port)],
-                env=env,
-            )
-            self._wait_until_listening()
-            return self
-        from local_stack.moto_process import CountingMotoServer
+        """Without a port, the server's socket is bound to a free one and kept: a port found free and bound
+        later could be taken in between (by another test worker's server, or a client's outgoing connection)."""
+        if not self.separate_process:
+            from local_stack.moto_process import CountingMotoServer
 
-        self._server = CountingMotoServer(self.host, self.port).start()
+            self._server = CountingMotoServer(self.host, self.port or 0).start()
+            self.port = self._server.port
+            return self
+        local_dir = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([local_dir, os.environ.get("PYTHONPATH", "")])}
+        command = [sys.executable, "-m", "local_stack.moto_process", "--host", self.host]
+        if self.port is not None:
+            self._process = subprocess.Popen([*command, "--port", str(self.port)], env=env)  # noqa: S603 - ours
+        else:
+            with socket.create_server((self.host, 0)) as listening:  # the child serves on this very socket
+                self.port = int(listening.getsockname()[1])
+                fd = listening.fileno()
+                self._process = subprocess.Popen([*command, "--fd", str(fd)], env=env, pass_fds=[fd])  # noqa: S603
+        self._wait_until_serving()
         return self
 
-    def _wait_until_listening(self, timeout: float = 30.0) -> None:
+    def _wait_until_serving(self, timeout: float = 30.0) -> None:
+        import http.client
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"the moto server process exited with {self._process.returncode}")
             try:
-                with socket.create_connection((self.host, self.port or 0), timeout=0.5):
-                    return
-            except OSError:
+                self.request_report()  # an answer, not only a connection: the socket listens before the child
+                return
+            except (OSError, http.client.HTTPException, RuntimeError):
                 time.sleep(0.05)
-        raise RuntimeError(f"the moto server did not listen on {self.endpoint_url} within {timeout:.0f} s")
+        raise RuntimeError(f"the moto server did not answer on {self.endpoint_url} within {timeout:.0f} s")
 
     def apply_env(self) -> None:
         """Point boto3 and pynamodb in this process at the server; `stop()` puts the environment back."""

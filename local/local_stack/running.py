@@ -88,7 +88,7 @@ def describe(sandbox: SyncSandbox, state_dir: Path, parameter_overrides: Mapping
             }
             for logical_id, resource in resources.items()
         },
-        "environments": resources.environments,  # each function's, as moto resolved them at creation
+        "functions": resources.functions,  # what the runtime reads of each function, as moto evaluated it
         "function_env": dict(stack.extra_env),
         "salesforce": {
             "url": salesforce.url,
@@ -216,7 +216,7 @@ class RunningStack:
             stack_name=self.description["stack_name"],
             account=self.description["account_id"],
             region=self.description["region"],
-            environments=self.description.get("environments") or {},
+            functions=self.description.get("functions") or {},
         )
 
     def table_name(self, logical_id: str) -> str:

@@ -20,19 +20,10 @@ from typing import Any
 
 from local_stack.lambda_runtime import InvocationResult, LambdaRuntime
 from local_stack.moto_server import MotoServer, apply_env, reset_pynamodb_connections
+from local_stack.resources import AwsClients, Resources
 from local_stack.sqs_poller import DrainResult, SqsEventSourcePoller, drain
-from local_stack.template import (
-    AwsClients,
-    Resources,
-    ScheduleTarget,
-    Template,
-    create_resources,
-    lambda_functions,
-    load_template,
-    schedule_targets,
-    sqs_event_sources,
-    union_environment,
-)
+from local_stack.template import Template, create_resources, lambda_functions, load_template, union_environment
+from local_stack.triggers import ScheduleTarget, schedule_targets, sqs_event_sources
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +126,7 @@ class LocalStack:
 
     def schedule(self, function: str) -> ScheduleTarget:
         logical_id = self._runtime.spec(function).logical_id
-        for target in schedule_targets(self.template, self._resources):
+        for target in schedule_targets(self._resources):
             if target.function_logical_id == logical_id:
                 return target
         raise KeyError(f"{logical_id} has no Schedule or ScheduleV2 event")

@@ -35,9 +35,9 @@ from local_stack.template import (
     create_resources,
     lambda_functions,
     load_template,
-    sqs_event_sources,
     union_environment,
 )
+from local_stack.triggers import sqs_event_sources
 from moto import mock_aws
 from salesforce_emulator import SalesforceEmulator, generate_client_keypair
 

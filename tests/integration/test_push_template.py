@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from local_stack.template import QUEUE, create_resources, function_environment, schedule_targets
+from local_stack.template import QUEUE, create_resources, function_environment
+from local_stack.triggers import schedule_targets
 
 SOURCE = "aws.partner/salesforce.com/00D5e000000abcdEAA/0YL5e0000000abcGAA"
 
@@ -39,7 +40,7 @@ def test_with_a_relay_source_the_queue_its_dead_letters_and_the_function_exist(a
 def test_the_poll_schedule_follows_the_push_setting(aws, sam_template):
     def expressions(stage, overrides):
         resources = create_resources(sam_template, aws, stage=stage, parameter_overrides=overrides)
-        return [target.expression for target in schedule_targets(sam_template, resources)]
+        return [target.expression for target in schedule_targets(resources)]
 
     assert expressions("poll", {}) == ["rate(5 minutes)"]
     assert expressions("push", {"EventRelaySourceName": SOURCE}) == ["rate(15 minutes)"]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -37,7 +38,9 @@ class UpProcess:
 
     def __init__(self, state_dir: Path, *options: str) -> None:
         self.state_dir = state_dir
-        self.moto_port, self.salesforce_port, self.api_port = free_port(), free_port(), free_port()
+        # moto and the emulator bind free ports themselves (stack.json names them): a port found free here and
+        # bound there could be taken in between by another test worker; the API's is the one still chosen here
+        self.api_port = free_port()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["local", "layers/account_sync"])}
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the project's own module
             [
@@ -46,9 +49,9 @@ class UpProcess:
                 "local_stack",
                 "up",
                 "--moto-port",
-                str(self.moto_port),
+                "0",
                 "--salesforce-port",
-                str(self.salesforce_port),
+                "0",
                 "--api-port",
                 str(self.api_port),
                 "--state-dir",
@@ -66,6 +69,15 @@ class UpProcess:
         self._new_lines: queue.Queue[str] = queue.Queue()
         self.stderr = ""
         threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def moto_port(self) -> int:
+        return int(urlsplit(json.loads((self.state_dir / "stack.json").read_text())["endpoint_url"]).port or 0)
+
+    @property
+    def salesforce_port(self) -> int:
+        stack = json.loads((self.state_dir / "stack.json").read_text())
+        return int(urlsplit(stack["salesforce"]["url"]).port or 0)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -201,14 +213,14 @@ def test_up_writes_the_stack_file_and_syncs_the_seeded_data_on_its_schedule(up):
     assert int(first.group(3)) > 0 and int(first.group(4)) > 0
     # and stack.json describes the stack and the emulator, whose keys are kept in the state dir
     stack = _stack_file(up)
-    assert stack["endpoint_url"] == f"http://127.0.0.1:{up.moto_port}"
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", stack["endpoint_url"]) and up.moto_port > 0
     assert stack["stage"] == "local"
     assert stack["parameter_overrides"]["ActivityThreshold"] == "50"
     assert stack["resources"]["ContactsTable"]["type"] == "AWS::DynamoDB::Table"
     assert stack["resources"]["ContactsTable"]["ref"] == "account-sync-local-contacts"
     assert stack["resources"]["AccountChangesQueue"]["attributes"]["Arn"].endswith("account-changes.fifo")
     salesforce_dir = up.state_dir.resolve() / "salesforce"
-    assert stack["salesforce"]["url"] == f"https://localhost:{up.salesforce_port}"
+    assert re.fullmatch(r"https://localhost:\d+", stack["salesforce"]["url"]) and up.salesforce_port > 0
     assert stack["salesforce"]["ca_bundle"] == str(salesforce_dir / "ca.pem")
     assert stack["salesforce"]["connection_file"] == str(salesforce_dir / "connection.json")
     assert stack["function_env"]["SALESFORCE_CA_BUNDLE"] == str(salesforce_dir / "ca.pem")

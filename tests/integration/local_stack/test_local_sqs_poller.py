@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from local_stack import moto_fixes
 from local_stack.sqs_poller import SqsEventSourcePoller, drain
 from local_stack.template import Resources, create_resources
-from moto.sqs.models import SQSBackend
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import SQSBackend, sqs_backends
 
 from tests.integration.local_stack.throwaway import QUEUES_TEMPLATE, bodies, template_from
 
@@ -239,6 +245,35 @@ class TestFifo:
         assert totals.empty
         assert processed == {"A": ["A1", "A2", "A3", "A4"], "B": ["B1", "B2", "B3"]}
 
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(offsets=st.lists(st.integers(0, 8), min_size=3, max_size=3), step=st.sampled_from([0.0005, 0.001, 0.003]))
+    def test_a_group_comes_back_in_order_however_the_clock_moves_during_a_receive(self, aws, offsets, step):
+        # given a FIFO group whose first message was processed and whose three others failed (a queue per example)
+        sqs = aws.client("sqs")
+        url = sqs.create_queue(QueueName=f"clock-{uuid.uuid4().hex}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for body in ("A1", "A2", "A3", "A4"):
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="A", MessageDeduplicationId=body)
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+        # and the failed ones coming back at moments a few milliseconds apart, in any order
+        start = time.time()
+        queue = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_queue(url.rsplit("/", 1)[-1])
+        for message, offset in zip(queue._messages, offsets, strict=True):
+            message.visible_at = start * 1000.0 + offset
+        # when the consumer receives while the clock moves on at every reading of it (a loaded machine)
+        received: list[str] = []
+        with patch.object(moto_fixes, "time", _SteppingClock(start, step)):
+            for _ in range(100):
+                for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+                    "Messages", []
+                ):
+                    received.append(message["Body"])
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                if len(received) == 3:
+                    break
+        # then the group comes back in its order, however the receives fell between the moments
+        assert received == ["A2", "A3", "A4"]
+
     def test_canary_moto_alone_redelivers_a_fifo_group_out_of_order(self, sqs, queues, monkeypatch):
         """Fails once moto fixes its FIFO redelivery; then `local_stack.moto_fixes` can go."""
         monkeypatch.setattr(SQSBackend, "receive_message", SQSBackend.receive_message.__wrapped__)
@@ -250,6 +285,19 @@ class TestFifo:
         time.sleep(1.1)
         again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]
         assert [message["Body"] for message in again] == ["A3"], "moto now redelivers in order: drop moto_fixes"
+
+
+class _SteppingClock:
+    """`time` whose `time()` moves `step` seconds at every reading: what a receive sees on a loaded machine."""
+
+    monotonic = staticmethod(time.monotonic)  # (before `time` below hides the module in this class body)
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now, self.step = start, step
+
+    def time(self) -> float:
+        self.now += self.step
+        return self.now
 
 
 class TestDrain:

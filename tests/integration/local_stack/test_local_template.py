@@ -6,16 +6,8 @@ import json
 import os
 
 import pytest
-from local_stack.template import (
-    QUEUE,
-    TABLE,
-    TemplateError,
-    create_resources,
-    function_environment,
-    resolve_parameters,
-    schedule_targets,
-    sqs_event_sources,
-)
+from local_stack.template import QUEUE, TABLE, TemplateError, create_resources, function_environment, resolve_parameters
+from local_stack.triggers import schedule_targets, sqs_event_sources
 
 from tests.integration.local_stack.throwaway import template_from
 
@@ -180,7 +172,7 @@ class TestFunctionEnvironment:
             """
         )
         # when the stack is created, then it says which variable refers to what it does not create
-        with pytest.raises(TemplateError, match=r"variable TOPIC: Topic \(AWS::SNS::Topic\) is not created"):
+        with pytest.raises(TemplateError, match=r"Variables\.TOPIC: Topic \(AWS::SNS::Topic\) is not created"):
             create_resources(template, aws)
 
 
@@ -258,8 +250,8 @@ class TestIntrinsics:
 
 
 class TestTriggers:
-    def test_sqs_event_sources_are_the_functions_sqs_events_with_lambdas_defaults(self, sam_template):
-        sources = {source.function_logical_id: source for source in sqs_event_sources(sam_template)}
+    def test_sqs_event_sources_are_the_functions_sqs_events_with_lambdas_defaults(self, sam_template, stack_resources):
+        sources = {source.function_logical_id: source for source in sqs_event_sources(sam_template, stack_resources)}
         assert set(sources) == {"FanOutFunction", "ActivityLogFunction"}
 
         fan_out = sources["FanOutFunction"]
@@ -275,15 +267,15 @@ class TestTriggers:
         assert activity_log.maximum_batching_window_in_seconds == 5
         assert activity_log.function_timeout == 60  # Globals.Function.Timeout... or its own
 
-    def test_the_fetch_is_the_scheduled_function(self, sam_template):
-        (target,) = schedule_targets(sam_template)
+    def test_the_fetch_is_the_scheduled_function(self, sam_template, stack_resources):
+        (target,) = schedule_targets(stack_resources)
         assert target.function_logical_id == "FetchChangesFunction"
         assert target.event_type == "ScheduleV2"
         assert target.expression == "rate(5 minutes)"
         assert target.enabled
         assert target.event() == {}
 
-    def test_a_schedule_rule_delivers_the_scheduled_event_envelope(self):
+    def test_a_schedule_rule_delivers_the_scheduled_event_envelope(self, aws):
         template = template_from(
             """
             Resources:
@@ -296,7 +288,7 @@ class TestTriggers:
                     Nightly: {Type: Schedule, Properties: {Schedule: "cron(0 2 * * ? *)"}}
             """
         )
-        (target,) = schedule_targets(template)
+        (target,) = schedule_targets(create_resources(template, aws))
         event = target.event()
         assert (event["source"], event["detail-type"], event["detail"]) == ("aws.events", "Scheduled Event", {})
         assert target.expression == "cron(0 2 * * ? *)"
