@@ -54,7 +54,7 @@ class RequestCounter:
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
         self.app = app
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, str], list[float]] = {}
+        self._counts: dict[tuple[str, str, str], list[Any]] = {}  # count, items, seconds, units
         self._connections: set[tuple[str, str]] = set()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

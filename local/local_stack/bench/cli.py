@@ -3,8 +3,10 @@
 Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
 and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
 minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts. `--throttled`
-adds Target 6: the fan-out of each account size and an initial load (`--initial-load ACCOUNTS/CONTACTS`) under
-DynamoDB throttling (`--throttle-table-writes`, `--throttle-partition-writes`; `local_stack.dynamodb_throttling`).
+adds Target 6: the fan-out of an account of each `--throttled-contacts` size and an initial load (`--initial-load
+ACCOUNTS/CONTACTS`), each without and with DynamoDB throttling (`--throttle-table-writes`,
+`--throttle-partition-writes`; `local_stack.dynamodb_throttling`), each run draining at most `--throttle-budget`
+seconds.
 """
 
 from __future__ import annotations
@@ -49,9 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,5", help="targets to run: 1 (Salesforce), 2 (2-4: fan-out), 5")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
     parser.add_argument("--throttled", action="store_true", help="add Target 6: the same under DynamoDB throttling")
-    parser.add_argument("--throttle-table-writes", type=float, default=500.0, help="Target 6: writes/s per table")
+    parser.add_argument("--throttle-table-writes", type=float, default=50.0, help="Target 6: writes/s per table")
     parser.add_argument(
         "--throttle-partition-writes", type=float, default=1000.0, help="Target 6: writes/s per partition key"
+    )
+    parser.add_argument(
+        "--throttled-contacts",
+        type=_sizes,
+        default=[10_000, 100_000],
+        help="Target 6: account sizes fanned out under throttling (default 10000/100000)",
+    )
+    parser.add_argument(
+        "--throttle-budget", type=float, default=600.0, help="Target 6: seconds each run may drain (default 600)"
     )
     parser.add_argument(
         "--initial-load",
@@ -95,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             section = time.monotonic()
             throttled.run(
                 results,
-                contacts,
+                args.throttled_contacts,
                 args.initial_load,
                 args.throttle_table_writes,
                 args.throttle_partition_writes,
                 function_log,
                 say,
+                budget=args.throttle_budget,
             )
             results.seconds["target 6"] = time.monotonic() - section
     if "5" in only:
