@@ -11,9 +11,10 @@ way AWS would bill it, at the endpoint itself rather than from what the client c
   tables of a batch request; with `items`, the entries of a batch request (`BatchWriteItem`, `*MessageBatch`).
 
 `GET /_local/requests` answers the counts as JSON (`{"requests": [{service, action, resource, count, items,
-seconds}], "connections": N}`, `seconds` being the time moto spent on them and `connections` the TCP connections
-the requests came on: a client that keeps its connections alive opens few); `POST /_local/requests/reset` sets
-them to zero.
+seconds, units}], "connections": N}`, `seconds` being the time moto spent on them, `units` (DynamoDB only) the
+capacity units they consumed per table or `table/index`, `[read, write]`, as `local_stack.dynamodb_capacity`
+computes them, and `connections` the TCP connections the requests came on: a client that keeps its connections
+alive opens few); `POST /_local/requests/reset` sets them to zero.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qs
 
+from local_stack import dynamodb_capacity
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import HOST
 
@@ -51,34 +54,54 @@ class RequestCounter:
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
         self.app = app
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, str], list[float]] = {}
+        self._counts: dict[tuple[str, str, str], list[Any]] = {}  # count, items, seconds, units
         self._connections: set[tuple[str, str]] = set()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in (COUNTS_PATH, RESET_PATH):
             return self._answer(environ, start_response, path)
-        key, items = self.classify(environ)
+        key, items, payload = self._classify(environ)
         with self._lock:
             self._connections.add((environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")))
         started = time.perf_counter()
-        try:
-            return self.app(environ, start_response)
-        finally:
-            self.record(key, items, time.perf_counter() - started)
+        metering = dynamodb_capacity.metered(key[1], payload) if key[0] == "dynamodb" else nullcontext(None)
+        with metering as consumed:
+            try:
+                return self.app(environ, start_response)
+            finally:
+                self.record(key, items, time.perf_counter() - started, consumed.units if consumed else None)
 
-    def record(self, key: tuple[str, str, str], items: int, seconds: float) -> None:
+    def record(
+        self,
+        key: tuple[str, str, str],
+        items: int,
+        seconds: float,
+        units: dict[str, list[float]] | None = None,
+    ) -> None:
         with self._lock:
-            counts = self._counts.setdefault(key, [0, 0, 0.0])
+            counts = self._counts.setdefault(key, [0, 0, 0.0, {}])
             counts[0] += 1
             counts[1] += items
             counts[2] += seconds
+            for target, (read, write) in (units or {}).items():
+                total = counts[3].setdefault(target, [0.0, 0.0])
+                total[0] += read
+                total[1] += write
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                {"service": s, "action": a, "resource": r, "count": int(c), "items": int(i), "seconds": round(t, 6)}
-                for (s, a, r), (c, i, t) in sorted(self._counts.items())
+                {
+                    "service": s,
+                    "action": a,
+                    "resource": r,
+                    "count": int(c),
+                    "items": int(i),
+                    "seconds": round(t, 6),
+                    **({"units": {target: list(rw) for target, rw in u.items()}} if u else {}),
+                }
+                for (s, a, r), (c, i, t, u) in sorted(self._counts.items())
             ]
 
     @property
@@ -95,6 +118,11 @@ class RequestCounter:
     def classify(environ: dict[str, Any]) -> tuple[tuple[str, str, str], int]:
         """(service, action, resource) of a request, and how many entries a batch request carries. The body is
         read once and put back for the application."""
+        key, items, _ = RequestCounter._classify(environ)
+        return key, items
+
+    @staticmethod
+    def _classify(environ: dict[str, Any]) -> tuple[tuple[str, str, str], int, dict[str, Any]]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         prefix, _, target_action = target.partition(".")
@@ -108,7 +136,7 @@ class RequestCounter:
             action = (
                 params.get("Action") or [environ.get("REQUEST_METHOD", "?") + " " + environ.get("PATH_INFO", "")]
             )[0]
-        resource, items = "", 0
+        resource, items, payload = "", 0, None
         if body[:1] == b"{":
             try:
                 payload = json.loads(body)
@@ -116,7 +144,7 @@ class RequestCounter:
                 payload = None
             if isinstance(payload, dict):
                 resource, items = _resource(action, payload)
-        return (service, action, resource), items
+        return (service, action, resource), items, payload if isinstance(payload, dict) else {}
 
     def _answer(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -182,6 +210,7 @@ class CountingMotoServer:
         from werkzeug.serving import make_server
 
         apply_moto_fixes()
+        dynamodb_capacity.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(

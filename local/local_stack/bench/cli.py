@@ -3,8 +3,10 @@
 Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
 and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
 minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts. `--throttled`
-adds Target 6: the fan-out of each account size and an initial load (`--initial-load ACCOUNTS/CONTACTS`) under
-DynamoDB throttling (`--throttle-table-writes`, `--throttle-partition-writes`; `local_stack.dynamodb_throttling`).
+adds Target 6: the fan-out of an account of each `--throttled-contacts` size and an initial load (`--initial-load
+ACCOUNTS/CONTACTS`), each without and with DynamoDB throttling (`--throttle-table-writes`,
+`--throttle-partition-writes`; `local_stack.dynamodb_throttling`), each run draining at most `--throttle-budget`
+seconds.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--large", action="store_true", help="add the 100,000-contact account")
     parser.add_argument("--contacts", type=_sizes, help="account sizes, e.g. 1000/10000")
+    parser.add_argument(
+        "--overhead-contacts",
+        type=_sizes,
+        help="Target 4: account sizes timed against the bare loops (default: ≤ 10000)",
+    )
     parser.add_argument("--accounts", type=_sizes, default=[100, 10_000], help="changed accounts, e.g. 100/10000")
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
@@ -53,9 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,5,7", help="targets: 1 (Salesforce), 2 (2-4: fan-out), 5, 7 (push)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.md and cost.png go")
     parser.add_argument("--throttled", action="store_true", help="add Target 6: the same under DynamoDB throttling")
-    parser.add_argument("--throttle-table-writes", type=float, default=500.0, help="Target 6: writes/s per table")
+    parser.add_argument("--throttle-table-writes", type=float, default=50.0, help="Target 6: writes/s per table")
     parser.add_argument(
         "--throttle-partition-writes", type=float, default=1000.0, help="Target 6: writes/s per partition key"
+    )
+    parser.add_argument(
+        "--throttled-contacts",
+        type=_sizes,
+        default=[10_000, 100_000],
+        help="Target 6: account sizes fanned out under throttling (default 10000/100000)",
+    )
+    parser.add_argument(
+        "--throttle-budget", type=float, default=600.0, help="Target 6: seconds each run may drain (default 600)"
     )
     parser.add_argument(
         "--initial-load",
@@ -88,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         if "2" in only:
             say("Targets 2-4: the fan-out")
             section = time.monotonic()
+            overhead = args.overhead_contacts or [size for size in contacts if size <= 10_000]
             settings = fan_out_costs.Settings(
                 sizes=contacts,
-                overhead_sizes=[size for size in contacts if size <= 10_000],
-                latency_size=10_000 if 10_000 in contacts else max(s for s in contacts if s <= 10_000),
+                overhead_sizes=overhead,
+                latency_size=max(overhead),
                 latency_ms=args.latency_ms,
                 sequential_sample=None if args.large else 1000,
             )
@@ -102,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
             section = time.monotonic()
             throttled.run(
                 results,
-                contacts,
+                args.throttled_contacts,
                 args.initial_load,
                 args.throttle_table_writes,
                 args.throttle_partition_writes,
                 function_log,
                 say,
+                budget=args.throttle_budget,
             )
             results.seconds["target 6"] = time.monotonic() - section
         if "7" in only:

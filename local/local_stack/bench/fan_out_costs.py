@@ -12,7 +12,8 @@ Runs per account size:
   contact may be written);
 * for the Target 4 sizes: a change of three synced fields with nothing traced (the fan-out's time), and a bare
   boto3 loop issuing the same minimal requests (GetItem, the COUNT query, the account update, the member query
-  pages, one conditional UpdateItem per contact from as many threads as the fan-out, the applied mark);
+  pages, the contacts' BatchGetItem reads, one conditional UpdateItem per contact from as many threads as the
+  fan-out, the applied mark), whose reads also give the lower bound of the read units;
 * at the Target 4 (b) size: the same change with a latency injected before every AWS request, and a sequential
   loop with the same latency.
 """
@@ -37,6 +38,7 @@ from local_stack.bench.harness import (
     Requests,
     client_latency,
     contact_ids,
+    contacts_holding,
     load_contacts,
 )
 from local_stack.bench.harness import sandbox as bench_sandbox
@@ -97,6 +99,7 @@ class LoopRun:
     requests: Requests
     contacts: int
     scaled_from: int | None = None
+    bound_read_units: float = 0.0  # one pass over the account's keys, one consistent read per contact
 
 
 @dataclass
@@ -266,22 +269,8 @@ class FanOutBench:
         """Contacts of the account whose copy of the changed fields is Salesforce's (read after the cycle)."""
         record = self.sandbox.salesforce.get("Account", self.accounts[size])
         assert record is not None
-        names = {f"#{n}": n for n in CHANGED_FIELDS}
-        values = {f":{n}": {"S": str(record[n])} for n in CHANGED_FIELDS}
-        condition = " AND ".join(f"account_fields.#{n} = :{n}" for n in CHANGED_FIELDS)
-        paginator = self.dynamodb.get_paginator("query")
-        total = 0
-        for page in paginator.paginate(
-            TableName=self.contacts_table,
-            IndexName="by_account_keys",
-            KeyConditionExpression="account_id = :account",
-            FilterExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={":account": {"S": self.accounts[size]}, **values},
-            Select="COUNT",
-        ):
-            total += page["Count"]
-        return total
+        values = {name: str(record[name]) for name in CHANGED_FIELDS}
+        return contacts_holding(self.dynamodb, self.contacts_table, self.accounts[size], values)
 
     # --- the baselines --------------------------------------------------------------------------------
 
@@ -324,12 +313,20 @@ class FanOutBench:
                 ExpressionAttributeValues={":f": map_value, ":m": {"S": stamp}},
             )
             # The fan-out's reads: the account's members in one query when it fits in a segment; else its keys
-            # (the plan), then one range query per segment.
+            # (the plan), then one range query per segment; then the contacts themselves, consistently. The
+            # lower bound of the reads is one pass over the keys and one consistent read per contact.
+            server = self.sandbox.local.server
             segment_size = self.settings.segment_size or counted
-            ranges = [(None, None)] if counted <= segment_size else self._key_ranges(client, account_id, segment_size)
+            first_pass = Requests.snapshot(server)
             members: list[str] = []
-            for after, through in ranges:
-                members += self._range_members(client, account_id, after, through)
+            if counted <= segment_size:
+                members = self._range_members(client, account_id, None, None)
+                keys_pass = Requests.snapshot(server) - first_pass
+            else:
+                ranges = self._key_ranges(client, account_id, segment_size)
+                keys_pass = Requests.snapshot(server) - first_pass
+                for after, through in ranges:
+                    members += self._range_members(client, account_id, after, through)
             written = members[:sample] if sample else members
 
             def write(contact_id: str) -> None:
@@ -351,6 +348,9 @@ class FanOutBench:
                 )
 
             writes_started = time.perf_counter()
+            reads_started = Requests.snapshot(server)
+            self._read_contacts(client, written)
+            item_reads = Requests.snapshot(server) - reads_started
             if threads > 1:
                 with ThreadPoolExecutor(max_workers=threads) as pool:
                     list(pool.map(write, written))
@@ -366,10 +366,19 @@ class FanOutBench:
             )
         seconds = time.perf_counter() - started
         requests = Requests.snapshot(self.sandbox.local.server) - before
+        bound = keys_pass.units("read") + item_reads.units("read") * len(members) / max(1, len(written))
         if sample and len(written) < len(members):
-            scaled = seconds + writes_seconds * (len(members) / len(written) - 1)  # only the writes scale
-            return LoopRun(scaled, requests, len(members), scaled_from=len(written))
-        return LoopRun(seconds, requests, len(members))
+            scaled = seconds + writes_seconds * (len(members) / len(written) - 1)  # only the reads and writes scale
+            return LoopRun(scaled, requests, len(members), scaled_from=len(written), bound_read_units=bound)
+        return LoopRun(seconds, requests, len(members), bound_read_units=bound)
+
+    def _read_contacts(self, client: Any, ids: list[str]) -> None:
+        """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them)."""
+        for start in range(0, len(ids), 100):
+            keys = [{"contact_id": {"S": contact_id}} for contact_id in ids[start : start + 100]]
+            pending: dict[str, Any] = {self.contacts_table: {"Keys": keys, "ConsistentRead": True}}
+            while pending:
+                pending = client.batch_get_item(RequestItems=pending).get("UnprocessedKeys") or {}
 
     def _count(self, client: Any, account_id: str, limit: int) -> int:
         counted, start = 0, None
@@ -482,6 +491,7 @@ def _traced_cpu_factor(measured: list[SizeResults]) -> float:
 
 def _report(results: Results, measured: list[SizeResults], settings: Settings) -> None:
     _report_writes(results, measured, settings)
+    _report_capacity(results, measured)
     _report_large_accounts(results, measured, settings)
     _report_overhead(results, measured, settings)
 
@@ -589,6 +599,142 @@ def _report_writes(results: Results, measured: list[SizeResults], settings: Sett
             ", ".join(
                 f"{n} COUNT quer{'y' if n == 1 else 'ies'} at {size:,} contacts" for size, n in count_queries.items()
             ),
+        ),
+    ]
+
+
+def phases(run: VersionRun) -> list[tuple[str, Requests]]:
+    """A cycle's requests by phase: the fetch, the fan-out's first invocation (the account change: its count and
+    plan, and for an account within a segment its contacts too), its later ones (the segments), the activity log."""
+    fan_out = run.of(FAN_OUT)
+    out = [("fetch", _sum(i.requests for i in run.invocations if i.function not in (FAN_OUT, ACTIVITY_LOG)))]
+    out.append(("fan-out: account change", _sum(i.requests for i in fan_out[:1])))
+    out.append(("fan-out: segments", _sum(i.requests for i in fan_out[1:])))
+    out.append(("activity log", _sum(i.requests for i in run.of(ACTIVITY_LOG))))
+    return out
+
+
+def _sum(requests: Iterable[Requests]) -> Requests:
+    total = Requests()
+    for one in requests:
+        total = total + one
+    return total
+
+
+def _capacity_cells(requests: Requests, contacts_table: str) -> list[Any]:
+    """Read and write units on the contacts table, on its indexes, and on each other table (named without the
+    stack's prefix)."""
+    prefix = contacts_table.removesuffix("contacts")
+    indexes, others = [0.0, 0.0], {}
+    for kind, counter in enumerate((requests.read_units, requests.write_units)):
+        for (_, _, target), units in counter.items():
+            if target.startswith(contacts_table + "/"):
+                indexes[kind] += units
+            elif target != contacts_table:
+                others.setdefault(target.removeprefix(prefix), [0.0, 0.0])[kind] += units
+    return [
+        requests.units("read", contacts_table),
+        indexes[0],
+        requests.units("write", contacts_table),
+        indexes[1],
+        ", ".join(f"{name} {r:g}/{w:g}" for name, (r, w) in sorted(others.items())) or "—",
+    ]
+
+
+def _report_capacity(results: Results, measured: list[SizeResults]) -> None:
+    contacts_table = next(
+        (
+            t
+            for r in measured
+            if r.field_change
+            for (_, _, t) in r.field_change.requests().write_units
+            if t.endswith("-contacts")
+        ),
+        "-contacts",
+    )
+    table = Table(
+        "Target 2 (b): DynamoDB capacity units per account change, by phase",
+        [
+            "contacts",
+            "change",
+            "phase",
+            "read units, contacts table",
+            "read units, its indexes",
+            "write units, contacts table",
+            "write units, its indexes",
+            "other tables (read/write units)",
+        ],
+        notes=[
+            "Charged by the moto server per request from the items' sizes, as DynamoDB bills on demand "
+            "(`local_stack.dynamodb_capacity`; moto's own ConsumedCapacity is a constant per request): a write "
+            "⌈larger image / 1 KB⌉ on the table, at least 1 (a failed condition too), and on an index only when "
+            "the write changes its entry; a read ⌈item / 4 KB⌉, a query ⌈items read / 4 KB⌉, halved when "
+            "eventually consistent (every query on a global index). Scans are not charged (no function issues one).",
+            "Phases: the fetch; the fan-out's first invocation (the account change: its count and plan); its later "
+            "invocations (the segments: key queries, BatchGetItem, contact writes); the activity log. The change "
+            "of an unsynced field and the redelivery: all phases together.",
+        ],
+    )
+    write_ratios: dict[int, float] = {}
+    read_ratios: dict[int, tuple[float, float, str]] = {}
+    per_contact_bound: tuple[int, float] | None = None
+    for result in sorted(measured, key=lambda r: r.size):
+        if result.bare and result.bare.contacts:
+            per_contact_bound = (result.size, result.bare.bound_read_units / result.bare.contacts)
+    for result in measured:
+        run = result.field_change
+        if run is None:
+            continue
+        for phase, requests in phases(run):
+            if requests.read_units or requests.write_units:
+                table.add(result.size, "synced fields", phase, *_capacity_cells(requests, contacts_table))
+        for other in (result.unsynced_change, result.redelivery):
+            if other is not None:
+                table.add(result.size, other.label, "all", *_capacity_cells(other.requests(), contacts_table))
+        fan_out = run.requests(FAN_OUT) + run.requests(ACTIVITY_LOG)
+        cells = _capacity_cells(fan_out, contacts_table)
+        write_ratios[result.size] = (cells[2] + cells[3]) / max(1, result.size)
+        reads = run.requests(FAN_OUT).units("read")
+        if result.bare:
+            read_ratios[result.size] = (reads, result.bare.bound_read_units, "measured")
+        elif per_contact_bound:
+            scaled = per_contact_bound[1] * result.size
+            read_ratios[result.size] = (reads, scaled, f"scaled from {per_contact_bound[0]:,}")
+        results.point(
+            "contacts in the account | capacity units per account change",
+            "write units (contacts, with indexes)",
+            result.size,
+            write_ratios[result.size] * result.size,
+        )
+        results.point(
+            "contacts in the account | capacity units per account change",
+            "read units (fan-out)",
+            result.size,
+            reads,
+        )
+    for size, (reads, bound, how) in sorted(read_ratios.items()):
+        table.notes.append(
+            f"{size:,} contacts: the fan-out read {reads:g} units; lower bound {bound:g} ({how}: one pass over "
+            "the account's keys on `by_account_keys`, eventually consistent, and one strongly consistent read per "
+            "contact, charged on the bare loop's requests)"
+        )
+    results.tables.append(table)
+    results.verdicts += [
+        Verdict(
+            "2d",
+            "write units per changed contact (contacts table and its indexes) = 1.0",
+            bool(write_ratios) and all(abs(r - 1.0) < 1e-9 for r in write_ratios.values()),
+            ", ".join(f"{r:.2f} at {size:,}" for size, r in sorted(write_ratios.items())),
+        ),
+        Verdict(
+            "2e",
+            "read units per account change ≤ 1.2 x lower bound",
+            (all(reads <= 1.2 * bound for reads, bound, _ in read_ratios.values()) if read_ratios else None),
+            ", ".join(
+                f"{reads / bound:.2f} at {size:,}" + (" (bound scaled)" if how != "measured" else "")
+                for size, (reads, bound, how) in sorted(read_ratios.items())
+            )
+            or "no bare loop measured",
         ),
     ]
 
@@ -713,7 +859,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             "Fan-out: the sum of its invocations' durations for the version (the account change and its segments; "
             "the fetch, the SQS polling between invocations and the activity log are left out). Bare loop: the "
             "fan-out's DynamoDB requests (the count; for an account larger than a segment, the plan's key pages and "
-            "a range query per segment; the conditional writes) with boto3 from as many threads as the fan-out's "
+            "a range query per segment; the contacts' items, 100 keys a BatchGetItem, strongly consistent; the "
+            "conditional writes) with boto3 from as many threads as the fan-out's "
             f"writers ({settings.write_concurrency}); sequential: one thread. The ratio is what our code costs above "
             "the requests it makes; Target 2 counts the requests.",
             "moto in Query: moto answers a query on an index by sorting the whole table and walking the account's "

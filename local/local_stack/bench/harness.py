@@ -20,6 +20,7 @@ from typing import Any
 from local_stack.moto_server import MotoServer
 
 RequestKey = tuple[str, str, str]  # (service, action, resource)
+UnitKey = tuple[str, str, str]  # (action, resource, target): the target a table or `table/index`
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Requests:
     seconds: float = 0.0  # time the server spent answering them
     connections: int = 0  # TCP connections they came on
     busy: dict[RequestKey, float] = field(default_factory=dict)  # server time per key
+    read_units: Counter[UnitKey] = field(default_factory=Counter)  # DynamoDB capacity units (dynamodb_capacity)
+    write_units: Counter[UnitKey] = field(default_factory=Counter)
 
     @classmethod
     def snapshot(cls, server: MotoServer) -> Requests:
@@ -42,6 +45,9 @@ class Requests:
             snap.items[key] = row["items"]
             snap.seconds += row["seconds"]
             snap.busy[key] = row["seconds"]
+            for target, (read, write) in row.get("units", {}).items():
+                snap.read_units[(row["action"], row["resource"], target)] += read
+                snap.write_units[(row["action"], row["resource"], target)] += write
         return snap
 
     def __sub__(self, earlier: Requests) -> Requests:
@@ -51,6 +57,8 @@ class Requests:
             self.seconds - earlier.seconds,
             self.connections - earlier.connections,
             {key: t - earlier.busy.get(key, 0.0) for key, t in self.busy.items()},
+            self.read_units - earlier.read_units,
+            self.write_units - earlier.write_units,
         )
 
     def __add__(self, other: Requests) -> Requests:
@@ -60,6 +68,8 @@ class Requests:
             self.seconds + other.seconds,
             self.connections + other.connections,
             {key: self.busy.get(key, 0.0) + other.busy.get(key, 0.0) for key in {*self.busy, *other.busy}},
+            self.read_units + other.read_units,
+            self.write_units + other.write_units,
         )
 
     def total(self, service: str | None = None) -> int:
@@ -76,6 +86,16 @@ class Requests:
     def busy_in(self, action: str) -> float:
         """Seconds the server spent on one action (summed over concurrent requests)."""
         return sum(t for (_, a, _), t in self.busy.items() if a == action)
+
+    def units(self, kind: str, target: str | None = None, action: str | None = None) -> float:
+        """Capacity units (`kind` "read" or "write") on one target (a table or `table/index`, or its suffix such
+        as `-contacts` or `/by_account_keys`) or all, of one action or all."""
+        counter = self.read_units if kind == "read" else self.write_units
+        return sum(
+            n
+            for (a, _, t), n in counter.items()
+            if action in (None, a) and (target is None or t == target or t.endswith(target))
+        )
 
     def entries(self, action: str, resource: str | None = None) -> int:
         return sum(
@@ -220,6 +240,26 @@ def load_contacts(
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(put, batches))
+
+
+def contacts_holding(dynamodb: Any, table: str, account_id: str, values: Mapping[str, str]) -> int:
+    """Contacts of the account whose copy of the account fields holds `values`. The account index holds keys only
+    (a filter on the account fields would see none of them): the table is scanned, after the measured run."""
+    names = {f"#f{n}": name for n, name in enumerate(values)}
+    condition = " AND ".join(["account_id = :account", *(f"account_fields.#f{n} = :v{n}" for n in range(len(values)))])
+    total = 0
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={
+            ":account": {"S": account_id},
+            **{f":v{n}": {"S": value} for n, value in enumerate(values.values())},
+        },
+        Select="COUNT",
+    ):
+        total += page["Count"]
+    return total
 
 
 def sandbox(**parameter_overrides: Any) -> Any:

@@ -59,3 +59,24 @@ def test_the_report_shows_each_table_and_verdict():
     assert "NOT MET" in render_console(results) and "a note" in render_console(results)
     markdown = render_markdown(results, "# header")
     assert "| a | b |" in markdown and "**not met**" in markdown and "nproc" in markdown
+
+
+def test_capacity_units_subtract_per_target_and_split_into_the_contacts_table_its_indexes_and_the_rest():
+    from local_stack.bench.fan_out_costs import _capacity_cells
+
+    contacts, index = "stack-contacts", "stack-contacts/by_account_keys"
+    before = Requests(read_units=Counter({("Query", index, index): 1.0}))
+    after = Requests(
+        read_units=Counter(
+            {
+                ("Query", index, index): 3.5,
+                ("BatchGetItem", contacts, contacts): 500.0,
+                ("GetItem", "a", "stack-accounts"): 1,
+            }
+        ),
+        write_units=Counter({("UpdateItem", contacts, contacts): 500.0, ("UpdateItem", "s", "stack-sync-state"): 2}),
+    )
+    delta = after - before
+    assert delta.units("read", index) == 2.5 and delta.units("read", "-contacts") == 500.0
+    assert delta.units("read", action="Query") == 2.5 and delta.units("write") == 502.0
+    assert _capacity_cells(delta, contacts) == [500.0, 2.5, 500.0, 0.0, "accounts 1/0, sync-state 0/2"]
