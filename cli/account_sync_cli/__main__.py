@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from account_sync_cli import resync as resyncing
 from account_sync_cli import status as status_view
 from account_sync_cli import store
-from account_sync_cli.dead_letters import DEAD_LETTER_QUEUES, DeadLetters
+from account_sync_cli.dead_letters import DEAD_LETTER_QUEUES, DeadLetters, deployed_dead_letter_queues
 from account_sync_cli.deployment import Deployment, DeploymentNotFound
 
 
@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="dlq_command", required=True
     )
     listing = dlq.add_parser("list", help="ids, kinds, reasons and receive counts of dead letters (never values)")
-    listing.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), default=None, help="one queue (default: both)")
+    listing.add_argument(
+        "--queue", choices=sorted(DEAD_LETTER_QUEUES), default=None, help="one queue (default: every one deployed)"
+    )
     listing.add_argument("--limit", type=_positive, default=100, help="most messages listed per queue (100)")
     redrive = dlq.add_parser("redrive", help="move dead letters back to the queue they came from")
     redrive.add_argument("--queue", choices=sorted(DEAD_LETTER_QUEUES), required=True)
@@ -116,7 +118,7 @@ def run_status(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, l
 
 def run_dlq_list(deployment: Deployment, args: argparse.Namespace) -> tuple[Any, list[str], int]:
     dead_letters = DeadLetters(deployment)
-    names = [args.queue] if args.queue else sorted(DEAD_LETTER_QUEUES)
+    names = [args.queue] if args.queue else deployed_dead_letter_queues(deployment)
     listed = {name: [letter.as_dict() for letter in dead_letters.listed(name, args.limit)] for name in names}
     lines = []
     for name, letters in listed.items():

@@ -25,7 +25,15 @@ from account_sync_cli.deployment import Deployment
 DEAD_LETTER_QUEUES = {
     "changes": ("AccountChangesDeadLetterQueue", "AccountChangesQueue"),
     "activities": ("ActivityDeadLetterQueue", "ActivityQueue"),
+    "change-events": ("ChangeEventsDeadLetterQueue", "ChangeEventsQueue"),  # the push path's, when it is deployed
 }
+
+
+def deployed_dead_letter_queues(deployment: Deployment) -> list[str]:
+    """The dead-letter queues this deployment has: the push path's only where it is turned on."""
+    return sorted(name for name, (dead_letters, _) in DEAD_LETTER_QUEUES.items() if dead_letters in deployment.refs)
+
+
 _RECEIVE_BATCH = 10
 _HOLD_SECONDS = 60  # how long a listed or skipped message stays hidden if the command dies before releasing it
 
@@ -217,6 +225,8 @@ def _dead_letter(queue: str, message: Mapping[str, Any]) -> DeadLetter:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("type"), str):
         kind = parsed["type"]
+    elif isinstance(parsed, dict) and isinstance(parsed.get("detail-type"), str):  # an EventBridge event (push)
+        kind = parsed["detail-type"]
     message_attributes = {
         name: str(value.get("StringValue", ""))
         for name, value in (message.get("MessageAttributes") or {}).items()

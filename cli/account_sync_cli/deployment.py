@@ -23,6 +23,8 @@ OUTPUT_RESOURCES = {
     "ActivityQueueUrl": "ActivityQueue",
     "AccountChangesDeadLetterQueueUrl": "AccountChangesDeadLetterQueue",
     "ActivityDeadLetterQueueUrl": "ActivityDeadLetterQueue",
+    "ChangeEventsQueueUrl": "ChangeEventsQueue",  # the push path's queues: outputs only where it is deployed
+    "ChangeEventsDeadLetterQueueUrl": "ChangeEventsDeadLetterQueue",
     "ContactsTableName": "ContactsTable",
     "AccountsTableName": "AccountsTable",
     "ActivitiesTableName": "ActivitiesTable",

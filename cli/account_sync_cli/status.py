@@ -10,6 +10,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from account_sync_cli.deployment import Deployment
 
 QUEUES = ("AccountChangesQueue", "ActivityQueue", "AccountChangesDeadLetterQueue", "ActivityDeadLetterQueue")
+PUSH_QUEUES = ("ChangeEventsQueue", "ChangeEventsDeadLetterQueue")  # only where the push path is deployed
 _DEPTHS = {
     "visible": "ApproximateNumberOfMessages",
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
@@ -20,7 +21,7 @@ _DEPTHS = {
 def status(deployment: Deployment) -> dict[str, Any]:
     sqs = deployment.client("sqs")
     queues = {}
-    for logical_id in QUEUES:
+    for logical_id in (*QUEUES, *(q for q in PUSH_QUEUES if q in deployment.refs)):
         attributes = sqs.get_queue_attributes(
             QueueUrl=deployment.ref(logical_id), AttributeNames=list(_DEPTHS.values())
         )["Attributes"]

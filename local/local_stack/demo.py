@@ -345,8 +345,11 @@ def dead_letters(sandbox: SyncSandbox) -> int:
 
     sqs = boto3.client("sqs")
     total = 0
-    for logical_id in ("AccountChangesDeadLetterQueue", "ActivityDeadLetterQueue"):
-        url = sandbox.local.resources.queue_url(logical_id)  # type: ignore[union-attr]
+    resources = sandbox.local.resources
+    for logical_id in ("AccountChangesDeadLetterQueue", "ActivityDeadLetterQueue", "ChangeEventsDeadLetterQueue"):
+        if logical_id not in resources:  # type: ignore[operator]
+            continue  # the push path's, where it is off
+        url = resources.queue_url(logical_id)  # type: ignore[union-attr]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         total += int(attributes["Attributes"]["ApproximateNumberOfMessages"])
     return total

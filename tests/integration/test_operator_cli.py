@@ -211,3 +211,30 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_on_a_terminal():
     progress(2)
     progress.close()
     assert terminal.getvalue() == "\rredriving changes: 1\rredriving changes: 2\n"
+
+
+def test_the_push_paths_queues_are_shown_and_listed_only_where_it_is_deployed(deployment, aws, monkeypatch):
+    # given a stack without the push path: status and dlq list name only the poll's queues
+    _, view = _run("status")
+    assert "ChangeEventsDeadLetterQueue" not in view["queues"]
+    _, listed = _run("dlq", "list")
+    assert sorted(listed["dead_letters"]) == ["activities", "changes"]
+    # when the push path is deployed and an EventBridge event has dead-lettered on its queue
+    sqs = aws.client("sqs")
+    queues = {name: sqs.create_queue(QueueName=f"push-{name}")["QueueUrl"] for name in ("events", "dead")}
+    pushed = Deployment(
+        name="stack test",
+        refs={**deployment.refs, "ChangeEventsQueue": queues["events"], "ChangeEventsDeadLetterQueue": queues["dead"]},
+        region="us-east-1",
+    )
+    monkeypatch.setattr(cli, "deployment_for", lambda args: pushed)
+    event = {"detail-type": "AccountChangeEvent", "detail": {"payload": {"Industry": SECRET_VALUE}}}
+    sqs.send_message(QueueUrl=queues["dead"], MessageBody=json.dumps(event))
+    # then status counts it among the dead letters, and dlq list shows it by its kind, never its values
+    status, view = _run("status")
+    assert view["queues"]["ChangeEventsDeadLetterQueue"]["visible"] == 1 and view["dead_letters"] == 1
+    status, listed = _run("dlq", "list")
+    assert status == 1
+    [letter] = listed["dead_letters"]["change-events"]
+    assert letter["kind"] == "AccountChangeEvent"
+    assert SECRET_VALUE not in json.dumps(listed)
