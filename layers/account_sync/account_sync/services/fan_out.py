@@ -476,11 +476,24 @@ class FanOutBatch:
         already holds the change (written by an earlier delivery that died before queueing its activities) has
         its activities queued again from its outbox, under the same keys. `last_edit`: for a segment of an edit,
         the field's last edit on the account (a contact it wrote holds a later edit)."""
+        members = self._members(change.account_id, after, through, state)
+        self._write_onto(change, logging, members, report, last_edit)
+
+    def _write_onto(
+        self,
+        change: AccountChange,
+        logging: ActivityLogging,
+        contacts: Iterable[ContactSnapshot],
+        report: FanOutReport,
+        last_edit: ChangeRef | None = None,
+    ) -> None:
+        """Write the change on `contacts` (members of its account, as read) and queue their activities; a contact
+        that already holds the change has its activities queued again from its outbox, under the same keys."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
         outbox = _ActivityOutbox(self._s._activities, change.account_id)
-        for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
+        for window in _windows(contacts, _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
                 if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, last_edit):
@@ -651,9 +664,8 @@ class FanOutBatch:
         """Whether the version was written, and the move's changes it owes activities for (written now, or by an
         earlier delivery of the same version)."""
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
-        for attempt in range(_CONTACT_WRITE_ATTEMPTS):
-            if attempt:
-                expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
+        attempt = 0
+        while attempt < _CONTACT_WRITE_ATTEMPTS:
             if (
                 expected is not None
                 and expected.contact_modstamp is not None
@@ -664,6 +676,9 @@ class FanOutBatch:
                     # have died before queueing them).
                     return False, _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
                 return False, []
+            if expected is not None and _leaves(version, expected) and self._catch_up(expected):
+                expected = self._s._contacts.contact(version.contact_id)  # as the catch-up left it
+                continue
             if not noted and _joins(version, expected):
                 assert version.account_id is not None
                 self._note_joiners(version.account_id, [version.contact_id])
@@ -671,7 +686,66 @@ class FanOutBatch:
             join, owed = self._join(version, expected)
             if self._s._contacts.apply_contact_version(version, expected, join):
                 return True, owed
+            attempt += 1
+            expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
         raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
+
+    def _catch_up(self, contact: ContactSnapshot) -> bool:
+        """A contact about to leave its account (moved away, or deleted) first takes the account's changes that
+        have not reached it yet, with their activities: each was owed to the contact when it was accepted (issue 10,
+        2.1), and its segment, coming later, would no longer find the contact among the account's members. The
+        changes are the ones the stored account knows: its newest version and each field's last edit over it,
+        under their stored decisions, written through the segments' own write (same outbox, same keys: whichever
+        of the segment and the catch-up comes second writes nothing and queues the same activities). While
+        segments may be pending, a change the contact already holds has its activities queued again from the
+        outbox (a delivery that died after this write, before queueing them). True when the contact was written."""
+        assert contact.account_id is not None
+        account = self._s._accounts.get(contact.account_id)  # read now: the batch's copy may predate a change
+        if account is None or account.system_modstamp is None:
+            return False
+        pending = _segments_may_be_pending(account)
+        report = FanOutReport(kind="catch_up", outcome="")
+        current: ContactSnapshot | None = contact
+        for change, decision, last_edit in self._known_changes(account, contact):
+            if current is None or current.account_id != account.account_id or current.is_deleted:
+                break
+            if not pending and _holds(current, change):
+                continue
+            written = report.contacts_written
+            self._write_onto(change, decision.activity_logging, [current], report, last_edit)
+            if report.contacts_written > written:
+                current = self._s._contacts.contact(contact.contact_id)
+        return report.contacts_written > 0
+
+    def _known_changes(
+        self, account: AccountState, contact: ContactSnapshot
+    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+        """The stored account's newest version, then each field's last edit over it (in the order they were made),
+        each with its decision and, for an edit, its own reference as the field's last edit. The version's value of
+        a field edited over it is not stored (the edit overwrote it on the account): the version leaves that field
+        as the contact holds it, and the edit writes it (docs/guarantees.md, "The model-based suite")."""
+        assert account.system_modstamp is not None
+        stamp = account.system_modstamp
+        marks = sorted(
+            ((name, mark) for name, mark in account.local_edits.items() if mark.base_modstamp == stamp),
+            key=lambda item: (item[1].edited_at, item[1].edit_id),
+        )
+        values = {**account.fields, **{name: contact.account_fields.get(name) for name, _ in marks}}
+        version = AccountVersion(account.account_id, stamp, account.is_deleted, values)
+        changes = [
+            (AccountChange.of_version(version), account.decision or self._decide(account.account_id, account), None)
+        ]
+        for name, mark in marks:
+            edit = LocalEdit(mark.edit_id, "", account.account_id, name, account.fields.get(name), mark.edited_at)
+            decision = mark.decision or self._decide(account.account_id, account)
+            changes.append(
+                (
+                    AccountChange.of_edit(edit, stamp),
+                    decision,
+                    ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id),
+                )
+            )
+        return changes
 
     def _join(
         self, version: ContactVersion, expected: ContactSnapshot | None
@@ -720,6 +794,24 @@ class FanOutBatch:
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
     """The version makes the contact a member of an account it is not a member of yet."""
     return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
+
+
+def _leaves(version: ContactVersion, expected: ContactSnapshot) -> bool:
+    """The version takes a live member out of its account: deleted, or moved to another account or to none."""
+    return (
+        expected.account_id is not None
+        and not expected.is_deleted
+        and (version.is_deleted or version.account_id != expected.account_id)
+    )
+
+
+def _holds(contact: ContactSnapshot, change: AccountChange) -> bool:
+    """The contact already holds the change (a version at its stamp or newer; an edit in its field's outbox)."""
+    if change.version is not None:
+        return contact.account_modstamp is not None and contact.account_modstamp >= change.stamp
+    assert change.edit is not None
+    entry = contact.outbox.get(change.edit.field)
+    return entry is not None and entry.change == change.ref
 
 
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
