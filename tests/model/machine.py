@@ -18,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from account_sync.contracts import AccountChangeMessage, ContactChangesMessage
+from account_sync.contracts import AccountChangeMessage, ChangeSegmentMessage, ContactChangesMessage, LocalEditMessage
+from account_sync.domain.changes import AccountChange
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
 from hypothesis import strategies as st
@@ -82,7 +83,7 @@ class FanOutMachine(RuleBasedStateMachine):
             self.now,
             THRESHOLD,
             SEGMENT_SIZE,
-            send_change=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id),
+            send_change=self._segment_queued,
             send_activity=lambda m: self.queues.send_activity(m.to_body()),
             send_edit=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id, tag=m),
         )
@@ -93,8 +94,10 @@ class FanOutMachine(RuleBasedStateMachine):
             apply_activity=services.apply_activity,
             on_applied=self._applied,
             revive=self._revive,
-            begin_batch=services.begin_batch,
+            begin_batch=lambda: (self._note_plans(), services.begin_batch()),
+            on_failed=self._failed,
         )
+        self.recorded_plans: dict[tuple[str, str, str, str | None], str] = {}  # change -> its plan, once recorded
         # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
         self.sf_accounts: dict[str, dict] = {}
         self.sf_contacts: dict[str, dict] = {}
@@ -381,6 +384,70 @@ class FanOutMachine(RuleBasedStateMachine):
     def _revive(self) -> None:
         self.backend.sandbox.dead = False
 
+    # --- issue 10, 2.2: a decision is taken once, across retries that other groups overtake ------------------
+
+    @rule(group=st.integers(0, 30), batch_size=st.integers(1, 10))
+    def fan_out_invoked_once(self, group: int, batch_size: int) -> None:
+        """One invocation; what fails waits for its visibility timeout, and the machine's next steps (other
+        groups, new edits and Salesforce changes) run before its retry: a resumed version, a redelivered edit."""
+        groups = self.queues.busy_groups()
+        if groups:
+            self.queues.deliver_once(groups[group % len(groups)], batch_size)
+
+    def _failed(self, entry: Entry) -> None:
+        """A try that failed may have been accepted before it failed (the change's decision and plan are stored):
+        the reference model takes it from that moment, not from the retry's (it ignores the retry's second
+        telling, as it ignores any redelivery)."""
+        tag = entry.tag
+        if isinstance(tag, AccountChangeMessage):
+            stored = self.backend.accounts.get(tag.version.account_id)
+            accepted = stored is not None and stored.system_modstamp == tag.version.system_modstamp
+        elif isinstance(tag, LocalEditMessage):
+            stored = self.backend.accounts.get(tag.edit.account_id)
+            mark = stored.local_edits.get(tag.edit.field) if stored is not None else None
+            accepted = mark is not None and mark.is_edit(tag.edit)
+        elif isinstance(tag, ContactChangesMessage):
+            contacts = [self.backend.contacts.contact(v.contact_id) for v in tag.versions]
+            accepted = all(
+                c is not None and c.contact_modstamp is not None and c.contact_modstamp >= v.system_modstamp
+                for c, v in zip(contacts, tag.versions, strict=True)
+            )
+        else:
+            return
+        if accepted:
+            self._applied(entry)
+
+    def _segment_queued(self, message: ChangeSegmentMessage) -> None:
+        """Rule 2.2: once a change's plan is recorded, no delivery of it queues another (a delivery that died while
+        queueing, before recording, leaves no plan: the next one queues a whole new one)."""
+        key = _change_key(message.change)
+        recorded = self.recorded_plans.get(key)
+        assert recorded is None or recorded == message.plan_id, (
+            f"a second set of segments for {key}: plan {message.plan_id} after {recorded} was recorded"
+        )
+        self.queues.send_change(message.to_body(), message.group_id, message.deduplication_id)
+
+    def _note_plans(self) -> None:
+        """The plans recorded on the accounts, read before each invocation (what the next one may resume)."""
+        for account_id in self.account_ids():
+            stored = self.backend.accounts.get(account_id)
+            if stored is None or stored.system_modstamp is None:
+                continue
+            if stored.segments_plan is not None and stored.segments_total is not None:
+                self.recorded_plans.setdefault(
+                    (account_id, "account", stored.system_modstamp, None), stored.segments_plan
+                )
+            for mark in stored.local_edits.values():
+                if mark.plan_id is not None:
+                    self.recorded_plans.setdefault((account_id, "local", mark.edited_at, mark.edit_id), mark.plan_id)
+
+    def check_decided_once(self) -> list[str]:
+        """Rule 2.2: no change is both logged and suppressed (a redelivery that decided again could flip it)."""
+        logged = {(a.origin, a.stamp) for a in self.backend.activities(sorted(self.reference.contacts))}
+        suppressed = {(s.origin, s.stamp) for s in self.backend.suppressions(self.account_ids())}
+        both = sorted(logged & suppressed)
+        return [f"changes both logged and suppressed: {both}"] if both else []
+
     # --- the quiet point ----------------------------------------------------------------------------------------
 
     @rule()
@@ -438,7 +505,14 @@ class FanOutMachine(RuleBasedStateMachine):
                 f"suppression records: missing {sorted(want_suppressions - got_suppressions)}, "
                 f"not owed {sorted(got_suppressions - want_suppressions)}"
             )
+        problems.extend(self.check_decided_once())
         assert not problems, "divergence from the reference model:\n  " + "\n  ".join(problems)
 
     def teardown(self) -> None:
         self.backend.close()
+
+
+def _change_key(change: AccountChange) -> tuple[str, str, str, str | None]:
+    """(account, origin, stamp, change id): one version, or one edit."""
+    ref = change.ref
+    return change.account_id, ref.origin.value, ref.stamp, ref.change_id

@@ -1,5 +1,5 @@
 """The model-based suite in `make test`: the healthy machine on both back ends must find no divergence, nor each
-family of issue 10, section 2 on the fakes (the one still diverging is xfail, named in STILL_DIVERGING).
+family of issue 10, section 2 on the fakes (a family still diverging would be xfail, named in STILL_DIVERGING).
 
 `make chaos` runs the same machines longer (tests/model/test_chaos.py)."""
 
@@ -14,7 +14,8 @@ from tests.model.machine import FanOutMachine, Switches
 from tests.model.profiles import SHORT_DYNAMO, SHORT_FAKES, SHORT_KNOWN
 
 # Each family of events with the rule of issue 10 it exercises. Every one agrees with the reference model on the
-# one pipeline, except the one in STILL_DIVERGING (see docs/guarantees.md, "The model-based suite").
+# one pipeline; a family found diverging again goes in STILL_DIVERGING, xfail by name, with the reason (see
+# docs/guarantees.md, "The model-based suite").
 FAMILIES = {
     "CONTACTS_IN_SAME_WINDOW": "issue 10, 2.1: contact changes between a version's acceptance and its segments",
     "CHANGE_OVERTAKES_SEGMENTS": "issue 10, 2.1: a later version or edit accepted before a change's segments ran",
@@ -23,12 +24,8 @@ FAMILIES = {
     "POISON_ALONE": "issue 10, 2.5: a poison message in an account's group, healthy messages behind it",
     "MOVES_LOGGED": "issue 10, 3b: a move that changes a contact's account fields is a Change Data Value",
 }
-STILL_DIVERGING = {
-    "CONTACTS_IN_SAME_WINDOW": "issue 10, 2.1, open: a contact deleted (or moved away) between a version's "
-    "acceptance and its segment gets none of the version's activities; the reference owes them",
-    "CHANGE_OVERTAKES_SEGMENTS": "issue 10, 2.1, open: one long derandomized example still loses a local edit's "
-    "activity (edits, a version, a redelivered batch and a throttled write on one account); not shrunk yet",
-}
+# Families that still diverge from the reference model (xfail by name): none since 2026-12-04.
+STILL_DIVERGING: dict[str, str] = {}
 KNOWN_DIVERGENCES = FAMILIES  # make chaos runs every family
 
 

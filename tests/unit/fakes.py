@@ -10,7 +10,7 @@ from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.fields import FieldChange, FieldValue
-from account_sync.domain.local_edits import EditMark
+from account_sync.domain.local_edits import mark_of
 from account_sync.domain.records import (
     ActivitySuppression,
     ChangeDataValueActivity,
@@ -103,7 +103,8 @@ class FakeAccounts:
             or state.local_edits.get(edit.field) != stored.local_edits.get(edit.field)
         ):
             return False
-        mark = EditMark(edit.edit_id, edit.edited_at, state.system_modstamp, decision, changed)
+        previous = state.local_edits.get(edit.field)
+        mark = mark_of(edit, previous, state.system_modstamp, state.fields.get(edit.field), decision, changed)
         self.items[edit.account_id] = replace(
             state,
             fields={**state.fields, edit.field: edit.value},

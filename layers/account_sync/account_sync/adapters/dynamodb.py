@@ -27,7 +27,7 @@ from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
-from account_sync.domain.local_edits import EditMark
+from account_sync.domain.local_edits import EditMark, mark_of
 from account_sync.domain.records import (
     CHANGE_DATA_VALUE,
     CHANGE_DATA_VALUE_SUPPRESSED,
@@ -323,6 +323,10 @@ class DynamoAccountRepository:
         field's last edit)."""
         if stored.system_modstamp is None:
             return False
+        previous = stored.local_edits.get(edit.field)
+        values = mark_of(
+            edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed
+        ).values
         mark = {
             "edit_id": edit.edit_id,
             "edited_at": edit.edited_at,
@@ -331,10 +335,10 @@ class DynamoAccountRepository:
             "contacts_counted": decision.contacts_counted,
             "segmented": decision.segmented,
             "changed": changed,
+            **({"values": list(values)} if values is not None else {}),
         }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
-        previous = stored.local_edits.get(edit.field)
         if previous is None:
             condition &= field_mark.does_not_exist()
         else:
@@ -449,7 +453,15 @@ def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
         changed=bool(mark.get("changed", True)),
         plan_id=str(mark["plan_id"]) if mark.get("plan_id") else None,
         segments_total=int(mark["segments_total"]) if mark.get("segments_total") is not None else None,
+        values=_mark_values(mark.get("values")),
     )
+
+
+def _mark_values(raw: Any) -> tuple[FieldValue, FieldValue] | None:
+    if raw is None:
+        return None
+    base, value = (canonical_value(v) for v in (raw.as_list() if hasattr(raw, "as_list") else list(raw)))
+    return base, value
 
 
 def _joiners(raw: Any) -> dict[str, str]:

@@ -720,31 +720,47 @@ class FanOutBatch:
     def _known_changes(
         self, account: AccountState, contact: ContactSnapshot
     ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
-        """The stored account's newest version, then each field's last edit over it (in the order they were made),
-        each with its decision and, for an edit, its own reference as the field's last edit. The version's value of
-        a field edited over it is not stored (the edit overwrote it on the account): the version leaves that field
-        as the contact holds it, and the edit writes it (docs/guarantees.md, "The model-based suite")."""
+        """What the stored account knows of the changes the contact may lack, in the order they were accepted: each
+        field's last edit over the older version the contact holds, the newest version, then each field's last edit
+        over it; each with its decision and, for an edit, its reference as the field's last edit. A version's value
+        of a field edited over it, and an edit's value, are kept on the edit's mark. What the account no longer
+        knows (a version superseded while its segments were queued, an edit followed by another of its field) is
+        not among them (docs/guarantees.md, section 12)."""
         assert account.system_modstamp is not None
-        stamp = account.system_modstamp
-        marks = sorted(
-            ((name, mark) for name, mark in account.local_edits.items() if mark.base_modstamp == stamp),
-            key=lambda item: (item[1].edited_at, item[1].edit_id),
-        )
-        values = {**account.fields, **{name: contact.account_fields.get(name) for name, _ in marks}}
+        stamp, held = account.system_modstamp, contact.account_modstamp
+        changes = self._edits_over(account, held) if held is not None and held < stamp else []
+        edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
+        values = {
+            **account.fields,
+            **{
+                name: mark.values[0] if mark.values is not None else contact.account_fields.get(name)
+                for name, mark in edited.items()
+            },
+        }
         version = AccountVersion(account.account_id, stamp, account.is_deleted, values)
-        changes = [
-            (AccountChange.of_version(version), account.decision or self._decide(account.account_id, account), None)
-        ]
-        for name, mark in marks:
-            edit = LocalEdit(mark.edit_id, "", account.account_id, name, account.fields.get(name), mark.edited_at)
+        decision = account.decision or self._decide(account.account_id, account)
+        changes.append((AccountChange.of_version(version), decision, None))
+        return changes + self._edits_over(account, stamp)
+
+    def _edits_over(
+        self, account: AccountState, base: str
+    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+        """Each field's last edit over the version `base`, in the order they were made (an edit over an older
+        version whose mark kept no value is left out: its value is not known any more)."""
+        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        for name, mark in sorted(account.local_edits.items(), key=lambda item: (item[1].edited_at, item[1].edit_id)):
+            if mark.base_modstamp != base:
+                continue
+            if mark.values is not None:
+                value = mark.values[1]
+            elif base == account.system_modstamp:
+                value = account.fields.get(name)
+            else:
+                continue
+            edit = LocalEdit(mark.edit_id, "", account.account_id, name, value, mark.edited_at)
             decision = mark.decision or self._decide(account.account_id, account)
-            changes.append(
-                (
-                    AccountChange.of_edit(edit, stamp),
-                    decision,
-                    ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id),
-                )
-            )
+            ref = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id)
+            changes.append((AccountChange.of_edit(edit, base), decision, ref))
         return changes
 
     def _join(
