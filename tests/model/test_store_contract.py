@@ -128,6 +128,22 @@ class TestAccounts:
         assert accounts.get("A1").local_edits["Name"].plan_id == "p1"  # kept, naming the version it was over
         assert accounts.get("A1").local_edits["Name"].base_modstamp == T1
 
+    @pytest.mark.parametrize("base_value", ["n", None, 7, ""])
+    def test_an_edits_mark_keeps_the_base_versions_value_and_its_own_across_later_edits(
+        self, backend: Backend, base_value: object
+    ) -> None:
+        # what a contact leaving the account before the edits' segments reached it takes (issue 10, 2.1)
+        accounts = backend.accounts
+        accounts.accept_version(version(T1, Name=base_value), LOGGED, ["Name"])
+        assert accounts.apply_local_edit(
+            LocalEdit("e1", "C1", "A1", "Name", None, T2), accounts.get("A1"), LOGGED, True
+        )
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, None)
+        assert accounts.apply_local_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)  # still the version's own value
+        accounts.record_plan(AccountChange.of_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), T1), "p1", 2)
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)
+
     def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
         accounts = backend.accounts
         accounts.accept_version(version(T1), LOGGED, [])

@@ -923,6 +923,36 @@ class TestNoActivityOwedIsLost:
         assert list(local_activities(world, field="Name").values()) == [("Same", "Local name")] * 15
         assert leaver in local_activities(world, field="Name")
 
+    def test_a_contact_deleted_before_an_edits_and_a_newer_versions_segments_gets_both_activities_in_order(self):
+        # found by the model-based suite (CONTACTS_IN_SAME_WINDOW, shrunk): an edit in segments, then a version of
+        # the same fetch window, then a contact deleted, all before any segment ran
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Local", minute=30))
+        world.fan_out.apply_account_change(account_version(1, minute=40, Industry="Retail"))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=41, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        # then the leaver has the edit's activity and the version's, each from the value it held then
+        assert local_activities(world, minute=30)[leaver] == ("Energy", "Local")
+        assert account_activities(world, minute=40)[leaver] == ("Local", "Retail")
+        assert len(local_activities(world, minute=30)) == len(account_activities(world, minute=40)) == 15
+
+    def test_a_contact_leaving_before_a_version_and_an_edit_over_it_reached_it_takes_the_versions_own_value(self):
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Local", minute=30))  # the account holds "Local" now
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=None, minute=31))
+        world.run_queued_segments()
+        world.log_activities()
+        assert account_activities(world, minute=2)[leaver] == ("Energy", "Retail")
+        assert local_activities(world, minute=30)[leaver] == ("Retail", "Local")
+
     def test_a_leave_redelivered_after_a_crash_queues_the_pending_changes_activities_again(self):
         # given a version in segments and a contact deleted before them, whose delivery died after its catch-up
         # write, while queueing the activities (the delete itself never written)
