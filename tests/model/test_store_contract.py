@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.fields import FieldChange
 from account_sync.domain.records import (
     AccountVersion,
@@ -143,6 +143,19 @@ class TestAccounts:
         assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)  # still the version's own value
         accounts.record_plan(AccountChange.of_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), T1), "p1", 2)
         assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)
+
+    def test_superseded_versions_are_kept_until_the_newest_is_applied(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        older = SupersededVersion(version(T1, Name=None, Size=7), ActivityLogging.SUPPRESSED)
+        accounts.accept_version(version(T2), LOGGED, ["Name"], [older])
+        assert accounts.get("A1").superseded == (older,)
+        assert accounts.accept_version(version(T1), LOGGED, ["Name"]).state.superseded == (older,)  # stale: kept
+        accounts.mark_applied("A1", T2)
+        assert accounts.get("A1").superseded == ()
+        accounts.accept_version(version(T3), LOGGED, ["Name"], [older, older])
+        assert accounts.get("A1").superseded == (older, older)
+        accounts.accept_version(version("2026-12-04T10:00:04.000Z"), LOGGED, ["Name"])
+        assert accounts.get("A1").superseded == ()  # replaced whole by each version accepted
 
     def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
         accounts = backend.accounts

@@ -43,7 +43,7 @@ class FakeAccounts:
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
 
-    def accept_version(self, version, decision: ChangeDecision, changed_fields) -> AcceptResult:
+    def accept_version(self, version, decision: ChangeDecision, changed_fields, superseded=()) -> AcceptResult:
         current = self.items.get(version.account_id)
         if (
             current is not None
@@ -67,6 +67,7 @@ class FakeAccounts:
             local_edits=dict(current.local_edits) if current else {},  # kept: each names the version it was over
             recent_joiners=dict(current.recent_joiners) if current else {},
             joiners_overflow_at=current.joiners_overflow_at if current else None,
+            superseded=tuple(superseded),
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
@@ -120,7 +121,7 @@ class FakeAccounts:
             or (plan_id is not None and state.segments_plan != plan_id)
         ):
             return False
-        self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
+        self.items[account_id] = replace(state, applied_modstamp=system_modstamp, superseded=())
         self.applied_marks += 1
         return True
 

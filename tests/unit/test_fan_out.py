@@ -953,6 +953,24 @@ class TestNoActivityOwedIsLost:
         assert account_activities(world, minute=2)[leaver] == ("Energy", "Retail")
         assert local_activities(world, minute=30)[leaver] == ("Retail", "Local")
 
+    def test_a_contact_deleted_before_two_versions_segments_gets_both_versions_activities(self):
+        # found by the model-based suite (CONTACTS_IN_SAME_WINDOW): a version in segments superseded by a newer one
+        # (same fetch window) before any segment ran, then a contact deleted; the account item holds only the newer
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Energy"))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=4, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        assert account_activities(world, minute=2)[leaver] == ("Energy", "Retail")
+        assert account_activities(world, minute=3)[leaver] == ("Retail", "Energy")
+        assert len(account_activities(world, minute=2)) == len(account_activities(world, minute=3)) == 15
+        # and the superseded version is forgotten once the newer one is applied
+        assert world.accounts.get(account_id(1)).superseded == ()
+
     def test_a_leave_redelivered_after_a_crash_queues_the_pending_changes_activities_again(self):
         # given a version in segments and a contact deleted before them, whose delivery died after its catch-up
         # write, while queueing the activities (the delete itself never written)

@@ -24,7 +24,7 @@ from account_sync.adapters.dynamodb_models import (
     dynamodb_client,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
 from account_sync.domain.local_edits import EditMark, mark_of
@@ -164,7 +164,11 @@ class DynamoAccountRepository:
         return _account_state(item)
 
     def accept_version(
-        self, version: AccountVersion, decision: ChangeDecision, changed_fields: Sequence[str]
+        self,
+        version: AccountVersion,
+        decision: ChangeDecision,
+        changed_fields: Sequence[str],
+        superseded: Sequence[SupersededVersion] = (),
     ) -> AcceptResult:
         item = AccountItem(version.account_id)
         condition = AccountItem.system_modstamp.does_not_exist() | (
@@ -190,6 +194,9 @@ class DynamoAccountRepository:
                         AccountItem.segments_plan.remove(),
                         AccountItem.segments_total.remove(),
                         AccountItem.segments_done.remove(),
+                        AccountItem.superseded.set([_superseded_item(s) for s in superseded])
+                        if superseded
+                        else AccountItem.superseded.remove(),
                     ],
                     condition,
                 ),
@@ -222,6 +229,7 @@ class DynamoAccountRepository:
             local_edits=_edit_marks(previous.local_edits) if previous else {},
             recent_joiners=_joiners(previous.recent_joiners) if previous else {},
             joiners_overflow_at=previous.joiners_overflow_at if previous else None,
+            superseded=tuple(superseded),
         )
         return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
 
@@ -280,7 +288,11 @@ class DynamoAccountRepository:
             condition &= AccountItem.segments_plan == plan_id  # a replaced plan's segments never complete it
         return _update_unless_condition_fails(
             AccountItem(account_id),
-            actions=[AccountItem.applied_modstamp.set(system_modstamp), AccountItem.updated_at.set(self._now())],
+            actions=[
+                AccountItem.applied_modstamp.set(system_modstamp),
+                AccountItem.superseded.remove(),
+                AccountItem.updated_at.set(self._now()),
+            ],
             condition=condition,
         )
 
@@ -424,7 +436,29 @@ def _account_state(item: AccountItem) -> AccountState:
         segments_plan=item.segments_plan,
         recent_joiners=_joiners(item.recent_joiners),
         joiners_overflow_at=item.joiners_overflow_at,
+        superseded=tuple(_superseded(item.account_id, entry) for entry in item.superseded or ()),
     )
+
+
+def _superseded_item(superseded: SupersededVersion) -> dict[str, Any]:
+    version = superseded.version
+    return {
+        "system_modstamp": version.system_modstamp,
+        "is_deleted": version.is_deleted,
+        "fields": dict(version.fields),
+        "activity_logging": superseded.activity_logging.value,
+    }
+
+
+def _superseded(account_id: str, raw: Any) -> SupersededVersion:
+    entry = _plain(raw)
+    version = AccountVersion(
+        account_id,
+        str(entry["system_modstamp"]),
+        bool(entry["is_deleted"]),
+        _fields(entry.get("fields")),
+    )
+    return SupersededVersion(version, ActivityLogging(entry["activity_logging"]))
 
 
 def _plain(raw: Any) -> dict[str, Any]:

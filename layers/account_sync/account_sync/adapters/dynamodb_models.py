@@ -84,6 +84,8 @@ class AccountItem(Model):
     local_edits = MapAttribute[str, object](null=True)  # field -> the mark of its last edit (docs/data-model.md)
     recent_joiners = UnicodeSetAttribute(null=True)  # "<contact id>|<joined at>"
     joiners_overflow_at = UnicodeAttribute(null=True)
+    # older versions superseded while their segments were queued (docs/data-model.md); cleared once applied
+    superseded = ListAttribute[object](null=True)
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 

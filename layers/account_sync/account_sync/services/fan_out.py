@@ -41,7 +41,7 @@ from account_sync.contracts import (
     LocalEditMessage,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, owed_again
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion, owed_again
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value, diff_fields
 from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
 from account_sync.domain.records import (
@@ -238,7 +238,7 @@ class FanOutBatch:
         if verdict is VersionVerdict.NEWER:
             decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
-            accepted = accounts.accept_version(version, decision, changed)
+            accepted = accounts.accept_version(version, decision, changed, _superseded_by(stored))
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
                 report.outcome = accepted.acceptance.value  # lost a race with another delivery
                 return report
@@ -720,15 +720,14 @@ class FanOutBatch:
     def _known_changes(
         self, account: AccountState, contact: ContactSnapshot
     ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
-        """What the stored account knows of the changes the contact may lack, in the order they were accepted: each
-        field's last edit over the older version the contact holds, the newest version, then each field's last edit
-        over it; each with its decision and, for an edit, its reference as the field's last edit. A version's value
-        of a field edited over it, and an edit's value, are kept on the edit's mark. What the account no longer
-        knows (a version superseded while its segments were queued, an edit followed by another of its field) is
-        not among them (docs/guarantees.md, section 12)."""
+        """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
+        the version the contact holds, each field's last edit over it, the next version (superseded ones first, as
+        the account keeps them), and so on to the newest version and each field's last edit over it; each with its
+        decision and, for an edit, its reference as the field's last edit. A version's value of a field edited over
+        it, and an edit's value, are kept on the edit's mark. What the account no longer knows (an edit followed by
+        another edit of its field over the same version) is not among them (docs/guarantees.md, "Known limits")."""
         assert account.system_modstamp is not None
         stamp, held = account.system_modstamp, contact.account_modstamp
-        changes = self._edits_over(account, held) if held is not None and held < stamp else []
         edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
         values = {
             **account.fields,
@@ -737,9 +736,20 @@ class FanOutBatch:
                 for name, mark in edited.items()
             },
         }
-        version = AccountVersion(account.account_id, stamp, account.is_deleted, values)
-        decision = account.decision or self._decide(account.account_id, account)
-        changes.append((AccountChange.of_version(version), decision, None))
+        newest = AccountVersion(account.account_id, stamp, account.is_deleted, values)
+        versions = [
+            *((s.version, ChangeDecision(s.activity_logging, 0, False)) for s in account.superseded),
+            (newest, account.decision or self._decide(account.account_id, account)),
+        ]
+        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        base = held
+        for version, decision in versions:
+            if held is not None and version.system_modstamp < held:
+                continue  # the contact holds a newer one (the one it holds is there: its activities may be re-queued)
+            if base is not None and version.system_modstamp > base:
+                changes += self._edits_over(account, base)
+            changes.append((AccountChange.of_version(version), decision, None))
+            base = version.system_modstamp
         return changes + self._edits_over(account, stamp)
 
     def _edits_over(
@@ -828,6 +838,30 @@ def _holds(contact: ContactSnapshot, change: AccountChange) -> bool:
     assert change.edit is not None
     entry = contact.outbox.get(change.edit.field)
     return entry is not None and entry.change == change.ref
+
+
+_SUPERSEDED_KEPT = 20  # older versions still in segments kept on the account: past that, the oldest are dropped
+
+
+def _superseded_by(stored: AccountState | None) -> tuple[SupersededVersion, ...]:
+    """What a version accepted over `stored` supersedes while its segments may still be queued: the stored
+    version's own values (a field edited over it takes the value its edit's mark kept) and decision, behind those
+    it superseded itself. Nothing once the stored version is applied: every contact holds it."""
+    if (
+        stored is None
+        or stored.system_modstamp is None
+        or stored.applied_modstamp == stored.system_modstamp
+        or stored.activity_logging is None
+    ):
+        return ()
+    stamp = stored.system_modstamp
+    own = {
+        name: mark.values[0]
+        for name, mark in stored.local_edits.items()
+        if mark.base_modstamp == stamp and mark.values is not None
+    }
+    version = AccountVersion(stored.account_id, stamp, stored.is_deleted, {**stored.fields, **own})
+    return (*stored.superseded, SupersededVersion(version, stored.activity_logging))[-_SUPERSEDED_KEPT:]
 
 
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
