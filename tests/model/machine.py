@@ -94,10 +94,10 @@ class FanOutMachine(RuleBasedStateMachine):
             apply_activity=services.apply_activity,
             on_applied=self._applied,
             revive=self._revive,
-            begin_batch=lambda: (self._note_plans(), services.begin_batch()),
+            begin_batch=services.begin_batch,
             on_failed=self._failed,
         )
-        self.recorded_plans: dict[tuple[str, str, str, str | None], str] = {}  # change -> its plan, once recorded
+        self.second_plans: list[str] = []
         # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
         self.sf_accounts: dict[str, dict] = {}
         self.sf_contacts: dict[str, dict] = {}
@@ -394,6 +394,39 @@ class FanOutMachine(RuleBasedStateMachine):
         if groups:
             self.queues.deliver_once(groups[group % len(groups)], batch_size)
 
+    @rule(
+        account=st.integers(0, ACCOUNTS - 1),
+        changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1, max_size=3),
+        edit=st.booleans(),
+        away=st.integers(-1, ACCOUNTS - 1),
+    )
+    def retried_after_a_member_left(self, account: int, changes: dict, edit: bool, away: int) -> None:
+        """A version (or a local edit) of the account is accepted and its invocation killed before its next write;
+        one of its contacts then moves away (in its new account's group, or its own) before the retry. The
+        decision was taken with that contact counted: the retry must keep it (logged or suppressed, one plan)."""
+        account_id = self.account_ids()[account]
+        target = self.account_ids()[away] if away >= 0 else None
+        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+            return
+        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+            return
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        view = self.backend.contact_view(members[0]) if members else None
+        if view is None or view.account_id != account_id or self.queues.pending_in(members[0]):
+            return
+        if edit:
+            field, value = sorted(changes.items(), key=repr)[0]
+            self.tick()
+            if not self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}"):
+                return
+        else:
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+        self.backend.sandbox.kill_after_writes = self.backend.sandbox.writes + 1
+        self.queues.deliver_once(account_id, 1)
+        self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
+        self.queues.deliver_changes(target or members[0], 10)
+        self.backend.sandbox.kill_after_writes = None
+
     def _failed(self, entry: Entry) -> None:
         """A try that failed may have been accepted before it failed (the change's decision and plan are stored):
         the reference model takes it from that moment, not from the retry's (it ignores the retry's second
@@ -419,34 +452,33 @@ class FanOutMachine(RuleBasedStateMachine):
 
     def _segment_queued(self, message: ChangeSegmentMessage) -> None:
         """Rule 2.2: once a change's plan is recorded, no delivery of it queues another (a delivery that died while
-        queueing, before recording, leaves no plan: the next one queues a whole new one)."""
-        key = _change_key(message.change)
-        recorded = self.recorded_plans.get(key)
-        assert recorded is None or recorded == message.plan_id, (
-            f"a second set of segments for {key}: plan {message.plan_id} after {recorded} was recorded"
-        )
+        queueing, before recording, leaves no plan: the next one queues a whole new one). The store is read as the
+        segment is queued, before this delivery records its own plan."""
+        recorded = self._recorded_plan(message.change)
+        if recorded is not None and recorded != message.plan_id:  # told at the quiet point (raised here, the
+            # consumer would take it for the message's own failure)
+            key = _change_key(message.change)
+            self.second_plans.append(f"{key}: plan {message.plan_id} queued after {recorded} was recorded")
         self.queues.send_change(message.to_body(), message.group_id, message.deduplication_id)
 
-    def _note_plans(self) -> None:
-        """The plans recorded on the accounts, read before each invocation (what the next one may resume)."""
-        for account_id in self.account_ids():
-            stored = self.backend.accounts.get(account_id)
-            if stored is None or stored.system_modstamp is None:
-                continue
-            if stored.segments_plan is not None and stored.segments_total is not None:
-                self.recorded_plans.setdefault(
-                    (account_id, "account", stored.system_modstamp, None), stored.segments_plan
-                )
-            for mark in stored.local_edits.values():
-                if mark.plan_id is not None:
-                    self.recorded_plans.setdefault((account_id, "local", mark.edited_at, mark.edit_id), mark.plan_id)
+    def _recorded_plan(self, change: AccountChange) -> str | None:
+        stored = self.backend.accounts.get(change.account_id)
+        if stored is None:
+            return None
+        if change.edit is None:
+            current = stored.system_modstamp == change.stamp and stored.segments_total is not None
+            return stored.segments_plan if current else None
+        mark = stored.local_edits.get(change.edit.field)
+        return mark.plan_id if mark is not None and mark.is_edit(change.edit) else None
 
     def check_decided_once(self) -> list[str]:
-        """Rule 2.2: no change is both logged and suppressed (a redelivery that decided again could flip it)."""
+        """Rule 2.2: no change is both logged and suppressed (a redelivery that decided again could flip it), and no
+        change queued a second plan once one was recorded."""
         logged = {(a.origin, a.stamp) for a in self.backend.activities(sorted(self.reference.contacts))}
         suppressed = {(s.origin, s.stamp) for s in self.backend.suppressions(self.account_ids())}
         both = sorted(logged & suppressed)
-        return [f"changes both logged and suppressed: {both}"] if both else []
+        problems = [f"changes both logged and suppressed: {both}"] if both else []
+        return problems + [f"a second set of segments: {plan}" for plan in self.second_plans]
 
     # --- the quiet point ----------------------------------------------------------------------------------------
 

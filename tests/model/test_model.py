@@ -55,3 +55,40 @@ def test_the_fan_out_agrees_with_the_reference_model_on_dynamodb(function_env: d
 )
 def test_a_family_of_issue_10_agrees_with_the_reference_model(family: str) -> None:
     run_state_machine_as_test(machine("fakes", **{family: True}), settings=SHORT_KNOWN)
+
+
+class _Values:
+    """The initial accounts' field values, all "a" (the machine's `data` draw)."""
+
+    def draw(self, strategy: object, label: str | None = None) -> str:
+        return "a"
+
+
+@pytest.mark.parametrize("kind", ["version", "edit"])
+def test_a_decision_survives_a_retry_that_a_member_leaving_overtook(kind: str) -> None:
+    # Issue 10, 2.2, the machine's own steps in a fixed order: an account of 4 contacts (threshold 3: suppressed),
+    # its change accepted and the invocation killed, a member moving away before the retry (3 left: a decision
+    # taken again would log), then a quiet point.
+    state = machine("fakes")()
+    state.accounts_with_contacts(sizes=[4, 0, 0], data=_Values())  # type: ignore[arg-type]
+    state.retried_after_a_member_left(account=0, changes={"Name": "z"}, edit=kind == "edit", away=-1)
+    assert state.queues.stats.kills == 1
+    state.quiet_point()
+    assert state.backend.suppressions(state.account_ids())  # suppressed, as decided at acceptance
+    state.teardown()
+
+
+def test_a_version_redelivered_before_its_segments_queues_no_second_plan() -> None:
+    # Issue 10, 2.2: the version's batch delivered again (its deletion failed) while its segments wait behind it.
+    state = machine("fakes")()
+    state.accounts_with_contacts(sizes=[4, 0, 0], data=_Values())  # type: ignore[arg-type]
+    state.account_changes(account=0, changes={"Name": "z"})
+    account_id = state.account_ids()[0]
+    state.queues.deliver_once(account_id, 1)
+    planned = state.queues.pending_in(account_id)
+    assert planned == 2  # its two segments
+    state.batch_delivered_again(group=0)
+    state.queues.deliver_once(account_id, 1)  # the version again: resumed, its plan recorded
+    assert state.queues.pending_in(account_id) == planned
+    state.quiet_point()  # checks that no second plan was queued (`FanOutMachine._segment_queued`)
+    state.teardown()
