@@ -694,8 +694,8 @@ class FanOutBatch:
         """A contact about to leave its account (moved away, or deleted) first takes the account's changes that
         have not reached it yet, with their activities: each was owed to the contact when it was accepted (issue 10,
         2.1), and its segment, coming later, would no longer find the contact among the account's members. The
-        changes are the ones the stored account knows: its newest version and each field's last edit over it,
-        under their stored decisions, written through the segments' own write (same outbox, same keys: whichever
+        changes are the ones the stored account knows (`_known_changes`), under their stored decisions, in the
+        order they were accepted, written through the segments' own write (same outbox, same keys: whichever
         of the segment and the catch-up comes second writes nothing and queues the same activities). While
         segments may be pending, a change the contact already holds has its activities queued again from the
         outbox (a delivery that died after this write, before queueing them). True when the contact was written."""
