@@ -45,7 +45,10 @@ test: $(STAMP) ## unit + integration tests, in parallel (pytest-xdist)
 # The model-based suite of the fan-out, long and random (tests/model): CHAOS_EXAMPLES examples per machine on the
 # fakes (a twentieth of them on moto), a printed seed (CHAOS_SEED=... replays a run), divergences at the end.
 CHAOS_EXAMPLES ?= 1000
-CHAOS_SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
+# Drawn once (`:=`): a recursively expanded `?=` drew one seed for the echo and another for the run.
+ifeq ($(origin CHAOS_SEED), undefined)
+CHAOS_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
+endif
 chaos: $(STAMP) ## the model-based suite, long: make chaos CHAOS_EXAMPLES=5000 [CHAOS_SEED=N]
 	@echo "make chaos: CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) CHAOS_SEED=$(CHAOS_SEED)"
 	CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) $(BIN)/python -m pytest tests/model/test_chaos.py -p no:logging \

@@ -240,9 +240,24 @@ class TestAccounts:
             other, accounts.get(account_id(1)), LOGGED_AT_ONCE, True
         )  # another field: added to it
         stored = accounts.get(account_id(1))
+        version = account_version(1, minute=1)
         assert stored.local_edits == {
-            "Industry": EditMark(first.edit_id, first.edited_at, stamp(1), LOGGED_AT_ONCE, True),
-            "Name": EditMark(other.edit_id, other.edited_at, stamp(1), LOGGED_AT_ONCE, True),
+            "Industry": EditMark(
+                first.edit_id,
+                first.edited_at,
+                stamp(1),
+                LOGGED_AT_ONCE,
+                True,
+                values=(version.fields.get("Industry"), "Local"),
+            ),
+            "Name": EditMark(
+                other.edit_id,
+                other.edited_at,
+                stamp(1),
+                LOGGED_AT_ONCE,
+                True,
+                values=(version.fields.get("Name"), "Local name"),
+            ),
         }
         assert (stored.fields["Industry"], stored.fields["Name"]) == ("Local", "Local name")
         # a newer version keeps the marks (each names the version it was applied over) and overwrites the fields
@@ -252,7 +267,7 @@ class TestAccounts:
         # the next edit of the field replaces its mark, over the new version
         later = _edit("Industry", "Later", minute=32)
         assert accounts.apply_local_edit(later, stored, LOGGED_AT_ONCE, True)
-        mark = EditMark(later.edit_id, later.edited_at, stamp(2), LOGGED_AT_ONCE, True)
+        mark = EditMark(later.edit_id, later.edited_at, stamp(2), LOGGED_AT_ONCE, True, values=("Energy", "Later"))
         assert accounts.get(account_id(1)).local_edits["Industry"] == mark
 
     def test_a_local_edit_lands_only_on_the_account_it_was_decided_on(self, store):

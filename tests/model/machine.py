@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from account_sync.contracts import AccountChangeMessage, ContactChangesMessage
+from account_sync.contracts import AccountChangeMessage, ChangeSegmentMessage, ContactChangesMessage, LocalEditMessage
+from account_sync.domain.changes import AccountChange
 from account_sync.domain.records import AccountVersion, ContactVersion
 from account_sync.services.refusals import Conflict, InvalidRequest, NotFound
 from hypothesis import strategies as st
@@ -86,7 +87,7 @@ class FanOutMachine(RuleBasedStateMachine):
             self.now,
             THRESHOLD,
             SEGMENT_SIZE,
-            send_change=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id),
+            send_change=self._segment_queued,
             send_activity=lambda m: self.queues.send_activity(m.to_body()),
             send_edit=lambda m: self.queues.send_change(m.to_body(), m.group_id, m.deduplication_id, tag=m),
         )
@@ -98,7 +99,9 @@ class FanOutMachine(RuleBasedStateMachine):
             on_applied=self._applied,
             revive=self._revive,
             begin_batch=services.begin_batch,
+            on_failed=self._failed,
         )
+        self.second_plans: list[str] = []
         # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
         self.sf_accounts: dict[str, dict] = {}
         self.sf_contacts: dict[str, dict] = {}
@@ -396,6 +399,102 @@ class FanOutMachine(RuleBasedStateMachine):
     def _revive(self) -> None:
         self.backend.sandbox.dead = False
 
+    # --- issue 10, 2.2: a decision is taken once, across retries that other groups overtake ------------------
+
+    @rule(group=st.integers(0, 30), batch_size=st.integers(1, 10))
+    def fan_out_invoked_once(self, group: int, batch_size: int) -> None:
+        """One invocation; what fails waits for its visibility timeout, and the machine's next steps (other
+        groups, new edits and Salesforce changes) run before its retry: a resumed version, a redelivered edit."""
+        groups = self.queues.busy_groups()
+        if groups:
+            self.queues.deliver_once(groups[group % len(groups)], batch_size)
+
+    @rule(
+        account=st.integers(0, ACCOUNTS - 1),
+        changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1, max_size=3),
+        edit=st.booleans(),
+        away=st.integers(-1, ACCOUNTS - 1),
+    )
+    def retried_after_a_member_left(self, account: int, changes: dict, edit: bool, away: int) -> None:
+        """A version (or a local edit) of the account is accepted and its invocation killed before its next write;
+        one of its contacts then moves away (in its new account's group, or its own) before the retry. The
+        decision was taken with that contact counted: the retry must keep it (logged or suppressed, one plan)."""
+        account_id = self.account_ids()[account]
+        target = self.account_ids()[away] if away >= 0 else None
+        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+            return
+        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+            return
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        view = self.backend.contact_view(members[0]) if members else None
+        if view is None or view.account_id != account_id or self.queues.pending_in(members[0]):
+            return
+        if edit:
+            field, value = sorted(changes.items(), key=repr)[0]
+            self.tick()
+            if not self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}"):
+                return
+        else:
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+        self.backend.sandbox.kill_after_writes = self.backend.sandbox.writes + 1
+        self.queues.deliver_once(account_id, 1)
+        self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
+        self.queues.deliver_changes(target or members[0], 10)
+        self.backend.sandbox.kill_after_writes = None
+
+    def _failed(self, entry: Entry) -> None:
+        """A try that failed may have been accepted before it failed (the change's decision and plan are stored):
+        the reference model takes it from that moment, not from the retry's (it ignores the retry's second
+        telling, as it ignores any redelivery)."""
+        tag = entry.tag
+        if isinstance(tag, AccountChangeMessage):
+            stored = self.backend.accounts.get(tag.version.account_id)
+            accepted = stored is not None and stored.system_modstamp == tag.version.system_modstamp
+        elif isinstance(tag, LocalEditMessage):
+            stored = self.backend.accounts.get(tag.edit.account_id)
+            mark = stored.local_edits.get(tag.edit.field) if stored is not None else None
+            accepted = mark is not None and mark.is_edit(tag.edit)
+        elif isinstance(tag, ContactChangesMessage):
+            contacts = [self.backend.contacts.contact(v.contact_id) for v in tag.versions]
+            accepted = all(
+                c is not None and c.contact_modstamp is not None and c.contact_modstamp >= v.system_modstamp
+                for c, v in zip(contacts, tag.versions, strict=True)
+            )
+        else:
+            return
+        if accepted:
+            self._applied(entry)
+
+    def _segment_queued(self, message: ChangeSegmentMessage) -> None:
+        """Rule 2.2: once a change's plan is recorded, no delivery of it queues another (a delivery that died while
+        queueing, before recording, leaves no plan: the next one queues a whole new one). The store is read as the
+        segment is queued, before this delivery records its own plan."""
+        recorded = self._recorded_plan(message.change)
+        if recorded is not None and recorded != message.plan_id:  # told at the quiet point (raised here, the
+            # consumer would take it for the message's own failure)
+            key = _change_key(message.change)
+            self.second_plans.append(f"{key}: plan {message.plan_id} queued after {recorded} was recorded")
+        self.queues.send_change(message.to_body(), message.group_id, message.deduplication_id)
+
+    def _recorded_plan(self, change: AccountChange) -> str | None:
+        stored = self.backend.accounts.get(change.account_id)
+        if stored is None:
+            return None
+        if change.edit is None:
+            current = stored.system_modstamp == change.stamp and stored.segments_total is not None
+            return stored.segments_plan if current else None
+        mark = stored.local_edits.get(change.edit.field)
+        return mark.plan_id if mark is not None and mark.is_edit(change.edit) else None
+
+    def check_decided_once(self) -> list[str]:
+        """Rule 2.2: no change is both logged and suppressed (a redelivery that decided again could flip it), and no
+        change queued a second plan once one was recorded."""
+        logged = {(a.origin, a.stamp) for a in self.backend.activities(sorted(self.reference.contacts))}
+        suppressed = {(s.origin, s.stamp) for s in self.backend.suppressions(self.account_ids())}
+        both = sorted(logged & suppressed)
+        problems = [f"changes both logged and suppressed: {both}"] if both else []
+        return problems + [f"a second set of segments: {plan}" for plan in self.second_plans]
+
     # --- the quiet point ----------------------------------------------------------------------------------------
 
     @rule()
@@ -453,10 +552,17 @@ class FanOutMachine(RuleBasedStateMachine):
                 f"suppression records: missing {sorted(want_suppressions - got_suppressions)}, "
                 f"not owed {sorted(got_suppressions - want_suppressions)}"
             )
+        problems.extend(self.check_decided_once())
         assert not problems, "divergence from the reference model:\n  " + "\n  ".join(problems)
 
     def teardown(self) -> None:
         self.backend.close()
+
+
+def _change_key(change: AccountChange) -> tuple[str, str, str, str | None]:
+    """(account, origin, stamp, change id): one version, or one edit."""
+    ref = change.ref
+    return change.account_id, ref.origin.value, ref.stamp, ref.change_id
 
 
 class PushMachine(PushEvents, FanOutMachine):

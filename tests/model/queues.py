@@ -56,6 +56,9 @@ class QueueWorld:
     on_applied: Callable[[Entry], None]
     revive: Callable[[], None]  # after a kill: a new execution environment
     begin_batch: Callable[[], None] = lambda: None  # what the fan-out's handler does first in each invocation
+    # Told of each message of a failed try as it goes back to its group (or to the dead-letter queue): the store
+    # may already hold what the try accepted before it failed (issue 10, 2.2).
+    on_failed: Callable[[Entry], None] = lambda entry: None
     groups: dict[str, list[Entry]] = field(default_factory=dict)
     activities: list[Entry] = field(default_factory=list)
     change_dlq: list[Entry] = field(default_factory=list)
@@ -100,11 +103,16 @@ class QueueWorld:
 
     def deliver_changes(self, group: str, batch_size: int) -> None:
         """One invocation of the fan-out with up to `batch_size` messages of `group`, as Lambda would; a message
-        that failed is received again at once, before any other group runs (a simplification: the reference model
-        applies a message when it succeeds, so nothing may touch its contacts between a failed try and the retry;
-        the gap between a version's acceptance and its segments is what other groups get to run in)."""
+        that failed is received again at once, before any other group runs (`deliver_once` lets others run
+        between a failed try and its retry)."""
         while self._deliver_once(group, batch_size):
             pass
+
+    def deliver_once(self, group: str, batch_size: int) -> None:
+        """One invocation of the fan-out, as Lambda makes it: what failed goes back to the head of its group, and is
+        received again only once its visibility timeout passed, after whatever other groups (and new messages of
+        the API and the fetch) the machine runs meanwhile."""
+        self._deliver_once(group, batch_size)
 
     def set_aside(self, record: QueueRecord, failure: str, reason: str) -> None:
         """The poison policy's sink (`queue_records.DeadLetters`): the message leaves its group for the DLQ."""
@@ -149,6 +157,7 @@ class QueueWorld:
         back = []
         for entry in entries:
             self.stats.failed_receives += 1
+            self.on_failed(entry)
             if entry.receives >= MAX_RECEIVES:
                 self.change_dlq.append(entry)
             else:

@@ -1,6 +1,6 @@
 """The model-based suite in `make test`: the healthy machine and the push path's (issue 13) on both back ends must
-find no divergence, nor each family of issue 10, section 2 on the fakes (those still diverging are xfail, named in
-STILL_DIVERGING; a divergence found and not fixed yet is an explicit xfail example).
+find no divergence, nor each family of issue 10, section 2 on the fakes (a family still diverging would be xfail,
+named in STILL_DIVERGING; a divergence found and not fixed yet is an explicit xfail example).
 
 `make chaos` runs the same machines longer (tests/model/test_chaos.py)."""
 
@@ -15,7 +15,8 @@ from tests.model.machine import FanOutMachine, PushMachine, Switches
 from tests.model.profiles import SHORT_DYNAMO, SHORT_FAKES, SHORT_KNOWN
 
 # Each family of events with the rule of issue 10 it exercises. Every one agrees with the reference model on the
-# one pipeline, except the one in STILL_DIVERGING (see docs/guarantees.md, "The model-based suite").
+# one pipeline; a family found diverging again goes in STILL_DIVERGING, xfail by name, with the reason (see
+# docs/guarantees.md, "The model-based suite").
 FAMILIES = {
     "CONTACTS_IN_SAME_WINDOW": "issue 10, 2.1: contact changes between a version's acceptance and its segments",
     "CHANGE_OVERTAKES_SEGMENTS": "issue 10, 2.1: a later version or edit accepted before a change's segments ran",
@@ -25,12 +26,8 @@ FAMILIES = {
     "MOVES_LOGGED": "issue 10, 3b: a move that changes a contact's account fields is a Change Data Value",
     "PUSH_EVENTS": "issue 13: changes pushed by Change Data Capture events, interleaved with the poll",
 }
-STILL_DIVERGING = {
-    "CONTACTS_IN_SAME_WINDOW": "issue 10, 2.1, open: a contact deleted (or moved away) between a version's "
-    "acceptance and its segment gets none of the version's activities; the reference owes them",
-    "CHANGE_OVERTAKES_SEGMENTS": "issue 10, 2.1, open: one long derandomized example still loses a local edit's "
-    "activity (edits, a version, a redelivered batch and a throttled write on one account); not shrunk yet",
-}
+# Families that still diverge from the reference model (xfail by name): none since 2026-12-04.
+STILL_DIVERGING: dict[str, str] = {}
 KNOWN_DIVERGENCES = FAMILIES  # make chaos runs every family
 
 
@@ -68,6 +65,43 @@ def test_the_push_path_agrees_with_the_reference_model_on_dynamodb(function_env:
 )
 def test_a_family_of_issue_10_agrees_with_the_reference_model(family: str) -> None:
     run_state_machine_as_test(machine("fakes", **{family: True}), settings=SHORT_KNOWN)
+
+
+class _Values:
+    """The initial accounts' field values, all "a" (the machine's `data` draw)."""
+
+    def draw(self, strategy: object, label: str | None = None) -> str:
+        return "a"
+
+
+@pytest.mark.parametrize("kind", ["version", "edit"])
+def test_a_decision_survives_a_retry_that_a_member_leaving_overtook(kind: str) -> None:
+    # Issue 10, 2.2, the machine's own steps in a fixed order: an account of 4 contacts (threshold 3: suppressed),
+    # its change accepted and the invocation killed, a member moving away before the retry (3 left: a decision
+    # taken again would log), then a quiet point.
+    state = machine("fakes")()
+    state.accounts_with_contacts(sizes=[4, 0, 0], data=_Values())  # type: ignore[arg-type]
+    state.retried_after_a_member_left(account=0, changes={"Name": "z"}, edit=kind == "edit", away=-1)
+    assert state.queues.stats.kills == 1
+    state.quiet_point()
+    assert state.backend.suppressions(state.account_ids())  # suppressed, as decided at acceptance
+    state.teardown()
+
+
+def test_a_version_redelivered_before_its_segments_queues_no_second_plan() -> None:
+    # Issue 10, 2.2: the version's batch delivered again (its deletion failed) while its segments wait behind it.
+    state = machine("fakes")()
+    state.accounts_with_contacts(sizes=[4, 0, 0], data=_Values())  # type: ignore[arg-type]
+    state.account_changes(account=0, changes={"Name": "z"})
+    account_id = state.account_ids()[0]
+    state.queues.deliver_once(account_id, 1)
+    planned = state.queues.pending_in(account_id)
+    assert planned == 2  # its two segments
+    state.batch_delivered_again(group=0)
+    state.queues.deliver_once(account_id, 1)  # the version again: resumed, its plan recorded
+    assert state.queues.pending_in(account_id) == planned
+    state.quiet_point()  # checks that no second plan was queued (`FanOutMachine._segment_queued`)
+    state.teardown()
 
 
 class _Draws:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.fields import FieldChange
 from account_sync.domain.records import (
     AccountVersion,
@@ -15,6 +15,7 @@ from account_sync.domain.records import (
     ChangeRef,
     ContactVersion,
     LocalEdit,
+    SyncPath,
 )
 from account_sync.ports import Acceptance, AccountJoin
 
@@ -127,6 +128,36 @@ class TestAccounts:
         accounts.record_plan(change, "p2", 1)  # over an older version now: no effect
         assert accounts.get("A1").local_edits["Name"].plan_id == "p1"  # kept, naming the version it was over
         assert accounts.get("A1").local_edits["Name"].base_modstamp == T1
+
+    @pytest.mark.parametrize("base_value", ["n", None, 7, ""])
+    def test_an_edits_mark_keeps_the_base_versions_value_and_its_own_across_later_edits(
+        self, backend: Backend, base_value: object
+    ) -> None:
+        # what a contact leaving the account before the edits' segments reached it takes (issue 10, 2.1)
+        accounts = backend.accounts
+        accounts.accept_version(version(T1, Name=base_value), LOGGED, ["Name"])
+        assert accounts.apply_local_edit(
+            LocalEdit("e1", "C1", "A1", "Name", None, T2), accounts.get("A1"), LOGGED, True
+        )
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, None)
+        assert accounts.apply_local_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)  # still the version's own value
+        accounts.record_plan(AccountChange.of_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), T1), "p1", 2)
+        assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)
+
+    def test_superseded_versions_are_kept_until_the_newest_is_applied(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        # the path that brought it is kept with it (its activities name it, when a leaving contact takes it)
+        older = SupersededVersion(version(T1, Name=None, Size=7), ActivityLogging.SUPPRESSED, SyncPath.PUSH)
+        accounts.accept_version(version(T2), LOGGED, ["Name"], superseded=[older])
+        assert accounts.get("A1").superseded == (older,)
+        assert accounts.accept_version(version(T1), LOGGED, ["Name"]).state.superseded == (older,)  # stale: kept
+        accounts.mark_applied("A1", T2)
+        assert accounts.get("A1").superseded == ()
+        accounts.accept_version(version(T3), LOGGED, ["Name"], superseded=[older, older])
+        assert accounts.get("A1").superseded == (older, older)
+        accounts.accept_version(version("2026-12-04T10:00:04.000Z"), LOGGED, ["Name"])
+        assert accounts.get("A1").superseded == ()  # replaced whole by each version accepted
 
     def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
         accounts = backend.accounts

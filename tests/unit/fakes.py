@@ -10,7 +10,7 @@ from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.fields import FieldChange, FieldValue
-from account_sync.domain.local_edits import EditMark
+from account_sync.domain.local_edits import mark_of
 from account_sync.domain.records import (
     ActivitySuppression,
     ChangeDataValueActivity,
@@ -43,7 +43,9 @@ class FakeAccounts:
     def get(self, account_id: str) -> AccountState | None:
         return self.items.get(account_id)
 
-    def accept_version(self, version, decision: ChangeDecision, changed_fields, path=None) -> AcceptResult:
+    def accept_version(
+        self, version, decision: ChangeDecision, changed_fields, path=None, superseded=()
+    ) -> AcceptResult:
         current = self.items.get(version.account_id)
         if (
             current is not None
@@ -68,6 +70,7 @@ class FakeAccounts:
             recent_joiners=dict(current.recent_joiners) if current else {},
             joiners_overflow_at=current.joiners_overflow_at if current else None,
             sync_path=path,
+            superseded=tuple(superseded),
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
@@ -104,7 +107,8 @@ class FakeAccounts:
             or state.local_edits.get(edit.field) != stored.local_edits.get(edit.field)
         ):
             return False
-        mark = EditMark(edit.edit_id, edit.edited_at, state.system_modstamp, decision, changed)
+        previous = state.local_edits.get(edit.field)
+        mark = mark_of(edit, previous, state.system_modstamp, state.fields.get(edit.field), decision, changed)
         self.items[edit.account_id] = replace(
             state,
             fields={**state.fields, edit.field: edit.value},
@@ -120,7 +124,7 @@ class FakeAccounts:
             or (plan_id is not None and state.segments_plan != plan_id)
         ):
             return False
-        self.items[account_id] = replace(state, applied_modstamp=system_modstamp)
+        self.items[account_id] = replace(state, applied_modstamp=system_modstamp, superseded=())
         self.applied_marks += 1
         return True
 

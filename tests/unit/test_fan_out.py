@@ -414,9 +414,11 @@ class TestLocalEditOrder:
         assert {r.outcome for r in reports[: len(first)]} == {"superseded"}
         assert industries(world) == {"Second"}
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Second"
-        # with one activity per contact and edit, each from the value the contact held
+        # with one activity per contact and edit, each from the value the contact held: the first edit's for every
+        # contact of the account when it was accepted (those deleted before its segments came took it as they
+        # left: issue 10, 2.1), the second's for the contacts still there when it was
         live = 25 if second == "planned" else 10
-        assert list(local_activities(world, minute=30).values()) == [("Energy", "First")] * live
+        assert list(local_activities(world, minute=30).values()) == [("Energy", "First")] * 25
         assert list(local_activities(world, minute=31).values()) == [("First", "Second")] * live
 
     def test_edits_of_two_fields_in_a_row_both_reach_every_contact(self):
@@ -878,7 +880,7 @@ class TestNoActivityOwedIsLost:
         assert moved not in account_activities(world, minute=2)
         assert sum(r.contacts_unchanged for r in reports) == 1
 
-    def test_a_contact_that_moves_away_while_its_old_accounts_version_is_in_segments_is_logged_once(self):
+    def test_a_contact_that_moves_away_while_its_old_accounts_version_is_in_segments_takes_it_as_it_leaves(self):
         world = World(segment_size=10)
         world.given_contacts(15, account=1)
         world.given_contacts(1, account=2)
@@ -888,14 +890,114 @@ class TestNoActivityOwedIsLost:
         segments = take(world.changes)
         mover = contact_id(1_000_014)
         world.fan_out.apply_contact_change(contact_version(1_000_014, account=2, minute=3))
+        reports = [world.fan_out.apply(segment) for segment in segments]
+        world.log_activities()
+        # the version was owed to it when accepted (issue 10, 2.1): it took it as it left, then the move's values;
+        # the segments no longer find it
+        assert world.contacts.items[mover].account_fields["Industry"] == "Banking"
+        assert account_activities(world, minute=2)[mover] == ("Energy", "Retail")
+        assert move_activities(world, mover) == {f"{stamp(3)}#contact#Industry": ("Retail", "Banking")}
+        assert len(account_activities(world, minute=2)) == 15
+        assert sum(r.contacts_written for r in reports) == 14
+
+    @pytest.mark.parametrize("leaves", ["deleted", "to another account", "to no account"])
+    def test_a_contact_that_leaves_between_an_edits_acceptance_and_its_segments_gets_the_edits_activity(self, leaves):
+        # found by the model-based suite (CHANGE_OVERTAKES_SEGMENTS, shrunk): an edit planned in segments, and a
+        # contact of the account that leaves before the segments come (a move travels in another group)
+        world = World(segment_size=10)
+        world.given_contacts(15, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Name="Same", Industry="Energy"))
+        world.sync(account_version(2, minute=1, Name="Same", Industry="Energy"))
+        world.fan_out.apply_local_edit(local_edit("Name", "Local name", minute=30))
+        segments = take(world.changes)
+        leaver = contact_id(1_000_003)
+        account = {"deleted": 1, "to another account": 2, "to no account": None}[leaves]
+        world.fan_out.apply_contact_change(
+            contact_version(1_000_003, account=account, minute=31, deleted=leaves == "deleted")
+        )
         for segment in segments:
             world.fan_out.apply(segment)
         world.log_activities()
-        # the version never reached it (it had left): its one change is the move's
-        assert world.contacts.items[mover].account_fields["Industry"] == "Banking"
-        assert mover not in account_activities(world, minute=2)
-        assert move_activities(world, mover) == {f"{stamp(3)}#contact#Industry": ("Energy", "Banking")}
-        assert len(account_activities(world, minute=2)) == 14
+        # then every contact of the account when the edit was accepted has its one activity, the leaver's included
+        assert list(local_activities(world, field="Name").values()) == [("Same", "Local name")] * 15
+        assert leaver in local_activities(world, field="Name")
+
+    def test_a_contact_deleted_before_an_edits_and_a_newer_versions_segments_gets_both_activities_in_order(self):
+        # found by the model-based suite (CONTACTS_IN_SAME_WINDOW, shrunk): an edit in segments, then a version of
+        # the same fetch window, then a contact deleted, all before any segment ran
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Local", minute=30))
+        world.fan_out.apply_account_change(account_version(1, minute=40, Industry="Retail"))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=41, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        # then the leaver has the edit's activity and the version's, each from the value it held then
+        assert local_activities(world, minute=30)[leaver] == ("Energy", "Local")
+        assert account_activities(world, minute=40)[leaver] == ("Local", "Retail")
+        assert len(local_activities(world, minute=30)) == len(account_activities(world, minute=40)) == 15
+
+    def test_a_contact_leaving_before_a_version_and_an_edit_over_it_reached_it_takes_the_versions_own_value(self):
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Local", minute=30))  # the account holds "Local" now
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=None, minute=31))
+        world.run_queued_segments()
+        world.log_activities()
+        assert account_activities(world, minute=2)[leaver] == ("Energy", "Retail")
+        assert local_activities(world, minute=30)[leaver] == ("Retail", "Local")
+
+    def test_a_contact_deleted_before_two_versions_segments_gets_both_versions_activities(self):
+        # found by the model-based suite (CONTACTS_IN_SAME_WINDOW): a version in segments superseded by a newer one
+        # (same fetch window) before any segment ran, then a contact deleted; the account item holds only the newer
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Energy"))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=4, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        assert account_activities(world, minute=2)[leaver] == ("Energy", "Retail")
+        assert account_activities(world, minute=3)[leaver] == ("Retail", "Energy")
+        assert len(account_activities(world, minute=2)) == len(account_activities(world, minute=3)) == 15
+        # and the superseded version is forgotten once the newer one is applied
+        assert world.accounts.get(account_id(1)).superseded == ()
+
+    def test_a_leave_redelivered_after_a_crash_queues_the_pending_changes_activities_again(self):
+        # given a version in segments and a contact deleted before them, whose delivery died after its catch-up
+        # write, while queueing the activities (the delete itself never written)
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        segments = take(world.changes)
+        leave = contact_version(1_000_003, account=1, minute=3, deleted=True)
+        queue = world.activity_queue.publish
+
+        def dies(messages):
+            raise RuntimeError("simulated crash (Lambda timeout)")
+
+        world.activity_queue.publish = dies
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply_contact_change(leave)
+        world.activity_queue.publish = queue
+        assert not world.contacts.items[contact_id(1_000_003)].is_deleted
+        # when it is redelivered, then the segments
+        world.fan_out.apply_contact_change(leave)
+        for segment in segments:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        # then the leaver's activity was queued again from its outbox, once, under the version's key
+        assert account_activities(world, minute=2)[contact_id(1_000_003)] == ("Energy", "Retail")
+        assert len(account_activities(world, minute=2)) == 15
 
     def test_an_edit_applied_between_a_versions_acceptance_and_its_segments_loses_neither_activity(self):
         world = World(segment_size=10)

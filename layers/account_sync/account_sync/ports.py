@@ -9,7 +9,7 @@ from typing import Protocol
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.conversion import ConversionOrder, ConvertedRecords, PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue
 from account_sync.domain.local_edits import EditMark
@@ -258,6 +258,8 @@ class AccountState:
     recent_joiners: Mapping[str, str] = field(default_factory=dict)  # contact id -> when it joined
     joiners_overflow_at: str | None = None  # more joined at once than the list keeps, at that time
     sync_path: SyncPath | None = None  # the path that applied the newest version first (its activities show it)
+    # Older versions superseded while their segments were queued, oldest first; cleared once the newest is applied.
+    superseded: tuple[SupersededVersion, ...] = ()
 
     @property
     def decision(self) -> ChangeDecision | None:
@@ -308,9 +310,11 @@ class AccountRepository(Protocol):
         decision: ChangeDecision,
         changed_fields: Sequence[str],
         path: SyncPath | None = None,
+        superseded: Sequence[SupersededVersion] = (),
     ) -> AcceptResult:
-        """Record `version` as the newest, with its decision and the path that brought it, if it is newer than the
-        stored one (a conditional write)."""
+        """Record `version` as the newest, with its decision, the path that brought it, and the older versions still
+        in segments that it supersedes (`superseded`, replacing the stored list), if it is newer than the stored one
+        (a conditional write)."""
         ...
 
     def get(self, account_id: str) -> AccountState | None: ...
@@ -333,8 +337,9 @@ class AccountRepository(Protocol):
 
     def mark_applied(self, account_id: str, system_modstamp: str, plan_id: str | None = None) -> bool:
         """The version reached every contact: recorded only while it is still the newest (and, with `plan_id`, while
-        that plan is the version's recorded one). True only for the call that recorded it, so that a version's
-        completion is reported once however many deliveries and segments find it done."""
+        that plan is the version's recorded one), and the versions it superseded forgotten (their segments ran
+        first). True only for the call that recorded it, so that a version's completion is reported once however
+        many deliveries and segments find it done."""
         ...
 
     def accept_unchanged_version(self, version: AccountVersion, stored: AccountState) -> bool:

@@ -24,10 +24,10 @@ from account_sync.adapters.dynamodb_models import (
     dynamodb_client,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
-from account_sync.domain.local_edits import EditMark
+from account_sync.domain.local_edits import EditMark, mark_of
 from account_sync.domain.records import (
     CHANGE_DATA_VALUE,
     CHANGE_DATA_VALUE_SUPPRESSED,
@@ -171,6 +171,7 @@ class DynamoAccountRepository:
         decision: ChangeDecision,
         changed_fields: Sequence[str],
         path: SyncPath | None = None,
+        superseded: Sequence[SupersededVersion] = (),
     ) -> AcceptResult:
         item = AccountItem(version.account_id)
         condition = AccountItem.system_modstamp.does_not_exist() | (
@@ -197,6 +198,9 @@ class DynamoAccountRepository:
                         AccountItem.segments_plan.remove(),
                         AccountItem.segments_total.remove(),
                         AccountItem.segments_done.remove(),
+                        AccountItem.superseded.set([_superseded_item(s) for s in superseded])
+                        if superseded
+                        else AccountItem.superseded.remove(),
                     ],
                     condition,
                 ),
@@ -230,6 +234,7 @@ class DynamoAccountRepository:
             recent_joiners=_joiners(previous.recent_joiners) if previous else {},
             joiners_overflow_at=previous.joiners_overflow_at if previous else None,
             sync_path=path,
+            superseded=tuple(superseded),
         )
         return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
 
@@ -288,7 +293,11 @@ class DynamoAccountRepository:
             condition &= AccountItem.segments_plan == plan_id  # a replaced plan's segments never complete it
         return _update_unless_condition_fails(
             AccountItem(account_id),
-            actions=[AccountItem.applied_modstamp.set(system_modstamp), AccountItem.updated_at.set(self._now())],
+            actions=[
+                AccountItem.applied_modstamp.set(system_modstamp),
+                AccountItem.superseded.remove(),
+                AccountItem.updated_at.set(self._now()),
+            ],
             condition=condition,
         )
 
@@ -331,6 +340,10 @@ class DynamoAccountRepository:
         field's last edit)."""
         if stored.system_modstamp is None:
             return False
+        previous = stored.local_edits.get(edit.field)
+        values = mark_of(
+            edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed
+        ).values
         mark = {
             "edit_id": edit.edit_id,
             "edited_at": edit.edited_at,
@@ -339,10 +352,10 @@ class DynamoAccountRepository:
             "contacts_counted": decision.contacts_counted,
             "segmented": decision.segmented,
             "changed": changed,
+            **({"values": list(values)} if values is not None else {}),
         }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
-        previous = stored.local_edits.get(edit.field)
         if previous is None:
             condition &= field_mark.does_not_exist()
         else:
@@ -429,7 +442,30 @@ def _account_state(item: AccountItem) -> AccountState:
         recent_joiners=_joiners(item.recent_joiners),
         joiners_overflow_at=item.joiners_overflow_at,
         sync_path=sync_path(item.sync_path),
+        superseded=tuple(_superseded(item.account_id, entry) for entry in item.superseded or ()),
     )
+
+
+def _superseded_item(superseded: SupersededVersion) -> dict[str, Any]:
+    version = superseded.version
+    return {
+        "system_modstamp": version.system_modstamp,
+        "is_deleted": version.is_deleted,
+        "fields": dict(version.fields),
+        "activity_logging": superseded.activity_logging.value,
+        **({"path": superseded.path.value} if superseded.path else {}),
+    }
+
+
+def _superseded(account_id: str, raw: Any) -> SupersededVersion:
+    entry = _plain(raw)
+    version = AccountVersion(
+        account_id,
+        str(entry["system_modstamp"]),
+        bool(entry["is_deleted"]),
+        _fields(entry.get("fields")),
+    )
+    return SupersededVersion(version, ActivityLogging(entry["activity_logging"]), sync_path(entry.get("path")))
 
 
 def _plain(raw: Any) -> dict[str, Any]:
@@ -458,7 +494,15 @@ def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
         changed=bool(mark.get("changed", True)),
         plan_id=str(mark["plan_id"]) if mark.get("plan_id") else None,
         segments_total=int(mark["segments_total"]) if mark.get("segments_total") is not None else None,
+        values=_mark_values(mark.get("values")),
     )
+
+
+def _mark_values(raw: Any) -> tuple[FieldValue, FieldValue] | None:
+    if raw is None:
+        return None
+    base, value = (canonical_value(v) for v in (raw.as_list() if hasattr(raw, "as_list") else list(raw)))
+    return base, value
 
 
 def _joiners(raw: Any) -> dict[str, str]:

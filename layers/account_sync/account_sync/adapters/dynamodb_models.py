@@ -85,6 +85,8 @@ class AccountItem(Model):
     recent_joiners = UnicodeSetAttribute(null=True)  # "<contact id>|<joined at>"
     joiners_overflow_at = UnicodeAttribute(null=True)
     sync_path = UnicodeAttribute(null=True)  # the path that applied `system_modstamp` first (push, fetch...)
+    # older versions superseded while their segments were queued (docs/data-model.md); cleared once applied
+    superseded = ListAttribute[object](null=True)
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 

@@ -54,6 +54,17 @@ class ChangeDecision:
 
 
 @dataclass(frozen=True)
+class SupersededVersion:
+    """A version of the account that a newer one superseded while the older one's segments were still queued: its
+    own values (before any local edit over it) and its decision, kept on the account until the newer version is
+    applied, so that a contact leaving the account meanwhile takes it with its activities (issue 10, 2.1)."""
+
+    version: AccountVersion
+    activity_logging: ActivityLogging
+    path: SyncPath | None = None  # the path that brought it first: its activities name it
+
+
+@dataclass(frozen=True)
 class AccountChange:
     """A Salesforce version (`version`) or a local edit (`edit`, applied over the account's version
     `base_modstamp`). A version with a `resync_id` is an operator's resync of the version the account already

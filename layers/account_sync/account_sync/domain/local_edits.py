@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from account_sync.domain.changes import ChangeDecision
+from account_sync.domain.fields import FieldValue
 from account_sync.domain.records import LocalEdit
 
 
@@ -29,9 +30,31 @@ class EditMark:
     changed: bool = True  # the edit changed the stored account's value (a suppression record is owed)
     plan_id: str | None = None  # set once every segment of the edit is queued
     segments_total: int | None = None
+    # (the field's value in the base version, the edit's value): what a contact that leaves the account before the
+    # edit's segments (or its base version's) reached it takes on its way out. None: a mark written before they
+    # were kept, or an edit over an edit whose mark had none.
+    values: tuple[FieldValue, FieldValue] | None = None
 
     def is_edit(self, edit: LocalEdit) -> bool:
         return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
+
+
+def mark_of(
+    edit: LocalEdit,
+    previous: EditMark | None,
+    base_modstamp: str,
+    stored_value: FieldValue,
+    decision: ChangeDecision,
+    changed: bool,
+) -> EditMark:
+    """The field's mark for `edit`, applied over `base_modstamp` where the stored account held `stored_value`: the
+    base version's value is that, unless an earlier edit over the same version already replaced it (its mark
+    keeps it)."""
+    if previous is not None and previous.base_modstamp == base_modstamp:
+        values = (previous.values[0], edit.value) if previous.values is not None else None
+    else:
+        values = (stored_value, edit.value)
+    return EditMark(edit.edit_id, edit.edited_at, base_modstamp, decision, changed, values=values)
 
 
 class EditVerdict(enum.Enum):

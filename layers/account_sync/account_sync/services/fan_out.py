@@ -41,7 +41,14 @@ from account_sync.contracts import (
     LocalEditMessage,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, owed_again, written_via
+from account_sync.domain.changes import (
+    AccountChange,
+    ChangeDecision,
+    OutboxEntry,
+    SupersededVersion,
+    owed_again,
+    written_via,
+)
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value, diff_fields
 from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
 from account_sync.domain.records import (
@@ -241,7 +248,7 @@ class FanOutBatch:
         if verdict is VersionVerdict.NEWER:
             decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
-            accepted = accounts.accept_version(version, decision, changed, path)
+            accepted = accounts.accept_version(version, decision, changed, path, _superseded_by(stored))
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
                 report.outcome = accepted.acceptance.value  # lost a race with another delivery
                 return report
@@ -486,11 +493,24 @@ class FanOutBatch:
         already holds the change (written by an earlier delivery that died before queueing its activities) has
         its activities queued again from its outbox, under the same keys. `last_edit`: for a segment of an edit,
         the field's last edit on the account (a contact it wrote holds a later edit)."""
+        members = self._members(change.account_id, after, through, state)
+        self._write_onto(change, logging, members, report, last_edit)
+
+    def _write_onto(
+        self,
+        change: AccountChange,
+        logging: ActivityLogging,
+        contacts: Iterable[ContactSnapshot],
+        report: FanOutReport,
+        last_edit: ChangeRef | None = None,
+    ) -> None:
+        """Write the change on `contacts` (members of its account, as read) and queue their activities; a contact
+        that already holds the change has its activities queued again from its outbox, under the same keys."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
         outbox = _ActivityOutbox(self._s._activities, change.account_id)
-        for window in _windows(self._members(change.account_id, after, through, state), _WRITE_WINDOW):
+        for window in _windows(contacts, _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
                 if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, last_edit):
@@ -665,9 +685,8 @@ class FanOutBatch:
         """Whether the version was written, the move's changes it owes activities for (written now, or by an
         earlier delivery of the same version), and the path that applied the version first."""
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
-        for attempt in range(_CONTACT_WRITE_ATTEMPTS):
-            if attempt:
-                expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
+        attempt, caught_up = 0, False
+        while attempt < _CONTACT_WRITE_ATTEMPTS:
             if (
                 expected is not None
                 and expected.contact_modstamp is not None
@@ -679,6 +698,13 @@ class FanOutBatch:
                     owed = _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
                     return False, owed, written_via(ref, expected.outbox) or path
                 return False, [], path
+            if not caught_up and expected is not None and _leaves(version, expected):
+                # Once: the catch-up takes every pending change in one pass (a second pass could rewrite an edit's
+                # mark forever), and a contact that changes again after it is a plain retry below.
+                caught_up = True
+                if self._catch_up(expected):
+                    expected = self._s._contacts.contact(version.contact_id)  # as the catch-up left it
+                    continue
             if not noted and _joins(version, expected):
                 assert version.account_id is not None
                 self._note_joiners(version.account_id, [version.contact_id])
@@ -686,7 +712,92 @@ class FanOutBatch:
             join, owed = self._join(version, expected, path)
             if self._s._contacts.apply_contact_version(version, expected, join):
                 return True, owed, path
+            attempt += 1
+            expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
         raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
+
+    def _catch_up(self, contact: ContactSnapshot) -> bool:
+        """A contact about to leave its account (moved away, or deleted) first takes the account's changes that
+        have not reached it yet, with their activities: each was owed to the contact when it was accepted (issue 10,
+        2.1), and its segment, coming later, would no longer find the contact among the account's members. The
+        changes are the ones the stored account knows (`_known_changes`), under their stored decisions, in the
+        order they were accepted, written through the segments' own write (same outbox, same keys: whichever
+        of the segment and the catch-up comes second writes nothing and queues the same activities). While
+        segments may be pending, a change the contact already holds has its activities queued again from the
+        outbox (a delivery that died after this write, before queueing them). True when the contact was written."""
+        assert contact.account_id is not None
+        account = self._s._accounts.get(contact.account_id)  # read now: the batch's copy may predate a change
+        if account is None or account.system_modstamp is None:
+            return False
+        pending = _segments_may_be_pending(account)
+        report = FanOutReport(kind="catch_up", outcome="")
+        current: ContactSnapshot | None = contact
+        for change, decision, last_edit in self._known_changes(account, contact):
+            if current is None or current.account_id != account.account_id or current.is_deleted:
+                break
+            if not pending and _holds(current, change):
+                continue
+            written = report.contacts_written
+            self._write_onto(change, decision.activity_logging, [current], report, last_edit)
+            if report.contacts_written > written:
+                current = self._s._contacts.contact(contact.contact_id)
+        return report.contacts_written > 0
+
+    def _known_changes(
+        self, account: AccountState, contact: ContactSnapshot
+    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+        """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
+        the version the contact holds, each field's last edit over it, the next version (superseded ones first, as
+        the account keeps them), and so on to the newest version and each field's last edit over it; each with its
+        decision and, for an edit, its reference as the field's last edit. A version's value of a field edited over
+        it, and an edit's value, are kept on the edit's mark. What the account no longer knows (an edit followed by
+        another edit of its field over the same version) is not among them (docs/guarantees.md, "Known limits")."""
+        assert account.system_modstamp is not None
+        stamp, held = account.system_modstamp, contact.account_modstamp
+        edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
+        values = {
+            **account.fields,
+            **{
+                name: mark.values[0] if mark.values is not None else contact.account_fields.get(name)
+                for name, mark in edited.items()
+            },
+        }
+        newest = AccountVersion(account.account_id, stamp, account.is_deleted, values)
+        versions = [
+            *((s.version, ChangeDecision(s.activity_logging, 0, False), s.path) for s in account.superseded),
+            (newest, account.decision or self._decide(account.account_id, account), account.sync_path),
+        ]
+        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        base = held
+        for version, decision, path in versions:
+            if held is not None and version.system_modstamp < held:
+                continue  # the contact holds a newer one (the one it holds is there: its activities may be re-queued)
+            if base is not None and version.system_modstamp > base:
+                changes += self._edits_over(account, base)
+            changes.append((AccountChange.of_version(version, path=path), decision, None))
+            base = version.system_modstamp
+        return changes + self._edits_over(account, stamp)
+
+    def _edits_over(
+        self, account: AccountState, base: str
+    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+        """Each field's last edit over the version `base`, in the order they were made (an edit over an older
+        version whose mark kept no value is left out: its value is not known any more)."""
+        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        for name, mark in sorted(account.local_edits.items(), key=lambda item: (item[1].edited_at, item[1].edit_id)):
+            if mark.base_modstamp != base:
+                continue
+            if mark.values is not None:
+                value = mark.values[1]
+            elif base == account.system_modstamp:
+                value = account.fields.get(name)
+            else:
+                continue
+            edit = LocalEdit(mark.edit_id, "", account.account_id, name, value, mark.edited_at)
+            decision = mark.decision or self._decide(account.account_id, account)
+            ref = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id)
+            changes.append((AccountChange.of_edit(edit, base), decision, ref))
+        return changes
 
     def _join(
         self, version: ContactVersion, expected: ContactSnapshot | None, path: SyncPath | None = None
@@ -739,6 +850,49 @@ _ContactOutcome = tuple[bool, list[FieldChange], SyncPath | None]
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
     """The version makes the contact a member of an account it is not a member of yet."""
     return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
+
+
+def _leaves(version: ContactVersion, expected: ContactSnapshot) -> bool:
+    """The version takes a live member out of its account: deleted, or moved to another account or to none."""
+    return (
+        expected.account_id is not None
+        and not expected.is_deleted
+        and (version.is_deleted or version.account_id != expected.account_id)
+    )
+
+
+def _holds(contact: ContactSnapshot, change: AccountChange) -> bool:
+    """The contact already holds the change (a version at its stamp or newer; an edit in its field's outbox)."""
+    if change.version is not None:
+        return contact.account_modstamp is not None and contact.account_modstamp >= change.stamp
+    assert change.edit is not None
+    entry = contact.outbox.get(change.edit.field)
+    return entry is not None and entry.change == change.ref
+
+
+_SUPERSEDED_KEPT = 20  # older versions still in segments kept on the account: past that, the oldest are dropped
+
+
+def _superseded_by(stored: AccountState | None) -> tuple[SupersededVersion, ...]:
+    """What a version accepted over `stored` supersedes while its segments may still be queued: the stored
+    version's own values (a field edited over it takes the value its edit's mark kept) and decision, behind those
+    it superseded itself. Nothing once the stored version is applied: every contact holds it."""
+    if (
+        stored is None
+        or stored.system_modstamp is None
+        or stored.applied_modstamp == stored.system_modstamp
+        or stored.activity_logging is None
+    ):
+        return ()
+    stamp = stored.system_modstamp
+    own = {
+        name: mark.values[0]
+        for name, mark in stored.local_edits.items()
+        if mark.base_modstamp == stamp and mark.values is not None
+    }
+    version = AccountVersion(stored.account_id, stamp, stored.is_deleted, {**stored.fields, **own})
+    superseded = SupersededVersion(version, stored.activity_logging, stored.sync_path)
+    return (*stored.superseded, superseded)[-_SUPERSEDED_KEPT:]
 
 
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
