@@ -48,6 +48,21 @@ the demo: about 100 contact writes a second):
   projection, which copies what it keeps, is the only copy.
 * A new item (a PutItem, each entry of a BatchWriteItem) summed the sizes of all its attributes again for every
   attribute it added, to refuse an item over 400 KB; here it sums them once, and refuses the same items.
+* A Query (on the table or an index) started from `all_items()`, the whole table sorted by its primary key,
+  then kept the queried partition and sorted it again: about 7 s for a 100-contact account's index query on a
+  202,000-contact table here, whatever the partition. Here it starts from only the items that can pass moto's own
+  hash-key test (a base-table query: its partition, read from moto's dict of partitions; an index query: one
+  unsorted walk comparing one attribute), in moto's order, and moto applies every rule of its own after that. It
+  keeps no state (moto's items are read at each query), so no write path, table deletion, CloudFormation or
+  restore can leave it behind. And moto sorts (a Query, a Scan) by comparing DynamoTypes, two Python calls and a
+  cast per comparison; when each key position holds one of S, N or B, the cast values are compared instead, the
+  same order. Measured in-process on 202,000 contacts (random ids, a 101,000-contact account, load ~4): an index
+  query of a 100-contact account 6.9 s -> 0.11-0.14 s, a base-table query 6.5 s -> 0.01 s, the first 1 MB key
+  page of the 101,000-contact account 10.1 s -> 5.9 s and its COUNT page 9.0 s -> 5.2 s (what remains is moto's
+  per-item work on the page: sizing, projecting, serializing 19,000 items); on 10,400 contacts, a small
+  account's query 0.1-0.3 s -> 0.01 s, the 5,200-contact account's key page ~0.9 s either way (page-bound).
+  A Hypothesis test compares Query and Scan with moto's own after random writes
+  (`test_local_moto_query_partition.py`).
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
