@@ -48,6 +48,21 @@ the demo: about 100 contact writes a second):
   projection, which copies what it keeps, is the only copy.
 * A new item (a PutItem, each entry of a BatchWriteItem) summed the sizes of all its attributes again for every
   attribute it added, to refuse an item over 400 KB; here it sums them once, and refuses the same items.
+* A Query (on the table or an index) started from `all_items()`, the whole table sorted by its primary key,
+  then kept the queried partition and sorted it again: about 7 s for a 100-contact account's index query on a
+  202,000-contact table here, whatever the partition. Here it starts from only the items that can pass moto's own
+  hash-key test (a base-table query: its partition, read from moto's dict of partitions; an index query: one
+  unsorted walk comparing one attribute), in moto's order, and moto applies every rule of its own after that. It
+  keeps no state (moto's items are read at each query), so no write path, table deletion, CloudFormation or
+  restore can leave it behind. And moto sorts (a Query, a Scan) by comparing DynamoTypes, two Python calls and a
+  cast per comparison; when each key position holds one of S, N or B, the cast values are compared instead, the
+  same order. Measured in-process on 202,000 contacts (random ids, a 101,000-contact account, load ~4): an index
+  query of a 100-contact account 6.9 s -> 0.11-0.14 s, a base-table query 6.5 s -> 0.01 s, the first 1 MB key
+  page of the 101,000-contact account 10.1 s -> 5.9 s and its COUNT page 9.0 s -> 5.2 s (what remains is moto's
+  per-item work on the page: sizing, projecting, serializing 19,000 items); on 10,400 contacts, a small
+  account's query 0.1-0.3 s -> 0.01 s, the 5,200-contact account's key page ~0.9 s either way (page-bound).
+  A Hypothesis test compares Query and Scan with moto's own after random writes
+  (`test_local_moto_query_partition.py`).
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
@@ -67,6 +82,7 @@ import re
 import threading
 import time
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 from local_stack.moto_partner_buses import fix_partner_event_buses
@@ -284,6 +300,7 @@ def _speed_up_update_expressions() -> None:
     _serialize_items_as_they_are()
     _project_index_results_uncopied()
     _size_new_items_once()
+    _query_the_partition_only()
 
     from moto import backends
 
@@ -545,3 +562,125 @@ def _size_new_items_once() -> None:
 
     setattr(init_sized_once, _MARK, True)
     item_class.__init__ = init_sized_once  # type: ignore[method-assign]
+
+
+_PARTITION = threading.local()  # `table`, `keep`: the query running on this thread, and which items it can return
+
+
+def _query_the_partition_only() -> None:
+    """`Table.query` sorting only the items its key condition can match (module docstring). moto's query starts
+    from `all_items()`, the whole table sorted by its primary key, then keeps the items of the queried partition
+    and sorts them again: here, during a query, `all_items()` gives that same sorted list with only the items that
+    can pass moto's own hash-key test (a base-table query reads its partition from moto's dict of partitions; an
+    index query walks the items once, unsorted, comparing one attribute), in the same order. moto then applies
+    every rule of its own (the same test again, range keys, sort, pages, LastEvaluatedKey, filters, errors)."""
+    from moto.dynamodb.models import table as table_module
+
+    table_class = table_module.Table
+    query = table_class.query
+    if getattr(query, _MARK + "_partition", False):
+        return
+    all_items = table_class.all_items
+
+    @functools.wraps(query)
+    def query_the_partition(self: Any, *args: Any, **kwargs: Any) -> Any:
+        keep = _candidates(self, args, kwargs)
+        if keep is None:
+            return query(self, *args, **kwargs)
+        _PARTITION.table, _PARTITION.keep = self, keep
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _PARTITION.table = _PARTITION.keep = None
+
+    @functools.wraps(all_items)
+    def all_items_of_the_partition(self: Any) -> Any:
+        if getattr(_PARTITION, "table", None) is self:
+            keep, _PARTITION.table = _PARTITION.keep, None  # moto's query calls it once; the rest sees the table
+            items = keep(self)
+        else:
+            items = [
+                item
+                for stored in self.items.values()
+                for item in (stored.values() if self.range_key_attr else (stored,))
+            ]
+        # moto's order: by (hash_key, range_key), or hash_key alone (a DynamoType is always true)
+        return _sorted_as_moto_sorts(
+            items, [[x.hash_key] if x.range_key is None else [x.hash_key, x.range_key] for x in items]
+        )
+
+    sorted_items = table_class.sorted_items
+
+    @functools.wraps(sorted_items)
+    def sorted_items_by_cast_values(self: Any, hash_key_attrs: Any, range_key_attrs: Any, items: list[Any]) -> Any:
+        names = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+        try:
+            keys = [[x.attrs[name] for name in names] for x in items]
+        except KeyError:
+            return sorted_items(self, hash_key_attrs, range_key_attrs, items)  # moto raises it
+        items[:] = _sorted_as_moto_sorts(items, keys)
+        return items
+
+    setattr(query_the_partition, _MARK + "_partition", True)
+    table_class.query = query_the_partition  # type: ignore[method-assign]
+    table_class.all_items = all_items_of_the_partition  # type: ignore[method-assign]
+    table_class.sorted_items = sorted_items_by_cast_values  # type: ignore[method-assign]
+
+
+def _sorted_as_moto_sorts(items: list[Any], keys: list[list[Any]]) -> list[Any]:
+    """The items in the order of a stable sort by their keys (lists of DynamoTypes, compared as tuples), as moto
+    sorts them. A DynamoType compares equal when its type and cast value do, less when its cast value does: when
+    each position holds one scalar key type, comparing the cast values (str, bytes, Decimal: compared in C) is
+    the same order, without two Python calls and a cast per comparison. Otherwise moto's own comparisons."""
+    if not items:
+        return []
+    width = len(keys[0])
+    types = [{key[i].type for key in keys} for i in range(width)] if all(len(key) == width for key in keys) else []
+    if not types or any(len(kinds) != 1 or not kinds <= {"S", "N", "B"} for kinds in types):
+        order = sorted(range(len(items)), key=lambda i: tuple(keys[i]))
+    else:
+        numbers = [i for i, kinds in enumerate(types) if kinds == {"N"}]
+        cast = [[value.value for value in key] for key in keys]  # a string's (and binary's) cast value is its value
+        for row in cast:
+            for i in numbers:
+                row[i] = Decimal(row[i])
+        order = sorted(range(len(items)), key=lambda i: tuple(cast[i]))
+    return [items[i] for i in order]
+
+
+def _candidates(table: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A function listing, unsorted, a superset of the items moto's query keeps by their hash key (each once), or
+    None when the query must start from the whole table (an index query without a hash-key condition)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    hash_key = args[0] if args else kwargs.get("hash_key")
+    index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)  # moto's backend passes it 8th
+    if not index_name:
+        if not isinstance(hash_key, DynamoType):
+            return None
+
+        def partition(self: Any) -> list[Any]:
+            found = self.items.get(hash_key)  # DynamoType hashes as it compares (type, cast value): one partition
+            if found is None:
+                return []
+            return list(found.values()) if self.range_key_attr else [found]
+
+        return partition
+    conditions = kwargs.get("hash_key_conditions")
+    if not conditions:
+        return None
+    name, expected = conditions[0]  # an item moto keeps matches every condition, this one included
+    fast = expected.type == "S"  # a string's cast value is its value: compared without building it
+
+    def matching(self: Any) -> list[Any]:
+        found = []
+        for stored in self.items.values():
+            for item in stored.values() if self.range_key_attr else (stored,):
+                value = item.attrs.get(name) if isinstance(item, Item) else None
+                if value is None or value.type != expected.type:
+                    continue
+                if (value.value == expected.value) if fast else (value == expected):
+                    found.append(item)
+        return found
+
+    return matching
