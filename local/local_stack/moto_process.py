@@ -26,6 +26,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from typing import Any
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fd", type=int, default=None, help="serve on this listening socket, inherited")
     args = parser.parse_args(argv)
+    # The stack's placeholder resource (template.py's _NOTHING), which moto does not model: not worth a line on stderr.
+    warnings.filterwarnings("ignore", "Tried to parse AWS::CloudFormation::WaitConditionHandle")
     CountingMotoServer(args.host, args.port, args.fd).start()
     while True:  # until the parent terminates this process
         time.sleep(3600)
