@@ -114,14 +114,10 @@ class _Draws:
         return self._values.pop(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 10, 2.3, open (found 2026-12-04 by the push rules' reshuffled examples): the first of two edits of "
-    "one field in one millisecond, delivered again after both were applied, is applied again and logs an activity "
-    "not owed",
-)
 def test_two_edits_in_one_millisecond_delivered_again_log_nothing_more() -> None:
+    # Issue 10, 2.3, found 2026-12-04 by the push rules' reshuffled examples (a strict xfail until fixed): two edits
+    # of one field in one millisecond, both applied, then their batch delivered again. The first, whose mark the
+    # second superseded (`EditMark.earlier_ids`), must write nothing and log nothing.
     state = machine("fakes", SAME_MS_EDITS=True)()
     try:
         state.accounts_with_contacts(sizes=[1, 1, 0], data=_Draws("c", "a", "", 7, "b", "a", "b", None, None))

@@ -145,6 +145,19 @@ class TestAccounts:
         accounts.record_plan(AccountChange.of_edit(LocalEdit("e2", "C1", "A1", "Name", 3, T3), T1), "p1", 2)
         assert accounts.get("A1").local_edits["Name"].values == (base_value, 3)
 
+    def test_an_edits_mark_keeps_the_edits_its_millisecond_applied_before_it(self, backend: Backend) -> None:
+        # issue 10, 2.3: within one millisecond only the order of application says which edit came last
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        for edit_id in ("e2", "e1", "e3"):
+            edit = LocalEdit(edit_id, "C1", "A1", "Name", edit_id, T2)
+            assert accounts.apply_local_edit(edit, accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").local_edits["Name"].earlier_ids == ("e2", "e1")
+        accounts.record_plan(AccountChange.of_edit(LocalEdit("e3", "C1", "A1", "Name", "e3", T2), T1), "p1", 2)
+        assert accounts.get("A1").local_edits["Name"].earlier_ids == ("e2", "e1")
+        assert accounts.apply_local_edit(LocalEdit("e4", "C1", "A1", "Name", 4, T3), accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").local_edits["Name"].earlier_ids == ()  # a new millisecond
+
     def test_superseded_versions_are_kept_until_the_newest_is_applied(self, backend: Backend) -> None:
         accounts = backend.accounts
         # the path that brought it is kept with it (its activities name it, when a leaving contact takes it)

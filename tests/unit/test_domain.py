@@ -1,10 +1,12 @@
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
 from account_sync.domain.fields import FieldChange, canonical_value, diff_fields, value_as_text
-from account_sync.domain.local_edits import EditMark, EditVerdict, edits_since, judge_local_edit
-from account_sync.domain.records import LocalEdit
+from account_sync.domain.local_edits import EditMark, EditVerdict, edits_since, judge_local_edit, mark_of
+from account_sync.domain.records import ChangeOrigin, ChangeRef, LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp, shift
 from account_sync.domain.versions import VersionVerdict, compare_versions
 
@@ -82,6 +84,9 @@ class TestFieldDiff:
         assert [value_as_text(v) for v in (None, True, 12, 2.5, "x")] == [None, "true", "12", "2.5", "x"]
 
 
+LOGGED = ChangeDecision(ActivityLogging.LOGGED, 1, segmented=False)
+
+
 class TestLocalEditOrder:
     EDIT = LocalEdit(
         "edit-2", "003000000000000001", "001000000000000001", "Industry", "Retail", "2026-11-27T10:30:00.000Z"
@@ -108,6 +113,60 @@ class TestLocalEditOrder:
     )
     def test_an_edit_against_the_fields_last_edit_and_the_newest_version(self, mark, newest_version, verdict):
         assert judge_local_edit(self.EDIT, mark, newest_version or "2026-11-27T10:01:00.000Z") is verdict
+
+    @pytest.mark.parametrize("other_id", ["edit-1", "edit-3"], ids=["other-id-lower", "other-id-higher"])
+    def test_in_one_millisecond_the_order_of_application_decides_never_the_edit_ids(self, other_id):
+        # Issue 10, 2.3: edit ids are random, so two edits of one field in one millisecond are ordered by the
+        # order the fan-out first applied them, which the field's mark keeps (`earlier_ids`).
+        base = "2026-11-27T10:01:00.000Z"
+        edit = self.EDIT  # edit-2
+        other = replace(edit, edit_id=other_id, value="Energy")
+        # `other` applied first, then `edit`: `edit` applies over it, and `other` delivered again is superseded
+        first = mark_of(other, None, base, "Media", LOGGED, True)
+        assert judge_local_edit(edit, first, base) is EditVerdict.APPLY
+        second = mark_of(edit, first, base, "Energy", LOGGED, True)
+        assert second.earlier_ids == (other_id,)
+        assert second.values == ("Media", "Retail")  # the base version's value, as the first edit found it
+        assert judge_local_edit(other, second, base) is EditVerdict.SUPERSEDED
+        assert judge_local_edit(edit, second, base) is EditVerdict.RESUME  # the same edit again: finished
+        # a third edit of the millisecond, whatever its id, is new: applied after both, which it supersedes
+        third = replace(edit, edit_id="edit-0", value="Media")
+        assert judge_local_edit(third, second, base) is EditVerdict.APPLY
+        last = mark_of(third, second, base, "Retail", LOGGED, True)
+        assert last.earlier_ids == (other_id, "edit-2")
+        assert [judge_local_edit(e, last, base) for e in (other, edit, third)] == [
+            EditVerdict.SUPERSEDED,
+            EditVerdict.SUPERSEDED,
+            EditVerdict.RESUME,
+        ]
+        # the next millisecond starts a new order: an edit of it remembers none of the earlier millisecond's
+        later = replace(edit, edit_id="edit-9", edited_at="2026-11-27T10:30:00.001Z")
+        newer = mark_of(later, last, base, "Media", LOGGED, True)
+        assert newer.earlier_ids == ()
+        assert judge_local_edit(other, newer, base) is EditVerdict.SUPERSEDED  # edited before it
+
+    def test_a_late_segment_keeps_what_an_edit_applied_after_it_in_its_millisecond_wrote(self):
+        # three edits of one field in one millisecond, applied in the order e2, e1, e3 (their ids do not order them)
+        base, at = "2026-11-27T10:01:00.000Z", self.EDIT.edited_at
+        mark = EditMark("e3", at, base, LOGGED, earlier_ids=("e2", "e1"))
+        edits = {i: AccountChange.of_edit(replace(self.EDIT, edit_id=i), base) for i in ("e1", "e2", "e3")}
+
+        def wrote(edit_id: str) -> dict[str, OutboxEntry]:
+            return {"Industry": OutboxEntry(ChangeRef(ChangeOrigin.LOCAL, at, edit_id), "Media")}
+
+        behind = {
+            (late, holder): edits[late].behind(wrote(holder), mark.edits_after(edits[late].ref))
+            for late in edits
+            for holder in edits
+        }
+        assert {pair for pair, is_behind in behind.items() if is_behind} == {("e2", "e1"), ("e2", "e3"), ("e1", "e3")}
+        # an edit of the millisecond the mark does not know (not applied yet) is behind the mark's edit only
+        unknown = AccountChange.of_edit(replace(self.EDIT, edit_id="e0"), base)
+        assert mark.edits_after(unknown.ref) == {edits["e3"].ref}
+        # the same id in another millisecond is another edit (an Idempotency-Key re-sent after a day)
+        other_ms = AccountChange.of_edit(replace(self.EDIT, edit_id="e2", edited_at="2026-11-27T10:29:00.000Z"), base)
+        assert mark.edits_after(other_ms.ref) == {edits["e3"].ref}
+        assert other_ms.behind(wrote("e1"), mark.edits_after(other_ms.ref))  # edited later, whatever the mark says
 
     def test_the_edits_over_the_newest_version_are_those_whose_fan_out_may_be_on_its_way(self):
         marks = {

@@ -1190,6 +1190,29 @@ class TestEveryChangeHasItsOwnKeys:
                 (f"{stamp(30)}#local#Industry#edit-b", "First", "Second"),
             ]
 
+    @pytest.mark.parametrize("segment_size", [10_000, 2], ids=["one-invocation", "segmented"])
+    @pytest.mark.parametrize("ids", [("edit-a", "edit-b"), ("edit-b", "edit-a")], ids=["ids-rising", "ids-falling"])
+    def test_two_edits_in_one_millisecond_delivered_again_write_and_log_nothing_more(self, segment_size, ids):
+        # Issue 10, 2.3: both edits applied, then their batch delivered again. The first is the field's earlier
+        # edit (its mark says so, whatever the ids' order): superseded, it writes nothing and logs nothing; the
+        # second is the same edit again: resumed, its activities re-emitted under their own keys, unchanged.
+        world = World(segment_size=segment_size)
+        world.given_contacts(3)
+        world.sync(account_version(1, minute=1))
+        first = LocalEdit(ids[0], contact_id(1_000_000), account_id(1), "Industry", "First", stamp(30))
+        second = LocalEdit(ids[1], contact_id(1_000_001), account_id(1), "Industry", "Second", stamp(30))
+        world.edit(first)
+        world.edit(second)
+        activities = dict(world.store.activities)
+        assert len([k for (_, k) in activities if "#local#" in k]) == 6  # two per contact
+
+        assert world.edit(first).outcome == "superseded"
+        world.edit(second)
+
+        assert industries(world) == {"Second"}
+        assert world.accounts.items[account_id(1)].fields["Industry"] == "Second"
+        assert dict(world.store.activities) == activities
+
     def test_two_suppressed_edits_in_the_same_millisecond_leave_two_records(self):
         world = World(threshold=1)
         world.given_contacts(2)

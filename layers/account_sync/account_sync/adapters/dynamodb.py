@@ -341,9 +341,8 @@ class DynamoAccountRepository:
         if stored.system_modstamp is None:
             return False
         previous = stored.local_edits.get(edit.field)
-        values = mark_of(
-            edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed
-        ).values
+        kept = mark_of(edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed)
+        values = kept.values
         mark = {
             "edit_id": edit.edit_id,
             "edited_at": edit.edited_at,
@@ -353,6 +352,7 @@ class DynamoAccountRepository:
             "segmented": decision.segmented,
             "changed": changed,
             **({"values": list(values)} if values is not None else {}),
+            **({"earlier_ids": list(kept.earlier_ids)} if kept.earlier_ids else {}),
         }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
@@ -495,13 +495,20 @@ def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
         plan_id=str(mark["plan_id"]) if mark.get("plan_id") else None,
         segments_total=int(mark["segments_total"]) if mark.get("segments_total") is not None else None,
         values=_mark_values(mark.get("values")),
+        earlier_ids=tuple(str(edit_id) for edit_id in _as_list(mark.get("earlier_ids"))),
     )
+
+
+def _as_list(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    return raw.as_list() if hasattr(raw, "as_list") else list(raw)
 
 
 def _mark_values(raw: Any) -> tuple[FieldValue, FieldValue] | None:
     if raw is None:
         return None
-    base, value = (canonical_value(v) for v in (raw.as_list() if hasattr(raw, "as_list") else list(raw)))
+    base, value = (canonical_value(v) for v in _as_list(raw))
     return base, value
 
 

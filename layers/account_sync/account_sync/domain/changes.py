@@ -10,7 +10,7 @@ overwrite.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
@@ -162,16 +162,16 @@ class AccountChange:
         to come): the edit marks the field even where the value does not change, so that the version keeps it."""
         return self.edit is not None and (contact_modstamp is None or contact_modstamp < self.guard_modstamp)
 
-    def behind(self, outbox: Mapping[str, OutboxEntry], last_edit: ChangeRef | None) -> bool:
+    def behind(self, outbox: Mapping[str, OutboxEntry], later_edits: Collection[ChangeRef] = ()) -> bool:
         """An edit whose field a later edit already wrote on the contact: a segment that comes late (redriven
         from the dead-letter queue) must not write its older value back. Later: edited after it, or, in the same
-        millisecond (ordered by the queue alone), the field's last edit on the account (`last_edit`)."""
+        millisecond (ordered by the queue alone), one the field's mark applied after it (`later_edits`)."""
         if self.edit is None:
             return False
         entry = outbox.get(self.edit.field)
         if entry is None or entry.change.origin is not ChangeOrigin.LOCAL or entry.change == self.ref:
             return False
-        return entry.change.stamp > self.edit.edited_at or entry.change == last_edit
+        return entry.change.stamp > self.edit.edited_at or entry.change in later_edits
 
     def already_on(self, contact_modstamp: str | None) -> bool:
         """A version whose stamp the contact holds was written there by an earlier delivery (a resync diffs it

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from account_sync.domain.changes import ChangeDecision
 from account_sync.domain.fields import FieldValue
-from account_sync.domain.records import LocalEdit
+from account_sync.domain.records import ChangeOrigin, ChangeRef, LocalEdit
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,31 @@ class EditMark:
     # edit's segments (or its base version's) reached it takes on its way out. None: a mark written before they
     # were kept, or an edit over an edit whose mark had none.
     values: tuple[FieldValue, FieldValue] | None = None
+    # The edits of the field applied before this one in its millisecond, in the order they were applied: edit ids
+    # are random, so within a millisecond only the queue orders edits, and only the mark remembers that order.
+    earlier_ids: tuple[str, ...] = ()
 
     def is_edit(self, edit: LocalEdit) -> bool:
         return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
+
+    def edits_after(self, change: ChangeRef) -> frozenset[ChangeRef]:
+        """The edits of the field applied after `change` in its millisecond (the mark's own, at least, unless it is
+        `change`): a contact one of them wrote holds a later edit, which a late segment of `change` must keep."""
+        order = (*self.earlier_ids, self.edit_id)
+        if change.stamp == self.edited_at and change.change_id in order:
+            later = order[order.index(change.change_id) + 1 :]
+        else:
+            later = (self.edit_id,)
+        return frozenset(ChangeRef(ChangeOrigin.LOCAL, self.edited_at, edit_id) for edit_id in later)
+
+    def supersedes(self, edit: LocalEdit) -> bool:
+        """The field's last edit came after `edit`: edited later, or in the same millisecond and applied after it
+        (`edit` is one of the edits the mark's millisecond applied before it: a redelivery of an older edit)."""
+        if self.is_edit(edit):
+            return False
+        return self.edited_at > edit.edited_at or (
+            self.edited_at == edit.edited_at and edit.edit_id in self.earlier_ids
+        )
 
 
 def mark_of(
@@ -54,7 +76,10 @@ def mark_of(
         values = (previous.values[0], edit.value) if previous.values is not None else None
     else:
         values = (stored_value, edit.value)
-    return EditMark(edit.edit_id, edit.edited_at, base_modstamp, decision, changed, values=values)
+    earlier: tuple[str, ...] = ()
+    if previous is not None and previous.edited_at == edit.edited_at and previous.edit_id != edit.edit_id:
+        earlier = (*previous.earlier_ids, previous.edit_id)
+    return EditMark(edit.edit_id, edit.edited_at, base_modstamp, decision, changed, values=values, earlier_ids=earlier)
 
 
 class EditVerdict(enum.Enum):
@@ -69,14 +94,15 @@ def judge_local_edit(edit: LocalEdit, mark: EditMark | None, system_modstamp: st
     The same edit again is resumed while the account still holds the version it was applied over; once a newer
     Salesforce version is accepted, that version has overwritten it (R3) and a late delivery must not bring it back.
     An edit made before the field's last edit is superseded by it (`edited_at` orders edits: both come from the
-    API's clock). Edits are never compared with SystemModstamps (Salesforce's clock): an edit that was never
-    applied is applied when it comes, in queue order.
+    API's clock; within one millisecond, the order they were first applied in, which the mark keeps). Edits are
+    never compared with SystemModstamps (Salesforce's clock): an edit that was never applied is applied when it
+    comes, in queue order.
     """
     if mark is None:
         return EditVerdict.APPLY
     if mark.is_edit(edit):
         return EditVerdict.RESUME if mark.base_modstamp == system_modstamp else EditVerdict.SUPERSEDED
-    if mark.edited_at > edit.edited_at:
+    if mark.supersedes(edit):
         return EditVerdict.SUPERSEDED
     return EditVerdict.APPLY
 

@@ -25,7 +25,7 @@ strongly consistent read beside the index, so a version accepted just after a co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -451,7 +451,7 @@ class FanOutBatch:
         # order they were accepted. A contact that already holds a later change is skipped (`_apply_range`).
         current = _still_current(change, stored)
         mark = stored.local_edits.get(change.edit.field) if change.edit is not None else None
-        last_edit = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id) if mark is not None else None
+        later_edits = mark.edits_after(change.ref) if mark is not None else frozenset()
         self._apply_range(
             change,
             segment.activity_logging,
@@ -459,7 +459,7 @@ class FanOutBatch:
             segment.through_contact_id,
             stored,
             report,
-            last_edit,
+            later_edits,
         )
         # Completion is counted on the plan's own item; the account item is written once, by whichever segment (or
         # the planner) finds the whole plan done first: a condition on the account makes that exactly once. A plan
@@ -487,14 +487,14 @@ class FanOutBatch:
         through: str | None,
         state: AccountState,
         report: FanOutReport,
-        last_edit: ChangeRef | None = None,
+        later_edits: Collection[ChangeRef] = (),
     ) -> None:
         """Write the change on the contacts of the range, a window at a time on the executor. A contact that
         already holds the change (written by an earlier delivery that died before queueing its activities) has
-        its activities queued again from its outbox, under the same keys. `last_edit`: for a segment of an edit,
-        the field's last edit on the account (a contact it wrote holds a later edit)."""
+        its activities queued again from its outbox, under the same keys. `later_edits`: for a segment of an edit,
+        the field's edits its mark applied after it in its millisecond (a contact one wrote holds a later edit)."""
         members = self._members(change.account_id, after, through, state)
-        self._write_onto(change, logging, members, report, last_edit)
+        self._write_onto(change, logging, members, report, later_edits)
 
     def _write_onto(
         self,
@@ -502,7 +502,7 @@ class FanOutBatch:
         logging: ActivityLogging,
         contacts: Iterable[ContactSnapshot],
         report: FanOutReport,
-        last_edit: ChangeRef | None = None,
+        later_edits: Collection[ChangeRef] = (),
     ) -> None:
         """Write the change on `contacts` (members of its account, as read) and queue their activities; a contact
         that already holds the change has its activities queued again from its outbox, under the same keys."""
@@ -513,7 +513,7 @@ class FanOutBatch:
         for window in _windows(contacts, _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
-                if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, last_edit):
+                if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, later_edits):
                     report.contacts_skipped += 1
                     continue
                 planned = self._contact_write(change, contact, fields)
@@ -732,24 +732,24 @@ class FanOutBatch:
         pending = _segments_may_be_pending(account)
         report = FanOutReport(kind="catch_up", outcome="")
         current: ContactSnapshot | None = contact
-        for change, decision, last_edit in self._known_changes(account, contact):
+        for change, decision in self._known_changes(account, contact):
             if current is None or current.account_id != account.account_id or current.is_deleted:
                 break
             if not pending and _holds(current, change):
                 continue
             written = report.contacts_written
-            self._write_onto(change, decision.activity_logging, [current], report, last_edit)
+            self._write_onto(change, decision.activity_logging, [current], report)
             if report.contacts_written > written:
                 current = self._s._contacts.contact(contact.contact_id)
         return report.contacts_written > 0
 
     def _known_changes(
         self, account: AccountState, contact: ContactSnapshot
-    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+    ) -> list[tuple[AccountChange, ChangeDecision]]:
         """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
         the version the contact holds, each field's last edit over it, the next version (superseded ones first, as
         the account keeps them), and so on to the newest version and each field's last edit over it; each with its
-        decision and, for an edit, its reference as the field's last edit. A version's value of a field edited over
+        decision. A version's value of a field edited over
         it, and an edit's value, are kept on the edit's mark. What the account no longer knows (an edit followed by
         another edit of its field over the same version) is not among them (docs/guarantees.md, "Known limits")."""
         assert account.system_modstamp is not None
@@ -767,23 +767,21 @@ class FanOutBatch:
             *((s.version, ChangeDecision(s.activity_logging, 0, False), s.path) for s in account.superseded),
             (newest, account.decision or self._decide(account.account_id, account), account.sync_path),
         ]
-        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        changes: list[tuple[AccountChange, ChangeDecision]] = []
         base = held
         for version, decision, path in versions:
             if held is not None and version.system_modstamp < held:
                 continue  # the contact holds a newer one (the one it holds is there: its activities may be re-queued)
             if base is not None and version.system_modstamp > base:
                 changes += self._edits_over(account, base)
-            changes.append((AccountChange.of_version(version, path=path), decision, None))
+            changes.append((AccountChange.of_version(version, path=path), decision))
             base = version.system_modstamp
         return changes + self._edits_over(account, stamp)
 
-    def _edits_over(
-        self, account: AccountState, base: str
-    ) -> list[tuple[AccountChange, ChangeDecision, ChangeRef | None]]:
+    def _edits_over(self, account: AccountState, base: str) -> list[tuple[AccountChange, ChangeDecision]]:
         """Each field's last edit over the version `base`, in the order they were made (an edit over an older
         version whose mark kept no value is left out: its value is not known any more)."""
-        changes: list[tuple[AccountChange, ChangeDecision, ChangeRef | None]] = []
+        changes: list[tuple[AccountChange, ChangeDecision]] = []
         for name, mark in sorted(account.local_edits.items(), key=lambda item: (item[1].edited_at, item[1].edit_id)):
             if mark.base_modstamp != base:
                 continue
@@ -795,8 +793,7 @@ class FanOutBatch:
                 continue
             edit = LocalEdit(mark.edit_id, "", account.account_id, name, value, mark.edited_at)
             decision = mark.decision or self._decide(account.account_id, account)
-            ref = ChangeRef(ChangeOrigin.LOCAL, mark.edited_at, mark.edit_id)
-            changes.append((AccountChange.of_edit(edit, base), decision, ref))
+            changes.append((AccountChange.of_edit(edit, base), decision))
         return changes
 
     def _join(
