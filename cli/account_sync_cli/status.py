@@ -7,10 +7,9 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from account_sync_cli.dead_letters import DEAD_LETTER_QUEUES, deployed_dead_letter_queues
 from account_sync_cli.deployment import Deployment
 
-QUEUES = ("AccountChangesQueue", "ActivityQueue", "AccountChangesDeadLetterQueue", "ActivityDeadLetterQueue")
-PUSH_QUEUES = ("ChangeEventsQueue", "ChangeEventsDeadLetterQueue")  # only where the push path is deployed
 _DEPTHS = {
     "visible": "ApproximateNumberOfMessages",
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
@@ -21,7 +20,7 @@ _DEPTHS = {
 def status(deployment: Deployment) -> dict[str, Any]:
     sqs = deployment.client("sqs")
     queues = {}
-    for logical_id in (*QUEUES, *(q for q in PUSH_QUEUES if q in deployment.refs)):
+    for logical_id in queues_of(deployment):
         attributes = sqs.get_queue_attributes(
             QueueUrl=deployment.ref(logical_id), AttributeNames=list(_DEPTHS.values())
         )["Attributes"]
@@ -37,6 +36,13 @@ def status(deployment: Deployment) -> dict[str, Any]:
         "synced_fields": (state.get("fields#account") or {}).get("synced_fields"),
         "sync_state": state,
     }
+
+
+def queues_of(deployment: Deployment) -> list[str]:
+    """The deployment's queues, by logical id: each queue a dead-letter queue serves, then the dead-letter queues
+    (one table, `DEAD_LETTER_QUEUES`; the push path's only where it is deployed)."""
+    pairs = [DEAD_LETTER_QUEUES[name] for name in deployed_dead_letter_queues(deployment)]
+    return [source for _, source in pairs] + [dead_letters for dead_letters, _ in pairs]
 
 
 def resync_progress(state: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,6 +3,8 @@ UpdateExpressions parsed once per text."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -171,14 +173,10 @@ def test_one_condition_text_is_judged_on_each_requests_own_names_and_values(aws)
             )
 
 
-# --- an item projected from one conversion ------------------------------------------------------------------------
-
-
-def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
-    # given a table whose index INCLUDEs one attribute, and an item with a map and a list
-    dynamodb = aws.client("dynamodb")
+def _table_with_a_group_index(dynamodb: Any, table: str, projection: dict[str, Any]) -> None:
+    """A table keyed by `id` with an index `by_group` (`group`, `id`) projecting `projection`."""
     dynamodb.create_table(
-        TableName="projected",
+        TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[
             {"AttributeName": "id", "AttributeType": "S"},
@@ -191,11 +189,20 @@ def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
                     {"AttributeName": "group", "KeyType": "HASH"},
                     {"AttributeName": "id", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["fields"]},
+                "Projection": projection,
             }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+# --- an item projected from one conversion ------------------------------------------------------------------------
+
+
+def test_an_index_and_a_projection_expression_return_what_moto_returns(aws):
+    # given a table whose index INCLUDEs one attribute, and an item with a map and a list
+    dynamodb = aws.client("dynamodb")
+    _table_with_a_group_index(dynamodb, "projected", {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["fields"]})
     item = {
         "id": {"S": "a"},
         "group": {"S": "g"},
@@ -295,25 +302,7 @@ def test_items_of_every_type_read_back_as_moto_serializes_them(aws, monkeypatch)
 def test_a_keys_only_index_answers_keys_counts_and_pages_and_leaves_the_items_whole(aws):
     # given a table with a keys-only index and three members of one group, each with a map
     dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName="members",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "id", "AttributeType": "S"},
-            {"AttributeName": "group", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_group",
-                "KeySchema": [
-                    {"AttributeName": "group", "KeyType": "HASH"},
-                    {"AttributeName": "id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _table_with_a_group_index(dynamodb, "members", {"ProjectionType": "KEYS_ONLY"})
     items = [{"id": {"S": name}, "group": {"S": "g"}, "fields": {"M": {"Name": {"S": name.upper()}}}} for name in "abc"]
     for item in items:
         dynamodb.put_item(TableName="members", Item=item)
