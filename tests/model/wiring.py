@@ -158,8 +158,9 @@ class Backend:
 
 class FakeBackend(Backend):
     def __init__(self) -> None:
-        contacts = FakeContacts()
-        super().__init__("fakes", FakeAccounts(), contacts, FakeActivityStore())
+        accounts = FakeAccounts()
+        contacts = FakeContacts(accounts)
+        super().__init__("fakes", accounts, contacts, FakeActivityStore())
         self.index_lag = contacts.hidden_from_index  # the fakes' own switch
 
     def contact_view(self, contact_id: str) -> ContactView | None:

@@ -184,7 +184,8 @@ class FakeContacts:
     contacts that joined an account in the last `index_lag` Contact writes, as DynamoDB's eventually consistent
     index may; `contact` (a strongly consistent read) always sees them."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: FakeAccounts | None = None) -> None:
+        self.accounts = accounts  # a leave conditioned on its account item reads it here, as a transaction would
         self.items: dict[str, FakeContact] = {}
         self.account_writes = 0
         self.local_writes = 0

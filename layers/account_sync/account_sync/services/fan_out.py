@@ -94,6 +94,9 @@ class FanOutConfig:
     # How long the account index may lag behind a contact's join, and how many recent joiners an account keeps.
     index_lag_seconds: float = 60.0
     max_recent_joiners: int = 1000
+    # What the account item may hold of the changes a leaving contact must still take (superseded versions, earlier
+    # edits of a field), estimated as stored: well under DynamoDB's 400 KB item, beside the account's own fields.
+    pending_changes_bytes: int = 256 * 1024
 
 
 @dataclass
@@ -114,6 +117,9 @@ class FanOutReport:
     # The SystemModstamp of a version that this message brought to the last of its account's contacts: the
     # handler measures the sync's freshness (SyncLagSeconds) from it.
     completed_version: str | None = None
+    # Changes the account item could no longer keep for contacts that leave before their segments (its size bound):
+    # the handler logs them, naming the account, and counts them (PendingChangesDropped).
+    pending_dropped: int = 0
 
 
 class FanOut:
