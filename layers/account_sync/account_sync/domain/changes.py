@@ -102,7 +102,9 @@ def version_diffs(superseded: Sequence[SupersededVersion]) -> list[VersionDiff]:
         if before is None:
             diffs.append(VersionDiff(dict(fields)))
         else:
-            changed = {name: value for name, value in fields.items() if name not in before or not _same(before[name], value)}
+            changed = {
+                name: value for name, value in fields.items() if name not in before or not _same(before[name], value)
+            }
             diffs.append(VersionDiff(changed, tuple(sorted(name for name in before if name not in fields))))
         before = fields
     return diffs
@@ -145,9 +147,7 @@ def superseded_size(superseded: Sequence[SupersededVersion]) -> int:
     return size
 
 
-def within_budget(
-    superseded: Sequence[SupersededVersion], budget: int
-) -> tuple[tuple[SupersededVersion, ...], int]:
+def within_budget(superseded: Sequence[SupersededVersion], budget: int) -> tuple[tuple[SupersededVersion, ...], int]:
     """The newest superseded versions that fit `budget` bytes, and how many of the oldest did not (dropped: a contact
     leaving before their segments ran would miss them, so the caller makes it seen)."""
     kept = tuple(superseded)

@@ -952,9 +952,7 @@ def _superseded_by(stored: AccountState | None) -> tuple[SupersededVersion, ...]
 
 def _earlier_edits_size(marks: Mapping[str, EditMark], but: str | None = None) -> int:
     """The bytes the fields' marks take with the earlier edits they keep (but the field `but`'s)."""
-    return sum(
-        pending_edit_size(edit) for name, mark in marks.items() if name != but for edit in mark.earlier_edits
-    )
+    return sum(pending_edit_size(edit) for name, mark in marks.items() if name != but for edit in mark.earlier_edits)
 
 
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
