@@ -71,6 +71,14 @@ class Sandbox:
     throttle_write: int | None = None
     dead: bool = False
     writes: int = 0
+    # Once, after the fan-out's next read of an account (`get`, with its id): what another invocation, running at
+    # the same moment, does between that read and the reader's next write (issue 10, 2.1: the leaver's window).
+    after_account_read: Callable[[str], None] | None = None
+
+    def after(self, name: str, args: tuple[Any, ...]) -> None:
+        if name == "get" and args and self.after_account_read is not None:
+            hook, self.after_account_read = self.after_account_read, None
+            hook(args[0])
 
     def before(self, name: str) -> None:
         if self.dead:
@@ -101,7 +109,9 @@ class Guarded:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self._sandbox.before(name)
-            return attribute(*args, **kwargs)
+            result = attribute(*args, **kwargs)
+            self._sandbox.after(name, args)
+            return result
 
         return call
 

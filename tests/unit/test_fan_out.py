@@ -1016,6 +1016,24 @@ class TestNoActivityOwedIsLost:
         assert local_activities(world, minute=31)[leaver] == ("First", "Second")
         assert len(local_activities(world, minute=30)) == len(local_activities(world, minute=31)) == 15
 
+    def test_a_contact_leaving_after_two_edits_of_one_millisecond_reached_it_takes_the_first_one_back_never(self):
+        # found by the model-based suite (SAME_MS_EDITS, once the mark kept its earlier edits): the catch-up wrote the
+        # first edit again over the second, which the contact held (in one millisecond only the mark orders them)
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        for edit_id, value in (("e1", "First"), ("e2", "Second")):
+            world.edit(LocalEdit(edit_id, contact_id(1_000_000), account_id(1), "Industry", value, stamp(30)))
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=31, deleted=True))
+        world.log_activities()
+        leaver = world.contacts.items[contact_id(1_000_003)]
+        assert leaver.account_fields["Industry"] == "Second"
+        assert sorted((a for a in world.activities_of(3) if a[0] == "Industry"), key=repr) == [
+            ("Industry", "Energy", "First"),
+            ("Industry", "First", "Second"),
+            ("Industry", None, "Energy"),  # the first sync
+        ]
+
     def test_a_contact_leaving_after_an_edit_over_a_superseded_version_was_followed_by_another_gets_it(self):
         # an edit of Industry over version 1 in segments, version 2 accepted behind it, then another edit of
         # Industry over version 2: the field's mark moved on to version 2, and the first edit was not known any more

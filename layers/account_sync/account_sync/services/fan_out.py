@@ -773,26 +773,26 @@ class FanOutBatch:
         pending = _segments_may_be_pending(account)
         report = FanOutReport(kind="catch_up", outcome="")
         current: ContactSnapshot | None = contact
-        for change, decision in self._known_changes(account, contact):
+        for change, decision, later_edits in self._known_changes(account, contact):
             if current is None or current.account_id != account.account_id or current.is_deleted:
                 break
             if not pending and _holds(current, change):
                 continue
             written = report.contacts_written
-            self._write_onto(change, decision.activity_logging, [current], report)
+            self._write_onto(change, decision.activity_logging, [current], report, later_edits)
             if report.contacts_written > written:
                 current = self._s._contacts.contact(contact.contact_id)
         return report.contacts_written > 0
 
-    def _known_changes(
-        self, account: AccountState, contact: ContactSnapshot
-    ) -> list[tuple[AccountChange, ChangeDecision]]:
+    def _known_changes(self, account: AccountState, contact: ContactSnapshot) -> list[_KnownChange]:
         """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
         the version the contact holds, each superseded version followed by the edits over it (`superseded[].edits`,
         every edit of each field in the order applied), then the newest version (a field edited over it takes the
         version's own value, which the edit's mark keeps) followed by the edits over it (each field's earlier edits
-        still in segments, `earlier_edits`, then its last); each with its decision. What the account could not keep
-        within its size bound was reported when it was dropped (`FanOutReport.pending_dropped`)."""
+        still in segments, `earlier_edits`, then its last); each with its decision, and an edit with the edits of
+        its field applied after it (a contact holding one of them must not take the older value back, even in the
+        same millisecond). What the account could not keep within its size bound was reported when it was dropped
+        (`FanOutReport.pending_dropped`)."""
         assert account.system_modstamp is not None
         stamp, held = account.system_modstamp, contact.account_modstamp
         edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
@@ -810,9 +810,8 @@ class FanOutBatch:
                     s.version,
                     ChangeDecision(s.activity_logging, 0, False),
                     s.path,
-                    [edit.as_change(account.account_id, s.version.system_modstamp) for edit in s.edits]
                     # an entry written before it kept its edits: they are on the fields' marks, if still there
-                    or self._edits_over(account, s.version.system_modstamp),
+                    s.edits or self._edits_over(account, s.version.system_modstamp),
                 )
                 for s in account.superseded
             ),
@@ -823,35 +822,34 @@ class FanOutBatch:
                 self._edits_over(account, stamp),
             ),
         ]
-        changes: list[tuple[AccountChange, ChangeDecision]] = []
+        changes: list[_KnownChange] = []
         if held is not None and held not in {version.system_modstamp for version, *_ in versions}:
-            changes += self._edits_over(account, held)  # edits over the version it holds, known from their marks
+            changes += _edit_changes(account.account_id, held, self._edits_over(account, held))  # from their marks
         for version, decision, path, edits in versions:
             if held is not None and version.system_modstamp < held:
                 continue  # the contact holds a newer one (the one it holds is there: its activities may be re-queued)
-            changes.append((AccountChange.of_version(version, path=path), decision))
-            changes += edits
+            changes.append((AccountChange.of_version(version, path=path), decision, frozenset()))
+            changes += _edit_changes(account.account_id, version.system_modstamp, edits)
         return changes
 
-    def _edits_over(self, account: AccountState, base: str) -> list[tuple[AccountChange, ChangeDecision]]:
+    def _edits_over(self, account: AccountState, base: str) -> tuple[PendingEdit, ...]:
         """The edits over the version `base` that the fields' marks know, field by field in the order their last
         edits were made: each field's earlier edits still in segments, then its last (an edit over an older
         version whose mark kept no value is left out: its value is not known any more)."""
-        changes: list[tuple[AccountChange, ChangeDecision]] = []
+        edits: list[PendingEdit] = []
         for name, mark in sorted(account.local_edits.items(), key=lambda item: (item[1].edited_at, item[1].edit_id)):
             if mark.base_modstamp != base:
                 continue
-            changes += [edit.as_change(account.account_id, base) for edit in mark.earlier_edits]
+            edits += mark.earlier_edits
             if mark.values is not None:
                 value = mark.values[1]
             elif base == account.system_modstamp:
                 value = account.fields.get(name)
             else:
                 continue
-            edit = LocalEdit(mark.edit_id, "", account.account_id, name, value, mark.edited_at)
-            decision = mark.decision or self._decide(account.account_id, account)
-            changes.append((AccountChange.of_edit(edit, base), decision))
-        return changes
+            logging = (mark.decision or self._decide(account.account_id, account)).activity_logging
+            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, logging))
+        return tuple(edits)
 
     def _join(
         self, version: ContactVersion, expected: ContactSnapshot | None, path: SyncPath | None = None
@@ -899,6 +897,24 @@ class FanOutBatch:
 
 # A contact version's outcome: written or not, the move's changes it owes activities for, the path that applied it.
 _ContactOutcome = tuple[bool, list[FieldChange], SyncPath | None]
+
+
+# A change a leaving contact may lack, its decision, and (an edit) the edits of its field applied after it.
+_KnownChange = tuple[AccountChange, ChangeDecision, frozenset[ChangeRef]]
+
+
+def _edit_changes(account_id: str, base: str, edits: Sequence[PendingEdit]) -> list[_KnownChange]:
+    """The edits over `base` as changes, in their order, each with the edits of its field that came after it."""
+    changes: list[_KnownChange] = []
+    for index, edit in enumerate(edits):
+        change, decision = edit.as_change(account_id, base)
+        later = frozenset(
+            ChangeRef(ChangeOrigin.LOCAL, after.edited_at, after.edit_id)
+            for after in edits[index + 1 :]
+            if after.field == edit.field
+        )
+        changes.append((change, decision, later))
+    return changes
 
 
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
