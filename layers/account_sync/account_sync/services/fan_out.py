@@ -738,8 +738,8 @@ class FanOutBatch:
                     return False, owed, written_via(ref, expected.outbox) or path
                 return False, [], path
             leaving = expected is not None and _leaves(version, expected)
-            if leaving and caught_up is None:
-                assert expected is not None and expected.account_id is not None
+            if leaving and expected is not None and (caught_up is None or caught_up.account_id != expected.account_id):
+                assert expected.account_id is not None
                 account = self._s._accounts.get(expected.account_id)  # read now: a batch's copy may predate a change
                 caught_up = AccountUnchanged(expected.account_id, account.changes_accepted if account else None)
                 if self._catch_up(expected, account):
