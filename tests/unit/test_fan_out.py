@@ -535,6 +535,26 @@ class TestLocalEditRedelivery:
         assert world.contacts.local_writes == 25
 
 
+    def test_a_crash_half_way_over_a_version_the_contacts_never_took_loses_no_activity_on_redelivery(self):
+        # found by the model-based suite (make chaos, the healthy machine): a SystemModstamp-only version is accepted
+        # without a write to any contact, so an edit over it reaches contacts that hold an older version and marks
+        # its field even where the value does not change. Redelivered after a crash, the edit wrote that mark again
+        # on a contact it had already written, with the edited value as "before": the contact's activity was lost.
+        world = World()
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        assert world.sync(account_version(1, minute=2)).outcome == "unchanged"  # no contact holds it
+        message = LocalEditMessage(local_edit("Industry", "Retail"))
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply(message)
+        world.activity_queue.messages.clear()
+        world.contacts.fail_writes_after = None
+        world.fan_out.apply(message)
+        world.log_activities()
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
+
+
 class TestLocalEditThreshold:
     """SPEC R6 for local edits: exactly the threshold of contacts, logged; one more, synced without activities."""
 

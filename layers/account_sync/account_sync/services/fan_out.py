@@ -579,6 +579,8 @@ class FanOutBatch:
         so that the version, coming after, keeps it."""
         if change.already_on(contact.account_modstamp):
             return None
+        if change.edit is not None and _holds(contact, change):
+            return None  # written by an earlier delivery: its outbox entry says what it changed (even a mark only)
         edited = change.edited_over(contact.outbox)
         writable = [name for name in fields if name not in edited]
         changes = diff_fields(contact.account_fields, change.values, writable)
