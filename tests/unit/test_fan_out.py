@@ -534,7 +534,6 @@ class TestLocalEditRedelivery:
         assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
         assert world.contacts.local_writes == 25
 
-
     def test_a_crash_half_way_over_a_version_the_contacts_never_took_loses_no_activity_on_redelivery(self):
         # found by the model-based suite (make chaos, the healthy machine): a SystemModstamp-only version is accepted
         # without a write to any contact, so an edit over it reaches contacts that hold an older version and marks
