@@ -389,16 +389,20 @@ class FanOutMachine(RuleBasedStateMachine):
     def _applied(self, entry: Entry) -> None:
         if entry.tag is None or entry.tag is POISON:
             return
-        before = {cid: c.modstamp for cid, c in self.reference.contacts.items()}
+        before = {cid: (c.modstamp, c.account_id, c.deleted) for cid, c in self.reference.contacts.items()}
         self.reference.applied(entry.tag)
         if self.lag_next and isinstance(entry.tag, ContactChangesMessage):
-            # Only a write moves a contact in the index: a stale redelivery writes nothing.
-            written = {
-                v.contact_id
-                for v in entry.tag.versions
-                if not v.is_deleted and before.get(v.contact_id) != self.reference.contacts[v.contact_id].modstamp
-            }
-            self.backend.lag(written)
+            # Only a join moves a contact in the index (its key, `account_id`, changes): a stale redelivery writes
+            # nothing, and a contact that stays in its account keeps its entry (keys only: the index is not written).
+            joined = set()
+            for v in entry.tag.versions:
+                after = self.reference.contacts[v.contact_id]
+                was = before.get(v.contact_id)
+                if v.is_deleted or (was is not None and was[0] == after.modstamp):
+                    continue
+                if was is None or was[1] != after.account_id or was[2]:
+                    joined.add(v.contact_id)
+            self.backend.lag(joined)
 
     def _revive(self) -> None:
         self.backend.sandbox.dead = False
