@@ -136,24 +136,33 @@ def pending_edit_size(edit: PendingEdit) -> int:
     return _ENTRY_OVERHEAD + len(edit.field) + len(edit.edit_id) + len(edit.edited_at) + _value_size(edit.value)
 
 
+def _entry_size(entry: SupersededVersion, diff: VersionDiff) -> int:
+    size = _ENTRY_OVERHEAD + len(entry.version.system_modstamp)
+    size += sum(len(name) + _value_size(value) for name, value in diff.changed.items())
+    size += sum(len(name) + 1 for name in diff.removed)
+    return size + sum(pending_edit_size(edit) for edit in entry.edits)
+
+
 def superseded_size(superseded: Sequence[SupersededVersion]) -> int:
     """An upper estimate of the bytes the list takes on the account item, stored as diffs (`version_diffs`)."""
-    size = 0
-    for entry, diff in zip(superseded, version_diffs(superseded), strict=True):
-        size += _ENTRY_OVERHEAD + len(entry.version.system_modstamp)
-        size += sum(len(name) + _value_size(value) for name, value in diff.changed.items())
-        size += sum(len(name) + 1 for name in diff.removed)
-        size += sum(pending_edit_size(edit) for edit in entry.edits)
-    return size
+    return sum(_entry_size(entry, diff) for entry, diff in zip(superseded, version_diffs(superseded), strict=True))
 
 
 def within_budget(superseded: Sequence[SupersededVersion], budget: int) -> tuple[tuple[SupersededVersion, ...], int]:
     """The newest superseded versions that fit `budget` bytes, and how many of the oldest did not (dropped: a contact
-    leaving before their segments ran would miss them, so the caller makes it seen)."""
-    kept = tuple(superseded)
-    while kept and superseded_size(kept) > budget:
-        kept = kept[1:]
-    return kept, len(superseded) - len(kept)
+    leaving before their segments ran would miss them, so the caller makes it seen). One pass: dropping the oldest
+    makes the next one the first, stored whole."""
+    entries = tuple(superseded)
+    sizes = [_entry_size(entry, diff) for entry, diff in zip(entries, version_diffs(entries), strict=True)]
+    total, start = sum(sizes), 0
+    while start < len(entries) and total > budget:
+        total -= sizes[start]
+        start += 1
+        if start < len(entries):
+            whole = _entry_size(entries[start], VersionDiff(dict(entries[start].version.fields)))
+            total += whole - sizes[start]
+            sizes[start] = whole
+    return entries[start:], start
 
 
 @dataclass(frozen=True)

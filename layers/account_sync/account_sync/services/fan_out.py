@@ -377,10 +377,11 @@ class FanOutBatch:
             - superseded_size(stored.superseded)
             - _earlier_edits_size(stored.local_edits, but=field)
         )
-        kept = earlier
-        while kept and sum(pending_edit_size(edit) for edit in kept) > budget:
-            kept = kept[1:]
-        return kept, len(earlier) - len(kept)
+        total, start = sum(pending_edit_size(edit) for edit in earlier), 0
+        while start < len(earlier) and total > budget:
+            total -= pending_edit_size(earlier[start])
+            start += 1
+        return earlier[start:], start
 
     # --- step 2: at once, or in planned segments ---------------------------------------------------------
 
