@@ -127,3 +127,23 @@ def test_two_edits_in_one_millisecond_delivered_again_log_nothing_more() -> None
         state.quiet_point()
     finally:
         state.teardown()
+
+
+@pytest.mark.parametrize("family", ["SAME_MS_EDITS", "CHANGE_OVERTAKES_SEGMENTS"])
+def test_two_edits_accepted_by_one_killed_try_are_told_to_the_reference_in_queue_order(family: str) -> None:
+    # Found by `make chaos` (seed 1, 2026-12-04), a bug of the machine: two edits of one field (in one millisecond,
+    # or one queued behind the other), both accepted, then the invocation killed. The mark names the second edit
+    # only; the machine told the reference of the second alone, then of the first on its retry, after it.
+    state = machine("fakes", **{family: True})()
+    try:
+        state.accounts_with_contacts(sizes=[0, 0, 3], data=_Values())  # type: ignore[arg-type]
+        state.fan_out_killed_after_writes(writes=3)
+        if family == "SAME_MS_EDITS":
+            state.two_edits_in_one_millisecond(contact=0, field="Name", first="a", second="b")
+        else:
+            state.local_edit(contact=0, field="Name", value="a")
+            state.local_edit(contact=0, field="Name", value="b")
+        state.quiet_point()
+        assert state.queues.stats.kills == 1
+    finally:
+        state.teardown()
