@@ -147,3 +147,25 @@ def test_two_edits_accepted_by_one_killed_try_are_told_to_the_reference_in_queue
         assert state.queues.stats.kills == 1
     finally:
         state.teardown()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by make chaos 2026-12-04 (issue 10, 2.1 with 2.3), open: a contact leaving its account before two "
+    "same-millisecond edits' segments reached it takes them as one change (base value -> last edit's value)",
+)
+@pytest.mark.parametrize(("first", "second"), [("b", "a"), ("b", "c")])
+def test_a_contact_leaving_before_two_same_millisecond_edits_segments_gets_both_activities(
+    first: str, second: str
+) -> None:
+    # 3 contacts (threshold 3: logged, segments of 2); the first moves to no account (its own group), then two edits
+    # of Name in one millisecond are accepted in the account's group, their segments queued behind them; the move
+    # is applied before the segments. Owed to the leaver: "a" -> first, first -> second (the other two get them).
+    state = machine("fakes", SAME_MS_EDITS=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 0, 3], data=_Values())  # type: ignore[arg-type]
+        state.contact_moved(contact=0, account=-1)
+        state.two_edits_in_one_millisecond(contact=0, field="Name", first=first, second=second)
+        state.quiet_point()
+    finally:
+        state.teardown()
