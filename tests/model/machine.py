@@ -385,14 +385,17 @@ class FanOutMachine(RuleBasedStateMachine):
     def _applied(self, entry: Entry) -> None:
         if entry.tag is None or entry.tag is POISON:
             return
-        before = {cid: c.modstamp for cid, c in self.reference.contacts.items()}
+        before = {cid: (c.modstamp, c.account_id) for cid, c in self.reference.contacts.items()}
         self.reference.applied(entry.tag)
         if self.lag_next and isinstance(entry.tag, ContactChangesMessage):
-            # Only a write moves a contact in the index: a stale redelivery writes nothing.
+            # Only a write that changes a contact's account moves it in the index (keys only: account_id,
+            # contact_id); a stale redelivery writes nothing, and a contact that stays keeps its index entry.
             written = {
                 v.contact_id
                 for v in entry.tag.versions
-                if not v.is_deleted and before.get(v.contact_id) != self.reference.contacts[v.contact_id].modstamp
+                if not v.is_deleted
+                and before.get(v.contact_id, (None, None))[0] != self.reference.contacts[v.contact_id].modstamp
+                and before.get(v.contact_id, (None, None))[1] != self.reference.contacts[v.contact_id].account_id
             }
             self.backend.lag(written)
 

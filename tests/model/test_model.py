@@ -169,3 +169,20 @@ def test_a_contact_leaving_before_two_same_millisecond_edits_segments_gets_both_
         state.quiet_point()
     finally:
         state.teardown()
+
+
+def test_a_contact_rewritten_in_its_own_account_stays_in_the_lagging_index() -> None:
+    # Found by `make chaos` (seed 20261204, 2026-12-04), a bug of the machine: with the index lagging, a contact
+    # written without changing its account was hidden from `by_account_keys` (keys only: account_id, contact_id),
+    # so the segments of its account's version, queued behind that write, missed it. On DynamoDB its index entry is
+    # untouched: only a contact whose account changes lags.
+    state = machine("fakes", PUSH_EVENTS=True, INDEX_LAG=True, CONTACTS_IN_SAME_WINDOW=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 3, 0], data=_Values())  # type: ignore[arg-type]
+        state.time_passes(minutes=1)
+        state.index_lags()
+        state.contact_changed(contact=0)
+        state.accounts_changed_in_one_transaction(accounts=[0, 1], fields=["Name", "Industry"])
+        state.polled_quiet_point()
+    finally:
+        state.teardown()
