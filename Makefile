@@ -43,16 +43,20 @@ test: $(STAMP) ## unit + integration tests, in parallel (pytest-xdist)
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 # The model-based suite of the fan-out, long and random (tests/model): CHAOS_EXAMPLES examples per machine on the
-# fakes (a twentieth of them on moto), a printed seed (CHAOS_SEED=... replays a run), divergences at the end.
+# fakes (9 machines: the healthy one, each family of issue 10, PUSH_EVENTS, all at once) and a twentieth of them on
+# moto (3 machines: healthy, PUSH_EVENTS, all), a printed seed (CHAOS_SEED=... replays a run), the examples run per
+# machine and every divergence's minimal steps at the end. The machines are independent tests, spread over
+# CHAOS_WORKERS processes (pytest-xdist; each machine's examples depend on the seed only, not on the worker).
 CHAOS_EXAMPLES ?= 1000
+CHAOS_WORKERS ?= 2
 # Drawn once (`:=`): a recursively expanded `?=` drew one seed for the echo and another for the run.
 ifeq ($(origin CHAOS_SEED), undefined)
 CHAOS_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
 endif
 chaos: $(STAMP) ## the model-based suite, long: make chaos CHAOS_EXAMPLES=5000 [CHAOS_SEED=N]
-	@echo "make chaos: CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) CHAOS_SEED=$(CHAOS_SEED)"
+	@echo "make chaos: CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) CHAOS_SEED=$(CHAOS_SEED) CHAOS_WORKERS=$(CHAOS_WORKERS)"
 	CHAOS_EXAMPLES=$(CHAOS_EXAMPLES) $(BIN)/python -m pytest tests/model/test_chaos.py -p no:logging \
-		--hypothesis-seed=$(CHAOS_SEED) -q -rf
+		-n $(CHAOS_WORKERS) --dist worksteal --hypothesis-seed=$(CHAOS_SEED) -q -rf --tb=short --show-capture=no
 
 lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), checkov, bandit, pip-audit
 	$(BIN)/ruff check .

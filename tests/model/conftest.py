@@ -15,25 +15,12 @@ __all__ = ["aws", "boto3_session", "function_env", "sam_template", "stack_resour
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """After `make chaos`: examples run per machine, the seed, and every divergence with its minimal steps."""
-    from tests.model.machine import RUNS
-    from tests.model.profiles import chaos_enabled
-    from tests.model.push import PUSHED
-    from tests.model.test_chaos import DIVERGENCES
+    """After `make chaos`: examples run per machine, the seed, and every divergence with its minimal steps; read from
+    the test reports, which pytest-xdist brings back from every worker (`chaos_report`)."""
+    from tests.model.chaos_report import runs_in, summary
 
-    if not chaos_enabled():
+    runs = runs_in(report for reports in terminalreporter.stats.values() for report in reports)
+    if not runs:
         return
-    write = terminalreporter.write_line
-    write("")
-    write(f"== make chaos: seed {config.getoption('hypothesis_seed', None)} ==")
-    for name, count in sorted(RUNS.items()):
-        write(f"  {name}: {count} examples run (shrinking included)")
-    write(f"  examples run in total: {sum(RUNS.values())}")
-    if PUSHED:
-        write(f"  push path (PUSH_EVENTS): {', '.join(f'{name} {count}' for name, count in sorted(PUSHED.items()))}")
-    write(f"  divergences: {len(DIVERGENCES)}")
-    for name, text in DIVERGENCES:
-        write(f"--- {name} ---")
-        for line in text.splitlines():
-            if not line.startswith("Draw "):
-                write(f"  {line}")
+    for line in summary(runs, config.getoption("hypothesis_seed", None)):
+        terminalreporter.write_line(line)

@@ -547,7 +547,8 @@ class FanOutMachine(RuleBasedStateMachine):
         elif isinstance(tag, LocalEditMessage):
             stored = self.backend.accounts.get(tag.edit.account_id)
             mark = stored.local_edits.get(tag.edit.field) if stored is not None else None
-            accepted = mark is not None and mark.is_edit(tag.edit)
+            # The mark is the edit, or one applied after it in its group (a later edit of the try: FIFO order).
+            accepted = mark is not None and (mark.is_edit(tag.edit) or mark.supersedes(tag.edit))
         elif isinstance(tag, ContactChangesMessage):
             contacts = [self.backend.contacts.contact(v.contact_id) for v in tag.versions]
             accepted = all(

@@ -161,3 +161,59 @@ def test_a_member_leaving_takes_every_change_its_account_accepted_while_it_was_a
         state.quiet_point()
     finally:
         state.teardown()
+
+
+@pytest.mark.parametrize("family", ["SAME_MS_EDITS", "CHANGE_OVERTAKES_SEGMENTS"])
+def test_two_edits_accepted_by_one_killed_try_are_told_to_the_reference_in_queue_order(family: str) -> None:
+    # Found by `make chaos` (seed 1, 2026-12-04), a bug of the machine: two edits of one field (in one millisecond,
+    # or one queued behind the other), both accepted, then the invocation killed. The mark names the second edit
+    # only; the machine told the reference of the second alone, then of the first on its retry, after it.
+    state = machine("fakes", **{family: True})()
+    try:
+        state.accounts_with_contacts(sizes=[0, 0, 3], data=_Values())  # type: ignore[arg-type]
+        state.fan_out_killed_after_writes(writes=3)
+        if family == "SAME_MS_EDITS":
+            state.two_edits_in_one_millisecond(contact=0, field="Name", first="a", second="b")
+        else:
+            state.local_edit(contact=0, field="Name", value="a")
+            state.local_edit(contact=0, field="Name", value="b")
+        state.quiet_point()
+        assert state.queues.stats.kills == 1
+    finally:
+        state.teardown()
+
+
+@pytest.mark.parametrize(("first", "second"), [("b", "a"), ("b", "c")])
+def test_a_contact_leaving_before_two_same_millisecond_edits_segments_gets_both_activities(
+    first: str, second: str
+) -> None:
+    # Found by `make chaos` (2026-12-04, issue 10, 2.1 with 2.3), closed by the leaver's catch-up taking a mark's
+    # earlier edits: the leaver took the two edits as one change (base value -> last edit's value).
+    # 3 contacts (threshold 3: logged, segments of 2); the first moves to no account (its own group), then two edits
+    # of Name in one millisecond are accepted in the account's group, their segments queued behind them; the move
+    # is applied before the segments. Owed to the leaver: "a" -> first, first -> second (the other two get them).
+    state = machine("fakes", SAME_MS_EDITS=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 0, 3], data=_Values())  # type: ignore[arg-type]
+        state.contact_moved(contact=0, account=-1)
+        state.two_edits_in_one_millisecond(contact=0, field="Name", first=first, second=second)
+        state.quiet_point()
+    finally:
+        state.teardown()
+
+
+def test_a_contact_rewritten_in_its_own_account_stays_in_the_lagging_index() -> None:
+    # Found by `make chaos` (seed 20261204, 2026-12-04), a bug of the machine: with the index lagging, a contact
+    # written without changing its account was hidden from `by_account_keys` (keys only: account_id, contact_id),
+    # so the segments of its account's version, queued behind that write, missed it. On DynamoDB its index entry is
+    # untouched: only a contact whose account changes lags.
+    state = machine("fakes", PUSH_EVENTS=True, INDEX_LAG=True, CONTACTS_IN_SAME_WINDOW=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 3, 0], data=_Values())  # type: ignore[arg-type]
+        state.time_passes(minutes=1)
+        state.index_lags()
+        state.contact_changed(contact=0)
+        state.accounts_changed_in_one_transaction(accounts=[0, 1], fields=["Name", "Industry"])
+        state.polled_quiet_point()
+    finally:
+        state.teardown()
