@@ -31,11 +31,16 @@ export PYTHONDONTWRITEBYTECODE := 1
 # installs uv itself, pinned, into the venv: nothing is needed beforehand but python3.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
+UV_STAMP := $(VENV)/.installed-uv-$(UV_VERSION)
 UV_INSTALL := $(UV) pip install --quiet
 
-$(STAMP): requirements-dev.txt pyproject.toml
+# A checkout whose .venv pip made before uv came gets uv added to it (`venv` keeps what an existing one holds).
+$(UV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	touch $@
+
+$(STAMP): $(UV_STAMP) requirements-dev.txt pyproject.toml
 	$(UV_INSTALL) --python $(BIN)/python -r requirements-dev.txt
 	$(UV_INSTALL) --python $(BIN)/python --no-deps --editable .  # the `account-sync` command (pyproject.toml)
 	touch $(STAMP)
@@ -69,7 +74,7 @@ lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint (+ serverless rules), ch
 	$(BIN)/bandit --configfile pyproject.toml --quiet --recursive layers functions cli
 	$(BIN)/python local/dependency_audit.py $(PINNED_REQUIREMENTS)
 
-$(CHECKOV_STAMP): $(STAMP)
+$(CHECKOV_STAMP): $(UV_STAMP)
 	rm -rf $(CHECKOV_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
 	$(UV_INSTALL) --python $(CHECKOV_VENV)/bin/python checkov==$(CHECKOV_VERSION)
