@@ -386,3 +386,19 @@ def test_a_symmetric_keys_pair_is_made_when_first_used(aws):
     key = kms_backends["123456789012"]["us-east-1"].keys[key_id]
 
     assert key.private_key.public_key() is not None  # what moto's GetPublicKey reads, made now
+
+
+def test_a_queues_attributes_are_moto_s_own_with_the_names_converted_once(aws):
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs import models
+
+    names = ["VisibilityTimeout", "ApproximateNumberOfMessagesNotVisible", "KmsMasterKeyId", "FifoQueue", "SqsManaged"]
+    assert [models.camelcase_to_underscores(name) for name in names] == [camelcase_to_underscores(n) for n in names]
+    sqs = aws.client("sqs")
+    url = _fifo_queue(sqs)
+    _send(sqs, url, "one", dedup="d1")
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    assert (attributes["ApproximateNumberOfMessages"], attributes["FifoQueue"]) == ("1", "true")
+    assert models.camelcase_to_underscores.cache_info().hits > 0
