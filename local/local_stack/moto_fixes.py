@@ -86,6 +86,7 @@ from decimal import Decimal
 from typing import Any
 
 from local_stack.moto_partner_buses import fix_partner_event_buses
+from local_stack.moto_updates import apply_update_speedups
 
 _MARK = "_account_sync_fifo_fix"
 _DEDUP_INDEX = "_account_sync_deduplication_index"
@@ -301,6 +302,7 @@ def _speed_up_update_expressions() -> None:
     _project_index_results_uncopied()
     _size_new_items_once()
     _query_the_partition_only()
+    apply_update_speedups()
 
     from moto import backends
 

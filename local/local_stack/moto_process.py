@@ -14,7 +14,8 @@ way AWS would bill it, at the endpoint itself rather than from what the client c
 seconds, units}], "connections": N}`, `seconds` being the time moto spent on them, `units` (DynamoDB only) the
 capacity units they consumed per table or `table/index`, `[read, write]`, as `local_stack.dynamodb_capacity`
 computes them, and `connections` the TCP connections the requests came on: a client that keeps its connections
-alive opens few); `POST /_local/requests/reset` sets them to zero.
+alive opens few); `POST /_local/requests/reset` sets them to zero. `LOCAL_STACK_MOTO_PROFILE=<file>` samples where
+its requests spend their time (`local_stack.moto_profile`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -32,7 +34,7 @@ from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qs
 
-from local_stack import dynamodb_capacity
+from local_stack import dynamodb_capacity, moto_profile
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import HOST
 
@@ -220,6 +222,9 @@ class CountingMotoServer:
         self.port = self._server.port
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
+        profile = os.environ.get(moto_profile.PROFILE_ENV)
+        if profile:
+            moto_profile.Sampler(profile, RequestCounter.__call__.__code__).start()
         return self
 
     def stop(self) -> None:
