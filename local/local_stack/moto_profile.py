@@ -67,7 +67,9 @@ class Sampler:
                 break
             stack.append(current)
             current = current.f_back
-        if action is None or not stack or stack[0].f_code.co_name in _WAITING:
+        if action is None:
+            action = "(outside a request: HTTP, threads)"
+        if not stack or stack[0].f_code.co_name in _WAITING:
             return
         self.samples[action] += 1
         names = {_name(f) for f in stack}
