@@ -4,8 +4,10 @@
 stacks of the threads that are serving a request, every millisecond, and writes the counts to `<file>` every few
 seconds (a text report: per action, the functions seen on its stacks, inclusive and as the innermost frame). Frames
 waiting on a socket are left out, so what remains is time spent running Python, or waiting for the interpreter
-lock to run it. No dependency, and a small overhead next to cProfile's (which made the demo's moto writes eight
-times slower and so changed what it measured).
+lock to run it; stacks outside a request (HTTP, threads) are counted apart. No dependency, and a small overhead
+next to cProfile's (which made the demo's moto writes eight times slower and so changed what it measured). A
+caveat: the sampler needs the interpreter lock to look, so it looks more often when a thread lets go of it (at a
+socket or a lock) than in the middle of a request: read the shares within an action, not across actions.
 """
 
 from __future__ import annotations
