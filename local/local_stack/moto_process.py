@@ -223,7 +223,7 @@ class _SelectorsForServing:
 
         return getattr(selectors, name)
 
-    def DefaultSelector(self) -> Any:  # noqa: N802 - the module's name
+    def DefaultSelector(self) -> Any:  # the name of `selectors`' class
         import selectors
 
         return _NothingToDrain() if getattr(_keeping_alive, "on", False) else selectors.DefaultSelector()
