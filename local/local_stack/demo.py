@@ -484,19 +484,24 @@ def summarize(demo: Demo, log_path: Path) -> None:
         console.say(f"  {line}")
 
 
+DEFAULT_FUNCTIONS_LOG = Path(".local-stack") / "demo-functions.log"
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console gets the story; the functions' own output (their CloudWatch logs: JSON log lines and EMF
-    metrics) goes to `.local-stack/demo-functions.log`."""
+    metrics) goes to `--functions-log` (`.local-stack/demo-functions.log`; a test gives its own, so that it never
+    overwrites a developer's, nor two runs write one file)."""
     from contextlib import redirect_stdout
 
-    log_path = Path(".local-stack") / "demo-functions.log"
-    log_path.parent.mkdir(exist_ok=True)
+    args = _parser().parse_args(argv)
+    log_path = Path(args.functions_log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     console_stream = sys.stdout
     with log_path.open("w") as function_logs, redirect_stdout(function_logs):
-        return _run(argv, console_stream, log_path)
+        return _run(args, console_stream, log_path)
 
 
-def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -505,7 +510,11 @@ def _run(argv: list[str] | None, out: TextIO, log_path: Path) -> int:
     parser.add_argument(
         "--no-seed", dest="seed_store", action="store_false", help="sync the large accounts in cycle 1 too (slow)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--functions-log", default=str(DEFAULT_FUNCTIONS_LOG), help="the functions' own output")
+    return parser
+
+
+def _run(args: argparse.Namespace, out: TextIO, log_path: Path) -> int:
     logging.basicConfig(level=logging.ERROR)
     console = Console(out)
 

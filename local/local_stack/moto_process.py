@@ -14,7 +14,8 @@ way AWS would bill it, at the endpoint itself rather than from what the client c
 seconds, units}], "connections": N}`, `seconds` being the time moto spent on them, `units` (DynamoDB only) the
 capacity units they consumed per table or `table/index`, `[read, write]`, as `local_stack.dynamodb_capacity`
 computes them, and `connections` the TCP connections the requests came on: a client that keeps its connections
-alive opens few); `POST /_local/requests/reset` sets them to zero.
+alive opens few); `POST /_local/requests/reset` sets them to zero. `LOCAL_STACK_MOTO_PROFILE=<file>` samples where
+its requests spend their time (`local_stack.moto_profile`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -32,7 +34,7 @@ from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qs
 
-from local_stack import dynamodb_capacity
+from local_stack import dynamodb_capacity, moto_profile
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import HOST
 
@@ -195,6 +197,74 @@ def _resource(action: str, payload: dict[str, Any]) -> tuple[str, int]:
     return "", 0
 
 
+_keeping_alive = threading.local()  # `on`: this thread's connection stays open after the current response
+
+
+class _NothingToDrain:
+    """The selector werkzeug drains a request's unread input with, on a connection kept open: the next request's
+    bytes are not unread input (and the drain waited 10 ms for more on every request)."""
+
+    def register(self, *args: Any) -> None:
+        pass
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class _SelectorsForServing:
+    """The `selectors` module as werkzeug's server sees it: `DefaultSelector()` is `_NothingToDrain` on a
+    connection kept open."""
+
+    def __getattr__(self, name: str) -> Any:
+        import selectors
+
+        return getattr(selectors, name)
+
+    def DefaultSelector(self) -> Any:  # the name of `selectors`' class
+        import selectors
+
+        return _NothingToDrain() if getattr(_keeping_alive, "on", False) else selectors.DefaultSelector()
+
+
+def keep_alive_handler() -> type:
+    """moto's request handler, keeping a connection open between requests (HTTP/1.1's default).
+
+    werkzeug's development server closes every connection it answers ("Connection: close"), then reads and drops
+    whatever the client sent after the request, since Python's http.server cannot skip a body the application left
+    unread. The moto server's application is a `RequestCounter`, which reads every body whole by its
+    Content-Length: after a request without a chunked body nothing is left unread, so the connection serves the
+    next request. Without this, each request of a demo opened a TCP connection and a server thread of its own,
+    and waited 10 ms in the drain (measured: 956 connections for the 956 requests of a push bench run)."""
+    import werkzeug.serving
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    werkzeug.serving.selectors = _SelectorsForServing()  # type: ignore[assignment]
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        # A response is written in two parts (headers, body): without TCP_NODELAY the body waits for the client's
+        # acknowledgement of the headers, which a kept-alive connection delays by 40 ms (delayed ACK).
+        disable_nagle_algorithm = True
+
+        def handle_one_request(self) -> None:
+            _keeping_alive.on = False
+            super().handle_one_request()
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if (
+                keyword.lower() == "connection"
+                and value.lower() == "close"
+                and "chunked" not in self.headers.get("Transfer-Encoding", "").lower()
+            ):
+                _keeping_alive.on = not self.close_connection  # the client's choice (its request's Connection)
+                return
+            super().send_header(keyword, value)
+
+    return KeepAliveRequestHandler
+
+
 class CountingMotoServer:
     """moto's server (as `moto.server.ThreadedMotoServer` runs it) behind a `RequestCounter`, in a thread."""
 
@@ -207,7 +277,7 @@ class CountingMotoServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> CountingMotoServer:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
         apply_moto_fixes()
@@ -215,11 +285,14 @@ class CountingMotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
-            self.host, self.port, self.counter, threaded=True, request_handler=MotoRequestHandler, fd=self.fd
+            self.host, self.port, self.counter, threaded=True, request_handler=keep_alive_handler(), fd=self.fd
         )
         self.port = self._server.port
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
+        profile = os.environ.get(moto_profile.PROFILE_ENV)
+        if profile:
+            moto_profile.Sampler(profile, RequestCounter.__call__.__code__).start()
         return self
 
     def stop(self) -> None:

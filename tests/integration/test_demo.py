@@ -9,9 +9,11 @@ from local_stack.demo import SECTIONS, Console, main
 from local_stack.sqs_poller import DrainResult
 
 
-def test_the_demo_story_passes_its_checks_at_small_scale(capsys):
-    assert main(["--scale", "small"]) == 0
+def test_the_demo_story_passes_its_checks_at_small_scale(capsys, tmp_path):
+    functions_log = tmp_path / "functions.log"  # not the developer's .local-stack/demo-functions.log
+    assert main(["--scale", "small", "--functions-log", str(functions_log)]) == 0
     out = capsys.readouterr().out
+    assert functions_log.stat().st_size > 0 and f"functions' logs ............ {functions_log}" in out
     assert "All checks passed." in out
     assert "\r" not in out  # captured output is not a terminal: whole lines only
     # every section of the story, in order, the seed among them

@@ -65,3 +65,43 @@ def test_a_given_port_is_used_and_reset_forgets_every_resource(clean_env):
         sqs.create_queue(QueueName="local-stack-reset")
         server.reset()
         assert sqs.list_queues().get("QueueUrls", []) == []
+
+
+def test_a_client_s_requests_share_its_kept_alive_connection(clean_env):
+    # given a moto server and one boto3 client (a pool of connections, kept alive)
+    with MotoServer() as server:
+        server.apply_env()
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="kept-alive")["QueueUrl"]
+        # when it sends request after request, bodies and all
+        for n in range(20):
+            sqs.send_message(QueueUrl=url, MessageBody=f"message {n}")
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        # then each is answered on the one connection (werkzeug alone opened one per request)
+        assert len(received) == 10
+        assert server.request_report()["connections"] == 1
+
+
+def test_a_chunked_request_is_answered_and_its_connection_closed(clean_env):
+    import http.client
+
+    # given a request whose body comes in chunks, which the request counter does not read ahead
+    with MotoServer() as server:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        connection.request(
+            "POST",
+            "/",
+            body=iter([b'{"QueueName": ', b'"chunked"}']),
+            headers={
+                "X-Amz-Target": "AmazonSQS.CreateQueue",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=a/20261204/us-east-1/sqs/aws4_request, "
+                "SignedHeaders=host, Signature=x",
+            },
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        # then it is answered, and the connection is not kept for a next request (its input may be unread)
+        assert response.status == 200 and b"chunked" in response.read()
+        assert response.getheader("Connection") == "close"
+        connection.close()
