@@ -56,6 +56,15 @@ def _record_metrics(report: FanOutReport) -> None:
         metrics.add_metric(name="SupersededLocalEdits", unit=MetricUnit.Count, value=1)
     if report.suppressed:
         metrics.add_metric(name="ActivitySuppressed", unit=MetricUnit.Count, value=1)
+    if report.pending_dropped:
+        # the account item's bound on what it keeps for leaving contacts was reached: a contact leaving before those
+        # changes' segments reach it would miss their activities (issue 10, 2.1; docs/guarantees.md, "Known limits")
+        logger.warning(
+            "pending changes dropped from the account item",
+            account_id=report.account_id,
+            dropped=report.pending_dropped,
+        )
+        metrics.add_metric(name="PendingChangesDropped", unit=MetricUnit.Count, value=report.pending_dropped)
     if report.completed_version:
         metrics.add_metric(
             name="SyncLagSeconds",

@@ -23,6 +23,9 @@ thousands of messages feels (a send of 10 took 100 ms at 1,500 queued messages).
   only a real duplicate costs a scan.
 * `Message.visible` and `Message.delayed` build two datetimes per call to learn the time; here they read
   `time.time()` (the same clock, in the same milliseconds).
+* A GetQueueAttributes (the local pollers ask it of every queue between receives) converts the name of each of a
+  queue's twenty attributes from CamelCase, character by character, to find it: a tenth of the tests' CPU in moto.
+  Here each name's conversion is remembered (a pure function of the name).
 
 DynamoDB speed fixes, same behaviour (a conditional UpdateItem cost moto about 10 ms of CPU, which bounds
 the demo: about 100 contact writes a second):
@@ -66,6 +69,10 @@ the demo: about 100 contact writes a second):
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
+A KMS speed fix, same behaviour: moto gives every KMS key an RSA-2048 pair when it is created, a symmetric key too
+(50 ms of CPU), and an encrypted table makes the account's `aws/dynamodb` key, so every test's stack paid it. A
+symmetric key's pair is now made when Sign, Verify or GetPublicKey first uses it.
+
 And two CloudFormation fixes (`template.create_resources` creates the template's tables through moto's
 CloudFormation): moto 5.2.5 creates an `AWS::DynamoDB::Table` without its `TimeToLiveSpecification` and
 `PointInTimeRecoverySpecification`, and reads `SSESpecification` with the API's key (`Enabled`) instead of the
@@ -82,6 +89,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -103,6 +111,7 @@ def apply_moto_fixes() -> None:
     from moto.sqs.models import SQSBackend
 
     apply_moto_speedups()
+    _generate_symmetric_keys_lazily()
     _speed_up_update_expressions()
     _fix_cloudformation_tables()
     fix_partner_event_buses()  # the push path's partner event bus (moto_partner_buses)
@@ -185,6 +194,7 @@ def _is_duplicate(queue: Any, message: Any) -> bool:
 
 def apply_moto_speedups() -> None:
     """Make moto's SQS send and visibility checks cheap (see the module docstring); idempotent."""
+    from moto.sqs import models as sqs_models
     from moto.sqs.models import Message, Queue, SQSBackend
 
     if getattr(Queue.add_message, _MARK, False):
@@ -212,11 +222,44 @@ def apply_moto_speedups() -> None:
         return send_message(_BackendWithCheapQueues(self), *args, **kwargs)  # type: ignore[arg-type]
 
     setattr(cheap_add_message, _MARK, True)
+    sqs_models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(sqs_models.camelcase_to_underscores)
     Queue.add_message = cheap_add_message  # type: ignore[method-assign]
     SQSBackend._validate_message = cheap_validate  # type: ignore[method-assign]
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
     Message.visible = property(lambda message: _now_ms() > message.visible_at)  # type: ignore[method-assign,assignment]
     Message.delayed = property(lambda message: _now_ms() < message.delayed_until)  # type: ignore[method-assign,assignment]
+
+
+class _KeyGeneratedOnUse:
+    """A KMS key's RSA key pair, generated when something first uses it (see `_generate_symmetric_keys_lazily`)."""
+
+    def __init__(self, generate: Callable[[str], Any], key_spec: str) -> None:
+        self._generate = generate
+        self._key_spec = key_spec
+        self._key: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._key is None:
+            self._key = self._generate(self._key_spec)
+        return getattr(self._key, name)
+
+
+def _generate_symmetric_keys_lazily() -> None:
+    """moto gives every KMS key an RSA-2048 key pair at creation, a symmetric one too (50 ms of CPU): each
+    encrypted table of a stack makes the account's `aws/dynamodb` key, so every test paid it. Only Sign, Verify
+    and GetPublicKey use the pair: a symmetric key now makes it when one of them first asks, as before."""
+    from moto.kms import models
+
+    original = models.generate_private_key
+    if getattr(original, _MARK, False):
+        return
+    asymmetric = {"RSA_2048", "RSA_3072", "RSA_4096", *models.KeySpec.ecc_key_specs()}
+
+    def generate_private_key(key_spec: str) -> Any:
+        return original(key_spec) if key_spec in asymmetric else _KeyGeneratedOnUse(original, key_spec)
+
+    setattr(generate_private_key, _MARK, True)
+    models.generate_private_key = generate_private_key
 
 
 def _fix_cloudformation_tables() -> None:

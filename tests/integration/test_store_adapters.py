@@ -16,7 +16,7 @@ from account_sync.adapters.dynamodb_models import AccountItem, ActivityItem, Con
 from account_sync.adapters.sqs import SqsBatchSender
 from account_sync.contracts import AccountChangeMessage, parse_change_message
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
 from account_sync.domain.fields import FieldChange, FieldValue
 from account_sync.domain.local_edits import EditMark
 from account_sync.domain.records import (
@@ -350,6 +350,27 @@ class TestAccounts:
         assert accounts.mark_applied(version.account_id, version.system_modstamp, "plan")
         assert not accounts.mark_applied(version.account_id, version.system_modstamp, "plan")  # already
         assert not accounts.mark_applied(version.account_id, stamp(0))  # not the newest version
+
+
+class TestSupersededAsDiffs:
+    def test_each_superseded_version_is_stored_as_what_changed_from_the_one_before(self, store):
+        # issue 10, 2.1: the list costs about what changed, so an account keeps far more than 20 for its leavers
+        repo = DynamoAccountRepository()
+        older = [account_version(1, minute=m, Industry=f"I{m}") for m in range(1, 4)]
+        superseded = [SupersededVersion(v, ActivityLogging.LOGGED) for v in older]
+        repo.accept_version(account_version(1, minute=5), LOGGED_AT_ONCE, [], superseded=superseded)
+        raw = [
+            entry.as_dict() if hasattr(entry, "as_dict") else entry
+            for entry in AccountItem.get(account_id(1)).superseded
+        ]
+        assert [entry["changed"] for entry in raw] == [dict(older[0].fields), {"Industry": "I2"}, {"Industry": "I3"}]
+        assert all("fields" not in entry for entry in raw)
+        assert repo.get(account_id(1)).superseded == tuple(superseded)
+        # an entry written whole before the diffs is still read, and the diffs after it build on it
+        AccountItem(account_id(1)).update(
+            actions=[AccountItem.superseded.set([{**raw[0], "fields": raw[0]["changed"], "changed": None}, raw[1]])]
+        )
+        assert [s.version.fields["Industry"] for s in repo.get(account_id(1)).superseded] == ["I1", "I2"]
 
 
 def _edit(field: str, value: FieldValue, minute: int = 30, account: int = 1) -> LocalEdit:

@@ -51,6 +51,9 @@ class Switches:
     POISON_ALONE: bool = False  # 2.5: a poison message in an account's group, healthy messages behind it
     CHANGE_OVERTAKES_SEGMENTS: bool = False  # 2.1: a version or an edit accepted while a change's segments wait
     PUSH_EVENTS: bool = False  # issue 13: changes reach the store by CDC events and the poll (tests/model/push.py)
+    # 2.1: members leaving while many changes of their account wait in segments, or while another invocation accepts
+    # a change of it between the leaver's read of the account and its leave
+    LEAVERS: bool = False
 
     def on(self) -> list[str]:
         return [name for name, value in vars(self).items() if value]
@@ -102,6 +105,7 @@ class FanOutMachine(RuleBasedStateMachine):
             on_failed=self._failed,
         )
         self.second_plans: list[str] = []
+        self.changes_in_a_leavers_window = 0  # LEAVERS: changes accepted between a leaver's read and its leave
         # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
         self.sf_accounts: dict[str, dict] = {}
         self.sf_contacts: dict[str, dict] = {}
@@ -385,19 +389,20 @@ class FanOutMachine(RuleBasedStateMachine):
     def _applied(self, entry: Entry) -> None:
         if entry.tag is None or entry.tag is POISON:
             return
-        before = {cid: (c.modstamp, c.account_id) for cid, c in self.reference.contacts.items()}
+        before = {cid: (c.modstamp, c.account_id, c.deleted) for cid, c in self.reference.contacts.items()}
         self.reference.applied(entry.tag)
         if self.lag_next and isinstance(entry.tag, ContactChangesMessage):
-            # Only a write that changes a contact's account moves it in the index (keys only: account_id,
-            # contact_id); a stale redelivery writes nothing, and a contact that stays keeps its index entry.
-            written = {
-                v.contact_id
-                for v in entry.tag.versions
-                if not v.is_deleted
-                and before.get(v.contact_id, (None, None))[0] != self.reference.contacts[v.contact_id].modstamp
-                and before.get(v.contact_id, (None, None))[1] != self.reference.contacts[v.contact_id].account_id
-            }
-            self.backend.lag(written)
+            # Only a join moves a contact in the index (its key, `account_id`, changes): a stale redelivery writes
+            # nothing, and a contact that stays in its account keeps its entry (keys only: the index is not written).
+            joined = set()
+            for v in entry.tag.versions:
+                after = self.reference.contacts[v.contact_id]
+                was = before.get(v.contact_id)
+                if v.is_deleted or (was is not None and was[0] == after.modstamp):
+                    continue
+                if was is None or was[1] != after.account_id or was[2]:
+                    joined.add(v.contact_id)
+            self.backend.lag(joined)
 
     def _revive(self) -> None:
         self.backend.sandbox.dead = False
@@ -444,6 +449,92 @@ class FanOutMachine(RuleBasedStateMachine):
         self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
         self.queues.deliver_changes(target or members[0], 10)
         self.backend.sandbox.kill_after_writes = None
+
+    # --- issue 10, 2.1: what a member leaving its account must take on its way out --------------------------------
+
+    @precondition(lambda self: self.SWITCHES.LEAVERS and not self.poll_waits)
+    @rule(
+        account=st.integers(0, ACCOUNTS - 1),
+        versions=st.integers(0, 25),
+        field=st.sampled_from(SYNCED),
+        edits=st.lists(VALUES, max_size=3),
+    )
+    def changes_accepted_in_a_burst(self, account: int, versions: int, field: str, edits: list[object]) -> None:
+        """A busy account: many versions (more than the 20 the account item used to keep for leavers), then edits
+        of one field, all accepted one after the other, while the segments of each wait behind them all."""
+        account_id = self.account_ids()[account]
+        if account_id not in self.live_accounts() or self.queues.pending_in(account_id):
+            return
+        for n in range(versions):
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, {"Name": f"v{self.clock}.{n}"})))
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        for value in edits if members else []:
+            self.tick()
+            self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}")
+        accepted = self.queues.pending_in(account_id)
+        while accepted > 0:  # one invocation per 10 of them: what they plan is queued behind them, not delivered
+            self.queues.deliver_once(account_id, min(10, accepted))
+            accepted -= 10
+
+    @precondition(lambda self: self.SWITCHES.LEAVERS and not self.poll_waits)
+    @rule(account=st.integers(0, ACCOUNTS - 1), member=st.integers(0, 30), away=st.integers(-1, ACCOUNTS - 1))
+    def member_leaves_while_its_account_waits(self, account: int, member: int, away: int) -> None:
+        """A member moves to another account (in that account's group) or to none (its own group) while changes of
+        its account still wait in segments: it must take them on its way out."""
+        account_id = self.account_ids()[account]
+        target = self.account_ids()[away] if away >= 0 else None
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        if not members or target == account_id or (target is not None and target not in self.live_accounts()):
+            return
+        contact_id = members[member % len(members)]
+        self.queue(ContactChangesMessage((self.new_contact_version(contact_id, target),)))
+        self.queues.deliver_changes(target or contact_id, 10)
+
+    @precondition(lambda self: self.SWITCHES.LEAVERS and not self.poll_waits)
+    @rule(
+        account=st.integers(0, ACCOUNTS - 1),
+        changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1, max_size=3),
+        edit=st.booleans(),
+        away=st.integers(-1, ACCOUNTS - 1),
+    )
+    def change_accepted_while_a_member_leaves(self, account: int, changes: dict, edit: bool, away: int) -> None:
+        """Two message groups at once: a member's move (in its new account's group, or its own) reads its old
+        account to take what it is owed, and right then the old account's group accepts a version (or an edit),
+        before the move writes the leave."""
+        account_id = self.account_ids()[account]
+        target = self.account_ids()[away] if away >= 0 else None
+        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+            return
+        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+            return
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        if not members or self.queues.pending_in(members[0]):
+            return
+        if edit:
+            field, value = sorted(changes.items(), key=repr)[0]
+            self.tick()
+            if not self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}"):
+                return
+        else:
+            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+        self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
+
+        def the_account_accepts_its_change(read: str) -> None:
+            if read != account_id:
+                self.backend.sandbox.after_account_read = the_account_accepts_its_change
+                return
+            self.changes_in_a_leavers_window += 1
+            sandbox, in_flight = self.backend.sandbox, self.queues._in_flight
+            faults = sandbox.kill_after_writes, sandbox.throttle_write
+            sandbox.kill_after_writes = sandbox.throttle_write = None  # the other invocation's own faults: none
+            self.queues.deliver_once(account_id, 1)
+            sandbox.kill_after_writes, sandbox.throttle_write = faults
+            self.queues._in_flight = in_flight
+            self.services.begin_batch()  # the move's invocation goes on with a batch cache of its own
+
+        self.backend.sandbox.after_account_read = the_account_accepts_its_change
+        self.queues.deliver_changes(target or members[0], 10)
+        self.backend.sandbox.after_account_read = None
 
     def _failed(self, entry: Entry) -> None:
         """A try that failed may have been accepted before it failed (the change's decision and plan are stored):

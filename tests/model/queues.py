@@ -141,9 +141,13 @@ class QueueWorld:
                 _event(batch), handle, fifo=True, poison=PoisonPolicy(self, max_receive_count=MAX_RECEIVES)
             )
         except SandboxKilled:
-            # Lambda's timeout: the whole batch comes back, what was applied before the kill included.
+            # Lambda's timeout: the whole batch comes back, what was applied before the kill included. What the
+            # fan-out finished before the kill is in the store whole: the reference model takes it now, in order
+            # (a later message of the batch may supersede it, and its redelivery then changes nothing).
             self.stats.kills += 1
             self.revive()
+            for entry in applied:
+                self.on_applied(entry)
             return self._hand_back(group, batch)
         failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         for entry in applied:

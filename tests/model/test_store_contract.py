@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, PendingEdit, SupersededVersion
 from account_sync.domain.fields import FieldChange
 from account_sync.domain.records import (
     AccountVersion,
@@ -17,7 +17,7 @@ from account_sync.domain.records import (
     LocalEdit,
     SyncPath,
 )
-from account_sync.ports import Acceptance, AccountJoin
+from account_sync.ports import Acceptance, AccountJoin, AccountUnchanged
 
 from tests.model.wiring import Backend, DynamoBackend, FakeBackend
 
@@ -172,6 +172,68 @@ class TestAccounts:
         accounts.accept_version(version("2026-12-04T10:00:04.000Z"), LOGGED, ["Name"])
         assert accounts.get("A1").superseded == ()  # replaced whole by each version accepted
 
+    def test_an_edits_mark_keeps_the_earlier_edits_of_its_field_in_the_order_applied(self, backend: Backend) -> None:
+        # issue 10, 2.1: a contact leaving before two edits of one field in segments reached it takes both
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        first = PendingEdit("Name", "e1", T2, None, ActivityLogging.SUPPRESSED)
+        second = PendingEdit("Name", "e2", T2, 7, ActivityLogging.LOGGED)
+        assert accounts.apply_local_edit(
+            LocalEdit("e1", "C1", "A1", "Name", None, T2), accounts.get("A1"), SUPPRESSED, True
+        )
+        edit = LocalEdit("e2", "C1", "A1", "Name", 7, T2)
+        assert accounts.apply_local_edit(edit, accounts.get("A1"), SUPPRESSED, True, (first,))
+        third = LocalEdit("e3", "C1", "A1", "Name", "", T3)
+        assert accounts.apply_local_edit(third, accounts.get("A1"), SUPPRESSED, True, (first, second))
+        mark = accounts.get("A1").local_edits["Name"]
+        assert (mark.edit_id, mark.earlier_edits, mark.values) == ("e3", (first, second), ("n", ""))
+        accounts.record_plan(AccountChange.of_edit(third, T1), "p1", 2)
+        assert accounts.get("A1").local_edits["Name"].earlier_edits == (first, second)
+        # over a newer version, the field's mark starts again: the superseded version keeps the edits over it
+        accounts.accept_version(version(T3), LOGGED, ["Name"])
+        later = LocalEdit("e4", "C1", "A1", "Name", "x", "2026-12-04T10:00:04.000Z")
+        assert accounts.apply_local_edit(later, accounts.get("A1"), LOGGED, True, (first,))
+        assert accounts.get("A1").local_edits["Name"].earlier_edits == ()
+
+    def test_superseded_versions_are_stored_as_diffs_and_read_back_whole_with_their_edits(
+        self, backend: Backend
+    ) -> None:
+        # issue 10, 2.1: more than 20 superseded versions kept, each costing about what changed
+        accounts = backend.accounts
+        edit = PendingEdit("Size", "e1", T2, True, ActivityLogging.LOGGED)
+        values = [
+            {"Name": "n", "Size": 1},
+            {"Name": "n", "Size": True},  # True is not 1: a diff keeps the type
+            {"Name": None, "Size": True, "Extra": ""},
+            {"Name": None},  # a field no longer there
+            {"Name": 7.5, "Size": 0},
+        ] * 6
+        superseded = tuple(
+            SupersededVersion(
+                AccountVersion("A1", f"2026-12-04T09:{n:02d}:00.000Z", False, fields),  # type: ignore[arg-type]
+                ActivityLogging.LOGGED if n % 2 else ActivityLogging.SUPPRESSED,
+                SyncPath.PUSH if n % 3 else None,
+                (edit,) if n % 4 == 0 else (),
+            )
+            for n, fields in enumerate(values)
+        )
+        accounts.accept_version(version(T2), LOGGED, ["Name"], superseded=superseded)
+        assert accounts.get("A1").superseded == superseded
+        assert len(superseded) == 30
+
+    def test_changes_accepted_are_counted_on_the_account(self, backend: Backend) -> None:
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        assert accounts.get("A1").changes_accepted == 1
+        assert accounts.apply_local_edit(LocalEdit("e1", "C1", "A1", "Name", "x", T2), accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").changes_accepted == 2
+        accounts.accept_version(version(T1), LOGGED, ["Name"])  # stale
+        accounts.mark_applied("A1", T1)
+        accounts.note_joiners("A1", ["C1"], T2, {}, False)
+        assert accounts.get("A1").changes_accepted == 2  # only an accepted change counts
+        assert accounts.accept_version(version(T3), LOGGED, ["Name"]).state.changes_accepted == 3
+        assert accounts.get("A1").changes_accepted == 3
+
     def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
         accounts = backend.accounts
         accounts.accept_version(version(T1), LOGGED, [])
@@ -205,6 +267,33 @@ class TestContacts:
         read = contacts.contact("C1")
         join(backend, "C1", "A2", T2)
         assert contacts.apply_contact_version(ContactVersion("C1", T3, False, "A1"), read, None) is False  # moved
+
+    @pytest.mark.parametrize("leaves", ["deleted", "moved"])
+    def test_a_leave_lands_only_while_its_account_accepted_no_change_since_it_was_read(
+        self, backend: Backend, leaves: str
+    ) -> None:
+        # issue 10, 2.1: the window between a leaver's catch-up (its read of the account) and its leave is closed
+        contacts, accounts = backend.contacts, backend.accounts
+        join(backend, "C1", "A1")
+        join(backend, "C2", "A1")
+
+        def leave(contact_id: str, stamp: str, seen: int | None) -> bool:
+            target = None if leaves == "deleted" else "A2"
+            left = ContactVersion(contact_id, stamp, leaves == "deleted", "A1" if leaves == "deleted" else target)
+            return contacts.apply_contact_version(
+                left, contacts.contact(contact_id), None, AccountUnchanged("A1", seen)
+            )
+
+        assert leave("C1", T2, None) is True  # no account item yet, none accepted since
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        assert leave("C2", T2, None) is False  # the account accepted a version since the read
+        assert contacts.contact("C2").account_id == "A1" and not contacts.contact("C2").is_deleted
+        assert leave("C2", T2, 1) is True
+        join(backend, "C3", "A1", T2)
+        accounts.apply_local_edit(LocalEdit("e1", "C1", "A1", "Name", "x", T2), accounts.get("A1"), LOGGED, True)
+        assert leave("C3", T3, 1) is False  # an edit accepted since
+        assert leave("C3", T3, 2) is True
+        assert [c.contact_id for c in contacts.members("A1")] == []
 
     def test_a_version_is_written_only_on_a_member_holding_an_older_one(self, backend: Backend) -> None:
         join(backend, "C1", "A1")

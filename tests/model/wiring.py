@@ -71,6 +71,14 @@ class Sandbox:
     throttle_write: int | None = None
     dead: bool = False
     writes: int = 0
+    # Once, after the fan-out's next read of an account (`get`, with its id): what another invocation, running at
+    # the same moment, does between that read and the reader's next write (issue 10, 2.1: the leaver's window).
+    after_account_read: Callable[[str], None] | None = None
+
+    def after(self, name: str, args: tuple[Any, ...]) -> None:
+        if name == "get" and args and self.after_account_read is not None:
+            hook, self.after_account_read = self.after_account_read, None
+            hook(args[0])
 
     def before(self, name: str) -> None:
         if self.dead:
@@ -101,7 +109,9 @@ class Guarded:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self._sandbox.before(name)
-            return attribute(*args, **kwargs)
+            result = attribute(*args, **kwargs)
+            self._sandbox.after(name, args)
+            return result
 
         return call
 
@@ -158,8 +168,9 @@ class Backend:
 
 class FakeBackend(Backend):
     def __init__(self) -> None:
-        contacts = FakeContacts()
-        super().__init__("fakes", FakeAccounts(), contacts, FakeActivityStore())
+        accounts = FakeAccounts()
+        contacts = FakeContacts(accounts)
+        super().__init__("fakes", accounts, contacts, FakeActivityStore())
         self.index_lag = contacts.hidden_from_index  # the fakes' own switch
 
     def contact_view(self, contact_id: str) -> ContactView | None:

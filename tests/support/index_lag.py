@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from account_sync.domain.records import ContactVersion
-from account_sync.ports import AccountJoin, ContactSnapshot
+from account_sync.ports import AccountJoin, AccountUnchanged, ContactSnapshot
 
 
 class LaggingIndex:
@@ -34,9 +34,13 @@ class LaggingIndex:
         return {cid for cid, _ in recent} | {cid for cid, at in self._joins if now - at < self._seconds}
 
     def apply_contact_version(
-        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+        self,
+        version: ContactVersion,
+        expected: ContactSnapshot | None,
+        join: AccountJoin | None,
+        account_unchanged: AccountUnchanged | None = None,
     ) -> bool:
-        written = self._contacts.apply_contact_version(version, expected, join)
+        written = self._contacts.apply_contact_version(version, expected, join, account_unchanged)
         if (
             written
             and version.account_id

@@ -22,6 +22,7 @@ from account_sync.ports import (
     AcceptResult,
     AccountJoin,
     AccountState,
+    AccountUnchanged,
     ApiUsage,
     ContactSnapshot,
     RecordedUsage,
@@ -71,6 +72,7 @@ class FakeAccounts:
             joiners_overflow_at=current.joiners_overflow_at if current else None,
             sync_path=path,
             superseded=tuple(superseded),
+            changes_accepted=(current.changes_accepted or 0) + 1 if current else 1,
         )
         self.items[version.account_id] = state
         return AcceptResult(Acceptance.NEW, state, dict(current.fields) if current else {})
@@ -97,7 +99,9 @@ class FakeAccounts:
     def plan_complete(self, account_id: str, plan_id: str, total: int) -> bool:
         return len(self.plans_done.get((account_id, plan_id), ())) >= total
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
+    def apply_local_edit(
+        self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool, earlier=()
+    ) -> bool:
         state = self.items.get(edit.account_id)
         if (
             state is None
@@ -108,11 +112,14 @@ class FakeAccounts:
         ):
             return False
         previous = state.local_edits.get(edit.field)
-        mark = mark_of(edit, previous, state.system_modstamp, state.fields.get(edit.field), decision, changed)
+        mark = mark_of(
+            edit, previous, state.system_modstamp, state.fields.get(edit.field), decision, changed, tuple(earlier)
+        )
         self.items[edit.account_id] = replace(
             state,
             fields={**state.fields, edit.field: edit.value},
             local_edits={**state.local_edits, edit.field: mark},
+            changes_accepted=(state.changes_accepted or 0) + 1,
         )
         return True
 
@@ -184,7 +191,8 @@ class FakeContacts:
     contacts that joined an account in the last `index_lag` Contact writes, as DynamoDB's eventually consistent
     index may; `contact` (a strongly consistent read) always sees them."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: FakeAccounts | None = None) -> None:
+        self.accounts = accounts  # a leave conditioned on its account item reads it here, as a transaction would
         self.items: dict[str, FakeContact] = {}
         self.account_writes = 0
         self.local_writes = 0
@@ -306,9 +314,18 @@ class FakeContacts:
             return True
 
     def apply_contact_version(
-        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+        self,
+        version: ContactVersion,
+        expected: ContactSnapshot | None,
+        join: AccountJoin | None,
+        account_unchanged: AccountUnchanged | None = None,
     ) -> bool:
         with self._lock:
+            if account_unchanged is not None:  # the transaction's ConditionCheck on the account item
+                assert self.accounts is not None, "a conditioned leave needs FakeContacts(accounts)"
+                account = self.accounts.items.get(account_unchanged.account_id)
+                if (account.changes_accepted if account else None) != account_unchanged.changes_accepted:
+                    return False
             c = self.items.get(version.contact_id)
             if c is None:
                 if expected is not None:

@@ -3,12 +3,24 @@ from decimal import Decimal
 
 import pytest
 from account_sync.domain.activity_policy import ActivityLogging, activity_logging_for
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry
+from account_sync.domain.changes import (
+    AccountChange,
+    ChangeDecision,
+    OutboxEntry,
+    PendingEdit,
+    SupersededVersion,
+    superseded_size,
+    version_diffs,
+    versions_from_diffs,
+    within_budget,
+)
 from account_sync.domain.fields import FieldChange, canonical_value, diff_fields, value_as_text
 from account_sync.domain.local_edits import EditMark, EditVerdict, edits_since, judge_local_edit, mark_of
-from account_sync.domain.records import ChangeOrigin, ChangeRef, LocalEdit
+from account_sync.domain.records import AccountVersion, ChangeOrigin, ChangeRef, LocalEdit
 from account_sync.domain.timestamps import InvalidTimestamp, normalize_timestamp, shift
 from account_sync.domain.versions import VersionVerdict, compare_versions
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 class TestTimestamps:
@@ -175,3 +187,44 @@ class TestLocalEditOrder:
         }
         assert edits_since(marks, "2026-11-27T10:01:00.000Z") == ["Industry"]
         assert edits_since(marks, "2026-11-27T10:40:00.000Z") == []
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "a", "b"]))
+_FIELDS = st.dictionaries(st.sampled_from(["Name", "Industry", "Size"]), _VALUES, max_size=3)
+
+
+@st.composite
+def _superseded_lists(draw: st.DrawFn) -> list[SupersededVersion]:
+    versions = draw(st.lists(_FIELDS, max_size=8))
+    return [
+        SupersededVersion(
+            AccountVersion("A1", f"2026-12-04T10:00:{n:02d}.000Z", False, fields),  # type: ignore[arg-type]
+            ActivityLogging.LOGGED,
+            edits=tuple(
+                PendingEdit("Name", f"e{n}{k}", f"2026-12-04T10:00:{n:02d}.500Z", value, ActivityLogging.LOGGED)
+                for k, value in enumerate(draw(st.lists(_VALUES, max_size=2)))
+            ),
+        )
+        for n, fields in enumerate(versions)
+    ]
+
+
+class TestPendingChangesForLeavers:
+    """Issue 10, 2.1: what the account item keeps for contacts that leave before the segments reach them."""
+
+    @given(_superseded_lists())
+    def test_diffs_give_back_every_version_whole(self, superseded):
+        fields = versions_from_diffs(version_diffs(superseded))
+        assert [{n: (type(v), v) for n, v in f.items()} for f in fields] == [
+            {n: (type(v), v) for n, v in s.version.fields.items()} for s in superseded
+        ]
+
+    @given(_superseded_lists(), st.integers(0, 2000))
+    def test_the_newest_that_fit_are_kept_and_only_as_many_of_the_oldest_dropped_as_the_bound_needs(
+        self, superseded, budget
+    ):
+        kept, dropped = within_budget(superseded, budget)
+        assert kept == tuple(superseded[dropped:])  # the newest, in order
+        assert not kept or superseded_size(kept) <= budget
+        if dropped:  # one more kept would not fit
+            assert superseded_size(superseded[dropped - 1 :]) > budget

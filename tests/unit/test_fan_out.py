@@ -39,10 +39,11 @@ class World:
         activity_queue: RecordingPublisher | None = None,
         executor: ThreadPoolExecutor | None = None,
         max_recent_joiners: int = 1000,
+        pending_changes_bytes: int | None = None,
     ) -> None:
         self.clock = [NOW]  # what the fan-out's `now` answers; a test may move it
         self.accounts = FakeAccounts()
-        self.contacts = FakeContacts()
+        self.contacts = FakeContacts(self.accounts)
         self.changes = RecordingPublisher()
         self.activity_queue = activity_queue or RecordingPublisher()
         self.store = FakeActivityStore()
@@ -57,6 +58,7 @@ class World:
                 activity_threshold=threshold,
                 segment_size=segment_size,
                 max_recent_joiners=max_recent_joiners,
+                **({"pending_changes_bytes": pending_changes_bytes} if pending_changes_bytes is not None else {}),
             ),
             now=lambda: self.clock[0],
             executor=executor,
@@ -532,6 +534,25 @@ class TestLocalEditRedelivery:
         assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
         assert world.contacts.local_writes == 25
 
+    def test_a_crash_half_way_over_a_version_the_contacts_never_took_loses_no_activity_on_redelivery(self):
+        # found by the model-based suite (make chaos, the healthy machine): a SystemModstamp-only version is accepted
+        # without a write to any contact, so an edit over it reaches contacts that hold an older version and marks
+        # its field even where the value does not change. Redelivered after a crash, the edit wrote that mark again
+        # on a contact it had already written, with the edited value as "before": the contact's activity was lost.
+        world = World()
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        assert world.sync(account_version(1, minute=2)).outcome == "unchanged"  # no contact holds it
+        message = LocalEditMessage(local_edit("Industry", "Retail"))
+        world.contacts.fail_writes_after = world.contacts.writes + 4
+        with pytest.raises(RuntimeError):
+            world.fan_out.apply(message)
+        world.activity_queue.messages.clear()
+        world.contacts.fail_writes_after = None
+        world.fan_out.apply(message)
+        world.log_activities()
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
+
 
 class TestLocalEditThreshold:
     """SPEC R6 for local edits: exactly the threshold of contacts, logged; one more, synced without activities."""
@@ -998,6 +1019,120 @@ class TestNoActivityOwedIsLost:
         # then the leaver's activity was queued again from its outbox, once, under the version's key
         assert account_activities(world, minute=2)[contact_id(1_000_003)] == ("Energy", "Retail")
         assert len(account_activities(world, minute=2)) == 15
+
+    def test_a_contact_leaving_before_two_edits_of_one_field_in_segments_gets_both_activities(self):
+        # the field's mark used to keep its last edit only: the first edit's activity was lost for the leaver
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=31))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=32, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        assert local_activities(world, minute=30)[leaver] == ("Energy", "First")
+        assert local_activities(world, minute=31)[leaver] == ("First", "Second")
+        assert len(local_activities(world, minute=30)) == len(local_activities(world, minute=31)) == 15
+
+    def test_a_contact_leaving_after_two_edits_of_one_millisecond_reached_it_takes_the_first_one_back_never(self):
+        # found by the model-based suite (SAME_MS_EDITS, once the mark kept its earlier edits): the catch-up wrote the
+        # first edit again over the second, which the contact held (in one millisecond only the mark orders them)
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        for edit_id, value in (("e1", "First"), ("e2", "Second")):
+            world.edit(LocalEdit(edit_id, contact_id(1_000_000), account_id(1), "Industry", value, stamp(30)))
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=31, deleted=True))
+        world.log_activities()
+        leaver = world.contacts.items[contact_id(1_000_003)]
+        assert leaver.account_fields["Industry"] == "Second"
+        assert sorted((a for a in world.activities_of(3) if a[0] == "Industry"), key=repr) == [
+            ("Industry", "Energy", "First"),
+            ("Industry", "First", "Second"),
+            ("Industry", None, "Energy"),  # the first sync
+        ]
+
+    def test_a_contact_leaving_after_an_edit_over_a_superseded_version_was_followed_by_another_gets_it(self):
+        # an edit of Industry over version 1 in segments, version 2 accepted behind it, then another edit of
+        # Industry over version 2: the field's mark moved on to version 2, and the first edit was not known any more
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
+        world.fan_out.apply_account_change(account_version(1, minute=40, Name="Renamed"))
+        world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=41))
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=None, minute=42))
+        world.run_queued_segments()
+        world.log_activities()
+        assert local_activities(world, minute=30)[leaver] == ("Energy", "First")
+        assert account_activities(world, minute=40, field="Industry")[leaver] == ("First", "Energy")
+        assert local_activities(world, minute=41)[leaver] == ("Energy", "Second")
+        assert len(local_activities(world, minute=30)) == len(local_activities(world, minute=41)) == 15
+
+    def test_a_contact_leaving_after_more_than_twenty_versions_were_superseded_in_segments_gets_every_one(self):
+        # the account kept the 20 newest superseded versions: the oldest ones' activities were lost for the leaver
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        minutes = range(2, 30)  # 28 versions accepted before any of their segments ran
+        for minute in minutes:
+            report = world.fan_out.apply_account_change(account_version(1, minute=minute, Industry=f"I{minute}"))
+            assert report.pending_dropped == 0
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(contact_version(1_000_003, account=1, minute=31, deleted=True))
+        world.run_queued_segments()
+        world.log_activities()
+        held = "Energy"
+        for minute in minutes:
+            assert account_activities(world, minute=minute)[leaver] == (held, f"I{minute}")
+            assert len(account_activities(world, minute=minute)) == 15
+            held = f"I{minute}"
+
+    def test_what_the_account_cannot_keep_for_leavers_is_dropped_visibly_never_silently(self):
+        # a budget too small for even one superseded version: the drop is reported (the handler logs it, naming
+        # the account, and counts it in a metric), the versions themselves still reach every member
+        world = World(segment_size=10, pending_changes_bytes=1)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        report = world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Banking"))
+        assert report.pending_dropped == 1
+        assert world.accounts.get(account_id(1)).superseded == ()
+        world.run_queued_segments()
+        world.log_activities()
+        assert len(account_activities(world, minute=2)) == len(account_activities(world, minute=3)) == 15
+
+    @pytest.mark.parametrize("leaves", ["deleted", "to another account"])
+    def test_a_change_accepted_between_the_leavers_read_of_the_account_and_its_leave_is_taken_too(self, leaves):
+        # two message groups at once: the account's edit is accepted (in segments) by another invocation right
+        # after the leaving contact's catch-up read the account, before the contact's leave is written
+        world = World(segment_size=10)
+        world.given_contacts(15, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1))
+        world.sync(account_version(2, minute=1))
+        read_account = world.accounts.get
+        armed = [True]
+
+        def read_then_another_invocation_accepts_an_edit(account: str):
+            state = read_account(account)
+            if armed[0] and account == account_id(1):
+                armed[0] = False
+                world.fan_out.apply_local_edit(local_edit("Industry", "In between", minute=32))
+            return state
+
+        world.accounts.get = read_then_another_invocation_accepts_an_edit  # type: ignore[method-assign]
+        leaver = contact_id(1_000_003)
+        world.fan_out.apply_contact_change(
+            contact_version(1_000_003, account=2 if leaves != "deleted" else 1, minute=33, deleted=leaves == "deleted")
+        )
+        assert not armed[0]
+        world.run_queued_segments()
+        world.log_activities()
+        assert local_activities(world, minute=32)[leaver] == ("Energy", "In between")
+        assert len(local_activities(world, minute=32)) == 15
 
     def test_an_edit_applied_between_a_versions_acceptance_and_its_segments_loses_neither_activity(self):
         world = World(segment_size=10)

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from account_sync.contracts import ActivityBatchMessage, ChangeMessage
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
+from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, PendingEdit, SupersededVersion
 from account_sync.domain.conversion import ConversionOrder, ConvertedRecords, PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue
 from account_sync.domain.local_edits import EditMark
@@ -258,8 +258,12 @@ class AccountState:
     recent_joiners: Mapping[str, str] = field(default_factory=dict)  # contact id -> when it joined
     joiners_overflow_at: str | None = None  # more joined at once than the list keeps, at that time
     sync_path: SyncPath | None = None  # the path that applied the newest version first (its activities show it)
-    # Older versions superseded while their segments were queued, oldest first; cleared once the newest is applied.
+    # Older versions superseded while their segments (or their edits') may be queued, oldest first, each with the
+    # edits over it; cleared once the newest is applied.
     superseded: tuple[SupersededVersion, ...] = ()
+    # How many changes (versions and local edits) the account accepted: a contact leaving it writes its leave only
+    # while this is still what it read before taking the account's pending changes (None: none counted yet).
+    changes_accepted: int | None = None
 
     @property
     def decision(self) -> ChangeDecision | None:
@@ -293,6 +297,16 @@ class ContactSnapshot:
 
 
 @dataclass(frozen=True)
+class AccountUnchanged:
+    """A contact's leave conditioned on its account: written only while the account item has accepted no change
+    since the leaver read it (`AccountState.changes_accepted`, None: none counted, or no item) to take its pending
+    changes. A change accepted in between would otherwise be owed to the contact and never reach it."""
+
+    account_id: str
+    changes_accepted: int | None
+
+
+@dataclass(frozen=True)
 class AccountJoin:
     """What a contact takes from the account it joins (SPEC R4): the account's fields as stored now, and, for a
     contact that moved from another account, the outbox of the move's activities (origin `contact`)."""
@@ -314,7 +328,7 @@ class AccountRepository(Protocol):
     ) -> AcceptResult:
         """Record `version` as the newest, with its decision, the path that brought it, and the older versions still
         in segments that it supersedes (`superseded`, replacing the stored list), if it is newer than the stored one
-        (a conditional write)."""
+        (a conditional write); counted in `changes_accepted`."""
         ...
 
     def get(self, account_id: str) -> AccountState | None: ...
@@ -352,10 +366,18 @@ class AccountRepository(Protocol):
         while `system_modstamp` is still its newest version and applied. False otherwise (a newer one came)."""
         ...
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
+    def apply_local_edit(
+        self,
+        edit: LocalEdit,
+        stored: AccountState,
+        decision: ChangeDecision,
+        changed: bool,
+        earlier: Sequence[PendingEdit] = (),
+    ) -> bool:
         """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
-        the account's newest version, with its decision (`local_edits`), if the account is still as `stored`
-        says: the same newest version, not deleted, the same last edit of that field. False otherwise."""
+        the account's newest version, with its decision and the earlier edits of the field it keeps (`earlier`,
+        `local_edits.earlier_edits`), if the account is still as `stored` says: the same newest version, not
+        deleted, the same last edit of that field; counted in `changes_accepted`. False otherwise."""
         ...
 
     def note_joiners(
@@ -402,12 +424,18 @@ class ContactRepository(Protocol):
         ...
 
     def apply_contact_version(
-        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+        self,
+        version: ContactVersion,
+        expected: ContactSnapshot | None,
+        join: AccountJoin | None,
+        account_unchanged: AccountUnchanged | None = None,
     ) -> bool:
         """Apply a Contact version (membership, name, email) if it is newer than the stored one and the contact is
         still as `expected` says (its account and account version; None: no item yet). A contact that joins an
         account takes `join` (no join: no account fields, or none synced yet); one that stays in its account keeps
-        its account fields (the account's own fan-out writes them). False when a condition failed."""
+        its account fields (the account's own fan-out writes them). With `account_unchanged` (a leave), only while
+        that account item has accepted no change since it was read (one transaction). False when a condition
+        failed."""
         ...
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from account_sync.adapters.botocore_data import share_data_loader
 from account_sync.adapters.dynamodb import (
     DynamoAccountRepository,
     DynamoActivityHistory,
@@ -22,6 +23,9 @@ from account_sync.adapters.dynamodb_models import bind_table_names, size_contact
 from account_sync.adapters.sqs import SqsBatchSender, SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.settings import Settings, SettingsError
+
+# Not a client: the botocore sessions of this process (one per pynamodb writer thread) read service models once.
+share_data_loader()
 
 if TYPE_CHECKING:
     from account_sync.adapters.salesforce import SalesforceRestSource

@@ -98,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     with (work / "functions.log").open("w") as function_log:
         if "1" in only:
             say("Target 1: Salesforce API calls per cycle")
-            section = time.monotonic()
-            salesforce_calls.run(results, args.accounts, function_log, say)
-            results.seconds["target 1"] = time.monotonic() - section
+            with results.group("target 1"):
+                salesforce_calls.run(results, args.accounts, function_log, say)
         if "2" in only:
             say("Targets 2-4: the fan-out")
-            section = time.monotonic()
             overhead = args.overhead_contacts or [size for size in contacts if size <= 10_000]
             settings = fan_out_costs.Settings(
                 sizes=contacts,
@@ -112,36 +110,34 @@ def main(argv: list[str] | None = None) -> int:
                 latency_ms=args.latency_ms,
                 sequential_sample=None if args.large else 1000,
             )
-            fan_out_costs.FanOutBench(settings, function_log, say).run(results)
-            results.seconds["targets 2-4"] = time.monotonic() - section
+            with results.group("targets 2-4"):
+                fan_out_costs.FanOutBench(settings, function_log, say).run(results)
         if "6" in only:
             say("Target 6: under DynamoDB throttling")
-            section = time.monotonic()
-            throttled.run(
-                results,
-                args.throttled_contacts,
-                args.initial_load,
-                args.throttle_table_writes,
-                args.throttle_partition_writes,
-                function_log,
-                say,
-                budget=args.throttle_budget,
-            )
-            results.seconds["target 6"] = time.monotonic() - section
+            with results.group("target 6"):
+                throttled.run(
+                    results,
+                    args.throttled_contacts,
+                    args.initial_load,
+                    args.throttle_table_writes,
+                    args.throttle_partition_writes,
+                    function_log,
+                    say,
+                    budget=args.throttle_budget,
+                )
         if "7" in only:
             say("Target 7: the push path")
-            section = time.monotonic()
-            push_freshness.run(results, *args.push, function_log=function_log, say=say)
-            results.seconds["target 7"] = time.monotonic() - section
+            with results.group("target 7"):
+                push_freshness.run(results, *args.push, function_log=function_log, say=say)
     if "5" in only:
         say("Target 5: cold start")
-        section = time.monotonic()
-        cold_start.run(results, args.rounds, work, args.runtime_python)
-        results.seconds["target 5"] = time.monotonic() - section
+        with results.group("target 5"):
+            cold_start.run(results, args.rounds, work, args.runtime_python)
 
     print(render_console(results))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(render_markdown(results, HEADER))
+    written = args.out / "results.md"
+    written.write_text(render_markdown(results, HEADER, written.read_text() if written.exists() else ""))
     plotted = plot(results, args.out / "cost.png")
     say(f"wrote {args.out / 'results.md'}" + (f" and {args.out / 'cost.png'}" if plotted else ""))
     return 0

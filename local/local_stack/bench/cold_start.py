@@ -79,7 +79,9 @@ def not_shipped(requirements: list[Path]) -> set[str]:
             blocked -= _top_level_modules(metadata.distribution(name))
         except metadata.PackageNotFoundError:
             continue
-    return blocked - {"_distutils_hack", "__editable__"}
+    # The layer's own package ships (as the layer), although the project's editable install, which brings the
+    # operator's command line into .venv, lists it as one of its top-level modules.
+    return blocked - {"_distutils_hack", "__editable__", LAYER.name}
 
 
 def _top_level_modules(distribution: metadata.Distribution) -> set[str]:

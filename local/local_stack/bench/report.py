@@ -1,14 +1,27 @@
-"""The benchmark's output: tables on the console, `bench/results.md` and the plot `bench/cost.png`."""
+"""The benchmark's output: tables on the console, `bench/results.md` and the plot `bench/cost.png`.
+
+`results.md` holds a section per target group (Target 1, Targets 2-4, 5, 6, 7), each with the run that measured it
+(date, arguments, load): a run rewrites the sections of the groups it ran and keeps the others as they were, so
+`make bench BENCH_ARGS="--only 7"` adds the push path's figures without erasing the fan-out's.
+"""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The order of the sections in results.md; a group not listed goes after them.
+GROUPS = ("target 1", "targets 2-4", "target 5", "target 6", "target 7")
+_SECTION = re.compile(r"<!-- bench: (?P<group>[^>]+?) -->\n.*?<!-- /bench: (?P=group) -->\n", re.S)
 
 
 @dataclass
@@ -38,6 +51,16 @@ class Results:
     points: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     arguments: str = ""
+    # group -> (first table, end of its tables, first verdict, end of its verdicts)
+    spans: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+
+    @contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        """The tables and verdicts added in here are the group's `name` (its section of results.md), timed."""
+        tables, verdicts, started = len(self.tables), len(self.verdicts), time.monotonic()
+        yield
+        self.spans[name] = (tables, len(self.tables), verdicts, len(self.verdicts))
+        self.seconds[name] = time.monotonic() - started
 
     def point(self, panel: str, series: str, x: float, y: float) -> None:
         self.points.setdefault(panel, {}).setdefault(series, []).append((x, y))
@@ -102,27 +125,52 @@ def _text_table(table: Table) -> list[str]:
     return out
 
 
-def render_markdown(results: Results, header: str) -> str:
+def render_markdown(results: Results, header: str, previous: str = "") -> str:
+    """results.md: the header, the machine, then a section per target group, those of this run new and those of
+    `previous` (the file as it was) that this run did not measure kept as they were."""
     info = machine()
     out = [header, "", "## Machine", "", "| | |", "|---|---|"]
-    out += [f"| {key} | {value} |" for key, value in info.items()]
-    out += [f"| arguments | `{results.arguments or '(defaults)'}` |"]
-    total = sum(results.seconds.values())
-    timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results.seconds.items())
-    out += [f"| run time | {total:.0f} s ({timing}) |", "", "## Targets", "", "| target | | result |", "|---|---|---|"]
-    for verdict in results.verdicts:
+    out += [f"| {key} | {value} |" for key, value in info.items() if key not in _PER_RUN]
+    sections = {match["group"]: match[0] for match in _SECTION.finditer(previous)}
+    spans = results.spans or {"run": (0, len(results.tables), 0, len(results.verdicts))}
+    for name, span in spans.items():
+        sections[name] = _section(results, name, span, info)
+    order = [*GROUPS, *sorted(set(sections) - set(GROUPS))]
+    for name in order:
+        if name in sections:
+            out += ["", sections[name].rstrip("\n")]
+    out += ["", "![cost against size](cost.png)", ""]
+    return "\n".join(out)
+
+
+_PER_RUN = ("date", "load average (1 min) at the end")
+
+
+def _section(results: Results, name: str, span: tuple[int, int, int, int], info: dict[str, str]) -> str:
+    first_table, end_table, first_verdict, end_verdict = span
+    seconds = results.seconds.get(name)
+    run = [
+        info["date"],
+        f"`{results.arguments or '(defaults)'}`",
+        *([f"{seconds:.0f} s"] if seconds is not None else []),
+        f"load average {info['load average (1 min) at the end']} at the end",
+        f"Python {info['python']}",
+    ]
+    out = [f"<!-- bench: {name} -->", f"## {name.capitalize()}", "", "Run: " + " · ".join(run), ""]
+    out += ["| target | | result |", "|---|---|---|"]
+    for verdict in results.verdicts[first_verdict:end_verdict]:
         mark = {True: "met", False: "**not met**", None: "not measured"}[verdict.met]
         out.append(f"| {verdict.target} {verdict.claim} | {mark} | {verdict.detail} |")
-    for table in results.tables:
-        out += ["", f"## {table.title}", ""]
+    for table in results.tables[first_table:end_table]:
+        out += ["", f"### {table.title}", ""]
         out.append("| " + " | ".join(table.columns) + " |")
         out.append("|" + "|".join("---:" if i else "---" for i in range(len(table.columns))) + "|")
         out += ["| " + " | ".join(row) + " |" for row in table.rows]
         if table.notes:
             out.append("")
             out += [f"- {note}" for note in table.notes]
-    out += ["", "![cost against size](cost.png)", ""]
-    return "\n".join(out)
+    out.append(f"<!-- /bench: {name} -->")
+    return "\n".join(out) + "\n"
 
 
 def plot(results: Results, path: Path) -> bool:

@@ -61,6 +61,25 @@ def test_the_report_shows_each_table_and_verdict():
     assert "| a | b |" in markdown and "**not met**" in markdown and "nproc" in markdown
 
 
+def test_a_run_rewrites_the_sections_of_its_groups_and_keeps_the_others_as_they_were():
+    first = Results(arguments="--only 1,7")
+    with first.group("target 7"):
+        first.verdicts.append(Verdict("7", "push freshness", False, "p50 6 s"))
+    with first.group("target 1"):
+        first.tables.append(Table("Target 1: calls", ["calls"], [["3"]]))
+        first.verdicts.append(Verdict("1", "calls at the bound", True, "3 of 3"))
+    second = Results(arguments="--only 7")
+    with second.group("target 7"):
+        second.verdicts.append(Verdict("7", "push freshness", True, "p50 4 s"))
+
+    markdown = render_markdown(second, "# header", render_markdown(first, "# header"))
+
+    assert "p50 4 s" in markdown and "p50 6 s" not in markdown
+    assert "| 3 |" in markdown and "3 of 3" in markdown and "`--only 1,7`" in markdown  # Target 1 as first measured
+    assert markdown.index("## Target 1") < markdown.index("## Target 7")  # the groups' own order, not the runs'
+    assert markdown.count("<!-- bench: target 7 -->") == 1 and markdown.count("![cost against size]") == 1
+
+
 def test_capacity_units_subtract_per_target_and_split_into_the_contacts_table_its_indexes_and_the_rest():
     from local_stack.bench.fan_out_costs import _capacity_cells
 

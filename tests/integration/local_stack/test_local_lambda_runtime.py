@@ -226,17 +226,18 @@ class TestKillAtTimeout:
     """Lambda kills an invocation at its timeout: nothing after that point lands (PRODUCTION.md)."""
 
     def _bodies(self, sqs, url):
-        time.sleep(0.5)  # the writer thread's late attempt has been made by now
+        time.sleep(0.8)  # the late attempts (0.2 s past the timeout) have been made by now
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return sorted(message["Body"] for message in messages)
 
     def test_a_handler_past_its_timeout_writes_nothing_more_from_any_of_its_threads(self, tmp_path, aws):
-        # given a function with a 1 s timeout that writes, then writes again at 1.2 s from itself and a thread
+        # given a function with a 2 s timeout that writes, then writes again at 2.2 s from itself and a thread (2 s:
+        # its cold start and first write fit inside the timeout on a loaded machine too)
         sqs = aws.client("sqs")
         url = sqs.create_queue(QueueName="late-writes")["QueueUrl"]
-        runtime = LambdaRuntime([spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=1)])
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=2)])
         # when it is invoked
-        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 1.2})
+        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 2.2})
         # then the invocation timed out, and only the write before the deadline landed
         assert result.error["errorType"] == "Sandbox.Timedout"
         assert self._bodies(sqs, url) == ["before the deadline"]
@@ -253,8 +254,8 @@ class TestKillAtTimeout:
         sqs = aws.client("sqs")
         url = sqs.create_queue(QueueName="late-writes")["QueueUrl"]
         runtime = LambdaRuntime(
-            [spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=1)], kill_at_timeout=False
+            [spec(write_function(tmp_path, "late", LATE_WRITER), "LateFunction", timeout=2)], kill_at_timeout=False
         )
-        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 1.2})
+        result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 2.2})
         assert result.error["errorType"] == "Sandbox.Timedout"
         assert len(self._bodies(sqs, url)) == 3

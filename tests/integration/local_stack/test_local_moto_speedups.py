@@ -343,3 +343,62 @@ def test_an_item_is_sized_whole_and_refused_past_moto_s_limit(aws):
     # then only the first is stored, whole
     assert dynamodb.get_item(TableName=table, Key={"id": {"S": "a"}})["Item"] == under
     assert "Item" not in dynamodb.get_item(TableName=table, Key={"id": {"S": "b"}})
+
+
+# --- KMS: a symmetric key's unused RSA pair is made when first used ---
+
+
+def test_the_stacks_encrypted_tables_make_no_rsa_key(aws, sam_template, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from local_stack.template import create_resources
+
+    made: list[int] = []
+    generate = rsa.generate_private_key
+    monkeypatch.setattr(rsa, "generate_private_key", lambda *a, **kw: made.append(1) or generate(*a, **kw))
+    create_resources(sam_template, aws, stage="test")
+    kms = aws.client("kms")
+    (alias,) = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/aws/dynamodb"]
+
+    key = kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]
+    ciphertext = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"contact")["CiphertextBlob"]
+
+    assert key["KeySpec"] == "SYMMETRIC_DEFAULT"
+    assert kms.decrypt(CiphertextBlob=ciphertext)["Plaintext"] == b"contact"
+    assert made == []
+
+
+def test_an_asymmetric_key_signs_and_verifies_as_in_moto(aws):
+    kms = aws.client("kms")
+    key_id = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]["KeyId"]
+    signed = kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+
+    verified = kms.verify(KeyId=key_id, Message=b"m", Signature=signed, SigningAlgorithm="RSASSA_PSS_SHA_256")
+
+    assert verified["SignatureValid"] is True
+    assert kms.get_public_key(KeyId=key_id)["PublicKey"]
+
+
+def test_a_symmetric_keys_pair_is_made_when_first_used(aws):
+    from moto.kms.models import kms_backends
+
+    kms = aws.client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    key = kms_backends["123456789012"]["us-east-1"].keys[key_id]
+
+    assert key.private_key.public_key() is not None  # what moto's GetPublicKey reads, made now
+
+
+def test_a_queues_attributes_are_moto_s_own_with_the_names_converted_once(aws):
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs import models
+
+    names = ["VisibilityTimeout", "ApproximateNumberOfMessagesNotVisible", "KmsMasterKeyId", "FifoQueue", "SqsManaged"]
+    assert [models.camelcase_to_underscores(name) for name in names] == [camelcase_to_underscores(n) for n in names]
+    sqs = aws.client("sqs")
+    url = _fifo_queue(sqs)
+    _send(sqs, url, "one", dedup="d1")
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    assert (attributes["ApproximateNumberOfMessages"], attributes["FifoQueue"]) == ("1", "true")
+    assert models.camelcase_to_underscores.cache_info().hits > 0

@@ -24,7 +24,16 @@ from account_sync.adapters.dynamodb_models import (
     dynamodb_client,
 )
 from account_sync.domain.activity_policy import ActivityLogging
-from account_sync.domain.changes import AccountChange, ChangeDecision, OutboxEntry, SupersededVersion
+from account_sync.domain.changes import (
+    AccountChange,
+    ChangeDecision,
+    OutboxEntry,
+    PendingEdit,
+    SupersededVersion,
+    VersionDiff,
+    version_diffs,
+    versions_from_diffs,
+)
 from account_sync.domain.conversion import PersonConversion
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value
 from account_sync.domain.local_edits import EditMark, mark_of
@@ -47,6 +56,7 @@ from account_sync.ports import (
     AcceptResult,
     AccountJoin,
     AccountState,
+    AccountUnchanged,
     ApiUsage,
     ContactSnapshot,
     DriftState,
@@ -198,9 +208,10 @@ class DynamoAccountRepository:
                         AccountItem.segments_plan.remove(),
                         AccountItem.segments_total.remove(),
                         AccountItem.segments_done.remove(),
-                        AccountItem.superseded.set([_superseded_item(s) for s in superseded])
+                        AccountItem.superseded.set(_superseded_items(superseded))
                         if superseded
                         else AccountItem.superseded.remove(),
+                        AccountItem.changes_accepted.add(1),
                     ],
                     condition,
                 ),
@@ -235,6 +246,7 @@ class DynamoAccountRepository:
             joiners_overflow_at=previous.joiners_overflow_at if previous else None,
             sync_path=path,
             superseded=tuple(superseded),
+            changes_accepted=_count(previous.changes_accepted if previous else None) + 1,
         )
         return AcceptResult(Acceptance.NEW, state, _fields(previous.fields) if previous else {})
 
@@ -334,14 +346,23 @@ class DynamoAccountRepository:
             condition=condition,
         )
 
-    def apply_local_edit(self, edit: LocalEdit, stored: AccountState, decision: ChangeDecision, changed: bool) -> bool:
+    def apply_local_edit(
+        self,
+        edit: LocalEdit,
+        stored: AccountState,
+        decision: ChangeDecision,
+        changed: bool,
+        earlier: Sequence[PendingEdit] = (),
+    ) -> bool:
         """One conditional write: the field's value and its mark (the edit, over the newest version, with its
-        decision), while the item is still `stored` in what decides the edit (newest version, not deleted, the
-        field's last edit)."""
+        decision and the earlier edits it keeps), while the item is still `stored` in what decides the edit (newest
+        version, not deleted, the field's last edit)."""
         if stored.system_modstamp is None:
             return False
         previous = stored.local_edits.get(edit.field)
-        kept = mark_of(edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed)
+        kept = mark_of(
+            edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed, tuple(earlier)
+        )
         values = kept.values
         mark = {
             "edit_id": edit.edit_id,
@@ -353,6 +374,7 @@ class DynamoAccountRepository:
             "changed": changed,
             **({"values": list(values)} if values is not None else {}),
             **({"earlier_ids": list(kept.earlier_ids)} if kept.earlier_ids else {}),
+            **({"earlier_edits": [_pending_edit_item(e) for e in kept.earlier_edits]} if kept.earlier_edits else {}),
         }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
@@ -370,6 +392,7 @@ class DynamoAccountRepository:
             actions=[
                 AccountItem.fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
                 mark_action,
+                AccountItem.changes_accepted.add(1),
                 AccountItem.updated_at.set(self._now()),
             ],
             condition=condition,
@@ -442,30 +465,77 @@ def _account_state(item: AccountItem) -> AccountState:
         recent_joiners=_joiners(item.recent_joiners),
         joiners_overflow_at=item.joiners_overflow_at,
         sync_path=sync_path(item.sync_path),
-        superseded=tuple(_superseded(item.account_id, entry) for entry in item.superseded or ()),
+        superseded=_superseded(item.account_id, item.superseded),
+        changes_accepted=int(item.changes_accepted) if item.changes_accepted is not None else None,
     )
 
 
-def _superseded_item(superseded: SupersededVersion) -> dict[str, Any]:
-    version = superseded.version
+def _count(raw: Any) -> int:
+    return int(raw) if raw is not None else 0
+
+
+def _superseded_items(superseded: Sequence[SupersededVersion]) -> list[object]:
+    """Each version as its diff from the one before (`changed`, `removed`; the first one's `changed` is whole), with
+    the edits over it: successive versions differ in a few fields, so the list costs about what changed."""
+    items: list[object] = []
+    for entry, diff in zip(superseded, version_diffs(superseded), strict=True):
+        version = entry.version
+        items.append(
+            {
+                "system_modstamp": version.system_modstamp,
+                "is_deleted": version.is_deleted,
+                "changed": dict(diff.changed),
+                **({"removed": list(diff.removed)} if diff.removed else {}),
+                "activity_logging": entry.activity_logging.value,
+                **({"path": entry.path.value} if entry.path else {}),
+                **({"edits": [_pending_edit_item(edit) for edit in entry.edits]} if entry.edits else {}),
+            }
+        )
+    return items
+
+
+def _superseded(account_id: str, raw: Any) -> tuple[SupersededVersion, ...]:
+    """The list back from its diffs. An entry written before diffs were (`fields`, whole) starts the chain again."""
+    entries = [_plain(entry) for entry in _as_list(raw)]
+    diffs: list[VersionDiff] = []
+    for entry in entries:
+        if "fields" in entry:
+            before = versions_from_diffs(diffs)[-1] if diffs else {}
+            whole = _fields(entry["fields"])
+            diffs.append(VersionDiff(whole, tuple(name for name in before if name not in whole)))
+        else:
+            removed = tuple(str(name) for name in _as_list(entry.get("removed")))
+            diffs.append(VersionDiff(_fields(entry.get("changed")), removed))
+    return tuple(
+        SupersededVersion(
+            AccountVersion(account_id, str(entry["system_modstamp"]), bool(entry["is_deleted"]), fields),
+            ActivityLogging(entry["activity_logging"]),
+            sync_path(entry.get("path")),
+            tuple(_pending_edit(edit) for edit in _as_list(entry.get("edits"))),
+        )
+        for entry, fields in zip(entries, versions_from_diffs(diffs), strict=True)
+    )
+
+
+def _pending_edit_item(edit: PendingEdit) -> dict[str, Any]:
     return {
-        "system_modstamp": version.system_modstamp,
-        "is_deleted": version.is_deleted,
-        "fields": dict(version.fields),
-        "activity_logging": superseded.activity_logging.value,
-        **({"path": superseded.path.value} if superseded.path else {}),
+        "field": edit.field,
+        "edit_id": edit.edit_id,
+        "edited_at": edit.edited_at,
+        "value": edit.value,
+        "activity_logging": edit.activity_logging.value,
     }
 
 
-def _superseded(account_id: str, raw: Any) -> SupersededVersion:
+def _pending_edit(raw: Any) -> PendingEdit:
     entry = _plain(raw)
-    version = AccountVersion(
-        account_id,
-        str(entry["system_modstamp"]),
-        bool(entry["is_deleted"]),
-        _fields(entry.get("fields")),
+    return PendingEdit(
+        str(entry["field"]),
+        str(entry["edit_id"]),
+        str(entry["edited_at"]),
+        canonical_value(entry.get("value")),
+        ActivityLogging(entry["activity_logging"]),
     )
-    return SupersededVersion(version, ActivityLogging(entry["activity_logging"]), sync_path(entry.get("path")))
 
 
 def _plain(raw: Any) -> dict[str, Any]:
@@ -496,6 +566,7 @@ def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
         segments_total=int(mark["segments_total"]) if mark.get("segments_total") is not None else None,
         values=_mark_values(mark.get("values")),
         earlier_ids=tuple(str(edit_id) for edit_id in _as_list(mark.get("earlier_ids"))),
+        earlier_edits=tuple(_pending_edit(edit) for edit in _as_list(mark.get("earlier_edits"))),
     )
 
 
@@ -739,7 +810,11 @@ class DynamoContactRepository:
         )
 
     def apply_contact_version(
-        self, version: ContactVersion, expected: ContactSnapshot | None, join: AccountJoin | None
+        self,
+        version: ContactVersion,
+        expected: ContactSnapshot | None,
+        join: AccountJoin | None,
+        account_unchanged: AccountUnchanged | None = None,
     ) -> bool:
         condition = ContactItem.contact_modstamp.does_not_exist() | (
             ContactItem.contact_modstamp < version.system_modstamp
@@ -767,11 +842,11 @@ class DynamoContactRepository:
             actions.append(ContactItem.account_id.remove())
             if version.account_id:
                 actions.append(ContactItem.deleted_from_account_id.set(version.account_id))
-            return self._conditional_update(version.contact_id, actions, condition)
+            return self._write_version(version.contact_id, actions, condition, account_unchanged)
         actions.append(ContactItem.deleted_from_account_id.remove())
         if stays_in_account(version, expected):
             # The account's own fan-out writes its fields (and owes their activities).
-            return self._conditional_update(version.contact_id, actions, condition)
+            return self._write_version(version.contact_id, actions, condition, account_unchanged)
         if version.account_id:
             actions.append(ContactItem.account_id.set(version.account_id))
         else:
@@ -793,7 +868,51 @@ class DynamoContactRepository:
                 ContactItem.account_deleted.set(False),
                 ContactItem.account_previous_values.set({}),
             ]
-        return self._conditional_update(version.contact_id, actions, condition)
+        return self._write_version(version.contact_id, actions, condition, account_unchanged)
+
+    def _write_version(
+        self, contact_id: str, actions: list[Any], condition: Condition, account_unchanged: AccountUnchanged | None
+    ) -> bool:
+        """A Contact version's write; a leave conditioned on its account item is one transaction with a
+        ConditionCheck on that item (`changes_accepted` still as read), so that no change of the account is
+        accepted between the leaver's catch-up and its leave. Only leavers pay for it (twice the write units)."""
+        if account_unchanged is None:
+            return self._conditional_update(contact_id, actions, condition)
+        seen = account_unchanged.changes_accepted
+        unchanged = (
+            AccountItem.changes_accepted.does_not_exist() if seen is None else AccountItem.changes_accepted == seen
+        )
+        try:
+            dynamodb_client().transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": ContactItem.Meta.table_name,
+                            "Key": {"contact_id": {"S": contact_id}},
+                            **expressions(actions, condition),
+                        }
+                    },
+                    {
+                        "ConditionCheck": {
+                            "TableName": AccountItem.Meta.table_name,
+                            "Key": {"account_id": {"S": account_unchanged.account_id}},
+                            **expressions(condition=unchanged),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if _error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
+                return False
+            if _error_code(exc) == "TransactionCanceledException" and "ValidationError" in reasons:
+                raise PermanentFailure("DynamoDB refused a leave as invalid (ValidationError)") from exc
+            if _error_code(exc) == "TransactionCanceledException":
+                # another transaction or write on one of the items at the same moment, or throttling: worth a retry
+                throttled = any(code in THROTTLING_CODES or code == "ThrottlingError" for code in reasons)
+                raise (Throttled if throttled else TransientError)(f"DynamoDB cancelled a leave: {reasons}") from exc
+            raise translate(exc) from exc
+        return True
 
     # --- the HTTP API -------------------------------------------------------------------------------------
 

@@ -87,6 +87,8 @@ class AccountItem(Model):
     sync_path = UnicodeAttribute(null=True)  # the path that applied `system_modstamp` first (push, fetch...)
     # older versions superseded while their segments were queued (docs/data-model.md); cleared once applied
     superseded = ListAttribute[object](null=True)
+    # changes (versions, local edits) accepted: a leaving contact's write is conditioned on it (docs/data-model.md)
+    changes_accepted = NumberAttribute(null=True)
     is_deleted = BooleanAttribute(default=False)
     updated_at = UnicodeAttribute(null=True)
 

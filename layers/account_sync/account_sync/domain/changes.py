@@ -54,14 +54,115 @@ class ChangeDecision:
 
 
 @dataclass(frozen=True)
+class PendingEdit:
+    """A local edit whose segments may still be queued, as a contact leaving the account before they reach it must
+    take it (issue 10, 2.1): its id and time (its activities' keys), its field and value, and its decision."""
+
+    field: str
+    edit_id: str
+    edited_at: str
+    value: FieldValue
+    activity_logging: ActivityLogging
+
+    def as_change(self, account_id: str, base_modstamp: str) -> tuple[AccountChange, ChangeDecision]:
+        edit = LocalEdit(self.edit_id, "", account_id, self.field, self.value, self.edited_at)
+        return AccountChange.of_edit(edit, base_modstamp), ChangeDecision(self.activity_logging, 0, False)
+
+
+@dataclass(frozen=True)
 class SupersededVersion:
-    """A version of the account that a newer one superseded while the older one's segments were still queued: its
-    own values (before any local edit over it) and its decision, kept on the account until the newer version is
-    applied, so that a contact leaving the account meanwhile takes it with its activities (issue 10, 2.1)."""
+    """A version of the account that a newer one superseded while its segments, or those of edits over it, may still
+    be queued: its own values (before any local edit over it), its decision, and the edits over it in the order
+    they were applied, kept on the account until the newer version is applied (every segment queued before the
+    newer one's has run then: they share the account's FIFO group), so that a contact leaving the account meanwhile
+    takes them with their activities (issue 10, 2.1)."""
 
     version: AccountVersion
     activity_logging: ActivityLogging
     path: SyncPath | None = None  # the path that brought it first: its activities name it
+    edits: tuple[PendingEdit, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    """How a superseded version is stored: the fields that differ from the version kept before it (all of them for
+    the first), and those it lacks. Successive versions of an account differ in a few fields, so a list of them
+    costs about what changed, not a whole account per version."""
+
+    changed: Mapping[str, FieldValue]
+    removed: tuple[str, ...] = ()
+
+
+def version_diffs(superseded: Sequence[SupersededVersion]) -> list[VersionDiff]:
+    """Each superseded version as its difference from the one before it (the first one whole)."""
+    diffs: list[VersionDiff] = []
+    before: Mapping[str, FieldValue] | None = None
+    for entry in superseded:
+        fields = entry.version.fields
+        if before is None:
+            diffs.append(VersionDiff(dict(fields)))
+        else:
+            changed = {
+                name: value for name, value in fields.items() if name not in before or not _same(before[name], value)
+            }
+            diffs.append(VersionDiff(changed, tuple(sorted(name for name in before if name not in fields))))
+        before = fields
+    return diffs
+
+
+def versions_from_diffs(diffs: Sequence[VersionDiff]) -> list[dict[str, FieldValue]]:
+    """The fields of each version back from its diff (`version_diffs` undone)."""
+    fields: dict[str, FieldValue] = {}
+    out: list[dict[str, FieldValue]] = []
+    for diff in diffs:
+        fields = {name: value for name, value in fields.items() if name not in diff.removed}
+        fields.update(diff.changed)
+        out.append(dict(fields))
+    return out
+
+
+def _same(a: FieldValue, b: FieldValue) -> bool:
+    return type(a) is type(b) and a == b  # True is not 1: a diff must keep a value's type
+
+
+_ENTRY_OVERHEAD = 96  # a list element's map: its stamp, flags and attribute names, as DynamoDB counts them
+
+
+def _value_size(value: FieldValue) -> int:
+    return len(str(value).encode()) + 1
+
+
+def pending_edit_size(edit: PendingEdit) -> int:
+    return _ENTRY_OVERHEAD + len(edit.field) + len(edit.edit_id) + len(edit.edited_at) + _value_size(edit.value)
+
+
+def _entry_size(entry: SupersededVersion, diff: VersionDiff) -> int:
+    size = _ENTRY_OVERHEAD + len(entry.version.system_modstamp)
+    size += sum(len(name) + _value_size(value) for name, value in diff.changed.items())
+    size += sum(len(name) + 1 for name in diff.removed)
+    return size + sum(pending_edit_size(edit) for edit in entry.edits)
+
+
+def superseded_size(superseded: Sequence[SupersededVersion]) -> int:
+    """An upper estimate of the bytes the list takes on the account item, stored as diffs (`version_diffs`)."""
+    return sum(_entry_size(entry, diff) for entry, diff in zip(superseded, version_diffs(superseded), strict=True))
+
+
+def within_budget(superseded: Sequence[SupersededVersion], budget: int) -> tuple[tuple[SupersededVersion, ...], int]:
+    """The newest superseded versions that fit `budget` bytes, and how many of the oldest did not (dropped: a contact
+    leaving before their segments ran would miss them, so the caller makes it seen). One pass: dropping the oldest
+    makes the next one the first, stored whole."""
+    entries = tuple(superseded)
+    sizes = [_entry_size(entry, diff) for entry, diff in zip(entries, version_diffs(entries), strict=True)]
+    total, start = sum(sizes), 0
+    while start < len(entries) and total > budget:
+        total -= sizes[start]
+        start += 1
+        if start < len(entries):
+            whole = _entry_size(entries[start], VersionDiff(dict(entries[start].version.fields)))
+            total += whole - sizes[start]
+            sizes[start] = whole
+    return entries[start:], start
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from account_sync.domain.changes import ChangeDecision
+from account_sync.domain.changes import ChangeDecision, PendingEdit
 from account_sync.domain.fields import FieldValue
 from account_sync.domain.records import ChangeOrigin, ChangeRef, LocalEdit
 
@@ -37,6 +37,18 @@ class EditMark:
     # The edits of the field applied before this one in its millisecond, in the order they were applied: edit ids
     # are random, so within a millisecond only the queue orders edits, and only the mark remembers that order.
     earlier_ids: tuple[str, ...] = ()
+    # The edits of the field over the same version applied before this one and fanned out in segments (which may
+    # still be queued), oldest first: a contact leaving the account before their segments reach it takes each of
+    # them, not only the last (issue 10, 2.1). Bounded with the account's other pending changes (services/fan_out).
+    earlier_edits: tuple[PendingEdit, ...] = ()
+
+    def pending(self, field: str, value: FieldValue) -> PendingEdit | None:
+        """This edit as one a leaving contact may still be owed (`value`: its value, when the mark kept none),
+        None when it was written at once: it reached every member when it was applied."""
+        if self.decision is None or not (self.decision.segmented or self.plan_id is not None):
+            return None
+        own = self.values[1] if self.values is not None else value
+        return PendingEdit(field, self.edit_id, self.edited_at, own, self.decision.activity_logging)
 
     def is_edit(self, edit: LocalEdit) -> bool:
         return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
@@ -61,6 +73,18 @@ class EditMark:
         )
 
 
+def earlier_edits(
+    field: str, previous: EditMark | None, base_modstamp: str, stored_value: FieldValue
+) -> tuple[PendingEdit, ...]:
+    """What a new edit's mark keeps of the edits of its field before it (`previous`, the field's mark, with those it
+    kept): those over the same version that went in segments, in the order they were applied. An edit over an
+    older version is the superseded version's to keep (`SupersededVersion.edits`)."""
+    if previous is None or previous.base_modstamp != base_modstamp:
+        return ()
+    own = previous.pending(field, stored_value)
+    return (*previous.earlier_edits, own) if own is not None else previous.earlier_edits
+
+
 def mark_of(
     edit: LocalEdit,
     previous: EditMark | None,
@@ -68,18 +92,28 @@ def mark_of(
     stored_value: FieldValue,
     decision: ChangeDecision,
     changed: bool,
+    earlier: tuple[PendingEdit, ...] = (),
 ) -> EditMark:
     """The field's mark for `edit`, applied over `base_modstamp` where the stored account held `stored_value`: the
     base version's value is that, unless an earlier edit over the same version already replaced it (its mark
-    keeps it)."""
+    keeps it). `earlier`: the edits before it that the mark keeps (`earlier_edits`, within the account's bound)."""
     if previous is not None and previous.base_modstamp == base_modstamp:
         values = (previous.values[0], edit.value) if previous.values is not None else None
     else:
         values = (stored_value, edit.value)
-    earlier: tuple[str, ...] = ()
+    same_ms: tuple[str, ...] = ()
     if previous is not None and previous.edited_at == edit.edited_at and previous.edit_id != edit.edit_id:
-        earlier = (*previous.earlier_ids, previous.edit_id)
-    return EditMark(edit.edit_id, edit.edited_at, base_modstamp, decision, changed, values=values, earlier_ids=earlier)
+        same_ms = (*previous.earlier_ids, previous.edit_id)
+    return EditMark(
+        edit.edit_id,
+        edit.edited_at,
+        base_modstamp,
+        decision,
+        changed,
+        values=values,
+        earlier_ids=same_ms,
+        earlier_edits=earlier if previous is not None and previous.base_modstamp == base_modstamp else (),
+    )
 
 
 class EditVerdict(enum.Enum):

@@ -45,12 +45,16 @@ from account_sync.domain.changes import (
     AccountChange,
     ChangeDecision,
     OutboxEntry,
+    PendingEdit,
     SupersededVersion,
     owed_again,
+    pending_edit_size,
+    superseded_size,
+    within_budget,
     written_via,
 )
 from account_sync.domain.fields import FieldChange, FieldValue, canonical_value, diff_fields
-from account_sync.domain.local_edits import EditVerdict, edits_since, judge_local_edit
+from account_sync.domain.local_edits import EditMark, EditVerdict, earlier_edits, edits_since, judge_local_edit
 from account_sync.domain.records import (
     AccountVersion,
     ActivitySuppression,
@@ -67,6 +71,7 @@ from account_sync.ports import (
     AccountJoin,
     AccountRepository,
     AccountState,
+    AccountUnchanged,
     ActivityPublisher,
     ActivityStore,
     ChangePublisher,
@@ -94,6 +99,9 @@ class FanOutConfig:
     # How long the account index may lag behind a contact's join, and how many recent joiners an account keeps.
     index_lag_seconds: float = 60.0
     max_recent_joiners: int = 1000
+    # What the account item may hold of the changes a leaving contact must still take (superseded versions, earlier
+    # edits of a field), estimated as stored: well under DynamoDB's 400 KB item, beside the account's own fields.
+    pending_changes_bytes: int = 256 * 1024
 
 
 @dataclass
@@ -114,6 +122,9 @@ class FanOutReport:
     # The SystemModstamp of a version that this message brought to the last of its account's contacts: the
     # handler measures the sync's freshness (SyncLagSeconds) from it.
     completed_version: str | None = None
+    # Changes the account item could no longer keep for contacts that leave before their segments (its size bound):
+    # the handler logs them, naming the account, and counts them (PendingChangesDropped).
+    pending_dropped: int = 0
 
 
 class FanOut:
@@ -248,7 +259,9 @@ class FanOutBatch:
         if verdict is VersionVerdict.NEWER:
             decision = self._decide(version.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = [] if version.is_deleted else self._account_level_changes(stored, version)
-            accepted = accounts.accept_version(version, decision, changed, path, _superseded_by(stored))
+            budget = self._config.pending_changes_bytes - _earlier_edits_size(stored.local_edits if stored else {})
+            superseded, report.pending_dropped = within_budget(_superseded_by(stored), budget)
+            accepted = accounts.accept_version(version, decision, changed, path, superseded)
             if accepted.acceptance in (Acceptance.STALE, Acceptance.ALREADY_APPLIED):
                 report.outcome = accepted.acceptance.value  # lost a race with another delivery
                 return report
@@ -338,7 +351,8 @@ class FanOutBatch:
             # go behind them, so that the edit lands last (`_segments_may_be_pending`).
             decision = self._decide(edit.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
-            if not self._s._accounts.apply_local_edit(edit, stored, decision, changed):
+            earlier, report.pending_dropped = self._earlier_within_budget(edit.field, mark, stored)
+            if not self._s._accounts.apply_local_edit(edit, stored, decision, changed, earlier):
                 # Only another delivery writing the same account at the same time gets here: decide again later.
                 raise TransientError(f"account {edit.account_id} changed while a local edit was applied to it")
             planned = False
@@ -350,6 +364,24 @@ class FanOutBatch:
         self._carry_out(change, stored, decision, [edit.field] if changed else [], planned, report)
         report.outcome = "planned" if decision.segmented else "applied"
         return report
+
+    def _earlier_within_budget(
+        self, field: str, mark: EditMark | None, stored: AccountState
+    ) -> tuple[tuple[PendingEdit, ...], int]:
+        """The earlier edits of the field that its new mark keeps (`earlier_edits`), the oldest dropped while the
+        account's pending changes would pass their bound; and how many were dropped (reported: never silent)."""
+        assert stored.system_modstamp is not None
+        earlier = earlier_edits(field, mark, stored.system_modstamp, stored.fields.get(field))
+        budget = (
+            self._config.pending_changes_bytes
+            - superseded_size(stored.superseded)
+            - _earlier_edits_size(stored.local_edits, but=field)
+        )
+        total, start = sum(pending_edit_size(edit) for edit in earlier), 0
+        while start < len(earlier) and total > budget:
+            total -= pending_edit_size(earlier[start])
+            start += 1
+        return earlier[start:], start
 
     # --- step 2: at once, or in planned segments ---------------------------------------------------------
 
@@ -548,6 +580,8 @@ class FanOutBatch:
         so that the version, coming after, keeps it."""
         if change.already_on(contact.account_modstamp):
             return None
+        if change.edit is not None and _holds(contact, change):
+            return None  # written by an earlier delivery: its outbox entry says what it changed (even a mark only)
         edited = change.edited_over(contact.outbox)
         writable = [name for name in fields if name not in edited]
         changes = diff_fields(contact.account_fields, change.values, writable)
@@ -683,9 +717,17 @@ class FanOutBatch:
         self, version: ContactVersion, expected: ContactSnapshot | None, noted: bool, path: SyncPath | None
     ) -> _ContactOutcome:
         """Whether the version was written, the move's changes it owes activities for (written now, or by an
-        earlier delivery of the same version), and the path that applied the version first."""
+        earlier delivery of the same version), and the path that applied the version first.
+
+        A contact that leaves its account first takes the account's pending changes (`_catch_up`), from one read
+        of the account, and its leave is written only while the account has accepted no change since that read
+        (`AccountUnchanged`): a change accepted in between, by an invocation of the account's group running at
+        the same time, fails the leave, and the next attempt catches up again from a new read. The catch-up runs
+        once per attempt at the leave, never again after its own writes (a second pass could rewrite an edit's
+        mark forever), so the attempts bound it."""
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
-        attempt, caught_up = 0, False
+        attempt = 0
+        caught_up: AccountUnchanged | None = None  # the account as the last catch-up read it
         while attempt < _CONTACT_WRITE_ATTEMPTS:
             if (
                 expected is not None
@@ -698,11 +740,12 @@ class FanOutBatch:
                     owed = _as_changes(owed_again(ref, expected.outbox, expected.account_fields))
                     return False, owed, written_via(ref, expected.outbox) or path
                 return False, [], path
-            if not caught_up and expected is not None and _leaves(version, expected):
-                # Once: the catch-up takes every pending change in one pass (a second pass could rewrite an edit's
-                # mark forever), and a contact that changes again after it is a plain retry below.
-                caught_up = True
-                if self._catch_up(expected):
+            leaving = expected is not None and _leaves(version, expected)
+            if leaving and expected is not None and (caught_up is None or caught_up.account_id != expected.account_id):
+                assert expected.account_id is not None
+                account = self._s._accounts.get(expected.account_id)  # read now: a batch's copy may predate a change
+                caught_up = AccountUnchanged(expected.account_id, account.changes_accepted if account else None)
+                if self._catch_up(expected, account):
                     expected = self._s._contacts.contact(version.contact_id)  # as the catch-up left it
                     continue
             if not noted and _joins(version, expected):
@@ -710,48 +753,49 @@ class FanOutBatch:
                 self._note_joiners(version.account_id, [version.contact_id])
                 noted = True
             join, owed = self._join(version, expected, path)
-            if self._s._contacts.apply_contact_version(version, expected, join):
+            guard = caught_up if leaving else None
+            if self._s._contacts.apply_contact_version(version, expected, join, guard):
                 return True, owed, path
             attempt += 1
-            expected = self._s._contacts.contact(version.contact_id)  # it changed since it was read
+            caught_up = None  # the contact, or its account, changed since they were read: both are read again
+            expected = self._s._contacts.contact(version.contact_id)
         raise TransientError(f"contact {version.contact_id} kept changing while a Contact version was applied")
 
-    def _catch_up(self, contact: ContactSnapshot) -> bool:
+    def _catch_up(self, contact: ContactSnapshot, account: AccountState | None) -> bool:
         """A contact about to leave its account (moved away, or deleted) first takes the account's changes that
         have not reached it yet, with their activities: each was owed to the contact when it was accepted (issue 10,
         2.1), and its segment, coming later, would no longer find the contact among the account's members. The
-        changes are the ones the stored account knows (`_known_changes`), under their stored decisions, in the
-        order they were accepted, written through the segments' own write (same outbox, same keys: whichever
-        of the segment and the catch-up comes second writes nothing and queues the same activities). While
-        segments may be pending, a change the contact already holds has its activities queued again from the
-        outbox (a delivery that died after this write, before queueing them). True when the contact was written."""
-        assert contact.account_id is not None
-        account = self._s._accounts.get(contact.account_id)  # read now: the batch's copy may predate a change
+        changes are the ones the stored account (`account`, as just read) knows (`_known_changes`), under their
+        stored decisions, in the order they were accepted, written through the segments' own write (same outbox,
+        same keys: whichever of the segment and the catch-up comes second writes nothing and queues the same
+        activities). While segments may be pending, a change the contact already holds has its activities queued
+        again from the outbox (a delivery that died after this write, before queueing them). True when the contact
+        was written."""
         if account is None or account.system_modstamp is None:
             return False
         pending = _segments_may_be_pending(account)
         report = FanOutReport(kind="catch_up", outcome="")
         current: ContactSnapshot | None = contact
-        for change, decision in self._known_changes(account, contact):
+        for change, decision, later_edits in self._known_changes(account, contact):
             if current is None or current.account_id != account.account_id or current.is_deleted:
                 break
             if not pending and _holds(current, change):
                 continue
             written = report.contacts_written
-            self._write_onto(change, decision.activity_logging, [current], report)
+            self._write_onto(change, decision.activity_logging, [current], report, later_edits)
             if report.contacts_written > written:
                 current = self._s._contacts.contact(contact.contact_id)
         return report.contacts_written > 0
 
-    def _known_changes(
-        self, account: AccountState, contact: ContactSnapshot
-    ) -> list[tuple[AccountChange, ChangeDecision]]:
+    def _known_changes(self, account: AccountState, contact: ContactSnapshot) -> list[_KnownChange]:
         """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
-        the version the contact holds, each field's last edit over it, the next version (superseded ones first, as
-        the account keeps them), and so on to the newest version and each field's last edit over it; each with its
-        decision. A version's value of a field edited over
-        it, and an edit's value, are kept on the edit's mark. What the account no longer knows (an edit followed by
-        another edit of its field over the same version) is not among them (docs/guarantees.md, "Known limits")."""
+        the version the contact holds, each superseded version followed by the edits over it (`superseded[].edits`,
+        every edit of each field in the order applied), then the newest version (a field edited over it takes the
+        version's own value, which the edit's mark keeps) followed by the edits over it (each field's earlier edits
+        still in segments, `earlier_edits`, then its last); each with its decision, and an edit with the edits of
+        its field applied after it (a contact holding one of them must not take the older value back, even in the
+        same millisecond). What the account could not keep within its size bound was reported when it was dropped
+        (`FanOutReport.pending_dropped`)."""
         assert account.system_modstamp is not None
         stamp, held = account.system_modstamp, contact.account_modstamp
         edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
@@ -764,37 +808,51 @@ class FanOutBatch:
         }
         newest = AccountVersion(account.account_id, stamp, account.is_deleted, values)
         versions = [
-            *((s.version, ChangeDecision(s.activity_logging, 0, False), s.path) for s in account.superseded),
-            (newest, account.decision or self._decide(account.account_id, account), account.sync_path),
+            *(
+                (
+                    s.version,
+                    ChangeDecision(s.activity_logging, 0, False),
+                    s.path,
+                    # an entry written before it kept its edits: they are on the fields' marks, if still there
+                    s.edits or self._edits_over(account, s.version.system_modstamp),
+                )
+                for s in account.superseded
+            ),
+            (
+                newest,
+                account.decision or self._decide(account.account_id, account),
+                account.sync_path,
+                self._edits_over(account, stamp),
+            ),
         ]
-        changes: list[tuple[AccountChange, ChangeDecision]] = []
-        base = held
-        for version, decision, path in versions:
+        changes: list[_KnownChange] = []
+        if held is not None and held not in {version.system_modstamp for version, *_ in versions}:
+            changes += _edit_changes(account.account_id, held, self._edits_over(account, held))  # from their marks
+        for version, decision, path, edits in versions:
             if held is not None and version.system_modstamp < held:
                 continue  # the contact holds a newer one (the one it holds is there: its activities may be re-queued)
-            if base is not None and version.system_modstamp > base:
-                changes += self._edits_over(account, base)
-            changes.append((AccountChange.of_version(version, path=path), decision))
-            base = version.system_modstamp
-        return changes + self._edits_over(account, stamp)
+            changes.append((AccountChange.of_version(version, path=path), decision, frozenset()))
+            changes += _edit_changes(account.account_id, version.system_modstamp, edits)
+        return changes
 
-    def _edits_over(self, account: AccountState, base: str) -> list[tuple[AccountChange, ChangeDecision]]:
-        """Each field's last edit over the version `base`, in the order they were made (an edit over an older
+    def _edits_over(self, account: AccountState, base: str) -> tuple[PendingEdit, ...]:
+        """The edits over the version `base` that the fields' marks know, field by field in the order their last
+        edits were made: each field's earlier edits still in segments, then its last (an edit over an older
         version whose mark kept no value is left out: its value is not known any more)."""
-        changes: list[tuple[AccountChange, ChangeDecision]] = []
+        edits: list[PendingEdit] = []
         for name, mark in sorted(account.local_edits.items(), key=lambda item: (item[1].edited_at, item[1].edit_id)):
             if mark.base_modstamp != base:
                 continue
+            edits += mark.earlier_edits
             if mark.values is not None:
                 value = mark.values[1]
             elif base == account.system_modstamp:
                 value = account.fields.get(name)
             else:
                 continue
-            edit = LocalEdit(mark.edit_id, "", account.account_id, name, value, mark.edited_at)
-            decision = mark.decision or self._decide(account.account_id, account)
-            changes.append((AccountChange.of_edit(edit, base), decision))
-        return changes
+            logging = (mark.decision or self._decide(account.account_id, account)).activity_logging
+            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, logging))
+        return tuple(edits)
 
     def _join(
         self, version: ContactVersion, expected: ContactSnapshot | None, path: SyncPath | None = None
@@ -844,6 +902,24 @@ class FanOutBatch:
 _ContactOutcome = tuple[bool, list[FieldChange], SyncPath | None]
 
 
+# A change a leaving contact may lack, its decision, and (an edit) the edits of its field applied after it.
+_KnownChange = tuple[AccountChange, ChangeDecision, frozenset[ChangeRef]]
+
+
+def _edit_changes(account_id: str, base: str, edits: Sequence[PendingEdit]) -> list[_KnownChange]:
+    """The edits over `base` as changes, in their order, each with the edits of its field that came after it."""
+    changes: list[_KnownChange] = []
+    for index, edit in enumerate(edits):
+        change, decision = edit.as_change(account_id, base)
+        later = frozenset(
+            ChangeRef(ChangeOrigin.LOCAL, after.edited_at, after.edit_id)
+            for after in edits[index + 1 :]
+            if after.field == edit.field
+        )
+        changes.append((change, decision, later))
+    return changes
+
+
 def _joins(version: ContactVersion, expected: ContactSnapshot | None) -> bool:
     """The version makes the contact a member of an account it is not a member of yet."""
     return bool(version.account_id) and not version.is_deleted and not stays_in_account(version, expected)
@@ -867,29 +943,35 @@ def _holds(contact: ContactSnapshot, change: AccountChange) -> bool:
     return entry is not None and entry.change == change.ref
 
 
-_SUPERSEDED_KEPT = 20  # older versions still in segments kept on the account: past that, the oldest are dropped
-
-
 def _superseded_by(stored: AccountState | None) -> tuple[SupersededVersion, ...]:
-    """What a version accepted over `stored` supersedes while its segments may still be queued: the stored
-    version's own values (a field edited over it takes the value its edit's mark kept) and decision, behind those
-    it superseded itself. Nothing once the stored version is applied: every contact holds it."""
-    if (
-        stored is None
-        or stored.system_modstamp is None
-        or stored.applied_modstamp == stored.system_modstamp
-        or stored.activity_logging is None
-    ):
+    """What a version accepted over `stored` supersedes while segments of it, or of an edit over it, may still be
+    queued: the stored version's own values (a field edited over it takes the value its edit's mark kept), its
+    decision and the edits over it (each field's earlier edits in segments, then its last), behind those it
+    superseded itself. Nothing once nothing of it can be queued: every contact holds it and its edits."""
+    if stored is None or stored.system_modstamp is None or stored.activity_logging is None:
+        return ()
+    if not _segments_may_be_pending(stored):
         return ()
     stamp = stored.system_modstamp
-    own = {
-        name: mark.values[0]
-        for name, mark in stored.local_edits.items()
-        if mark.base_modstamp == stamp and mark.values is not None
-    }
+    marks = sorted(
+        ((name, mark) for name, mark in stored.local_edits.items() if mark.base_modstamp == stamp),
+        key=lambda item: (item[1].edited_at, item[1].edit_id),
+    )
+    own = {name: mark.values[0] for name, mark in marks if mark.values is not None}
+    edits: list[PendingEdit] = []
+    for name, mark in marks:
+        edits += mark.earlier_edits
+        if mark.decision is not None:
+            value = mark.values[1] if mark.values is not None else stored.fields.get(name)
+            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, mark.decision.activity_logging))
     version = AccountVersion(stored.account_id, stamp, stored.is_deleted, {**stored.fields, **own})
-    superseded = SupersededVersion(version, stored.activity_logging, stored.sync_path)
-    return (*stored.superseded, superseded)[-_SUPERSEDED_KEPT:]
+    superseded = SupersededVersion(version, stored.activity_logging, stored.sync_path, tuple(edits))
+    return (*stored.superseded, superseded)
+
+
+def _earlier_edits_size(marks: Mapping[str, EditMark], but: str | None = None) -> int:
+    """The bytes the fields' marks take with the earlier edits they keep (but the field `but`'s)."""
+    return sum(pending_edit_size(edit) for name, mark in marks.items() if name != but for edit in mark.earlier_edits)
 
 
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
