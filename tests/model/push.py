@@ -308,7 +308,7 @@ class PushEvents:
         picked = picked[::-1] if reverse else picked
         if fan_out_first:
             for group in sorted({g for p in picked for g in self._groups_named(p)}):
-                for _ in range(50):  # a poison message leaves after 5 receives
+                for _ in range(50):  # each call redelivers until its group is free or a message dead-letters
                     if not self.queues.pending_in(group):
                         break
                     self.queues.deliver_changes(group, 10)

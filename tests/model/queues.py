@@ -3,7 +3,7 @@ what SQS and Lambda's event source mapping really allow (PRODUCTION.md):
 
 - FIFO: one batch per message group at a time, in group order; a failed message and the messages of its group
   after it in the batch come back at the head of the group (the real `partial_batch_response` decides which);
-  every receive counts, and a message received `max_receives` times goes to the dead-letter queue.
+  every receive counts, and a message received `MAX_RECEIVES` times (the template's 35) goes to the dead-letter queue.
 - A poison message is set aside in the dead-letter queue by the consumer itself, as the fan-out's handler does it
   (`queue_records.PoisonPolicy` with this world's dead-letter queue as its sink, the receive count in each record's
   `ApproximateReceiveCount`), so that it fails alone.
@@ -28,7 +28,7 @@ from account_sync.queue_records import PoisonPolicy, QueueRecord, partial_batch_
 from tests.integration.guarantees.faults import SandboxKilled
 
 DEDUP_WINDOW_MS = 5 * 60 * 1000
-MAX_RECEIVES = 5  # the template's maxReceiveCount on both queues
+MAX_RECEIVES = 35  # the template's maxReceiveCount on AccountChangesQueue and the activity queue (an hour)
 
 
 @dataclass

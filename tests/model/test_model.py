@@ -217,3 +217,22 @@ def test_a_contact_rewritten_in_its_own_account_stays_in_the_lagging_index() -> 
         state.polled_quiet_point()
     finally:
         state.teardown()
+
+
+def test_a_version_that_fails_four_times_and_is_redelivered_once_is_not_dead_lettered() -> None:
+    # Found by `make chaos` (seed 20261205, 2026-12-04), a bug of the machine: its queue world dead-lettered after 5
+    # receives, the template's AccountChangesQueue after 35. Here a version is received 5 times: killed, killed,
+    # throttled, applied (its deletion failing), killed; SQS would receive it a sixth time.
+    state = machine("fakes", CHANGE_OVERTAKES_SEGMENTS=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 3, 0], data=_Values())  # type: ignore[arg-type]
+        state.retried_after_a_member_left(account=1, away=0, changes={"Name": "b"}, edit=False)
+        state.fan_out_killed_after_writes(writes=1)
+        state.contact_write_throttled(writes=0)
+        state.quiet_point()
+        state.batch_delivered_again(group=1)
+        state.fan_out_killed_after_writes(writes=0)
+        state.quiet_point()
+        assert state.queues.stats.kills == 3
+    finally:
+        state.teardown()
