@@ -10,8 +10,9 @@ Its rules, each from the spec:
   account, local edits included; an older or equal one changes nothing (idempotent, ordered apply).
 - R3: a local edit sets its field on the account and on every contact of it, until the next Salesforce version.
 - R4: a contact takes its (new) account's fields as the store holds them (the version and the edits after it).
-- R2/R6: a newer version that changes no synced field nor the deleted flag, with no local edit over the version
-  before it, owes nothing and takes no decision: the account's decision stays the last one taken (the product's
+- R2/R6: a newer version that changes no synced field nor the deleted flag, over a version that reached every
+  contact (none of the account's segments still queued) with no local edit over it, owes nothing and takes no
+  decision: the account's decision stays the last one taken (the product's
   documented behaviour, kept by the lead on 2026-12-04).
 - R6: one activity per contact per field whose value changed on that contact, for the members of the account
   when the change is accepted (issue 10, 2.1: owed then, whatever lands on the contact afterwards); none when the
@@ -115,9 +116,11 @@ class ReferenceModel:
 
     # --- what was applied -----------------------------------------------------------------------------------
 
-    def applied(self, message: object) -> None:
+    def applied(self, message: object, segments_waiting: bool = False) -> None:
+        """`segments_waiting`: an account version was handed to the fan-out while segments of an earlier change of
+        its account were still queued (what SQS held, not what the store says)."""
         if isinstance(message, AccountChangeMessage):
-            self._account_version(message)
+            self._account_version(message, segments_waiting)
         elif isinstance(message, ContactChangesMessage):
             for version in message.versions:
                 self._contact_version(version)
@@ -127,13 +130,13 @@ class ReferenceModel:
     def members(self, account_id: str) -> list[str]:
         return sorted(cid for cid, c in self.contacts.items() if c.account_id == account_id and not c.deleted)
 
-    def _account_version(self, message: AccountChangeMessage) -> None:
+    def _account_version(self, message: AccountChangeMessage, segments_waiting: bool = False) -> None:
         version = message.version
         account = self.accounts.setdefault(version.account_id, RefAccount())
         if account.modstamp is not None and version.system_modstamp <= account.modstamp:
             return  # older or the same: changes nothing, logs nothing
         new_fields = {name: _canon(version.fields.get(name)) for name in self.synced}
-        if self._changes_nothing(account, version.is_deleted, new_fields):
+        if not segments_waiting and self._changes_nothing(account, version.is_deleted, new_fields):
             account.modstamp = version.system_modstamp  # the decision stays the last one taken (`logged`)
             return
         members = self.members(version.account_id)
@@ -168,9 +171,10 @@ class ReferenceModel:
 
     @staticmethod
     def _changes_nothing(account: RefAccount, deleted: bool, new_fields: dict[str, Value]) -> bool:
-        """A version that changes no synced field and not the deleted flag, over a version no local edit followed,
-        owes no activity and takes no decision (the lead's decision, 2026-12-04: the product's documented
-        `accept_unchanged_version`, docs/data-model.md `system_modstamp`)."""
+        """A version that changes no synced field and not the deleted flag, over a version that reached every
+        contact (no segment waits: the caller's) and that no local edit followed, owes no activity and takes no
+        decision (the lead's decision, 2026-12-04: the product's documented `accept_unchanged_version`,
+        docs/data-model.md `system_modstamp`)."""
         return (
             account.modstamp is not None
             and not account.edited

@@ -261,3 +261,30 @@ def test_a_throttled_write_keeps_a_local_edits_activity_on_a_contact_that_just_m
         assert state.queues.stats.failed_receives >= 1
     finally:
         state.teardown()
+
+
+def test_a_version_that_changed_no_synced_field_decides_again_while_the_version_before_is_in_segments() -> None:
+    # The other side of C: over a version whose segments still wait (not applied to every contact), a version that
+    # changes no synced field is decided afresh (docs/data-model.md, `system_modstamp`: only over a fully applied
+    # one is it recorded without a decision). A1 has 4 contacts (suppressed); its version V1 is accepted with V2
+    # (SystemModstamp only) queued behind it, ahead of V1's segments; a member leaves by another group (3 left), then
+    # V2 is accepted (logged: 3 counted), then a contact moves in: logged under V2's decision.
+    state = machine("fakes", CHANGE_OVERTAKES_SEGMENTS=True, CONTACTS_IN_SAME_WINDOW=True, MOVES_LOGGED=True)()
+    try:
+        state.accounts_with_contacts(sizes=[1, 4, 0], data=_Draws(*"aaa", *"aab", *"aaa"))
+        a1 = state.account_ids()[1]
+        state.account_changes(account=1, changes={"Name": "z"})
+        state.account_changes(account=1, changes={})
+        state.queues.deliver_once(a1, 1)  # V1 accepted, its segments queued behind V2
+        assert state.queues.pending_in(a1) == 3
+        leaver = next(c for c in state.live_contacts() if state.sf_contacts[c]["account"] == a1)
+        state.contact_moved(contact=state.live_contacts().index(leaver), account=2)
+        state.queues.deliver_changes(state.account_ids()[2], 10)
+        state.queues.deliver_once(a1, 1)  # V2: decided again, 3 contacts: logged
+        state.quiet_point()
+        state.contact_moved(contact=0, account=1)  # A0's contact moves in
+        state.quiet_point()
+        moved = [a for a in state.backend.activities([state.live_contacts()[0]]) if a.origin == "contact"]
+        assert [(a.attribute, a.old, a.new) for a in moved] == [("Name", "a", "z"), ("BillingCountry", "a", "b")]
+    finally:
+        state.teardown()
