@@ -103,7 +103,12 @@ class FanOutMachine(RuleBasedStateMachine):
             revive=self._revive,
             begin_batch=services.begin_batch,
             on_failed=self._failed,
+            before_apply=self._before_apply,
         )
+        # Queue knowledge for the reference (never the store's): the segments applied, and for each account version
+        # as the fan-out was last handed it, whether segments of its account were still waiting (not yet applied).
+        self.segments_applied: set[str] = set()
+        self.segments_waiting: dict[str, bool] = {}
         self.second_plans: list[str] = []
         self.changes_in_a_leavers_window = 0  # LEAVERS: changes accepted between a leaver's read and its leave
         # Salesforce as it is: account -> (stamp, fields, deleted, all versions); contact -> (stamp, account, deleted)
@@ -386,11 +391,23 @@ class FanOutMachine(RuleBasedStateMachine):
         self.queues.send_change(body, group, f"poison-{self.clock}", tag=POISON)
         self.poison_ids.add(self.queues.groups[group][-1].message_id)
 
+    def _before_apply(self, entry: Entry, later: list[Entry]) -> None:
+        """An account version about to be applied: are segments of its account (of an earlier change) still waiting,
+        in its group or after it in the batch? Then the version before it has not reached every contact."""
+        if isinstance(entry.tag, AccountChangeMessage) and entry.group is not None:
+            waiting = [*later, *self.queues.groups.get(entry.group, [])]
+            self.segments_waiting[entry.message_id] = any(
+                e.tag is None and e.message_id not in self.segments_applied for e in waiting
+            )
+
     def _applied(self, entry: Entry) -> None:
-        if entry.tag is None or entry.tag is POISON:
+        if entry.tag is None:
+            self.segments_applied.add(entry.message_id)  # a segment delivered again waits for nothing
+            return
+        if entry.tag is POISON:
             return
         before = {cid: (c.modstamp, c.account_id, c.deleted) for cid, c in self.reference.contacts.items()}
-        self.reference.applied(entry.tag)
+        self.reference.applied(entry.tag, segments_waiting=self.segments_waiting.get(entry.message_id, False))
         if self.lag_next and isinstance(entry.tag, ContactChangesMessage):
             # Only a join moves a contact in the index (its key, `account_id`, changes): a stale redelivery writes
             # nothing, and a contact that stays in its account keeps its entry (keys only: the index is not written).

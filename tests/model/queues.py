@@ -59,6 +59,8 @@ class QueueWorld:
     # Told of each message of a failed try as it goes back to its group (or to the dead-letter queue): the store
     # may already hold what the try accepted before it failed (issue 10, 2.2).
     on_failed: Callable[[Entry], None] = lambda entry: None
+    # Told of each message as the fan-out is handed it, with the messages of its batch after it (not yet applied).
+    before_apply: Callable[[Entry, list[Entry]], None] = lambda entry, later: None
     groups: dict[str, list[Entry]] = field(default_factory=dict)
     activities: list[Entry] = field(default_factory=list)
     change_dlq: list[Entry] = field(default_factory=list)
@@ -132,7 +134,9 @@ class QueueWorld:
         self.begin_batch()
 
         def handle(record: Any) -> None:
-            entry = next(e for e in batch if e.message_id == record.message_id)
+            index = next(i for i, e in enumerate(batch) if e.message_id == record.message_id)
+            entry = batch[index]
+            self.before_apply(entry, batch[index + 1 :])
             self.apply_change(record.body)
             applied.append(entry)
 

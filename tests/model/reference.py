@@ -10,6 +10,10 @@ Its rules, each from the spec:
   account, local edits included; an older or equal one changes nothing (idempotent, ordered apply).
 - R3: a local edit sets its field on the account and on every contact of it, until the next Salesforce version.
 - R4: a contact takes its (new) account's fields as the store holds them (the version and the edits after it).
+- R2/R6: a newer version that changes no synced field nor the deleted flag, over a version that reached every
+  contact (none of the account's segments still queued) with no local edit over it, owes nothing and takes no
+  decision: the account's decision stays the last one taken (the product's
+  documented behaviour, kept by the lead on 2026-12-04).
 - R6: one activity per contact per field whose value changed on that contact, for the members of the account
   when the change is accepted (issue 10, 2.1: owed then, whatever lands on the contact afterwards); none when the
   account has more than `threshold` members then, but one suppression record when an account-level value changed.
@@ -79,6 +83,8 @@ class RefAccount:
     # The newest version's threshold decision, as taken when it was accepted: a move into the account is logged
     # under it (docs/decisions.md: a contact change counts no contacts of its own).
     logged: bool = True
+    # A local edit was applied over the newest version: a version then takes a decision even if it changes no field.
+    edited: bool = False
 
 
 @dataclass
@@ -110,9 +116,11 @@ class ReferenceModel:
 
     # --- what was applied -----------------------------------------------------------------------------------
 
-    def applied(self, message: object) -> None:
+    def applied(self, message: object, segments_waiting: bool = False) -> None:
+        """`segments_waiting`: an account version was handed to the fan-out while segments of an earlier change of
+        its account were still queued (what SQS held, not what the store says)."""
         if isinstance(message, AccountChangeMessage):
-            self._account_version(message)
+            self._account_version(message, segments_waiting)
         elif isinstance(message, ContactChangesMessage):
             for version in message.versions:
                 self._contact_version(version)
@@ -122,12 +130,15 @@ class ReferenceModel:
     def members(self, account_id: str) -> list[str]:
         return sorted(cid for cid, c in self.contacts.items() if c.account_id == account_id and not c.deleted)
 
-    def _account_version(self, message: AccountChangeMessage) -> None:
+    def _account_version(self, message: AccountChangeMessage, segments_waiting: bool = False) -> None:
         version = message.version
         account = self.accounts.setdefault(version.account_id, RefAccount())
         if account.modstamp is not None and version.system_modstamp <= account.modstamp:
             return  # older or the same: changes nothing, logs nothing
         new_fields = {name: _canon(version.fields.get(name)) for name in self.synced}
+        if not segments_waiting and self._changes_nothing(account, version.is_deleted, new_fields):
+            account.modstamp = version.system_modstamp  # the decision stays the last one taken (`logged`)
+            return
         members = self.members(version.account_id)
         logged = len(members) <= self.threshold and not version.is_deleted
         account_changed = tuple(name for name in self.synced if not _same(account.fields.get(name), new_fields[name]))
@@ -156,6 +167,20 @@ class ReferenceModel:
         account.fields = dict(new_fields)
         account.deleted = version.is_deleted
         account.logged = len(members) <= self.threshold
+        account.edited = False
+
+    @staticmethod
+    def _changes_nothing(account: RefAccount, deleted: bool, new_fields: dict[str, Value]) -> bool:
+        """A version that changes no synced field and not the deleted flag, over a version that reached every
+        contact (no segment waits: the caller's) and that no local edit followed, owes no activity and takes no
+        decision (the lead's decision, 2026-12-04: the product's documented `accept_unchanged_version`,
+        docs/data-model.md `system_modstamp`)."""
+        return (
+            account.modstamp is not None
+            and not account.edited
+            and account.deleted == deleted
+            and all(_same(account.fields.get(name), value) for name, value in new_fields.items())
+        )
 
     def _contact_version(self, version: object) -> None:
         contact = self.contacts.setdefault(version.contact_id, RefContact(version.contact_id))  # type: ignore[attr-defined]
@@ -192,6 +217,7 @@ class ReferenceModel:
         if account is None or account.modstamp is None or account.deleted:
             return  # the account is not synced (any more): the edit has nothing to change
         value = _canon(edit.value)
+        account.edited = True
         members = self.members(edit.account_id)
         logged = len(members) <= self.threshold
         if not logged and not _same(account.fields.get(edit.field), value):

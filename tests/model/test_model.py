@@ -236,3 +236,74 @@ def test_a_version_that_fails_four_times_and_is_redelivered_once_is_not_dead_let
         assert state.queues.stats.kills == 3
     finally:
         state.teardown()
+
+
+def test_a_move_after_a_version_that_changed_no_synced_field_is_logged_under_the_decision_before_it() -> None:
+    # Found by `make chaos` (seed 20261204, 2026-12-04, divergence C), the reference's, closed by the lead's decision:
+    # a version that changes no synced field (SystemModstamp only) owes no activity and takes no decision (the
+    # product's `accept_unchanged_version`, docs/data-model.md), so a move into the account is logged under the
+    # decision taken before it. A1 (3 contacts: logged) takes a fourth contact, then a SystemModstamp-only version,
+    # then a move in: logged (3 counted), not suppressed (4 now). A1's BillingCountry "b", so the move changes it.
+    state = machine("fakes", MOVES_LOGGED=True)()
+    try:
+        state.accounts_with_contacts(sizes=[1, 3, 1], data=_Draws(*"aaa", *"aab", *"aaa"))
+        state.retried_after_a_member_left(account=2, away=1, changes={"Name": "a"}, edit=False)
+        assert len(state.reference.members(state.account_ids()[1])) == 4  # over the threshold
+        state.account_changes(account=1, changes={})
+        state.quiet_point()
+        state.contact_moved(account=1, contact=0)
+        state.quiet_point()
+        mover = state.live_contacts()[0]  # A0's contact, now in A1
+        moved = [a for a in state.backend.activities([mover]) if a.origin == "contact"]
+        assert [(a.attribute, a.old, a.new) for a in moved] == [("BillingCountry", "a", "b")]
+    finally:
+        state.teardown()
+
+
+def test_a_throttled_write_keeps_a_local_edits_activity_on_a_contact_that_just_moved_in() -> None:
+    # Found by `make chaos` (seed 20261204, 2026-12-04, divergence B), CHANGE_OVERTAKES_SEGMENTS: A0's contact
+    # moves to A1 (A1's Name 7) while A0's version is retried; a contact write is throttled, then two local edits of
+    # Name over a SystemModstamp-only version of A1. Each edit owes its activity to both of A1's contacts. The
+    # throttle hands the first edit back after it wrote C00; delivered again behind the unchanged version, it
+    # rewrote C00 (its mark's 'before' the edited value) and the second edit's activity, 7 -> a, was lost. Closed by
+    # the leavers branch (b938ed5: an edit delivered again over a contact that holds it writes nothing).
+    state = machine("fakes", CHANGE_OVERTAKES_SEGMENTS=True)()
+    try:
+        state.accounts_with_contacts(sizes=[1, 1, 0], data=_Draws(*"aaa", 7, "a", "a", *"aaa"))
+        state.retried_after_a_member_left(account=0, away=1, changes={"Name": "a"}, edit=False)
+        state.contact_write_throttled(writes=5)
+        state.local_edit(contact=0, field="Name", value=7)
+        state.account_changes(account=1, changes={})
+        state.local_edit(contact=0, field="Name", value="a")
+        state.quiet_point()
+        assert state.backend.sandbox.throttle_write is None  # the throttle fell
+        assert state.queues.stats.failed_receives >= 1
+    finally:
+        state.teardown()
+
+
+def test_a_version_that_changed_no_synced_field_decides_again_while_the_version_before_is_in_segments() -> None:
+    # The other side of C: over a version whose segments still wait (not applied to every contact), a version that
+    # changes no synced field is decided afresh (docs/data-model.md, `system_modstamp`: only over a fully applied
+    # one is it recorded without a decision). A1 has 4 contacts (suppressed); its version V1 is accepted with V2
+    # (SystemModstamp only) queued behind it, ahead of V1's segments; a member leaves by another group (3 left), then
+    # V2 is accepted (logged: 3 counted), then a contact moves in: logged under V2's decision.
+    state = machine("fakes", CHANGE_OVERTAKES_SEGMENTS=True, CONTACTS_IN_SAME_WINDOW=True, MOVES_LOGGED=True)()
+    try:
+        state.accounts_with_contacts(sizes=[1, 4, 0], data=_Draws(*"aaa", *"aab", *"aaa"))
+        a1 = state.account_ids()[1]
+        state.account_changes(account=1, changes={"Name": "z"})
+        state.account_changes(account=1, changes={})
+        state.queues.deliver_once(a1, 1)  # V1 accepted, its segments queued behind V2
+        assert state.queues.pending_in(a1) == 3
+        leaver = next(c for c in state.live_contacts() if state.sf_contacts[c]["account"] == a1)
+        state.contact_moved(contact=state.live_contacts().index(leaver), account=2)
+        state.queues.deliver_changes(state.account_ids()[2], 10)
+        state.queues.deliver_once(a1, 1)  # V2: decided again, 3 contacts: logged
+        state.quiet_point()
+        state.contact_moved(contact=0, account=1)  # A0's contact moves in
+        state.quiet_point()
+        moved = [a for a in state.backend.activities([state.live_contacts()[0]]) if a.origin == "contact"]
+        assert [(a.attribute, a.old, a.new) for a in moved] == [("Name", "a", "z"), ("BillingCountry", "a", "b")]
+    finally:
+        state.teardown()
