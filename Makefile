@@ -27,12 +27,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint format typecheck build validate bench clean chaos
 
-# uv installs the pinned requirements: 3 s where pip takes 30 (docs/decisions.md, "Installing with uv"). pip
+# uv installs the pinned requirements: 7 s where pip takes 30 (docs/decisions.md, "Installing with uv"). pip
 # installs uv itself, pinned, into the venv: nothing is needed beforehand but python3.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 UV_STAMP := $(VENV)/.installed-uv-$(UV_VERSION)
-UV_INSTALL := $(UV) pip install --quiet
+# --compile-bytecode: pip compiled what it installed, uv does not by default; with PYTHONDONTWRITEBYTECODE (below)
+# every process would compile moto, botocore... again when it imports them (0.5 s a process start).
+UV_INSTALL := $(UV) pip install --quiet --compile-bytecode
 
 # A checkout whose .venv pip made before uv came gets uv added to it (`venv` keeps what an existing one holds).
 $(UV_STAMP):
