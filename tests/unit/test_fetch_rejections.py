@@ -3,6 +3,7 @@ run at that record, so the watermark never moved again and every later change of
 
 from __future__ import annotations
 
+import pytest
 from account_sync.contracts import AccountChangeMessage
 from account_sync.ports import MessagesRejected, RejectedMessage
 from account_sync.services.fetch_changes import FetchConfig, fetch_changes
@@ -60,17 +61,17 @@ def test_an_account_too_large_for_the_queue_is_reported_and_the_window_completes
     assert state.watermarks["Account"] == stamp(10)
 
 
-def test_the_alarm_on_rejected_changes_watches_the_metric_the_functions_emit():
+@pytest.mark.parametrize(
+    ("alarm_id", "metric"),
+    [("RejectedChangesAlarm", "RejectedChanges"), ("PendingChangesDroppedAlarm", "PendingChangesDropped")],
+)
+def test_the_alarms_on_what_is_set_aside_or_dropped_watch_the_metrics_the_functions_emit(alarm_id, metric):
     template = load_template()
-    alarm = template["Resources"]["RejectedChangesAlarm"]["Properties"]
+    alarm = template["Resources"][alarm_id]["Properties"]
     environment = template["Globals"]["Function"]["Environment"]["Variables"]
     assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
-    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
-        "RejectedChanges",
-        0,
-        "GreaterThanThreshold",
-    )
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (metric, 0, "GreaterThanThreshold")
 
 
 def _fetch_accounts(*descriptions: object):
