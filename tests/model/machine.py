@@ -434,6 +434,30 @@ class FanOutMachine(RuleBasedStateMachine):
         if groups:
             self.queues.deliver_once(groups[group % len(groups)], batch_size)
 
+    def _idle_account_and_target(self, account: int, away: int) -> tuple[str, str | None, str] | None:
+        """The account, the account a member moves to (None: to no account) and that member (its first), when
+        neither account nor the member has a message waiting; None otherwise."""
+        account_id = self.account_ids()[account]
+        target = self.account_ids()[away] if away >= 0 else None
+        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+            return None
+        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+            return None
+        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
+        if not members or self.queues.pending_in(members[0]):
+            return None
+        return account_id, target, members[0]
+
+    def _queue_account_change(self, account_id: str, member: str, changes: dict, edit: bool) -> bool:
+        """A local edit through `member` (the first of `changes`), or a Salesforce version with `changes`, queued
+        in the account's group. False when the API refused the edit."""
+        if edit:
+            field, value = sorted(changes.items(), key=repr)[0]
+            self.tick()
+            return self.request_edit(member, field, value, f"k{next(self.edit_keys)}")
+        self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
+        return True
+
     @rule(
         account=st.integers(0, ACCOUNTS - 1),
         changes=st.dictionaries(st.sampled_from(SYNCED), VALUES, min_size=1, max_size=3),
@@ -444,27 +468,19 @@ class FanOutMachine(RuleBasedStateMachine):
         """A version (or a local edit) of the account is accepted and its invocation killed before its next write;
         one of its contacts then moves away (in its new account's group, or its own) before the retry. The
         decision was taken with that contact counted: the retry must keep it (logged or suppressed, one plan)."""
-        account_id = self.account_ids()[account]
-        target = self.account_ids()[away] if away >= 0 else None
-        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+        idle = self._idle_account_and_target(account, away)
+        if idle is None:
             return
-        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+        account_id, target, member = idle
+        view = self.backend.contact_view(member)
+        if view is None or view.account_id != account_id:
             return
-        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
-        view = self.backend.contact_view(members[0]) if members else None
-        if view is None or view.account_id != account_id or self.queues.pending_in(members[0]):
+        if not self._queue_account_change(account_id, member, changes, edit):
             return
-        if edit:
-            field, value = sorted(changes.items(), key=repr)[0]
-            self.tick()
-            if not self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}"):
-                return
-        else:
-            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
         self.backend.sandbox.kill_after_writes = self.backend.sandbox.writes + 1
         self.queues.deliver_once(account_id, 1)
-        self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
-        self.queues.deliver_changes(target or members[0], 10)
+        self.queue(ContactChangesMessage((self.new_contact_version(member, target),)))
+        self.queues.deliver_changes(target or member, 10)
         self.backend.sandbox.kill_after_writes = None
 
     # --- issue 10, 2.1: what a member leaving its account must take on its way out --------------------------------
@@ -518,23 +534,13 @@ class FanOutMachine(RuleBasedStateMachine):
         """Two message groups at once: a member's move (in its new account's group, or its own) reads its old
         account to take what it is owed, and right then the old account's group accepts a version (or an edit),
         before the move writes the leave."""
-        account_id = self.account_ids()[account]
-        target = self.account_ids()[away] if away >= 0 else None
-        if account_id not in self.live_accounts() or target == account_id or self.queues.pending_in(account_id):
+        idle = self._idle_account_and_target(account, away)
+        if idle is None:
             return
-        if target is not None and (target not in self.live_accounts() or self.queues.pending_in(target)):
+        account_id, target, member = idle
+        if not self._queue_account_change(account_id, member, changes, edit):
             return
-        members = [c for c in self.live_contacts() if self.sf_contacts[c]["account"] == account_id]
-        if not members or self.queues.pending_in(members[0]):
-            return
-        if edit:
-            field, value = sorted(changes.items(), key=repr)[0]
-            self.tick()
-            if not self.request_edit(members[0], field, value, f"k{next(self.edit_keys)}"):
-                return
-        else:
-            self.queue(AccountChangeMessage(self.new_account_version(account_id, changes)))
-        self.queue(ContactChangesMessage((self.new_contact_version(members[0], target),)))
+        self.queue(ContactChangesMessage((self.new_contact_version(member, target),)))
 
         def the_account_accepts_its_change(read: str) -> None:
             if read != account_id:
@@ -550,7 +556,7 @@ class FanOutMachine(RuleBasedStateMachine):
             self.services.begin_batch()  # the move's invocation goes on with a batch cache of its own
 
         self.backend.sandbox.after_account_read = the_account_accepts_its_change
-        self.queues.deliver_changes(target or members[0], 10)
+        self.queues.deliver_changes(target or member, 10)
         self.backend.sandbox.after_account_read = None
 
     def _failed(self, entry: Entry) -> None:
