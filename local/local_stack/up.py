@@ -190,7 +190,9 @@ def _serve(
         salesforce_port=args.salesforce_port,
         push=args.push,
     )
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops `up` even when it inherited an ignored SIGINT (a background job of a non-interactive shell,
+    # as CI runs the suite): Python keeps an inherited SIG_IGN, and the Ctrl-C would then be lost.
+    previous = {number: signal.signal(number, _interrupt) for number in _STOP_SIGNALS}
     http_api: LocalHttpApi | None = None
     harshness: list[Any] = []
     try:
@@ -218,7 +220,8 @@ def _serve(
                 http_api.stop()
             sandbox.stop()
             mark_stopped(state_dir)
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     console.event(f"stopped; the files stay in {shown_path(state_dir)}")
     return 0
 

@@ -36,35 +36,41 @@ class UpProcess:
     """`python -m local_stack up` in a child process (its own session, as a terminal's foreground job), with its
     console lines collected as they come."""
 
-    def __init__(self, state_dir: Path, *options: str) -> None:
+    def __init__(self, state_dir: Path, *options: str, sigint_ignored: bool = False) -> None:
         self.state_dir = state_dir
         # moto and the emulator bind free ports themselves (stack.json names them): a port found free here and
         # bound there could be taken in between by another test worker; the API's is the one still chosen here
         self.api_port = free_port()
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["local", "layers/account_sync"])}
-        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the project's own module
-            [
-                sys.executable,
-                "-m",
-                "local_stack",
-                "up",
-                "--moto-port",
-                "0",
-                "--salesforce-port",
-                "0",
-                "--api-port",
-                str(self.api_port),
-                "--state-dir",
-                str(state_dir),
-                *options,
-            ],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        # SIGINT ignored here is inherited through exec: as a background job of a non-interactive shell starts it
+        # (how CI may run the suite); no preexec_fn, which is unsafe beside the threads of an xdist worker
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint_ignored else None
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the project's own module
+                [
+                    sys.executable,
+                    "-m",
+                    "local_stack",
+                    "up",
+                    "--moto-port",
+                    "0",
+                    "--salesforce-port",
+                    "0",
+                    "--api-port",
+                    str(self.api_port),
+                    "--state-dir",
+                    str(state_dir),
+                    *options,
+                ],
+                cwd=PROJECT_ROOT,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(["local", "layers/account_sync"])},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        finally:
+            if previous_sigint is not None:
+                signal.signal(signal.SIGINT, previous_sigint)
         self.lines: list[str] = []
         self._new_lines: queue.Queue[str] = queue.Queue()
         self.stderr = ""
@@ -420,8 +426,8 @@ def test_the_commands_say_clearly_when_no_stack_runs(tmp_path, capsys):
 
 
 def test_ctrl_c_stops_the_stack_and_its_moto_process_and_leaves_the_files(tmp_path):
-    # given a running `up` without data
-    process = UpProcess(tmp_path, "--seed", "none", "--schedule-seconds", "1")
+    # given a running `up` without data, started with SIGINT ignored (as a background job of a script starts it)
+    process = UpProcess(tmp_path, "--seed", "none", "--schedule-seconds", "1", sigint_ignored=True)
     try:
         process.wait_for(r"cycle 1: queued 0 accounts, 0 contacts")
         assert _listening(process.moto_port)
