@@ -52,17 +52,18 @@ def seed_initial_sync(
     repository = DynamoAccountRepository()
     # The initial sync queues an account ahead of its contacts (one FIFO group): it is counted with none.
     decision = ChangeDecision.from_count(0, threshold, segment_size)
-    joined: dict[str, tuple[dict[str, Any], str]] = {}
+    joined: dict[str, tuple[dict[str, Any], str, int | None]] = {}
     requests = 0
     for record in accounts:
         version = account_version(record, synced_fields)
         changed = [change.field for change in diff_fields({}, version.fields, synced_fields)]
         if version.is_deleted:
             changed = []
-        repository.accept_version(version, decision, changed, SyncPath.FETCH)  # as the initial sync's poll
+        accepted = repository.accept_version(version, decision, changed, SyncPath.FETCH)  # as the initial poll's
         repository.mark_applied(version.account_id, version.system_modstamp)
         requests += 2
-        joined[version.account_id] = (dict(version.fields), version.system_modstamp)
+        counted = accepted.state.changes_accepted  # what a joiner keeps (`account_changes_at_join`)
+        joined[version.account_id] = (dict(version.fields), version.system_modstamp, counted)
 
     now = utc_now()
     # What a contact takes from its account is the same for all of them: serialized once per account.
@@ -75,10 +76,11 @@ def seed_initial_sync(
             account_previous_values={},
             account_fields_source="salesforce",
             account_deleted=False,
+            account_changes_at_join=counted,
             is_deleted=False,
             updated_at=now,
         ).serialize()
-        for account_id, (fields, account_modstamp) in joined.items()
+        for account_id, (fields, account_modstamp, counted) in joined.items()
     }
     own = (
         ContactItem.contact_id,

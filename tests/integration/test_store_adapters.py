@@ -249,6 +249,7 @@ class TestAccounts:
                 LOGGED_AT_ONCE,
                 True,
                 values=(version.fields.get("Industry"), "Local"),
+                accepted_as=2,  # the account's second change: its version was the first
             ),
             "Name": EditMark(
                 other.edit_id,
@@ -257,6 +258,7 @@ class TestAccounts:
                 LOGGED_AT_ONCE,
                 True,
                 values=(version.fields.get("Name"), "Local name"),
+                accepted_as=3,
             ),
         }
         assert (stored.fields["Industry"], stored.fields["Name"]) == ("Local", "Local name")
@@ -267,7 +269,9 @@ class TestAccounts:
         # the next edit of the field replaces its mark, over the new version
         later = _edit("Industry", "Later", minute=32)
         assert accounts.apply_local_edit(later, stored, LOGGED_AT_ONCE, True)
-        mark = EditMark(later.edit_id, later.edited_at, stamp(2), LOGGED_AT_ONCE, True, values=("Energy", "Later"))
+        mark = EditMark(
+            later.edit_id, later.edited_at, stamp(2), LOGGED_AT_ONCE, True, values=("Energy", "Later"), accepted_as=5
+        )
         assert accounts.get(account_id(1)).local_edits["Industry"] == mark
 
     def test_a_local_edit_lands_only_on_the_account_it_was_decided_on(self, store):

@@ -176,8 +176,8 @@ class TestAccounts:
         # issue 10, 2.1: a contact leaving before two edits of one field in segments reached it takes both
         accounts = backend.accounts
         accounts.accept_version(version(T1), LOGGED, ["Name"])
-        first = PendingEdit("Name", "e1", T2, None, ActivityLogging.SUPPRESSED)
-        second = PendingEdit("Name", "e2", T2, 7, ActivityLogging.LOGGED)
+        first = PendingEdit("Name", "e1", T2, None, ActivityLogging.SUPPRESSED, accepted_as=2)
+        second = PendingEdit("Name", "e2", T2, 7, ActivityLogging.LOGGED)  # one kept before counts were
         assert accounts.apply_local_edit(
             LocalEdit("e1", "C1", "A1", "Name", None, T2), accounts.get("A1"), SUPPRESSED, True
         )
@@ -200,7 +200,7 @@ class TestAccounts:
     ) -> None:
         # issue 10, 2.1: more than 20 superseded versions kept, each costing about what changed
         accounts = backend.accounts
-        edit = PendingEdit("Size", "e1", T2, True, ActivityLogging.LOGGED)
+        edit = PendingEdit("Size", "e1", T2, True, ActivityLogging.LOGGED, accepted_as=7)
         values = [
             {"Name": "n", "Size": 1},
             {"Name": "n", "Size": True},  # True is not 1: a diff keeps the type
@@ -233,6 +233,33 @@ class TestAccounts:
         assert accounts.get("A1").changes_accepted == 2  # only an accepted change counts
         assert accounts.accept_version(version(T3), LOGGED, ["Name"]).state.changes_accepted == 3
         assert accounts.get("A1").changes_accepted == 3
+
+    def test_an_edit_is_accepted_as_the_accounts_next_change_and_only_over_the_count_it_read(
+        self, backend: Backend
+    ) -> None:
+        # finding F (issue 10): the edit's mark keeps which change of the account it was, so that a contact that
+        # joined after it (and took its value with the account's fields) is never written by its segments
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        read = accounts.get("A1")
+        assert accounts.apply_local_edit(LocalEdit("e1", "C1", "A1", "Industry", "x", T2), read, LOGGED, True)
+        assert accounts.get("A1").local_edits["Industry"].accepted_as == 2
+        # another field's edit was accepted since `read`: the count it would take is no longer its own
+        assert accounts.apply_local_edit(LocalEdit("e2", "C1", "A1", "Name", "y", T2), read, LOGGED, True) is False
+        assert accounts.apply_local_edit(LocalEdit("e2", "C1", "A1", "Name", "y", T2), accounts.get("A1"), LOGGED, True)
+        assert accounts.get("A1").local_edits["Name"].accepted_as == 3
+        assert accounts.get("A1").changes_accepted == 3
+
+    def test_a_resyncs_refresh_counts_as_a_change_accepted(self, backend: Backend) -> None:
+        # a contact that joined before the refresh took the old values: the resync must still reach it
+        accounts = backend.accounts
+        accounts.accept_version(version(T1), LOGGED, ["Name"])
+        assert accounts.refresh_fields("A1", T1, {"Name": "r"}) is None  # not applied yet
+        accounts.mark_applied("A1", T1)
+        assert accounts.refresh_fields("A1", T1, {"Name": "r"}) == 2
+        assert (accounts.get("A1").fields, accounts.get("A1").changes_accepted) == ({"Name": "r"}, 2)
+        assert accounts.refresh_fields("A1", T2, {"Name": "s"}) is None  # not the newest version
+        assert accounts.get("A1").changes_accepted == 2
 
     def test_recent_joiners_are_added_forgotten_and_overflow(self, backend: Backend) -> None:
         accounts = backend.accounts
@@ -294,6 +321,30 @@ class TestContacts:
         assert leave("C3", T3, 1) is False  # an edit accepted since
         assert leave("C3", T3, 2) is True
         assert [c.contact_id for c in contacts.members("A1")] == []
+
+    def test_a_joiner_keeps_the_count_of_changes_its_account_had_accepted_when_it_took_its_fields(
+        self, backend: Backend
+    ) -> None:
+        # finding F (issue 10): what an account change accepted before the join owes the contact is nothing
+        contacts = backend.contacts
+        taken = AccountJoin({"Name": "n"}, T1, False, changes_accepted=4)
+        assert contacts.apply_contact_version(ContactVersion("C1", T1, False, "A1"), None, taken)
+        assert contacts.contact("C1").changes_at_join == 4
+        stays = ContactVersion("C1", T2, False, "A1")
+        assert contacts.apply_contact_version(stays, contacts.contact("C1"), None)
+        assert contacts.contact("C1").changes_at_join == 4  # still the member that joined then
+        contacts.write_change("C1", AccountChange.of_version(version(T2, Name="m")), [FieldChange("Name", "n", "m")])
+        assert contacts.contact("C1").changes_at_join == 4
+        uncounted = AccountJoin({"Name": "o"}, T1, False)  # an account item written before counts were
+        assert contacts.apply_contact_version(ContactVersion("C1", T3, False, "A2"), contacts.contact("C1"), uncounted)
+        assert contacts.contact("C1").changes_at_join is None
+        again = AccountJoin({"Name": "n"}, T1, False, changes_accepted=5)
+        moved = ContactVersion("C1", "2026-12-04T10:00:04.000Z", False, "A1")
+        assert contacts.apply_contact_version(moved, contacts.contact("C1"), again)
+        assert contacts.contact("C1").changes_at_join == 5
+        alone = ContactVersion("C1", "2026-12-04T10:00:05.000Z", False, None)  # no account: nothing taken
+        assert contacts.apply_contact_version(alone, contacts.contact("C1"), None)
+        assert contacts.contact("C1").changes_at_join is None
 
     def test_a_version_is_written_only_on_a_member_holding_an_older_one(self, backend: Backend) -> None:
         join(backend, "C1", "A1")

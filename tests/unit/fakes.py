@@ -109,17 +109,26 @@ class FakeAccounts:
             or state.system_modstamp is None
             or state.system_modstamp != stored.system_modstamp
             or state.local_edits.get(edit.field) != stored.local_edits.get(edit.field)
+            or state.changes_accepted != stored.changes_accepted
         ):
             return False
         previous = state.local_edits.get(edit.field)
+        counted = (state.changes_accepted or 0) + 1
         mark = mark_of(
-            edit, previous, state.system_modstamp, state.fields.get(edit.field), decision, changed, tuple(earlier)
+            edit,
+            previous,
+            state.system_modstamp,
+            state.fields.get(edit.field),
+            decision,
+            changed,
+            tuple(earlier),
+            accepted_as=counted,
         )
         self.items[edit.account_id] = replace(
             state,
             fields={**state.fields, edit.field: edit.value},
             local_edits={**state.local_edits, edit.field: mark},
-            changes_accepted=(state.changes_accepted or 0) + 1,
+            changes_accepted=counted,
         )
         return True
 
@@ -152,12 +161,13 @@ class FakeAccounts:
         )
         return True
 
-    def refresh_fields(self, account_id: str, system_modstamp: str, fields) -> bool:
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields) -> int | None:
         state = self.items.get(account_id)
         if state is None or state.system_modstamp != system_modstamp or state.applied_modstamp != system_modstamp:
-            return False
-        self.items[account_id] = replace(state, fields=dict(fields))
-        return True
+            return None
+        counted = (state.changes_accepted or 0) + 1
+        self.items[account_id] = replace(state, fields=dict(fields), changes_accepted=counted)
+        return counted
 
     def note_joiners(self, account_id: str, contact_ids, joined_at: str, forget, overflow: bool) -> None:
         self.joiner_writes += 1
@@ -184,6 +194,7 @@ class FakeContact:
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
+    changes_at_join: int | None = None
 
 
 class FakeContacts:
@@ -250,6 +261,7 @@ class FakeContacts:
             c.account_id,
             c.contact_modstamp,
             c.is_deleted,
+            c.changes_at_join,
         )
 
     def members(self, account_id, after=None, through=None) -> Iterator[ContactSnapshot]:
@@ -353,6 +365,7 @@ class FakeContacts:
                 return True
             if version.account_id:
                 self._joins.append(version.contact_id)
+            c.changes_at_join = join.changes_accepted if join is not None else None
             if join is not None:
                 c.account_fields = dict(join.fields)
                 c.account_modstamp = join.system_modstamp

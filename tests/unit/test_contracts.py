@@ -39,6 +39,24 @@ class TestRoundTrip:
         ):
             assert parse_change_message(message.to_body()) == message
 
+    def test_a_segment_carries_which_change_of_its_account_an_edit_or_a_resync_was(self):
+        # finding F (issue 10): compared with a contact's count at its join (`AccountChange.held_since_join`)
+        version = account_version()
+        edit = LocalEdit("e1", contact_id(1), version.account_id, "Rating", "Hot", stamp(3))
+        for change in (
+            AccountChange.of_edit(edit, stamp(1), accepted_as=7),
+            AccountChange.of_version(version, "rs1", accepted_as=1),
+        ):
+            segment = ChangeSegmentMessage(change, "p1", 0, 1, None, None, ActivityLogging.LOGGED)
+            assert parse_change_message(segment.to_body()).change.accepted_as == change.accepted_as
+            body = json.loads(segment.to_body())
+            del body["change"]["accepted_as"]  # queued before it was carried: it skips no joiner
+            assert parse_change_message(json.dumps(body)).change.accepted_as is None
+            for bad in (0, "7", True):
+                body["change"]["accepted_as"] = bad
+                with pytest.raises(MalformedMessage, match="accepted_as"):
+                    parse_change_message(json.dumps(body))
+
     def test_activity_batch_survives_the_queue(self):
         batch = ActivityBatchMessage(
             "001000000000000001",

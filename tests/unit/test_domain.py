@@ -209,6 +209,29 @@ def _superseded_lists(draw: st.DrawFn) -> list[SupersededVersion]:
     ]
 
 
+class TestHeldSinceJoin:
+    """Finding F (issue 10): a change the account accepted before a contact joined it is held by the contact (the
+    join took the account's fields), never owed to it."""
+
+    EDIT = LocalEdit("e1", "C1", "A1", "Name", "b", "2026-11-27T10:30:00.000Z")
+
+    @given(st.integers(1, 10**9), st.integers(0, 10**9))
+    def test_held_exactly_when_the_join_counted_the_change(self, accepted_as: int, at_join: int) -> None:
+        change = AccountChange.of_edit(self.EDIT, "2026-11-27T10:00:00.000Z", accepted_as)
+        assert change.held_since_join(at_join) is (at_join >= accepted_as)
+
+    @pytest.mark.parametrize(("accepted_as", "at_join"), [(None, 5), (5, None), (None, None)])
+    def test_an_unknown_count_on_either_side_holds_nothing(self, accepted_as: int | None, at_join: int | None) -> None:
+        change = AccountChange.of_edit(self.EDIT, "2026-11-27T10:00:00.000Z", accepted_as)
+        assert change.held_since_join(at_join) is False
+
+    def test_a_pending_edit_and_a_mark_hand_their_count_to_the_change(self) -> None:
+        pending = PendingEdit("Name", "e1", self.EDIT.edited_at, "b", ActivityLogging.LOGGED, accepted_as=4)
+        assert pending.as_change("A1", "2026-11-27T10:00:00.000Z")[0].accepted_as == 4
+        mark = EditMark("e1", self.EDIT.edited_at, "T0", ChangeDecision(ActivityLogging.LOGGED, 1, True), accepted_as=4)
+        assert mark.pending("Name", "b") == pending
+
+
 class TestPendingChangesForLeavers:
     """Issue 10, 2.1: what the account item keeps for contacts that leave before the segments reach them."""
 

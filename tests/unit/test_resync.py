@@ -3,10 +3,10 @@ real differences, with activities of origin `resync`, under the 5000 rule, idemp
 
 from __future__ import annotations
 
-from account_sync.contracts import AccountChangeMessage, parse_change_message
+from account_sync.contracts import AccountChangeMessage, LocalEditMessage, parse_change_message
 from account_sync.domain.records import ChangeOrigin, LocalEdit
 
-from tests.unit.factories import account_id, account_version, contact_id, stamp
+from tests.unit.factories import account_id, account_version, contact_id, contact_version, stamp
 from tests.unit.test_fan_out import NOW, World
 
 
@@ -146,3 +146,45 @@ def test_a_field_removed_from_the_synced_list_is_removed_by_the_resync_without_a
     assert "BillingCountry" not in world.accounts.get(account_id(1)).fields
     # and a second resync finds the store in step
     assert resync(world, version, "rs2").contacts_written == 0
+
+
+def _resync_without_its_segments(world: World, version, resync_id: str = "rs1"):
+    return world.fan_out.apply(parse_change_message(AccountChangeMessage(version, resync_id).to_body()))
+
+
+def test_a_contact_that_joined_before_the_resyncs_refresh_takes_the_refreshed_values():
+    # Finding F (issue 10): a change accepted before a contact joined is not written on it (the join took the
+    # account's fields). A resync's refresh of the account's fields counts as a change accepted, so a contact that
+    # joined before it, with the account's values as they were, is still repaired by it.
+    world = World()
+    world.given_contacts(1)
+    world.sync(account_version(1, minute=1))
+    world.fan_out.apply_contact_change(contact_version(9, account=1, minute=2))  # joins, takes the fields
+    world.fan_out._config = world.fan_out._config.__class__((*world.fan_out._config.synced_fields, "Rating"))
+    resync(world, account_version(1, minute=1, Rating="Hot"))
+    assert world.contacts.items[contact_id(9)].account_fields["Rating"] == "Hot"
+    assert world.contact(0).account_fields["Rating"] == "Hot"
+
+
+def test_a_contact_that_joined_after_the_resyncs_refresh_keeps_the_edit_it_took_with_the_accounts_fields():
+    # Finding F's resync side: the resync is in segments; a local edit is accepted behind it, then a contact joins
+    # and takes the account's fields (the refreshed ones, and the edit). The resync's segment must not write the
+    # version's value over the edit on the joiner (nor log it), and the edit owes the joiner nothing.
+    world = World(segment_size=2)
+    world.given_contacts(3)
+    world.sync(account_version(1, minute=1))
+    before = set(world.activities_of(0))
+    world.fan_out._config = world.fan_out._config.__class__(
+        (*world.fan_out._config.synced_fields, "Rating"), segment_size=2
+    )
+    assert _resync_without_its_segments(world, account_version(1, minute=1, Rating="Hot")).segments_planned == 2
+    edit = LocalEdit("e1", contact_id(1_000_000), account_id(1), "Name", "Edited", stamp(3))
+    world.fan_out.apply(parse_change_message(LocalEditMessage(edit).to_body()))
+    world.fan_out.apply_contact_change(contact_version(9, account=1, minute=4))
+    joiner = world.contacts.items[contact_id(9)]
+    assert (joiner.account_fields["Name"], joiner.account_fields["Rating"]) == ("Edited", "Hot")
+    world.run_queued_segments()
+    world.log_activities()
+    assert joiner.account_fields["Name"] == "Edited"
+    assert [a for a in world.store.activities.values() if a.contact_id == contact_id(9)] == []
+    assert set(world.activities_of(0)) - before == {("Rating", None, "Hot"), ("Name", "Account 1", "Edited")}

@@ -369,12 +369,17 @@ def _account_version(raw: object) -> AccountVersion:
 
 
 def _account_change_json(change: AccountChange) -> dict[str, Any]:
+    accepted = {"accepted_as": change.accepted_as} if change.accepted_as is not None else {}
     if change.version is not None and change.resync_id is not None:
-        return {
-            "origin": ChangeOrigin.RESYNC.value,
-            "version": _account_version_json(change.version),
-            "resync_id": change.resync_id,
-        } | _path_json(change.path)
+        return (
+            {
+                "origin": ChangeOrigin.RESYNC.value,
+                "version": _account_version_json(change.version),
+                "resync_id": change.resync_id,
+            }
+            | _path_json(change.path)
+            | accepted
+        )
     if change.version is not None:
         return {"origin": ChangeOrigin.ACCOUNT.value, "version": _account_version_json(change.version)} | _path_json(
             change.path
@@ -384,19 +389,22 @@ def _account_change_json(change: AccountChange) -> dict[str, Any]:
         "origin": ChangeOrigin.LOCAL.value,
         "edit": _local_edit_json(change.edit),
         "base_modstamp": change.base_modstamp,
-    }
+    } | accepted
 
 
 def _account_change(raw: object) -> AccountChange:
+    """`accepted_as` may be absent: a segment queued before it was carried (its change then skips no joiner)."""
     if not isinstance(raw, dict):
         raise MalformedMessage("change must be an object")
     origin = raw.get("origin")
+    accepted_as = _int(raw, "accepted_as", minimum=1) if "accepted_as" in raw else None
     if origin == ChangeOrigin.ACCOUNT.value:
         return AccountChange.of_version(_account_version(raw.get("version")), path=_path(raw))
     if origin == ChangeOrigin.RESYNC.value:
-        return AccountChange.of_version(_account_version(raw.get("version")), _id(raw, "resync_id"), _path(raw))
+        version = _account_version(raw.get("version"))
+        return AccountChange.of_version(version, _id(raw, "resync_id"), _path(raw), accepted_as)
     if origin == ChangeOrigin.LOCAL.value:
-        return AccountChange.of_edit(_local_edit(raw.get("edit")), _timestamp(raw, "base_modstamp"))
+        return AccountChange.of_edit(_local_edit(raw.get("edit")), _timestamp(raw, "base_modstamp"), accepted_as)
     raise MalformedMessage(f"change.origin must be account, resync or local, got {_quoted_name(origin)}")
 
 

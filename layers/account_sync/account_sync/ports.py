@@ -294,6 +294,9 @@ class ContactSnapshot:
     account_id: str | None = None
     contact_modstamp: str | None = None
     is_deleted: bool = False
+    # The account's `changes_accepted` when the contact joined it and took its fields (None: unknown, joined before
+    # counts were kept): a change the account accepted up to then is held, never owed (`AccountChange.held_since_join`).
+    changes_at_join: int | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,7 @@ class AccountJoin:
     system_modstamp: str
     is_deleted: bool
     outbox: Mapping[str, OutboxEntry] = field(default_factory=dict)
+    changes_accepted: int | None = None  # the account's count as read with `fields`: the contact keeps it
 
 
 class AccountRepository(Protocol):
@@ -361,9 +365,11 @@ class AccountRepository(Protocol):
         version, fully applied, same deleted flag): for a version that changes no synced field. False otherwise."""
         ...
 
-    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> int | None:
         """A resync: set the stored account's fields to `fields` (read again from Salesforce at the same version),
-        while `system_modstamp` is still its newest version and applied. False otherwise (a newer one came)."""
+        while `system_modstamp` is still its newest version and applied; counted in `changes_accepted` (a contact
+        that joined before it took the old values and is still the resync's to repair). The count it makes; None
+        when not refreshed (a newer version came)."""
         ...
 
     def apply_local_edit(
@@ -377,7 +383,8 @@ class AccountRepository(Protocol):
         """Set the edited field of the stored account (SPEC R3) and record the edit as the field's last one, over
         the account's newest version, with its decision and the earlier edits of the field it keeps (`earlier`,
         `local_edits.earlier_edits`), if the account is still as `stored` says: the same newest version, not
-        deleted, the same last edit of that field; counted in `changes_accepted`. False otherwise."""
+        deleted, the same last edit of that field, the same `changes_accepted`; counted there, the mark keeping the
+        count it makes (`EditMark.accepted_as`). False otherwise."""
         ...
 
     def note_joiners(
@@ -432,10 +439,10 @@ class ContactRepository(Protocol):
     ) -> bool:
         """Apply a Contact version (membership, name, email) if it is newer than the stored one and the contact is
         still as `expected` says (its account and account version; None: no item yet). A contact that joins an
-        account takes `join` (no join: no account fields, or none synced yet); one that stays in its account keeps
-        its account fields (the account's own fan-out writes them). With `account_unchanged` (a leave), only while
-        that account item has accepted no change since it was read (one transaction). False when a condition
-        failed."""
+        account takes `join` and keeps its count (no join: no account fields nor count, or none synced yet); one
+        that stays in its account keeps its account fields and count (the account's own fan-out writes them). With
+        `account_unchanged` (a leave), only while that account item has accepted no change since it was read (one
+        transaction). False when a condition failed."""
         ...
 
 

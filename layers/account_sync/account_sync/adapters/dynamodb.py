@@ -338,13 +338,15 @@ class DynamoAccountRepository:
             condition=condition,
         )
 
-    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> bool:
-        condition = (AccountItem.system_modstamp == system_modstamp) & (AccountItem.applied_modstamp == system_modstamp)
-        return _update_unless_condition_fails(
-            AccountItem(account_id),
-            actions=[AccountItem.fields.set(dict(fields)), AccountItem.updated_at.set(self._now())],
-            condition=condition,
+    def refresh_fields(self, account_id: str, system_modstamp: str, fields: Mapping[str, FieldValue]) -> int | None:
+        item = self._update_if_current(
+            account_id,
+            system_modstamp,
+            [AccountItem.fields.set(dict(fields)), AccountItem.changes_accepted.add(1)],
+            extra_condition=AccountItem.applied_modstamp == system_modstamp,
+            return_new=True,
         )
+        return int(item.changes_accepted) if item is not None and item.changes_accepted is not None else None
 
     def apply_local_edit(
         self,
@@ -360,8 +362,16 @@ class DynamoAccountRepository:
         if stored.system_modstamp is None:
             return False
         previous = stored.local_edits.get(edit.field)
+        counted = _count(stored.changes_accepted) + 1  # the count this write makes (conditioned on the one read)
         kept = mark_of(
-            edit, previous, stored.system_modstamp, stored.fields.get(edit.field), decision, changed, tuple(earlier)
+            edit,
+            previous,
+            stored.system_modstamp,
+            stored.fields.get(edit.field),
+            decision,
+            changed,
+            tuple(earlier),
+            accepted_as=counted,
         )
         values = kept.values
         mark = {
@@ -375,9 +385,14 @@ class DynamoAccountRepository:
             **({"values": list(values)} if values is not None else {}),
             **({"earlier_ids": list(kept.earlier_ids)} if kept.earlier_ids else {}),
             **({"earlier_edits": [_pending_edit_item(e) for e in kept.earlier_edits]} if kept.earlier_edits else {}),
+            "accepted_as": counted,
         }
         field_mark = cast(Path, AccountItem.local_edits[edit.field])  # the document path local_edits.<field>
         condition = (AccountItem.system_modstamp == stored.system_modstamp) & (AccountItem.is_deleted == False)  # noqa: E712
+        seen = stored.changes_accepted
+        condition &= (
+            AccountItem.changes_accepted.does_not_exist() if seen is None else AccountItem.changes_accepted == seen
+        )
         if previous is None:
             condition &= field_mark.does_not_exist()
         else:
@@ -524,6 +539,7 @@ def _pending_edit_item(edit: PendingEdit) -> dict[str, Any]:
         "edited_at": edit.edited_at,
         "value": edit.value,
         "activity_logging": edit.activity_logging.value,
+        **({"accepted_as": edit.accepted_as} if edit.accepted_as is not None else {}),
     }
 
 
@@ -535,6 +551,7 @@ def _pending_edit(raw: Any) -> PendingEdit:
         str(entry["edited_at"]),
         canonical_value(entry.get("value")),
         ActivityLogging(entry["activity_logging"]),
+        _optional_int(entry.get("accepted_as")),
     )
 
 
@@ -567,7 +584,12 @@ def _edit_mark(mark: Mapping[str, Any]) -> EditMark:
         values=_mark_values(mark.get("values")),
         earlier_ids=tuple(str(edit_id) for edit_id in _as_list(mark.get("earlier_ids"))),
         earlier_edits=tuple(_pending_edit(edit) for edit in _as_list(mark.get("earlier_edits"))),
+        accepted_as=_optional_int(mark.get("accepted_as")),
     )
+
+
+def _optional_int(raw: Any) -> int | None:
+    return int(raw) if raw is not None else None
 
 
 def _as_list(raw: Any) -> list[Any]:
@@ -859,6 +881,9 @@ class DynamoContactRepository:
                 ContactItem.account_deleted.set(join.is_deleted),
                 ContactItem.account_fields_source.set("salesforce"),
                 ContactItem.account_previous_values.set({n: _outbox_item(e) for n, e in join.outbox.items()}),
+                ContactItem.account_changes_at_join.set(join.changes_accepted)
+                if join.changes_accepted is not None
+                else ContactItem.account_changes_at_join.remove(),
             ]
         else:
             # No account, or one not synced yet: its fan-out will write the fields when it comes.
@@ -867,6 +892,7 @@ class DynamoContactRepository:
                 ContactItem.account_modstamp.remove(),
                 ContactItem.account_deleted.set(False),
                 ContactItem.account_previous_values.set({}),
+                ContactItem.account_changes_at_join.remove(),
             ]
         return self._write_version(version.contact_id, actions, condition, account_unchanged)
 
@@ -973,6 +999,7 @@ def _snapshot(item: ContactItem, account_id: str | None) -> ContactSnapshot:
         account_id=account_id,
         contact_modstamp=item.contact_modstamp,
         is_deleted=bool(item.is_deleted),
+        changes_at_join=_optional_int(item.account_changes_at_join),
     )
 
 

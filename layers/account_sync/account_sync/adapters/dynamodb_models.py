@@ -52,6 +52,8 @@ class ContactItem(Model):
     account_previous_values = MapAttribute[str, object](null=True)
     account_fields_source = UnicodeAttribute(null=True)
     account_deleted = BooleanAttribute(default=False)
+    # The account's changes_accepted when the contact joined it: changes accepted up to then are held, never owed
+    account_changes_at_join = NumberAttribute(null=True)
     is_deleted = BooleanAttribute(default=False)
     deleted_from_account_id = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)

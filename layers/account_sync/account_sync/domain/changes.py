@@ -63,10 +63,12 @@ class PendingEdit:
     edited_at: str
     value: FieldValue
     activity_logging: ActivityLogging
+    accepted_as: int | None = None  # which change of the account it was (`AccountChange.accepted_as`)
 
     def as_change(self, account_id: str, base_modstamp: str) -> tuple[AccountChange, ChangeDecision]:
         edit = LocalEdit(self.edit_id, "", account_id, self.field, self.value, self.edited_at)
-        return AccountChange.of_edit(edit, base_modstamp), ChangeDecision(self.activity_logging, 0, False)
+        change = AccountChange.of_edit(edit, base_modstamp, self.accepted_as)
+        return change, ChangeDecision(self.activity_logging, 0, False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,8 @@ def _value_size(value: FieldValue) -> int:
 
 
 def pending_edit_size(edit: PendingEdit) -> int:
-    return _ENTRY_OVERHEAD + len(edit.field) + len(edit.edit_id) + len(edit.edited_at) + _value_size(edit.value)
+    size = _ENTRY_OVERHEAD + len(edit.field) + len(edit.edit_id) + len(edit.edited_at) + _value_size(edit.value)
+    return size + (16 if edit.accepted_as is not None else 0)  # its name and a number
 
 
 def _entry_size(entry: SupersededVersion, diff: VersionDiff) -> int:
@@ -171,7 +174,10 @@ class AccountChange:
     `base_modstamp`). A version with a `resync_id` is an operator's resync of the version the account already
     applied: it is diffed again against every contact, even one that holds its stamp (a contact changed behind the
     store's back, a newly synced field), and what it writes is keyed and reasoned as the resync's. `path`: the path
-    that applied it first (the account keeps it from the version's acceptance), shown on its activities only."""
+    that applied it first (the account keeps it from the version's acceptance), shown on its activities only.
+    `accepted_as`: which change of the account it was (the account's `changes_accepted` once it held the change's
+    values): a contact that joined the account after it took those values with the account's fields, and is owed
+    nothing of it (`held_since_join`). Known for an edit and a resync; a version needs none (its stamp tells)."""
 
     account_id: str
     version: AccountVersion | None = None
@@ -179,16 +185,21 @@ class AccountChange:
     base_modstamp: str | None = None
     resync_id: str | None = None
     path: SyncPath | None = field(default=None, compare=False)
+    accepted_as: int | None = field(default=None, compare=False)
 
     @classmethod
     def of_version(
-        cls, version: AccountVersion, resync_id: str | None = None, path: SyncPath | None = None
+        cls,
+        version: AccountVersion,
+        resync_id: str | None = None,
+        path: SyncPath | None = None,
+        accepted_as: int | None = None,
     ) -> AccountChange:
-        return cls(version.account_id, version=version, resync_id=resync_id, path=path)
+        return cls(version.account_id, version=version, resync_id=resync_id, path=path, accepted_as=accepted_as)
 
     @classmethod
-    def of_edit(cls, edit: LocalEdit, base_modstamp: str) -> AccountChange:
-        return cls(edit.account_id, edit=edit, base_modstamp=base_modstamp, path=SyncPath.API)
+    def of_edit(cls, edit: LocalEdit, base_modstamp: str, accepted_as: int | None = None) -> AccountChange:
+        return cls(edit.account_id, edit=edit, base_modstamp=base_modstamp, path=SyncPath.API, accepted_as=accepted_as)
 
     def __post_init__(self) -> None:
         if (self.version is None) == (self.edit is None) or (self.edit is not None and not self.base_modstamp):
@@ -273,6 +284,14 @@ class AccountChange:
         if entry is None or entry.change.origin is not ChangeOrigin.LOCAL or entry.change == self.ref:
             return False
         return entry.change.stamp > self.edit.edited_at or entry.change in later_edits
+
+    def held_since_join(self, changes_at_join: int | None) -> bool:
+        """The contact joined the account after the account accepted this change (`changes_at_join`: the account's
+        count of changes accepted when the contact took its fields, `ContactSnapshot.changes_at_join`): it holds the
+        change's values, or a later change's, and was no member when the change was owed (issue 10, 2.1). Its
+        segment, or a leaver's catch-up, must neither write it (an older edit of a field would overwrite the later
+        one the contact took) nor log it. Unknown on either side: not held, as before counts were kept."""
+        return changes_at_join is not None and self.accepted_as is not None and changes_at_join >= self.accepted_as
 
     def already_on(self, contact_modstamp: str | None) -> bool:
         """A version whose stamp the contact holds was written there by an earlier delivery (a resync diffs it

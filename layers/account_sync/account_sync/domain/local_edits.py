@@ -41,6 +41,9 @@ class EditMark:
     # still be queued), oldest first: a contact leaving the account before their segments reach it takes each of
     # them, not only the last (issue 10, 2.1). Bounded with the account's other pending changes (services/fan_out).
     earlier_edits: tuple[PendingEdit, ...] = ()
+    # Which change of the account the edit was (`AccountState.changes_accepted` once it was accepted): a contact that
+    # joined the account after it took its value and is owed nothing of it (`AccountChange.held_since_join`).
+    accepted_as: int | None = None
 
     def pending(self, field: str, value: FieldValue) -> PendingEdit | None:
         """This edit as one a leaving contact may still be owed (`value`: its value, when the mark kept none),
@@ -48,7 +51,7 @@ class EditMark:
         if self.decision is None or not (self.decision.segmented or self.plan_id is not None):
             return None
         own = self.values[1] if self.values is not None else value
-        return PendingEdit(field, self.edit_id, self.edited_at, own, self.decision.activity_logging)
+        return PendingEdit(field, self.edit_id, self.edited_at, own, self.decision.activity_logging, self.accepted_as)
 
     def is_edit(self, edit: LocalEdit) -> bool:
         return self.edit_id == edit.edit_id and self.edited_at == edit.edited_at
@@ -93,10 +96,12 @@ def mark_of(
     decision: ChangeDecision,
     changed: bool,
     earlier: tuple[PendingEdit, ...] = (),
+    accepted_as: int | None = None,
 ) -> EditMark:
     """The field's mark for `edit`, applied over `base_modstamp` where the stored account held `stored_value`: the
     base version's value is that, unless an earlier edit over the same version already replaced it (its mark
-    keeps it). `earlier`: the edits before it that the mark keeps (`earlier_edits`, within the account's bound)."""
+    keeps it). `earlier`: the edits before it that the mark keeps (`earlier_edits`, within the account's bound);
+    `accepted_as`: which change of the account it is."""
     if previous is not None and previous.base_modstamp == base_modstamp:
         values = (previous.values[0], edit.value) if previous.values is not None else None
     else:
@@ -113,6 +118,7 @@ def mark_of(
         values=values,
         earlier_ids=same_ms,
         earlier_edits=earlier if previous is not None and previous.base_modstamp == base_modstamp else (),
+        accepted_as=accepted_as,
     )
 
 

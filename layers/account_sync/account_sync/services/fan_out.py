@@ -17,7 +17,9 @@ change (`domain.changes.AccountChange`), carried out in three steps, and why:
 Whoever writes a change's values onto a contact owes that change's activities: a contact change that moves a
 contact to another account writes that account's fields with activities of origin `contact`, keyed by the
 Contact's version, under the new account's stored decision; a contact that stays in its account keeps its fields
-for the account's own fan-out to write, with that change's activities. The account index is eventually
+for the account's own fan-out to write, with that change's activities. A contact that joins takes the account's
+fields as stored and the count of changes the account had accepted: a change accepted up to then is held, never
+owed, and its segments pass it by. The account index is eventually
 consistent: contacts that joined an account lately are kept on the account item (`recent_joiners`) and read with a
 strongly consistent read beside the index, so a version accepted just after a contact joined still reaches it.
 """
@@ -298,14 +300,17 @@ class FanOutBatch:
         values = {**version.fields, **{name: stored.fields.get(name) for name in edited}}
         changed = [change.field for change in diff_fields(stored.fields, values, self._config.synced_fields)]
         unsynced = not set(stored.fields) <= set(self._config.synced_fields)  # a field removed from the list
-        if (changed or unsynced) and not self._s._accounts.refresh_fields(
-            version.account_id, version.system_modstamp, values
-        ):
-            report.outcome = "stale"  # a newer version was accepted meanwhile: its own fan-out covers every contact
-            return report
+        # Refreshed, the account's fields are a change accepted: a contact joining after it takes them, and the
+        # resync skips it (`held_since_join`). Not refreshed, the resync diffs every contact, as a repair must.
+        accepted_as = None
+        if changed or unsynced:
+            accepted_as = self._s._accounts.refresh_fields(version.account_id, version.system_modstamp, values)
+            if accepted_as is None:
+                report.outcome = "stale"  # a newer version was accepted meanwhile: its fan-out covers every contact
+                return report
         decision = self._decide(version.account_id, stored)
         report.changed_fields = changed
-        change = AccountChange.of_version(version, resync_id, path)
+        change = AccountChange.of_version(version, resync_id, path, accepted_as)
         self._carry_out(change, replace(stored, fields=values), decision, changed, False, report)
         report.outcome = "resynced"
         return report
@@ -356,11 +361,12 @@ class FanOutBatch:
                 # Only another delivery writing the same account at the same time gets here: decide again later.
                 raise TransientError(f"account {edit.account_id} changed while a local edit was applied to it")
             planned = False
+            accepted_as: int | None = (stored.changes_accepted or 0) + 1  # the count its write made
         else:
             assert mark is not None
             decision = mark.decision or self._decide(edit.account_id, stored, force_segments=True)
-            changed, planned = mark.changed, mark.plan_id is not None
-        change = AccountChange.of_edit(edit, base)
+            changed, planned, accepted_as = mark.changed, mark.plan_id is not None, mark.accepted_as
+        change = AccountChange.of_edit(edit, base, accepted_as)
         self._carry_out(change, stored, decision, [edit.field] if changed else [], planned, report)
         report.outcome = "planned" if decision.segmented else "applied"
         return report
@@ -537,7 +543,9 @@ class FanOutBatch:
         later_edits: Collection[ChangeRef] = (),
     ) -> None:
         """Write the change on `contacts` (members of its account, as read) and queue their activities; a contact
-        that already holds the change has its activities queued again from its outbox, under the same keys."""
+        that already holds the change has its activities queued again from its outbox, under the same keys. A
+        contact that joined the account after the change was accepted is skipped: it took the change's values (or a
+        later change's) with the account's fields, and was owed nothing (`AccountChange.held_since_join`)."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
@@ -545,7 +553,11 @@ class FanOutBatch:
         for window in _windows(contacts, _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
-                if change.overtaken_on(contact.account_modstamp) or change.behind(contact.outbox, later_edits):
+                if (
+                    change.overtaken_on(contact.account_modstamp)
+                    or change.behind(contact.outbox, later_edits)
+                    or change.held_since_join(contact.changes_at_join)
+                ):
                     report.contacts_skipped += 1
                     continue
                 planned = self._contact_write(change, contact, fields)
@@ -851,7 +863,7 @@ class FanOutBatch:
             else:
                 continue
             logging = (mark.decision or self._decide(account.account_id, account)).activity_logging
-            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, logging))
+            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, logging, mark.accepted_as))
         return tuple(edits)
 
     def _join(
@@ -873,7 +885,8 @@ class FanOutBatch:
             changes = diff_fields(expected.account_fields, account.fields, self._config.synced_fields)
         ref = ChangeRef(ChangeOrigin.CONTACT, version.system_modstamp)
         outbox = {change.field: OutboxEntry(ref, change.old, path=path) for change in changes}
-        return AccountJoin(dict(account.fields), account.system_modstamp, account.is_deleted, outbox), changes
+        fields, counted = dict(account.fields), account.changes_accepted  # one read: the count says what it holds
+        return AccountJoin(fields, account.system_modstamp, account.is_deleted, outbox, counted), changes
 
     def _note_joiners(self, account_id: str, contact_ids: Sequence[str]) -> None:
         """The index may not show the contacts in the account for a while: the account keeps them among its
@@ -963,7 +976,8 @@ def _superseded_by(stored: AccountState | None) -> tuple[SupersededVersion, ...]
         edits += mark.earlier_edits
         if mark.decision is not None:
             value = mark.values[1] if mark.values is not None else stored.fields.get(name)
-            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, mark.decision.activity_logging))
+            logging = mark.decision.activity_logging
+            edits.append(PendingEdit(name, mark.edit_id, mark.edited_at, value, logging, mark.accepted_as))
     version = AccountVersion(stored.account_id, stamp, stored.is_deleted, {**stored.fields, **own})
     superseded = SupersededVersion(version, stored.activity_logging, stored.sync_path, tuple(edits))
     return (*stored.superseded, superseded)
