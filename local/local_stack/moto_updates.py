@@ -11,7 +11,10 @@ alone; then the deep copies of the item that only the return values and streams 
   each, no overlapping paths, no key attribute updated) run once per expression tree, names and keys: they change
   nothing and either raise or pass, and the same inputs give the same answer; a failure is never remembered;
 * with `ReturnValues` NONE the handler does not deep-copy the item as it was (only the returned attributes read
-  that copy), and on a table without a stream the backend does not either (only the stream reads its copy).
+  that copy), and on a table without a stream the backend does not either (only the stream reads its copy);
+* the validator's deep copy of the remembered tree (moto's validators replace its nodes, so each request needs its
+  own) copies each node's attributes directly instead of through `copy`'s generic `__reduce_ex__` path, a third of
+  an UpdateItem's CPU (profiled 2026-12-05): the same copy, node for node (`Node.__deepcopy__`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def apply_update_speedups() -> None:
     _walk_by_type()
     _check_each_expression_once()
     _copy_only_what_is_read()
+    _copy_trees_directly()
 
 
 def _walk_by_type() -> None:
@@ -169,3 +173,40 @@ def _copy_only_what_is_read() -> None:
     models.DynamoDBBackend.update_item = backend_update_item  # type: ignore[method-assign]
     responses.copy = _CopyUnlessUnread()  # type: ignore[assignment]
     models.copy = _CopyUnlessUnread()  # type: ignore[assignment]
+
+
+_ATOMIC = frozenset({str, int, bool, float, type(None)})  # what `copy.deepcopy` returns as it is
+
+
+def copy_node(node: Any, memo: dict[int, Any]) -> Any:
+    """`copy.deepcopy` of an expression tree's node, as `copy` makes it (`copyreg.__newobj__` then the node's
+    `__dict__` deep-copied, the node and each list registered in `memo` before their contents, so that a child's
+    `parent` is the new parent), without the generic `__reduce_ex__` path: a node's attributes are atoms, lists of
+    atoms and nodes, and nodes; anything else is left to `copy.deepcopy`."""
+    import copy
+
+    kind = type(node)
+    new = kind.__new__(kind)
+    memo[id(node)] = new
+    state = {}
+    for name, value in node.__dict__.items():
+        if type(value) in _ATOMIC:
+            state[name] = value
+        elif type(value) is list and id(value) not in memo:
+            copied: list[Any] = []
+            memo[id(value)] = copied
+            copied.extend(
+                member if type(member) in _ATOMIC else copy.deepcopy(member, memo) for member in value
+            )
+            state[name] = copied
+        else:
+            state[name] = copy.deepcopy(value, memo)
+    new.__dict__.update(state)
+    return new
+
+
+def _copy_trees_directly() -> None:
+    """moto's AST nodes copied by `copy_node` (`Validator.__init__` deep-copies the remembered tree per request)."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    Node.__deepcopy__ = copy_node  # type: ignore[attr-defined]
