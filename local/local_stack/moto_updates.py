@@ -195,9 +195,13 @@ def copy_node(node: Any, memo: dict[int, Any]) -> Any:
         elif type(value) is list and id(value) not in memo:
             copied: list[Any] = []
             memo[id(value)] = copied
-            copied.extend(
-                member if type(member) in _ATOMIC else copy.deepcopy(member, memo) for member in value
-            )
+            for member in value:
+                if type(member) in _ATOMIC:
+                    copied.append(member)
+                elif getattr(type(member), "__deepcopy__", None) is copy_node and id(member) not in memo:
+                    copied.append(copy_node(member, memo))  # what `copy.deepcopy` would call
+                else:
+                    copied.append(copy.deepcopy(member, memo))
             state[name] = copied
         else:
             state[name] = copy.deepcopy(value, memo)

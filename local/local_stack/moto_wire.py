@@ -6,9 +6,10 @@ Profiled on the push bench's fan-out (2026-12-05), about a tenth of the moto ser
   member by member through botocore's shape, to give back the same dicts: a map of AttributeValues that are already
   in their wire form (`is_wire_attribute_value`: no binary, which the parser decodes) is taken as it is;
 * `DynamoResult` converts a Query's or a BatchGetItem's result with `dynamo_to_dict`, which asks each string and
-  dict of every item whether it is a datetime, a `DynamoType` or has a `to_json`: plain dicts, lists and scalars
-  are copied as they are, anything else goes through moto's function.
-Both give what moto's own path gives (a Hypothesis test compares them).
+  dict of every item whether it is a datetime, a `DynamoType` or has a `to_json`: here plain dicts, lists and
+  scalars are copied by their type and a non-binary `DynamoType` becomes `{type: value}`, as moto's function does;
+  anything else goes through it.
+Both give what moto's own path gives (a Hypothesis test compares them). Imported by `moto_fixes` when it patches.
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
 _MARK = "_account_sync_wire"
 _PLAIN = frozenset({str, bool, int, float, type(None)})
 
 
 def plain_copy(value: Any, convert: Any) -> Any:
-    """`convert(value)` (moto's `dynamo_to_dict`) for plain dicts, lists and scalars, which it copies unchanged;
-    `convert` for anything else."""
+    """`convert(value)` (moto's `dynamo_to_dict`) for what it copies without converting (dicts, an item's
+    attribute dict, lists, scalars) and for a `DynamoType` that is not binary (`{type: its value, converted}`);
+    `convert` for anything else (binary values, datetimes, objects with `to_json`)."""
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is LimitedSizeDict:
         return {name: plain_copy(member, convert) for name, member in value.items()}
     if kind is list:
         return [plain_copy(member, convert) for member in value]
     if kind in _PLAIN:
         return value
+    if kind is DynamoType and value.type not in ("B", "BS"):
+        return {value.type: plain_copy(value.value, convert)}
     return convert(value)
 
 
