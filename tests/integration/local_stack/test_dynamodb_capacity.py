@@ -68,8 +68,12 @@ _attribute = st.one_of(
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(
     projection=st.sampled_from(
-        [{"ProjectionType": "KEYS_ONLY"}, {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "b"]}, {}]
-        + [{"ProjectionType": "ALL"}]
+        [
+            {"ProjectionType": "KEYS_ONLY"},
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "b"]},
+            {},
+            {"ProjectionType": "ALL"},
+        ]
     ),
     keys=st.dictionaries(st.sampled_from(["account_id", "sort"]), st.one_of(_string, _string, _attribute)),
     attrs=st.dictionaries(st.sampled_from(["a", "b", "c"]), st.one_of(_string, _attribute)),

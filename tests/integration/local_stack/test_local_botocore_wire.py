@@ -15,7 +15,6 @@ from botocore.serialize import JSONSerializer
 from botocore.validate import ParamValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from local_stack.botocore_wire import apply_botocore_wire_speedup
 
 apply_botocore_wire_speedup()
@@ -76,11 +75,19 @@ def test_another_service_s_attribute_value_is_left_to_botocore() -> None:
 
 
 _invalid = st.one_of(
-    st.just({"S": 1}), st.just({"N": None}), st.just({}), st.just({"S": "a", "N": "1"}), st.just({"X": "y"}),
-    st.just({"SS": "not a list"}), st.just({"M": {"k": {"BOOL": "no"}}}), st.just("text"),
+    st.just({"S": 1}),
+    st.just({"N": None}),
+    st.just({}),
+    st.just({"S": "a", "N": "1"}),
+    st.just({"X": "y"}),
+    st.just({"SS": "not a list"}),
+    st.just({"M": {"k": {"BOOL": "no"}}}),
+    st.just("text"),
 )
 _maybe_invalid = st.one_of(_values, _values, _invalid)
-_request_maps = st.one_of(st.dictionaries(_text, _values, max_size=4), st.dictionaries(_text, _maybe_invalid, max_size=3))
+_request_maps = st.one_of(
+    st.dictionaries(_text, _values, max_size=4), st.dictionaries(_text, _maybe_invalid, max_size=3)
+)
 
 
 def _request(operation: str, params: dict[str, Any], patched: bool) -> Any:

@@ -10,16 +10,17 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
 from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_sizes import size_of
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 apply_moto_fixes()
 _moto_size = DynamoType.size.__wrapped__  # type: ignore[attr-defined]
 
 _text = st.text(max_size=6)  # non-ASCII too: sizes are UTF-8 bytes
-_number = st.one_of(st.integers(-(10**20), 10**20).map(str), st.decimals(allow_nan=False, allow_infinity=False).map(str))
+_number = st.one_of(
+    st.integers(-(10**20), 10**20).map(str), st.decimals(allow_nan=False, allow_infinity=False).map(str)
+)
 _scalars = st.one_of(
     _text.map(lambda s: {"S": s}),
     _number.map(lambda n: {"N": n}),

@@ -14,14 +14,13 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from local_stack.moto_updates import copy_node
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb import models, responses
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import UpdateExpressionValidator
-
-from local_stack.moto_updates import copy_node
 
 _TABLES = itertools.count()
 # Texts the fan-out's kind of writes use, and texts moto refuses: two clauses of a kind, overlapping or repeated

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from local_stack.moto_fixes import apply_moto_fixes
+from local_stack.moto_wire import plain_copy
 from moto.core.parse import BaseJSONParser, JSONParser
 from moto.core.utils import get_service_model
 from moto.dynamodb import responses
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
-from local_stack.moto_fixes import apply_moto_fixes
-from local_stack.moto_wire import plain_copy
 
 apply_moto_fixes()
 _moto_parse_map = BaseJSONParser._parse_map.__wrapped__  # type: ignore[attr-defined]
@@ -80,7 +79,7 @@ _results = st.recursive(
         _plain,
         _values.map(DynamoType),
         _maps.map(lambda attrs: Item(DynamoType({"S": "k"}), None, {"pk": {"S": "k"}, **attrs})),
-        st.just(datetime(2026, 12, 5, tzinfo=timezone.utc)),
+        st.just(datetime(2026, 12, 5, tzinfo=UTC)),
     ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_text, inner, max_size=3)),
     max_leaves=8,
