@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from types import MethodType
 from typing import Any
 
 _MARK = "_account_sync_update_speedup"
@@ -42,13 +43,18 @@ def apply_update_speedups() -> None:
 
 def _walk_by_type() -> None:
     """`DepthFirstTraverser.traverse_node_recursively` as moto writes it, with each `isinstance` against moto's node
-    classes answered from the node's type (remembered per walker: its map of node classes to processors)."""
+    classes answered from the node's type. Which processor a node type gets is remembered per walker class: every
+    moto walker's map is a literal of its class (the same classes, in the same order, for every instance, each to a
+    method of the walker), and each request makes new walkers; a map entry that is not a method of its walker is
+    looked up per walker, as before."""
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 
     original = DepthFirstTraverser.traverse_node_recursively
     is_node: dict[type, bool] = {}
+    by_class: dict[tuple[type, type], Any] = {}  # (walker class, node class) -> the method's function, or None
+    per_walker = object()  # the entry's processor is not a method of the walker: found per walker
 
-    def processor_for(walker: Any, kind: type) -> Any:
+    def processor_of_map(walker: Any, kind: type) -> Any:
         found: dict[type, Any] = walker.__dict__.setdefault("_account_sync_processors", {})
         if kind not in found:
             # moto's `process`: the first class of the map the node is an instance of
@@ -56,6 +62,19 @@ def _walk_by_type() -> None:
                 (processor for cls, processor in walker._processing_map().items() if issubclass(kind, cls)), None
             )
         return found[kind]
+
+    def processor_for(walker: Any, kind: type) -> Any:
+        key = (type(walker), kind)
+        function = by_class.get(key, per_walker)
+        if function is None:
+            return None
+        if function is not per_walker:
+            return MethodType(function, walker)
+        processor = processor_of_map(walker, kind)
+        if key not in by_class:
+            method = type(processor) is MethodType and processor.__self__ is walker
+            by_class[key] = processor.__func__ if method else None if processor is None else per_walker
+        return processor
 
     @functools.wraps(original)
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
