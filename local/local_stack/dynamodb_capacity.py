@@ -138,10 +138,37 @@ def _entry(index: Any, item: Any) -> tuple[int, str] | None:
     keys = [k["AttributeName"] for k in index.schema]
     if any(name not in item.attrs for name in keys):
         return None  # sparse: not in the index
-    entry = index.project(item)
-    attributes = entry.to_json()["Attributes"]
+    strings = _projected_strings(index, item)
+    if strings is not None:
+        attributes: dict[str, Any] = {name: {"S": value} for name, value in strings.items()}
+        size = sum(len(name.encode()) + len(value.encode()) for name, value in strings.items())
+    else:
+        entry = index.project(item)
+        attributes, size = entry.to_json()["Attributes"], entry.size()
     index_key = json.dumps([attributes.get(name) for name in keys], sort_keys=True)
-    return entry.size(), index_key + "\n" + json.dumps(attributes, sort_keys=True)
+    return size, index_key + "\n" + json.dumps(attributes, sort_keys=True)
+
+
+def _projected_strings(index: Any, item: Any) -> dict[str, str] | None:
+    """The entry of a KEYS_ONLY or INCLUDE index whose projected attributes are all strings, as {name: value},
+    without building it: what `index.project(item)` holds then (a string's wire form is its value, its size the
+    UTF-8 bytes of name and value), at a fraction of the cost (each write is metered twice). None otherwise."""
+    projection = index.projection or {}
+    kind = projection.get("ProjectionType")
+    if kind not in ("KEYS_ONLY", "INCLUDE"):
+        return None
+    names = [*index.table_key_attrs, *(k["AttributeName"] for k in index.schema)]
+    if kind == "INCLUDE":
+        names += projection.get("NonKeyAttributes", [])
+    strings = {}
+    for name in names:
+        value = item.attrs.get(name)
+        if value is None:
+            continue
+        if value.type != "S" or type(value.value) is not str:
+            return None
+        strings[name] = value.value
+    return strings
 
 
 def _charging_writes(original: Any, key_of: Any) -> Any:

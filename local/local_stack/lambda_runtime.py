@@ -21,6 +21,8 @@
   `Sandbox.Timedout` and the environment thrown away. A handler that runs late without calling AWS again writes
   nothing more either: its result is discarded, as on Lambda. `kill_at_timeout=False` restores the old
   behaviour (a late handler finishes its writes).
+* botocore's parser takes DynamoDB's wire-form attribute values as they are (`botocore_wire`: the same result,
+  a fifth of the fan-out's CPU here); nothing of it runs on AWS.
 
 Not like Lambda: all functions share one interpreter, so modules of the shared layer (imported by plain name)
 are shared by every function. A module-level cache in the layer filled by one function is seen by the others;
@@ -47,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from local_stack.botocore_wire import apply_botocore_wire_speedup
 
 logger = logging.getLogger(__name__)
 
@@ -277,6 +281,7 @@ class LambdaRuntime:
         self._lock = threading.RLock()
         if kill_at_timeout:
             _install_deadline_guard()
+        apply_botocore_wire_speedup()  # the functions' DynamoDB responses parsed cheaper, the same (botocore_wire)
 
     @property
     def functions(self) -> dict[str, FunctionSpec]:

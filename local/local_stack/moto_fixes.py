@@ -66,8 +66,11 @@ the demo: about 100 contact writes a second):
   account's query 0.1-0.3 s -> 0.01 s, the 5,200-contact account's key page ~0.9 s either way (page-bound).
   A Hypothesis test compares Query and Scan with moto's own after random writes
   (`test_local_moto_query_partition.py`).
-* An UpdateItem's validator, its expression-only checks and the deep copies nobody reads: `moto_updates` (applied
-  from here, proven by its own Hypothesis test).
+* An UpdateItem's validator, its expression-only checks, the deep copies nobody reads and the copy of the tree the
+  validator works on: `moto_updates` (applied from here, proven by its own Hypothesis test).
+* An attribute's size without rebuilding it level by level: `moto_sizes` (applied from here, with its own test).
+* A request's wire-form AttributeValues taken as they are by the parser, a Query's or BatchGetItem's plain result
+  copied without moto's generic conversion: `moto_wire` (applied from here, with its own test).
 * moto's server lists its own package folder (a directory read and a stat per entry) to route every request;
   here the list is read once (the installed package does not change while it runs).
 
@@ -348,6 +351,12 @@ def _speed_up_update_expressions() -> None:
     _size_new_items_once()
     _query_the_partition_only()
     apply_update_speedups()
+
+    from local_stack.moto_sizes import apply_size_speedup  # imports moto: only once moto is patched
+    from local_stack.moto_wire import apply_wire_speedups
+
+    apply_size_speedup()
+    apply_wire_speedups()
 
     from moto import backends
 

@@ -252,6 +252,11 @@ def keep_alive_handler() -> type:
             _keeping_alive.on = False
             super().handle_one_request()
 
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # werkzeug formats the access line (path, date, colours) before its logger drops it at ERROR
+            if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+                super().log_request(code, size)
+
         def send_header(self, keyword: str, value: str) -> None:
             if (
                 keyword.lower() == "connection"

@@ -128,6 +128,11 @@ class MotoServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id when it runs in a process of its own (to read its CPU), else None."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def env(self) -> dict[str, str | None]:
         return fake_aws_env(self.endpoint_url)
 

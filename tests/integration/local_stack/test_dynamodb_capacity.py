@@ -3,11 +3,15 @@ ConsumedCapacity is a constant per request)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import boto3
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from local_stack.dynamodb_capacity import index_write_units, read_units, write_units
+from local_stack.dynamodb_capacity import _entry, index_write_units, read_units, write_units
+from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_server import MotoServer, fake_aws_env, reset_pynamodb_connections
 
 
@@ -37,6 +41,53 @@ def test_an_index_is_written_only_when_its_entry_changes():
     assert index_write_units(None, entry) == 1 and index_write_units(entry, None) == 1
     assert index_write_units(entry, other_value) == 2  # updated in place: the larger entry
     assert index_write_units(entry, moved) == 1 + 2  # the index key changed: a delete and a put
+
+
+def _entry_by_projection(index: Any, item: Any) -> tuple[int, str] | None:
+    """The index entry's size and fingerprint from moto's own projection (what `_entry` computed before its
+    shortcut for string-only entries)."""
+    keys = [k["AttributeName"] for k in index.schema]
+    if any(name not in item.attrs for name in keys):
+        return None
+    entry = index.project(item)
+    attributes = entry.to_json()["Attributes"]
+    index_key = json.dumps([attributes.get(name) for name in keys], sort_keys=True)
+    return entry.size(), index_key + "\n" + json.dumps(attributes, sort_keys=True)
+
+
+_string = st.text(max_size=4).map(lambda s: {"S": s})
+_attribute = st.one_of(
+    _string,
+    st.integers(-99, 99).map(lambda n: {"N": str(n)}),
+    st.just({"N": "1.50"}),
+    st.booleans().map(lambda b: {"BOOL": b}),
+    st.lists(st.text(max_size=2).map(lambda s: {"S": s}), max_size=2).map(lambda members: {"L": members}),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    projection=st.sampled_from(
+        [
+            {"ProjectionType": "KEYS_ONLY"},
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "b"]},
+            {},
+            {"ProjectionType": "ALL"},
+        ]
+    ),
+    keys=st.dictionaries(st.sampled_from(["account_id", "sort"]), st.one_of(_string, _string, _attribute)),
+    attrs=st.dictionaries(st.sampled_from(["a", "b", "c"]), st.one_of(_string, _attribute)),
+    contact=st.one_of(_string, _attribute),
+)
+def test_an_index_entry_is_sized_and_told_apart_as_moto_projects_it(projection, keys, attrs, contact):
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import GlobalSecondaryIndex
+
+    apply_moto_fixes()  # the item projection the moto server uses
+    schema = [{"AttributeName": "account_id", "KeyType": "HASH"}, {"AttributeName": "sort", "KeyType": "RANGE"}]
+    index = GlobalSecondaryIndex("by_account", schema, projection, ["contact_id"])
+    item = Item(None, None, {"contact_id": contact, **keys, **attrs})  # type: ignore[arg-type]
+    assert _entry(index, item) == _entry_by_projection(index, item)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """moto's cheaper UpdateItem (`moto_updates`) answers as moto's own: the same attributes returned, the same errors
 (messages included), the same items after random sequences of updates, valid and not, with every ReturnValues, with
 and without a condition, and with one expression text meaning other attributes through other names (the table's key
-among them). A table with a stream still gets its old images."""
+among them). A table with a stream still gets its old images. The validator's copy of a tree (`copy_node`) is the
+tree `copy.deepcopy` makes, node for node."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from local_stack.moto_updates import copy_node
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb import models, responses
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import UpdateExpressionValidator
 
 _TABLES = itertools.count()
@@ -127,7 +131,7 @@ def _create(client: Any, stream: bool = False, name: str | None = None) -> str:
 
 @pytest.fixture
 def undone() -> Any:
-    """A context in which moto's own UpdateItem runs (the three patches of `moto_updates` taken back)."""
+    """A context in which moto's own UpdateItem runs (the patches of `moto_updates` and `moto_sizes` taken back)."""
 
     def context() -> pytest.MonkeyPatch:
         undo = pytest.MonkeyPatch()
@@ -137,6 +141,8 @@ def undone() -> Any:
         undo.setattr(UpdateExpressionValidator, "validate", UpdateExpressionValidator.validate.__wrapped__)
         undo.setattr(responses, "copy", copy)
         undo.setattr(models, "copy", copy)
+        undo.delattr(Node, "__deepcopy__")
+        undo.setattr(DynamoType, "size", DynamoType.size.__wrapped__)
         return undo
 
     return context
@@ -188,3 +194,38 @@ def test_a_table_with_a_stream_still_records_the_old_image(aws) -> None:
     records = [record.record["dynamodb"] for record in backend.get_table(table).stream_shard.items]
     modified = [r for r in records if "OldImage" in r]
     assert [(m["OldImage"]["a"], m["NewImage"]["a"]) for m in modified] == [({"N": "1"}, {"N": "2"})]
+
+
+def _shape(node: Any, seen: dict[int, int]) -> Any:
+    """A node as data: its class, its attributes, and which node of the walk each `parent` is."""
+    if not isinstance(node, Node):
+        return node if type(node) is not list else [_shape(member, seen) for member in node]
+    seen.setdefault(id(node), len(seen))
+    return (
+        type(node).__name__,
+        {
+            name: ("parent", seen.get(id(value))) if name == "parent" else _shape(value, seen)
+            for name, value in sorted(vars(node).items())
+        },
+    )
+
+
+def _objects(node: Any) -> list[int]:
+    if isinstance(node, Node):
+        lists = [id(node.children)] if node.children is not None else []
+        return [id(node), *lists, *(i for child in node.children or [] for i in _objects(child))]
+    return []
+
+
+@pytest.mark.parametrize("text", [t for t in _EXPRESSIONS if "nope" not in t])
+def test_a_tree_is_copied_as_deepcopy_copies_it(text: str) -> None:
+    tree = UpdateExpressionParser.make(text)
+    with pytest.MonkeyPatch.context() as undo:
+        undo.delattr(Node, "__deepcopy__")
+        reference = copy.deepcopy(tree)
+    copied = copy_node(tree, {})
+    assert _shape(copied, {}) == _shape(reference, {}) == _shape(tree, {})
+    assert not set(_objects(copied)) & set(_objects(tree))  # nothing shared with the remembered tree
+    assert copy.deepcopy(tree).__class__ is tree.__class__  # and deepcopy takes this path
+    for child in copied.children:
+        assert child.parent is copied
