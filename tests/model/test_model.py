@@ -346,3 +346,27 @@ def test_a_contact_moved_in_beside_two_edits_of_a_field_gets_only_the_activities
         state.polled_quiet_point()  # type: ignore[attr-defined]
     finally:
         state.teardown()
+
+
+def test_a_contact_message_that_failed_half_way_is_told_to_the_reference_as_its_versions_landed() -> None:
+    # Found by `make chaos` (2026-12-05, seed 20261208, the fakes/all machine; on main too), a bug of the machine: a
+    # push transaction moves C01 and C02 from A2 to A0 (C00 deleted) in one message; a throttled write fails it after
+    # C01's leave landed; A2's edit (Name b) is accepted; the message is retried. C01 had left when the edit was
+    # accepted (owed nothing), but the reference, told of the whole message at the retry, owed it the edit and a move.
+    state = machine(
+        "fakes", PUSH_EVENTS=True, CONTACTS_IN_SAME_WINDOW=True, SAME_MS_EDITS=True, CHANGE_OVERTAKES_SEGMENTS=True
+    )()
+    try:
+        state.accounts_with_contacts(sizes=[1, 0, 3], data=_Values())  # type: ignore[arg-type]
+        state.two_edits_in_one_millisecond(contact=1, field="Name", first="b", second="a")
+        state.contact_deleted(contact=0)
+        state.contact_write_throttled(writes=3)
+        state.contacts_moved_in_one_transaction(account=0, contacts=[0, 1])  # type: ignore[attr-defined]
+        state.accounts_changed_in_one_transaction(accounts=[1, 2], fields=["Name"])  # type: ignore[attr-defined]
+        state.polled()  # type: ignore[attr-defined]
+        state.fan_out_invoked_once(batch_size=1, group=0)
+        assert state.queues.stats.failed_receives == 1  # the contact message, half applied
+        state.fan_out_invoked(batch_size=1, group=8)
+        state.quiet_point()
+    finally:
+        state.teardown()
