@@ -395,7 +395,7 @@ class FanOutMachine(RuleBasedStateMachine):
         """An account version about to be applied: are segments of its account (of an earlier change) still waiting,
         in its group or after it in the batch? Then the version before it has not reached every contact."""
         if isinstance(entry.tag, AccountChangeMessage) and entry.group is not None:
-            waiting = [*later, *self.queues.groups.get(entry.group, [])]
+            waiting = [*later, *self.queues.waiting_in(entry.group)]  # segments run in groups of their own
             self.segments_waiting[entry.message_id] = any(
                 e.tag is None and e.message_id not in self.segments_applied for e in waiting
             )
