@@ -77,6 +77,7 @@ def seed_initial_sync(
             account_fields_source="salesforce",
             account_deleted=False,
             account_changes_at_join=counted,
+            revision=1,  # its one write: the join
             is_deleted=False,
             updated_at=now,
         ).serialize()

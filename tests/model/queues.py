@@ -99,7 +99,15 @@ class QueueWorld:
         return not self.busy_groups() and not self.activities
 
     def pending_in(self, group: str) -> int:
-        return len(self.groups.get(group, []))
+        """What waits in `group`, and, for an account's group, in its segments' groups (`<account>#<plan>#<index>`:
+        they run side by side, but they are the account's work still to do)."""
+        return sum(len(entries) for name, entries in self.groups.items() if name == group or _of(name, group))
+
+    def waiting_in(self, group: str) -> list[Entry]:
+        """The entries `pending_in` counts."""
+        return [
+            entry for name, entries in self.groups.items() if name == group or _of(name, group) for entry in entries
+        ]
 
     # --- delivering ----------------------------------------------------------------------------------------
 
@@ -222,6 +230,11 @@ class QueueWorld:
                 continue
             return
         raise AssertionError(f"queues not drained after {max_invocations} invocations: a message loops")
+
+
+def _of(name: str, account_group: str) -> bool:
+    """`name` is the group of one of `account_group`'s segments."""
+    return name.startswith(f"{account_group}#")
 
 
 def _event(batch: list[Entry]) -> dict[str, Any]:

@@ -346,6 +346,27 @@ class TestContacts:
         assert contacts.apply_contact_version(alone, contacts.contact("C1"), None)
         assert contacts.contact("C1").changes_at_join is None
 
+    def test_a_fan_out_write_lands_only_on_the_contact_as_it_was_read(self, backend: Backend) -> None:
+        # issue 11, item 5: segments of several changes run side by side; a write diffed against a contact that
+        # another write changed since it was read would log the wrong old value, or miss a change
+        join(backend, "C1", "A1")
+        contacts = backend.contacts
+        read = contacts.contact("C1")
+        edit = AccountChange.of_edit(LocalEdit("e1", "C1", "A1", "Name", "x", T2), T1)
+        assert contacts.write_change("C1", edit, [FieldChange("Name", None, "x")], as_read=read)
+        again = contacts.contact("C1")
+        assert again.revision != read.revision  # every write counts
+        moved = ContactVersion("C1", T2, False, "A2")
+        assert contacts.apply_contact_version(moved, read, None) is False  # a move diffed against what it held
+        newer = AccountChange.of_version(version(T2, Name="m"))
+        assert contacts.write_change("C1", newer, [FieldChange("Name", "x", "m")], as_read=read) is False
+        assert contacts.contact("C1").account_fields == {"Name": "x"}
+        assert contacts.write_change("C1", newer, [FieldChange("Name", "x", "m")], as_read=again) is True
+        stays = ContactVersion("C1", T3, False, "A1")
+        before = contacts.contact("C1")
+        assert contacts.apply_contact_version(stays, before, None)
+        assert contacts.contact("C1").revision != before.revision  # a Contact version counts too
+
     def test_a_version_is_written_only_on_a_member_holding_an_older_one(self, backend: Backend) -> None:
         join(backend, "C1", "A1")
         contacts = backend.contacts

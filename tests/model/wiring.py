@@ -22,6 +22,7 @@ Faults:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -331,6 +332,7 @@ def build_services(
 ) -> Services:
     """The fan-out (its ports in the sandbox), the API's local edits and the logging step, on `backend`."""
     sandbox = backend.sandbox
+    plan_numbers = itertools.count()
     fan_out = FanOut(
         accounts=Guarded(backend.accounts, sandbox),
         contacts=Guarded(backend.contacts, sandbox),
@@ -339,6 +341,9 @@ def build_services(
         activity_store=Guarded(backend.activity_store, sandbox),
         config=FanOutConfig(synced_fields=SYNCED, activity_threshold=threshold, segment_size=segment_size),
         now=now,
+        # Segments' groups are named by their plan: numbered, so that Hypothesis replays (and shrinks) an example
+        # with the same groups in the same order.
+        new_plan_id=lambda: f"p{next(plan_numbers):05d}",
     )
     local_edits = LocalEdits(
         contacts=backend.contacts,

@@ -195,6 +195,7 @@ class FakeContact:
     last_name: str | None = None
     email: str | None = None
     changes_at_join: int | None = None
+    revision: int | None = None  # Account Sync's writes of the item
 
 
 class FakeContacts:
@@ -262,6 +263,7 @@ class FakeContacts:
             c.contact_modstamp,
             c.is_deleted,
             c.changes_at_join,
+            c.revision,
         )
 
     def members(self, account_id, after=None, through=None) -> Iterator[ContactSnapshot]:
@@ -298,6 +300,7 @@ class FakeContacts:
         change: AccountChange,
         changes: Sequence[FieldChange],
         kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+        as_read: ContactSnapshot | None = None,
     ) -> bool:
         with self._lock:
             self._crash_if_due()
@@ -305,6 +308,8 @@ class FakeContacts:
             kept = kept or {}
             if c.account_id != change.account_id or c.is_deleted or change.overtaken_on(c.account_modstamp):
                 return False
+            if as_read is not None and c.revision != as_read.revision:
+                return False  # written since it was read
             if not change.rewrites_own_stamp and c.account_modstamp == change.guard_modstamp:
                 return False  # a version writes a contact at an older one only
             edited = change.edited_over(c.account_outbox)
@@ -323,6 +328,7 @@ class FakeContacts:
                 c.account_outbox = {**c.account_outbox, **entries}
                 c.account_fields_source = "local"
                 self.local_writes += 1
+            c.revision = (c.revision or 0) + 1
             return True
 
     def apply_contact_version(
@@ -343,15 +349,17 @@ class FakeContacts:
                 if expected is not None:
                     return False
                 c = self.items[version.contact_id] = FakeContact(version.contact_id)
-            elif expected is None or (c.account_id, c.account_modstamp, c.is_deleted) != (
+            elif expected is None or (c.account_id, c.account_modstamp, c.is_deleted, c.revision) != (
                 expected.account_id,
                 expected.account_modstamp,
                 expected.is_deleted,
+                expected.revision,
             ):
                 return False  # changed since it was read
             if c.contact_modstamp is not None and c.contact_modstamp >= version.system_modstamp:
                 return False
             stays = stays_in_account(version, expected)
+            c.revision = (c.revision or 0) + 1
             c.contact_modstamp = version.system_modstamp
             c.is_deleted = version.is_deleted
             c.first_name, c.last_name, c.email = version.first_name, version.last_name, version.email

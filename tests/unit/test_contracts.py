@@ -76,7 +76,7 @@ class TestRoundTrip:
         with pytest.raises(MalformedMessage, match="2 message groups"):
             ContactChangesMessage((contact_version(1, account=None), contact_version(2, account=None)))
 
-    def test_a_segment_is_in_its_accounts_group_and_deduplicated_by_its_change_plan_and_position(self):
+    def test_a_segment_is_in_a_group_of_its_own_and_deduplicated_by_its_change_plan_and_position(self):
         edit = LocalEdit("e1", contact_id(1), "001000000000000007", "Rating", "Hot", stamp(3))
 
         def segment(index=0, plan="p1", change=None, through=None):
@@ -84,9 +84,10 @@ class TestRoundTrip:
             return ChangeSegmentMessage(change, plan, index, 2, None, through, ActivityLogging.LOGGED)
 
         first = segment()
-        # the account's group, behind the change that planned it: changes' segments apply in acceptance order
-        assert first.group_id == "001000000000000007"
-        assert {segment(index=n).group_id for n in range(2)} | {segment(plan="p2").group_id} == {first.group_id}
+        # a group of its own (issue 11, item 5): an account's segments run side by side, ordered by data
+        assert first.group_id == "001000000000000007#p1#0"
+        groups = [segment(index=n).group_id for n in range(2)] + [segment(plan="p2").group_id]
+        assert groups == ["001000000000000007#p1#0", "001000000000000007#p1#1", "001000000000000007#p2#0"]
         # the same segment queued twice is dropped by SQS; another position, plan or change is another message
         assert first.deduplication_id == segment(through=contact_id(5)).deduplication_id
         assert first.deduplication_id != segment(index=1).deduplication_id

@@ -305,8 +305,8 @@ class TestLocalEditsOfLargeAccounts:
         assert industries(world) == {"Energy"}
         segments = list(world.changes.messages)
         assert [(s.index, s.total, s.group_id, s.change.base_modstamp) for s in segments] == [
-            (0, 2, account_id(1), stamp(1)),
-            (1, 2, account_id(1), stamp(1)),
+            (0, 2, f"{account_id(1)}#{segments[0].plan_id}#0", stamp(1)),  # groups of their own: side by side
+            (1, 2, f"{account_id(1)}#{segments[0].plan_id}#1", stamp(1)),
         ]
         # each segment applies its key range
         assert [r.contacts_written for r in world.run_queued_segments()] == [10, 1]
@@ -367,7 +367,7 @@ class TestLocalEditOrder:
         world.fan_out.apply_local_edit(local_edit("Industry", "Retail"))
         segments = take(world.changes)
         world.fan_out.apply(segments[0])
-        # when a newer Salesforce version, queued in the group before the segments, is applied, then the rest
+        # when a newer Salesforce version is accepted and its segments (side by side) run first, then the rest
         world.sync(account_version(1, minute=40, Industry="Banking"))
         reports = [world.fan_out.apply(s) for s in segments[1:]]
         world.log_activities()
@@ -375,14 +375,16 @@ class TestLocalEditOrder:
         assert [(r.outcome, r.contacts_written) for r in reports] == [("superseded", 0)] * 2
         assert industries(world) == {"Banking"}
         assert world.accounts.get(account_id(1)).fields["Industry"] == "Banking"
-        # and the first segment's contacts were logged twice as they changed twice, the others once
-        assert len(local_activities(world)) == 10
+        # and every contact was logged twice, as it changed twice: the version's segments first wrote the edit, owed
+        # since its acceptance, onto the contacts its own segments had not reached yet (issue 10, 2.1; before
+        # 2026-12-05, with segments in the account's group, those 15 contacts lost the edit's activity)
+        assert local_activities(world) == {contact_id(1_000_000 + n): ("Energy", "Retail") for n in range(25)}
         from_salesforce = {
             c: (a.old_value, a.new_value)
             for (c, k), a in world.store.activities.items()
             if k == f"{stamp(40)}#account#Industry"
         }
-        assert sorted(from_salesforce.values()) == [("Energy", "Banking")] * 15 + [("Retail", "Banking")] * 10
+        assert sorted(from_salesforce.values()) == [("Retail", "Banking")] * 25
 
     def test_the_contact_write_itself_never_overwrites_a_newer_salesforce_version(self, world):
         world.given_contacts(3)
@@ -1578,3 +1580,114 @@ class TestSegmentsInParallel:
         for segment in version_segments + newest:
             world.fan_out.apply(segment)
         assert industries(world) == {"Salesforce wins"}  # SPEC R3
+
+
+class TestOvertakingSegmentsCatchUp:
+    """Issue 11, item 5 with issue 10, 2.1: segments in groups of their own run in any order, so a later change's
+    segment may reach a contact before an earlier change's. It first writes onto the contact the earlier changes
+    the account still knows and the contact lacks (as a leaver's catch-up does), each with its activities: every
+    contact ends with every change's activities, in the order the changes were accepted, whatever the order the
+    segments ran in."""
+
+    CONTACTS = tuple(contact_id(1_000_000 + n) for n in range(25))
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_two_versions_segments_in_any_order_log_both_versions_on_every_contact(self, seed):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Older"))
+        older = take(world.changes)
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Newer"))
+        newer = take(world.changes)
+        reports = [world.fan_out.apply(segment) for segment in permutations_of(older + newer, seed)]
+        world.log_activities()
+        assert industries(world) == {"Newer"}
+        assert account_activities(world, 2) == dict.fromkeys(self.CONTACTS, ("Energy", "Older"))
+        assert account_activities(world, 3) == dict.fromkeys(self.CONTACTS, ("Older", "Newer"))
+        assert [r.completed_version for r in reports if r.completed_version] == [stamp(3)]
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(3)
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_two_edits_of_one_field_in_any_order_log_both_edits_on_every_contact(self, seed):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
+        first = take(world.changes)
+        world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=31))
+        second = take(world.changes)
+        for segment in permutations_of(first + second, seed):
+            world.fan_out.apply(segment)
+        world.log_activities()
+        assert industries(world) == {"Second"}
+        assert local_activities(world, 30) == dict.fromkeys(self.CONTACTS, ("Energy", "First"))
+        assert local_activities(world, 31) == dict.fromkeys(self.CONTACTS, ("First", "Second"))
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_a_version_an_edit_over_it_and_a_newer_version_in_any_order_log_all_three(self, seed):
+        world = World(segment_size=10)
+        world.given_contacts(25)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Retail"))
+        segments = take(world.changes)
+        world.fan_out.apply_local_edit(local_edit("Industry", "Edited", minute=30))
+        segments += take(world.changes)
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Banking"))
+        segments += take(world.changes)
+        for segment in permutations_of(segments, seed):
+            world.fan_out.apply(segment)
+        world.log_activities()
+        assert industries(world) == {"Banking"}
+        assert account_activities(world, 2) == dict.fromkeys(self.CONTACTS, ("Energy", "Retail"))
+        assert local_activities(world, 30) == dict.fromkeys(self.CONTACTS, ("Retail", "Edited"))
+        assert account_activities(world, 3) == dict.fromkeys(self.CONTACTS, ("Edited", "Banking"))
+        assert world.accounts.get(account_id(1)).applied_modstamp == stamp(3)
+
+    def test_an_overtaking_segment_killed_after_a_catch_up_write_loses_no_activity(self):
+        # the later version's segment writes the earlier version onto a contact, then dies before queueing its
+        # activities; redelivered, it queues them again (the contact holds it: its outbox names it)
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_account_change(account_version(1, minute=2, Industry="Older"))
+        older = take(world.changes)
+        world.fan_out.apply_account_change(account_version(1, minute=3, Industry="Newer"))
+        newer = take(world.changes)
+        world.contacts.fail_writes_after = world.contacts.writes + 1
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            world.fan_out.apply(newer[0])
+        world.contacts.fail_writes_after = None
+        for segment in newer + older:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        assert account_activities(world, 2) == dict.fromkeys(self.CONTACTS[:15], ("Energy", "Older"))
+        assert account_activities(world, 3) == dict.fromkeys(self.CONTACTS[:15], ("Older", "Newer"))
+
+    def test_a_later_edits_segment_running_between_an_earlier_ones_read_and_write_wins(self):
+        # two invocations at once: the first edit's segment has read its contacts; the second edit's segment runs
+        # whole (it first writes the first edit, then its own); then the first one's writes come. They land only on
+        # the contacts as read (their revision), so they fail, read again, find a later edit, and write nothing.
+        world = World(segment_size=10)
+        world.given_contacts(15)
+        world.sync(account_version(1, minute=1))
+        world.fan_out.apply_local_edit(local_edit("Industry", "First", minute=30))
+        first = take(world.changes)
+        world.fan_out.apply_local_edit(local_edit("Industry", "Second", minute=31))
+        second = take(world.changes)
+        write_change, overtaken = world.contacts.write_change, []
+
+        def the_second_runs_first(contact_id, change, *args, **kwargs):
+            if change.edit is not None and change.edit.edit_id == "edit-30" and not overtaken:
+                overtaken.append(contact_id)
+                for segment in second:
+                    world.fan_out.apply(segment)
+            return write_change(contact_id, change, *args, **kwargs)
+
+        world.contacts.write_change = the_second_runs_first  # type: ignore[method-assign]
+        for segment in first:
+            world.fan_out.apply(segment)
+        world.log_activities()
+        assert overtaken and industries(world) == {"Second"}
+        assert local_activities(world, 30) == dict.fromkeys(self.CONTACTS[:15], ("Energy", "First"))
+        assert local_activities(world, 31) == dict.fromkeys(self.CONTACTS[:15], ("First", "Second"))

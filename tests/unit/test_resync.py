@@ -188,3 +188,31 @@ def test_a_contact_that_joined_after_the_resyncs_refresh_keeps_the_edit_it_took_
     assert joiner.account_fields["Name"] == "Edited"
     assert [a for a in world.store.activities.values() if a.contact_id == contact_id(9)] == []
     assert set(world.activities_of(0)) - before == {("Rating", None, "Hot"), ("Name", "Account 1", "Edited")}
+
+
+def test_a_resyncs_segments_running_before_an_earlier_edits_keep_the_edits_activity():
+    # Issue 11, item 5: segments run side by side. A resync accepted while an edit's segments still run reaches
+    # contacts first; it takes the edit onto them first (its activity, origin local), then writes its own fields.
+    world = World(segment_size=10)
+    world.given_contacts(15)
+    world.sync(account_version(1, minute=1))
+    edit = LocalEdit("e1", contact_id(1_000_000), account_id(1), "Industry", "Edited", stamp(30))
+    world.fan_out.apply(parse_change_message(LocalEditMessage(edit).to_body()))
+    edit_segments = list(world.changes.messages)
+    world.changes.messages.clear()
+    world.fan_out._config = world.fan_out._config.__class__(
+        (*world.fan_out._config.synced_fields, "Rating"), segment_size=10
+    )
+    assert _resync_without_its_segments(world, account_version(1, minute=1, Rating="Hot")).segments_planned == 2
+    world.run_queued_segments()  # the resync's, first
+    for segment in edit_segments:
+        world.fan_out.apply(segment)
+    world.log_activities()
+    contacts = [world.contact(n) for n in range(15)]
+    assert {(c.account_fields["Industry"], c.account_fields["Rating"]) for c in contacts} == {("Edited", "Hot")}
+    by_origin = {}
+    for a in world.store.activities.values():
+        by_origin.setdefault((a.origin.value, a.attribute_name, a.old_value, a.new_value), set()).add(a.contact_id)
+    assert by_origin[("local", "Industry", "Energy", "Edited")] == {c.contact_id for c in contacts}
+    assert by_origin[("resync", "Rating", None, "Hot")] == {c.contact_id for c in contacts}
+    assert ("resync", "Industry", "Energy", "Edited") not in by_origin

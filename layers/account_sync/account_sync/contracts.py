@@ -87,13 +87,13 @@ class ChangeSegmentMessage:
 
     @property
     def group_id(self) -> str:
-        """The account's group, behind the change that planned it: two changes' segments apply in the order the
-        changes were accepted, which is what keeps every change's owed activities (issue 10, 2.1). Segments in groups
-        of their own (`<account>#<plan>#<index>`, run side by side) were built and turned off on 2026-12-04: a later
-        change's segment overtaking an earlier one's went straight to the newest values and the earlier change's
-        activities on those contacts were lost (found by the model-based suite; docs/decisions.md). The data-level
-        ordering (conditional writes, edits over a version kept) stays as a second line of defence."""
-        return self.change.account_id
+        """A group of its own (`<account>#<plan>#<index>`): Lambda runs an account's segments side by side, so a
+        1M-contact account is not 2,000 segments one after another (issue 11, item 5). Their order is kept by data:
+        a segment reaching a contact that lacks a change accepted before its own first writes that change onto it,
+        with its activities (services/fan_out.py, `_caught_up`), and every contact write lands only on the contact
+        as it was read (docs/decisions.md, "One write unit per contact, and a large account's segments side by
+        side", amended 2026-12-05)."""
+        return f"{self.change.account_id}#{self.plan_id}#{self.index}"
 
     @property
     def deduplication_id(self) -> str:

@@ -297,6 +297,9 @@ class ContactSnapshot:
     # The account's `changes_accepted` when the contact joined it and took its fields (None: unknown, joined before
     # counts were kept): a change the account accepted up to then is held, never owed (`AccountChange.held_since_join`).
     changes_at_join: int | None = None
+    # How many times Account Sync wrote the item (None: not since revisions were counted): a fan-out write lands only
+    # on the contact as it read it (`ContactRepository.write_change`'s `as_read`).
+    revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -421,13 +424,16 @@ class ContactRepository(Protocol):
         change: AccountChange,
         changes: Sequence[FieldChange],
         kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+        as_read: ContactSnapshot | None = None,
     ) -> bool:
         """Write `change` onto the contact (a version: every synced field and the deleted flag; an edit: its
         field), with an outbox entry per field of `changes` (the change and the value before), if the contact
         still belongs to the account and holds no newer account version (`AccountChange.overtaken_on`). A version
         keeps the `kept` fields (value and outbox entry, as read: a local edit over it wrote them) and writes only
-        while no other field holds such an edit and the kept ones are still as read. False
-        when the condition failed (moved away, or already newer)."""
+        while no other field holds such an edit and the kept ones are still as read. With `as_read`, only while
+        the contact's `revision` is still that snapshot's (no write in between: segments run side by side). Every
+        write counts in the contact's revision. False when a condition failed (moved away, already newer, or
+        written since it was read)."""
         ...
 
     def apply_contact_version(
@@ -438,7 +444,7 @@ class ContactRepository(Protocol):
         account_unchanged: AccountUnchanged | None = None,
     ) -> bool:
         """Apply a Contact version (membership, name, email) if it is newer than the stored one and the contact is
-        still as `expected` says (its account and account version; None: no item yet). A contact that joins an
+        still as `expected` says (its account, account version and revision; None: no item yet). A contact that joins an
         account takes `join` and keeps its count (no join: no account fields nor count, or none synced yet); one
         that stays in its account keeps its account fields and count (the account's own fan-out writes them). With
         `account_unchanged` (a leave), only while that account item has accepted no change since it was read (one

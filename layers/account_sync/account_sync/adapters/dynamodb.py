@@ -772,10 +772,12 @@ class DynamoContactRepository:
         change: AccountChange,
         changes: Sequence[FieldChange],
         kept: Mapping[str, tuple[FieldValue, OutboxEntry]] | None = None,
+        as_read: ContactSnapshot | None = None,
     ) -> bool:
         """A version replaces the account fields and the whole outbox, but for the `kept` fields (a local edit over
         it wrote them); an edit sets its field and the field's outbox entry, naming its base version (a nested
-        path, so the outbox map must exist: a contact without one gets it whole)."""
+        path, so the outbox map must exist: a contact without one gets it whole). `revision` is added to in the
+        same update, and with `as_read` it is the condition's (no read: one conditional UpdateItem)."""
         kept = kept or {}
         entries = {
             fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path)) for fc in changes
@@ -787,6 +789,10 @@ class DynamoContactRepository:
         condition = (ContactItem.account_id == change.account_id) & (
             ContactItem.account_modstamp.does_not_exist() | newer
         )
+        if as_read is not None:
+            seen = as_read.revision
+            condition &= ContactItem.revision.does_not_exist() if seen is None else ContactItem.revision == seen
+        counted = ContactItem.revision.add(1)
         if change.version is not None:
             version = change.version
             for name in version.fields:
@@ -807,6 +813,7 @@ class DynamoContactRepository:
                 ContactItem.account_fields_source.set("salesforce"),
                 ContactItem.account_deleted.set(version.is_deleted),
                 ContactItem.updated_at.set(self._now()),
+                counted,
             ]
             return self._conditional_update(contact_id, actions, condition)
         edit = change.edit
@@ -815,6 +822,7 @@ class DynamoContactRepository:
             ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
             ContactItem.account_fields_source.set("local"),
             ContactItem.updated_at.set(self._now()),
+            counted,
         ]
         if not entries:
             return self._conditional_update(contact_id, common, condition)
@@ -843,16 +851,18 @@ class DynamoContactRepository:
         )
         if expected is None:
             condition &= ContactItem.contact_id.does_not_exist()
-        else:  # still as read: the same account and account version
+        else:  # still as read: the same account, account version and revision (no fan-out write since)
             for attribute, value in (
                 (ContactItem.account_id, expected.account_id),
                 (ContactItem.account_modstamp, expected.account_modstamp),
+                (ContactItem.revision, expected.revision),
             ):
                 condition &= attribute.does_not_exist() if value is None else attribute == value
         actions: list[Any] = [
             ContactItem.contact_modstamp.set(version.system_modstamp),
             ContactItem.is_deleted.set(version.is_deleted),
             ContactItem.updated_at.set(self._now()),
+            ContactItem.revision.add(1),
         ]
         for attribute, value in (
             (ContactItem.first_name, version.first_name),
@@ -1000,6 +1010,7 @@ def _snapshot(item: ContactItem, account_id: str | None) -> ContactSnapshot:
         contact_modstamp=item.contact_modstamp,
         is_deleted=bool(item.is_deleted),
         changes_at_join=_optional_int(item.account_changes_at_join),
+        revision=_optional_int(item.revision),
     )
 
 

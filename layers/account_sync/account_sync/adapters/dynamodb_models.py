@@ -54,6 +54,8 @@ class ContactItem(Model):
     account_deleted = BooleanAttribute(default=False)
     # The account's changes_accepted when the contact joined it: changes accepted up to then are held, never owed
     account_changes_at_join = NumberAttribute(null=True)
+    # Account Sync's writes of the item (ADD 1 each): a fan-out write lands only on the contact as it read it
+    revision = NumberAttribute(null=True)
     is_deleted = BooleanAttribute(default=False)
     deleted_from_account_id = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)

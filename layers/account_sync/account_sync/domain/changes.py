@@ -75,9 +75,9 @@ class PendingEdit:
 class SupersededVersion:
     """A version of the account that a newer one superseded while its segments, or those of edits over it, may still
     be queued: its own values (before any local edit over it), its decision, and the edits over it in the order
-    they were applied, kept on the account until the newer version is applied (every segment queued before the
-    newer one's has run then: they share the account's FIFO group), so that a contact leaving the account meanwhile
-    takes them with their activities (issue 10, 2.1)."""
+    they were applied, kept on the account until the newer version is applied (each of its segments took them onto
+    its contacts first, where they lacked them), so that a contact leaving the account meanwhile, or a later
+    change's segment overtaking theirs, takes them with their activities (issue 10, 2.1)."""
 
     version: AccountVersion
     activity_logging: ActivityLogging

@@ -1,7 +1,7 @@
 """The order of local edits (SPEC R3) among themselves and against the account's Salesforce versions.
 
 An edit is queued in the account's FIFO group and applied in queue order, but a large account's edit is applied in
-segments queued behind whatever was already in the group, and a dead-letter redrive comes late by nature. So each
+segments that run side by side with other changes' segments, and a dead-letter redrive comes late by nature. So each
 edit is recorded on the stored account, per field, with the Salesforce version it was applied over (`EditMark`),
 and every later step of the edit asks whether it is still the field's last edit over the account's newest version.
 """

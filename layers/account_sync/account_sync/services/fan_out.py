@@ -7,8 +7,10 @@ change (`domain.changes.AccountChange`), carried out in three steps, and why:
    accepted together with its decision (logged or suppressed, at once or in segments), taken from a bounded count
    of the account's contacts and stored on the account, so that every redelivery, resume and segment reuses it.
 2. An account small enough is written at once; a larger one is split into planned key ranges, one segment message
-   each, queued behind the change in the account's FIFO group (no chain of self-invocations). The plan is recorded
-   on the account once every segment is queued: a resume queues no second set.
+   each, in a message group of its own (no chain of self-invocations): an account's segments run side by side. A
+   segment reaching a contact before an earlier change's segment first writes that change onto it (`_caught_up`),
+   so that every contact takes the changes in the order accepted. The plan is recorded on the account once every
+   segment is queued: a resume queues no second set.
 3. Each contact is written only if a field the change writes differs, with a condition that it still belongs to
    the account and holds no newer version; the write keeps, per field, the change that wrote it and the value
    before it (the outbox), so that a redelivery after a crash re-emits the same (deterministically keyed)
@@ -127,6 +129,8 @@ class FanOutReport:
     # Changes the account item could no longer keep for contacts that leave before their segments (its size bound):
     # the handler logs them, naming the account, and counts them (PendingChangesDropped).
     pending_dropped: int = 0
+    # Contacts a segment first wrote a change accepted before its own onto (their segments run side by side).
+    contacts_caught_up: int = 0
 
 
 class FanOut:
@@ -143,6 +147,7 @@ class FanOut:
         config: FanOutConfig,
         now: Callable[[], str],
         executor: Executor | None = None,
+        new_plan_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
     ) -> None:
         self._accounts = accounts
         self._contacts = contacts
@@ -152,6 +157,8 @@ class FanOut:
         self._config = config
         self._now = now
         self._executor = executor
+        # A plan's id names its segments' message groups: a test that replays an interleaving makes them its own.
+        self._new_plan_id = new_plan_id
 
     def batch(self) -> FanOutBatch:
         """A batch of messages of the queue: applied one after the other, sharing one read of each account."""
@@ -352,8 +359,8 @@ class FanOutBatch:
             report.outcome = "superseded"
             return report
         if verdict is EditVerdict.APPLY:
-            # Segments of an earlier change still on their way, queued behind this edit: the edit's own segments
-            # go behind them, so that the edit lands last (`_segments_may_be_pending`).
+            # Segments of an earlier change still on their way: the edit goes in segments too, which take that change
+            # onto a contact before the edit wherever they come first (`_segments_may_be_pending`, `_caught_up`).
             decision = self._decide(edit.account_id, stored, force_segments=_segments_may_be_pending(stored))
             changed = bool(diff_fields(stored.fields, {edit.field: edit.value}, [edit.field]))
             earlier, report.pending_dropped = self._earlier_within_budget(edit.field, mark, stored)
@@ -443,7 +450,7 @@ class FanOutBatch:
         ranges = list(self._s._contacts.member_key_pages(change.account_id, self._config.segment_size))
         if not ranges:
             ranges = [(None, "")]
-        plan_id = uuid.uuid4().hex[:12]
+        plan_id = self._s._new_plan_id()
         last = len(ranges) - 1
         self._s._changes.publish(
             [
@@ -484,9 +491,9 @@ class FanOutBatch:
             report.outcome = "stale" if change.version is not None else "superseded"
             return report
         # A newer version or a later edit of the field accepted since the plan does not cancel the segment: the
-        # change was owed its activities when it was accepted (issue 10, 2.1), and the later change's segments are
-        # queued behind this one (`_segments_may_be_pending`), so each contact takes the account's changes in the
-        # order they were accepted. A contact that already holds a later change is skipped (`_apply_range`).
+        # change was owed its activities when it was accepted (issue 10, 2.1). Segments run side by side: this one
+        # first takes onto each contact the changes accepted before its own that it lacks (`_earlier_pending`), and
+        # a contact that already holds a later change (whose segment took this one first) is skipped.
         current = _still_current(change, stored)
         mark = stored.local_edits.get(change.edit.field) if change.edit is not None else None
         later_edits = mark.edits_after(change.ref) if mark is not None else frozenset()
@@ -498,6 +505,7 @@ class FanOutBatch:
             stored,
             report,
             later_edits,
+            self._earlier_pending(change, stored),
         )
         # Completion is counted on the plan's own item; the account item is written once, by whichever segment (or
         # the planner) finds the whole plan done first: a condition on the account makes that exactly once. A plan
@@ -526,13 +534,63 @@ class FanOutBatch:
         state: AccountState,
         report: FanOutReport,
         later_edits: Collection[ChangeRef] = (),
+        earlier: Sequence[_KnownChange] = (),
     ) -> None:
         """Write the change on the contacts of the range, a window at a time on the executor. A contact that
         already holds the change (written by an earlier delivery that died before queueing its activities) has
         its activities queued again from its outbox, under the same keys. `later_edits`: for a segment of an edit,
-        the field's edits its mark applied after it in its millisecond (a contact one wrote holds a later edit)."""
+        the field's edits its mark applied after it in its millisecond (a contact one wrote holds a later edit).
+        `earlier`: the changes accepted before this one whose segments may still be on their way (segments run side
+        by side): each window first takes them (`_caught_up`)."""
         members = self._members(change.account_id, after, through, state)
-        self._write_onto(change, logging, members, report, later_edits)
+        if not earlier:
+            self._write_onto(change, logging, members, report, later_edits)
+            return
+        for window in _windows(members, _WRITE_WINDOW):
+            self._write_onto(change, logging, self._caught_up(window, earlier, report), report, later_edits)
+
+    def _caught_up(
+        self, window: Sequence[ContactSnapshot], earlier: Sequence[_KnownChange], report: FanOutReport
+    ) -> list[ContactSnapshot]:
+        """The window's contacts once each has the changes accepted before the segment's own, written in the order
+        they were accepted through the segments' own write (same outbox, same keys: whichever of this and the
+        change's own segment comes second writes nothing and queues the same activities), each change's activities
+        queued before the next is written. A contact that already holds one has its activities queued again from its
+        outbox (this write may have died before queueing them, and the segment's own change, written next, may
+        replace the entries). The contacts written are read again: the next write is diffed against what they hold
+        now, and lands only on them as read. Those that left meanwhile drop out."""
+        current = list(window)
+        caught = FanOutReport(kind="catch_up", outcome="")
+        for change, decision, later_edits in earlier:
+            touched = set(self._write_onto(change, decision.activity_logging, current, caught, later_edits))
+            if touched:
+                fresh = {c.contact_id: c for c in current if c.contact_id not in touched}
+                read = self._concurrently(self._s._contacts.contact, sorted(touched))
+                fresh |= {c.contact_id: c for c in read if c is not None}
+                current = [
+                    contact
+                    for c in current
+                    if (contact := fresh.get(c.contact_id)) is not None
+                    and contact.account_id == change.account_id
+                    and not contact.is_deleted
+                ]
+        report.contacts_caught_up += caught.contacts_written
+        report.activities_queued += caught.activities_queued
+        return current
+
+    def _earlier_pending(self, change: AccountChange, account: AccountState) -> list[_KnownChange]:
+        """The changes the account accepted before `change` whose segments may still be queued, in the order
+        accepted (what a leaver takes, `_known_changes`, up to `change`): a segment of `change` may reach a contact
+        before theirs. None for a change the account no longer knows (a resync; one dropped past the bound) or
+        while the account holds no version. A fully applied newest version, and an edit written at once, reached
+        every member already: left out."""
+        if account.system_modstamp is None:
+            return []
+        known = self._known_changes(account, None)
+        refs = [known_change.ref for known_change, _, _ in known]
+        if change.ref not in refs:
+            return []
+        return [entry for entry in known[: refs.index(change.ref)] if _may_be_pending(entry[0], account)]
 
     def _write_onto(
         self,
@@ -541,15 +599,17 @@ class FanOutBatch:
         contacts: Iterable[ContactSnapshot],
         report: FanOutReport,
         later_edits: Collection[ChangeRef] = (),
-    ) -> None:
+    ) -> list[str]:
         """Write the change on `contacts` (members of its account, as read) and queue their activities; a contact
         that already holds the change has its activities queued again from its outbox, under the same keys. A
         contact that joined the account after the change was accepted is skipped: it took the change's values (or a
-        later change's) with the account's fields, and was owed nothing (`AccountChange.held_since_join`)."""
+        later change's) with the account's fields, and was owed nothing (`AccountChange.held_since_join`). Returns
+        the ids of the contacts a write was tried on (written or not: they may have changed)."""
         log_activities = logging is ActivityLogging.LOGGED and not change.is_deleted
         ref, values = change.ref, change.values
         fields = change.fields(self._config.synced_fields)
         outbox = _ActivityOutbox(self._s._activities, change.account_id)
+        tried: list[str] = []
         for window in _windows(contacts, _WRITE_WINDOW):
             to_write: list[_ContactWrite] = []
             for contact in window:
@@ -572,8 +632,9 @@ class FanOutBatch:
                 to_write.append(planned)
 
             def write(planned: _ContactWrite) -> _ContactWrite | None:
-                return self._write_contact(change, planned, fields)
+                return self._write_contact(change, planned, fields, later_edits)
 
+            tried += [planned.contact_id for planned in to_write]
             for written in self._concurrently(write, to_write):
                 if written is None:
                     report.contacts_skipped += 1
@@ -582,6 +643,7 @@ class FanOutBatch:
                 if log_activities:
                     outbox.add(written.contact_id, ref, written.changes, change.path)
         report.activities_queued += outbox.flush()
+        return tried
 
     def _contact_write(
         self, change: AccountChange, contact: ContactSnapshot, fields: Sequence[str]
@@ -607,33 +669,41 @@ class FanOutBatch:
         elif not (changes or flag_changes or unsynced):
             return None
         kept = {name: (contact.account_fields.get(name), entry) for name, entry in edited.items()}
-        return _ContactWrite(contact.contact_id, changes, kept)
+        return _ContactWrite(contact.contact_id, changes, kept, contact)
 
     def _write_contact(
-        self, change: AccountChange, planned: _ContactWrite, fields: Sequence[str]
+        self,
+        change: AccountChange,
+        planned: _ContactWrite,
+        fields: Sequence[str],
+        later_edits: Collection[ChangeRef] = (),
     ) -> _ContactWrite | None:
-        """The conditional write; when a version's write fails because a local edit over it reached the contact
-        since it was read, the contact is read again (strongly consistent) and written without that field. None:
-        the contact left the account or holds a newer version (or already this one)."""
+        """The write, landing only on the contact as it was read (its `revision`): segments of several changes run
+        side by side, so another one may write the contact between this read and this write, and a diff against
+        what it held before would log the wrong 'old' value, or miss a change. Then the contact is read again
+        (strongly consistent) and the write planned again. None: nothing of this change to write any more (the
+        contact left the account, holds a newer change, or holds this one: whoever wrote it queued its
+        activities)."""
         for _ in range(_CONTACT_WRITE_ATTEMPTS):
-            if self._s._contacts.write_change(planned.contact_id, change, planned.changes, planned.kept):
+            if self._s._contacts.write_change(
+                planned.contact_id, change, planned.changes, planned.kept, as_read=planned.read
+            ):
                 return planned
-            if change.version is None:
-                return None
             again = self._s._contacts.contact(planned.contact_id)
             if (
                 again is None
                 or again.account_id != change.account_id
                 or again.is_deleted
                 or change.overtaken_on(again.account_modstamp)
-                or _edits(change.edited_over(again.outbox)) == _edits({n: e for n, (_, e) in planned.kept.items()})
+                or change.behind(again.outbox, later_edits)
+                or change.held_since_join(again.changes_at_join)
             ):
-                return None  # not an edit that came in between: the contact is not this change's to write
+                return None
             replanned = self._contact_write(change, again, fields)
             if replanned is None:
                 return None
             planned = replanned
-        raise TransientError(f"contact {planned.contact_id} kept changing while a version was written onto it")
+        raise TransientError(f"contact {planned.contact_id} kept changing while a change was written onto it")
 
     def _members(
         self, account_id: str, after: str | None, through: str | None, state: AccountState
@@ -788,7 +858,8 @@ class FanOutBatch:
         pending = _segments_may_be_pending(account)
         report = FanOutReport(kind="catch_up", outcome="")
         current: ContactSnapshot | None = contact
-        for change, decision, later_edits in self._known_changes(account, contact):
+        known = self._known_changes(account, contact.account_modstamp, contact.account_fields)
+        for change, decision, later_edits in known:
             if current is None or current.account_id != account.account_id or current.is_deleted:
                 break
             if not pending and _holds(current, change):
@@ -799,7 +870,9 @@ class FanOutBatch:
                 current = self._s._contacts.contact(contact.contact_id)
         return report.contacts_written > 0
 
-    def _known_changes(self, account: AccountState, contact: ContactSnapshot) -> list[_KnownChange]:
+    def _known_changes(
+        self, account: AccountState, held: str | None, held_fields: Mapping[str, FieldValue] | None = None
+    ) -> list[_KnownChange]:
         """What the stored account knows of the changes the contact may lack, in the order they were accepted: from
         the version the contact holds, each superseded version followed by the edits over it (`superseded[].edits`,
         every edit of each field in the order applied), then the newest version (a field edited over it takes the
@@ -807,14 +880,16 @@ class FanOutBatch:
         still in segments, `earlier_edits`, then its last); each with its decision, and an edit with the edits of
         its field applied after it (a contact holding one of them must not take the older value back, even in the
         same millisecond). What the account could not keep within its size bound was reported when it was dropped
-        (`FanOutReport.pending_dropped`)."""
+        (`FanOutReport.pending_dropped`). `held`, `held_fields`: the version and fields the contact holds (None: any
+        contact; a mark written before it kept values then takes the account's)."""
         assert account.system_modstamp is not None
-        stamp, held = account.system_modstamp, contact.account_modstamp
+        stamp = account.system_modstamp
+        held_fields = account.fields if held_fields is None else held_fields
         edited = {name: mark for name, mark in account.local_edits.items() if mark.base_modstamp == stamp}
         values = {
             **account.fields,
             **{
-                name: mark.values[0] if mark.values is not None else contact.account_fields.get(name)
+                name: mark.values[0] if mark.values is not None else held_fields.get(name)
                 for name, mark in edited.items()
             },
         }
@@ -991,8 +1066,9 @@ def _earlier_edits_size(marks: Mapping[str, EditMark], but: str | None = None) -
 def _segments_may_be_pending(stored: AccountState | None) -> bool:
     """Segments of another change of the account may still be queued: its newest version has not reached every
     contact yet, or an edit over it was fanned out in segments. A change accepted now then goes in segments too,
-    queued behind theirs, never written at once ahead of them: every contact takes the account's changes in the
-    order they were accepted, each with its own activities (issue 10, 2.1)."""
+    never written at once ahead of them: its segments take the earlier changes onto a contact first wherever they
+    come first (`_caught_up`), so every contact takes the account's changes in the order they were accepted, each
+    with its own activities (issue 10, 2.1)."""
     if stored is None or stored.system_modstamp is None:
         return False
     if stored.applied_modstamp != stored.system_modstamp:
@@ -1002,6 +1078,18 @@ def _segments_may_be_pending(stored: AccountState | None) -> bool:
         and (mark.decision.segmented if mark.decision is not None else mark.plan_id is not None)
         for mark in stored.local_edits.values()
     )
+
+
+def _may_be_pending(change: AccountChange, account: AccountState) -> bool:
+    """A change the account knows whose segments may still be on their way: not the newest version once applied
+    (its plan completed), nor an edit that is its field's last and was written at once."""
+    if change.version is not None:
+        return not (change.stamp == account.system_modstamp and account.applied_modstamp == account.system_modstamp)
+    assert change.edit is not None
+    mark = account.local_edits.get(change.edit.field)
+    if mark is not None and mark.is_edit(change.edit) and mark.decision is not None:
+        return mark.decision.segmented or mark.plan_id is not None
+    return True
 
 
 def _still_current(change: AccountChange, stored: AccountState | None) -> bool:
@@ -1028,10 +1116,7 @@ class _ContactWrite:
     contact_id: str
     changes: list[FieldChange]
     kept: dict[str, tuple[FieldValue, OutboxEntry]]
-
-
-def _edits(entries: Mapping[str, OutboxEntry]) -> dict[str, ChangeRef]:
-    return {name: entry.change for name, entry in entries.items()}
+    read: ContactSnapshot  # the contact as read: the write lands only on it (its revision)
 
 
 def _as_changes(owed: Iterable[tuple[str, FieldValue, FieldValue]]) -> list[FieldChange]:
