@@ -5,7 +5,6 @@ and invalid ones), and another service's shape named AttributeValue is left to b
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -17,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_stack.botocore_wire import apply_botocore_wire_speedup
 
+from tests.support.attribute_values import attribute_values
+
 apply_botocore_wire_speedup()
 _botocore_handle_map = BaseJSONParser._handle_map.__wrapped__  # type: ignore[attr-defined]
 _botocore_serialize_map = JSONSerializer._serialize_type_map.__wrapped__  # type: ignore[attr-defined]
@@ -24,23 +25,7 @@ _botocore_validate_map = ParamValidator._validate_map.__wrapped__  # type: ignor
 _dynamodb = botocore.session.get_session().get_service_model("dynamodb")
 
 _text = st.text(max_size=4)
-_scalars = st.one_of(
-    _text.map(lambda s: {"S": s}),
-    st.integers(-999, 999).map(lambda n: {"N": str(n)}),
-    st.binary(max_size=4).map(lambda b: {"B": base64.b64encode(b).decode()}),
-    st.booleans().map(lambda b: {"BOOL": b}),
-    st.just({"NULL": True}),
-    st.lists(_text, min_size=1, max_size=3, unique=True).map(lambda s: {"SS": s}),
-    st.lists(st.integers(0, 9).map(str), min_size=1, max_size=3, unique=True).map(lambda s: {"NS": s}),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda members: {"L": members}),
-        st.dictionaries(_text, inner, max_size=3).map(lambda members: {"M": members}),
-    ),
-    max_leaves=10,
-)
+_values = attribute_values(binary_sets=False)
 _items = st.dictionaries(_text, _values, max_size=4)
 
 

@@ -14,6 +14,8 @@ from local_stack.moto_fixes import apply_moto_fixes
 from local_stack.moto_sizes import size_of
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
+from tests.support.attribute_values import attribute_values
+
 apply_moto_fixes()
 _moto_size = DynamoType.size.__wrapped__  # type: ignore[attr-defined]
 
@@ -21,24 +23,7 @@ _text = st.text(max_size=6)  # non-ASCII too: sizes are UTF-8 bytes
 _number = st.one_of(
     st.integers(-(10**20), 10**20).map(str), st.decimals(allow_nan=False, allow_infinity=False).map(str)
 )
-_scalars = st.one_of(
-    _text.map(lambda s: {"S": s}),
-    _number.map(lambda n: {"N": n}),
-    st.binary(max_size=6).map(lambda b: {"B": b}),
-    st.booleans().map(lambda b: {"BOOL": b}),
-    st.just({"NULL": True}),
-    st.lists(_text, min_size=1, max_size=3, unique=True).map(lambda s: {"SS": s}),
-    st.lists(_number, min_size=1, max_size=3, unique=True).map(lambda s: {"NS": s}),
-    st.lists(st.binary(max_size=4), min_size=1, max_size=3, unique=True).map(lambda s: {"BS": s}),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda members: {"L": members}),
-        st.dictionaries(_text, inner, max_size=3).map(lambda members: {"M": members}),
-    ),
-    max_leaves=12,
-)
+_values = attribute_values(text=_text, numbers=_number, binary=st.binary(max_size=6), max_leaves=12)
 
 
 def _with_plain_members(value: DynamoType, plain: bool) -> DynamoType:

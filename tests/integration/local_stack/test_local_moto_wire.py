@@ -5,7 +5,6 @@ datetimes."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -19,31 +18,14 @@ from moto.core.utils import get_service_model
 from moto.dynamodb import responses
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
+from tests.support.attribute_values import attribute_values
+
 apply_moto_fixes()
 _moto_parse_map = BaseJSONParser._parse_map.__wrapped__  # type: ignore[attr-defined]
 _moto_dynamo_to_dict = responses.dynamo_to_dict.__wrapped__  # type: ignore[attr-defined]
 
 _text = st.text(max_size=4)
-_scalars = st.one_of(
-    _text.map(lambda s: {"S": s}),
-    st.integers(-999, 999).map(lambda n: {"N": str(n)}),
-    st.binary(max_size=4).map(lambda b: {"B": base64.b64encode(b).decode()}),
-    st.booleans().map(lambda b: {"BOOL": b}),
-    st.booleans().map(lambda b: {"NULL": b}),
-    st.lists(_text, min_size=1, max_size=3, unique=True).map(lambda s: {"SS": s}),
-    st.lists(st.integers(0, 9).map(str), min_size=1, max_size=3, unique=True).map(lambda s: {"NS": s}),
-    st.lists(st.binary(max_size=3).map(lambda b: base64.b64encode(b).decode()), min_size=1, max_size=2).map(
-        lambda s: {"BS": s}
-    ),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda members: {"L": members}),
-        st.dictionaries(_text, inner, max_size=3).map(lambda members: {"M": members}),
-    ),
-    max_leaves=10,
-)
+_values = attribute_values(nulls=st.booleans())
 _maps = st.dictionaries(_text, _values, max_size=4)
 
 
