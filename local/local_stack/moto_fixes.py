@@ -727,9 +727,10 @@ def _candidates(table: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
         return None
     name, expected = conditions[0]  # an item moto keeps matches every condition, this one included
     fast = expected.type == "S"  # a string's cast value is its value: compared without building it
+    in_range = _range_test(table, index_name, args, kwargs)
 
     def matching(self: Any) -> list[Any]:
-        found = []
+        found, kept = [], []
         for stored in self.items.values():
             for item in stored.values() if self.range_key_attr else (stored,):
                 value = item.attrs.get(name) if isinstance(item, Item) else None
@@ -737,6 +738,59 @@ def _candidates(table: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
                     continue
                 if (value.value == expected.value) if fast else (value == expected):
                     found.append(item)
-        return found
+                    if in_range is not None and in_range(item):
+                        kept.append(item)
+        if in_range is None or sum(item.size() for item in kept) > _NARROWED_BYTES:
+            return found
+        return kept
 
     return matching
+
+
+# moto checks its 1 MB page against every item it walks, one that fails the range test too: an item left out before
+# it walks could have ended a page early. It cannot while the items kept weigh at most this, since no item weighs
+# more than DynamoDB's 400 KB (moto refuses larger ones): 500 KB + 400 KB < 1 MB.
+_NARROWED_BYTES = 500_000
+_QUERY_ARGUMENTS = {
+    "hash_key",
+    "range_comparison",
+    "range_objs",
+    "limit",
+    "exclusive_start_key",
+    "scan_index_forward",
+    "projection_expressions",
+    "index_name",
+    "consistent_read",
+    "filter_expression",
+    "hash_key_conditions",
+    "range_key_conditions",
+}
+
+
+def _range_test(table: Any, index_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """For an index query with a range-key condition, moto's own test of it (`DynamoType.compare` on the attribute
+    moto compares), applied before moto sorts the partition: a segment's range query of a 100,000-contact account
+    sorted and compared all 100,000 of its items to keep 500. An item moto keeps passes the same test, so the
+    candidates are still a superset; moto applies it again (`_NARROWED_BYTES`: when they are the same pages).
+    None: not narrowed (no such condition; a `Limit`, which moto judges at every item it walks, one that fails the
+    test too, and then answers a LastEvaluatedKey; a legacy QueryFilter, whose every walked item moto counts)."""
+    comparison = args[1] if len(args) > 1 else kwargs.get("range_comparison")
+    objects = args[2] if len(args) > 2 else kwargs.get("range_objs")
+    limit = args[3] if len(args) > 3 else kwargs.get("limit")
+    if not comparison or not objects or limit or set(kwargs) - _QUERY_ARGUMENTS:
+        return None
+    conditions = kwargs.get("range_key_conditions")
+    if conditions:
+        attribute = conditions[-1][0]  # moto compares the last range key of a multi-attribute key
+    else:
+        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        ranges = [key["AttributeName"] for key in index.schema if key["KeyType"] == "RANGE"] if index else []
+        if not ranges:
+            return None  # moto's own error, or a table key acting as the range key
+        attribute = ranges[0]
+
+    def passes(item: Any) -> bool:
+        value = item.attrs.get(attribute)
+        return bool(value) and bool(value.compare(comparison, objects))
+
+    return passes

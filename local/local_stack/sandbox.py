@@ -140,11 +140,12 @@ class SyncSandbox:
         )
 
     def drain(self, on_progress: Callable[[DrainResult], None] | None = None, timeout: float = 1800) -> DrainResult:
-        """Run the triggers until idle, reporting progress every few rounds."""
+        """Run the triggers until idle, reporting progress every few rounds. `timeout` bounds the whole drain: each
+        step gets what is left of it (a step given the whole of it again ran a budgeted benchmark past its budget)."""
         total = DrainResult()
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            step = self.local.drain(max_rounds=20, timeout=timeout)
+        while (left := timeout - (time.monotonic() - started)) > 0:
+            step = self.local.drain(max_rounds=20, timeout=left)
             total.add(step)
             total.rounds += step.rounds
             if on_progress is not None:

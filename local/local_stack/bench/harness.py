@@ -121,7 +121,9 @@ class Invocation:
 class InvocationRecorder:
     """Wraps the local stack's `LambdaRuntime.invoke`: for each invocation its wall and CPU time, the requests the
     moto server answered meanwhile (the triggers run one invocation at a time), and, while `trace_memory` is on,
-    the peak of the Python heap above where it stood when the invocation began (tracemalloc)."""
+    the peak of the Python heap above where it stood when the invocation began (tracemalloc). `trace_next_of`
+    names a function whose next invocation alone is traced: tracemalloc slows every allocation of the process,
+    so a timed run traces only the invocation it wants the memory of (the fan-out's plan)."""
 
     def __init__(self, runtime: Any, server: MotoServer) -> None:
         self._runtime = runtime
@@ -129,6 +131,7 @@ class InvocationRecorder:
         self._original = runtime.invoke
         self.invocations: list[Invocation] = []
         self.trace_memory = False
+        self.trace_next_of: str | None = None
 
     def __enter__(self) -> InvocationRecorder:
         self._runtime.invoke = self._invoke
@@ -144,22 +147,28 @@ class InvocationRecorder:
         return taken
 
     def _invoke(self, name: str, event: Any) -> Any:
-        if self.trace_memory and not tracemalloc.is_tracing():
+        function = self._runtime.spec(name).logical_id
+        tracing = self.trace_memory or function == self.trace_next_of
+        if tracing and function == self.trace_next_of:
+            self.trace_next_of = None
+        if tracing and not tracemalloc.is_tracing():
             tracemalloc.start()
-        elif not self.trace_memory and tracemalloc.is_tracing():
+        elif not tracing and tracemalloc.is_tracing():
             tracemalloc.stop()  # it slows every allocation of the process (the timed runs, the bare loops)
         before = Requests.snapshot(self._server)
         base = 0
-        if self.trace_memory:
+        if tracing:
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
         cpu, wall = time.process_time(), time.perf_counter()
         result = self._original(name, event)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        peak = tracemalloc.get_traced_memory()[1] - base if self.trace_memory else None
+        peak = tracemalloc.get_traced_memory()[1] - base if tracing else None
+        if tracing and not self.trace_memory:
+            tracemalloc.stop()
         self.invocations.append(
             Invocation(
-                function=self._runtime.spec(name).logical_id,
+                function=function,
                 records=len(event.get("Records", [])) if isinstance(event, dict) else 0,
                 seconds=wall,
                 cpu_seconds=cpu,

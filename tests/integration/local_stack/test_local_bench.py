@@ -3,7 +3,12 @@ estimate it judges timeouts by (its figures are in bench/results.md, never asser
 
 from __future__ import annotations
 
+import itertools
+import time
+import tracemalloc
 from collections import Counter
+from types import SimpleNamespace
+from typing import Any
 
 from local_stack.bench.fan_out_costs import Settings, estimate_seconds
 from local_stack.bench.harness import Invocation, Requests, contact_ids
@@ -99,3 +104,56 @@ def test_capacity_units_subtract_per_target_and_split_into_the_contacts_table_it
     assert delta.units("read", index) == 2.5 and delta.units("read", "-contacts") == 500.0
     assert delta.units("read", action="Query") == 2.5 and delta.units("write") == 502.0
     assert _capacity_cells(delta, contacts) == [500.0, 2.5, 500.0, 0.0, "accounts 1/0, sync-state 0/2"]
+
+
+class _Runtime:
+    """A runtime whose invocations each allocate `allocate` bytes and keep them until the call returns."""
+
+    def __init__(self, allocate: int) -> None:
+        self.allocate = allocate
+
+    def spec(self, name: str) -> Any:
+        return SimpleNamespace(logical_id=name)
+
+    def invoke(self, name: str, event: Any) -> Any:
+        held = bytearray(self.allocate)
+        return SimpleNamespace(ok=bool(held) or True)
+
+
+class _Server:
+    def request_report(self) -> dict[str, Any]:
+        return {"connections": 0, "requests": []}
+
+
+def test_the_recorder_traces_the_memory_of_the_next_invocation_of_one_function_only():
+    from local_stack.bench.harness import InvocationRecorder
+
+    runtime = _Runtime(allocate=3 * 1024 * 1024)
+    with InvocationRecorder(runtime, _Server()) as recorder:  # type: ignore[arg-type]
+        recorder.trace_next_of = "FanOutFunction"
+        for name in ("FetchChangesFunction", "FanOutFunction", "FanOutFunction"):
+            runtime.invoke(name, {"Records": []})
+        assert not tracemalloc.is_tracing()  # nothing else of the run pays for it
+    peaks = [invocation.peak_bytes for invocation in recorder.invocations]
+    assert peaks[0] is None and peaks[2] is None
+    assert peaks[1] is not None and 3 * 1024 * 1024 <= peaks[1] < 4 * 1024 * 1024
+
+
+def test_a_sandbox_drain_stops_within_its_timeout_whatever_its_steps_take():
+    """Each step of the drain is given what is left of the timeout, not the whole of it again."""
+    from local_stack.sandbox import SyncSandbox
+    from local_stack.sqs_poller import DrainResult
+
+    given: list[float] = []
+
+    class Stack:
+        def drain(self, max_rounds: int, timeout: float) -> DrainResult:
+            given.append(timeout)
+            time.sleep(min(timeout, 0.15))  # a step uses what it is given, up to a round's work
+            return DrainResult(received=1)
+
+    sandbox = SyncSandbox(stack=Stack())  # type: ignore[arg-type]
+    started = time.monotonic()
+    drained = sandbox.drain(timeout=0.4)
+    assert not drained.empty and time.monotonic() - started < 0.4 + 0.1
+    assert len(given) >= 3 and all(later < earlier for earlier, later in itertools.pairwise(given))

@@ -154,13 +154,21 @@ def _queries(schema: dict[str, Any]) -> list[dict[str, Any]]:
                 {"IndexName": "by_g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": values}
             )
             if schema["index_range"]:
-                queries.append(
-                    {
-                        "IndexName": "by_g",
-                        "KeyConditionExpression": "g = :g AND begins_with(r, :x)",
-                        "ExpressionAttributeValues": {**values, ":x": {"S": "x"}},
-                    }
-                )
+                # the fan-out's segment queries: (after, through], ( , through], (after, )
+                for condition, bounds in [
+                    ("begins_with(r, :x)", {":x": "x"}),
+                    ("r BETWEEN :lo AND :hi", {":lo": "x", ":hi": "xy"}),
+                    ("r <= :hi", {":hi": "xy"}),
+                    ("r > :lo", {":lo": "x"}),
+                ]:
+                    queries.append(
+                        {
+                            "IndexName": "by_g",
+                            "KeyConditionExpression": f"g = :g AND {condition}",
+                            "ExpressionAttributeValues": {**values, **{k: {"S": v} for k, v in bounds.items()}},
+                            **paging,
+                        }
+                    )
             queries[-1] = {**queries[-1], **paging}
         for pk in [*_PKS, "p9"]:
             values = {":p": {"S": pk}}
