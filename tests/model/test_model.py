@@ -371,3 +371,28 @@ def test_a_contact_message_that_failed_half_way_is_told_to_the_reference_as_its_
         state.quiet_point()
     finally:
         state.teardown()
+
+
+@pytest.mark.parametrize("backend", ["fakes", pytest.param("dynamo", marks=pytest.mark.integration)])
+def test_a_local_edit_of_a_leaver_keeps_its_activity_finding_g(backend: str, request: pytest.FixtureRequest) -> None:
+    # Found by `make chaos` (2026-12-05, seed 20261210, finding G), fakes/LEAVERS: the shrunk steps.
+    if backend == "dynamo":
+        request.getfixturevalue("function_env")
+        bind_store(load_settings())
+    state = machine(backend, LEAVERS=True)()
+    try:
+        state.accounts_with_contacts(sizes=[0, 0, 1], data=_Draws(*"aaa", *"baa", *"aaa"))  # type: ignore[arg-type]
+        state.contact_created(account=0)
+        state.local_edit(contact=0, field="Name", value="a")
+        for _ in range(6):
+            state.edit_request_sent_again()
+        state.member_leaves_while_its_account_waits(account=0, away=1, member=0)
+        state.member_leaves_while_its_account_waits(account=2, away=1, member=0)
+        state.local_edit(contact=0, field="Name", value="a")
+        state.contact_write_throttled(writes=2 if backend == "fakes" else 1)  # moto counts UpdateItem calls
+        state.fan_out_invoked_once(batch_size=1, group=1)
+        assert state.queues.stats.failed_receives == 1  # the edit accepted, C00 written, C01's write throttled
+        state.member_leaves_while_its_account_waits(account=1, away=0, member=0)
+        state.quiet_point()
+    finally:
+        state.teardown()

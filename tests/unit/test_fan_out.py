@@ -946,6 +946,37 @@ class TestNoActivityOwedIsLost:
         assert list(local_activities(world, field="Name").values()) == [("Same", "Local name")] * 15
         assert leaver in local_activities(world, field="Name")
 
+    @pytest.mark.parametrize("leaves", ["deleted", "to another account"])
+    @pytest.mark.parametrize("change", ["edit", "version"])
+    def test_a_contact_leaving_after_a_change_written_at_once_reached_it_before_its_delivery_died_gets_its_activity(
+        self, change, leaves
+    ):
+        # finding G (make chaos, 2026-12-05): a change written at once (no segments) whose delivery died after
+        # writing one contact, before queueing its activities; that contact leaves before the retry, which no
+        # longer finds it among the account's members. A version's unfinished delivery shows (`applied_modstamp`);
+        # an edit's does not, so a leaver holding its field's last edit queues its activities again.
+        world = World()
+        world.given_contacts(3, account=1)
+        world.given_contacts(1, account=2)
+        world.sync(account_version(1, minute=1, Industry="Energy"))
+        world.sync(account_version(2, minute=1, Industry="Banking"))
+        edit, version = local_edit("Industry", "Local", minute=30), account_version(1, minute=30, Industry="Local")
+        world.contacts.fail_writes_after = world.contacts.writes + 1
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            world.fan_out.apply_local_edit(edit) if change == "edit" else world.fan_out.apply_account_change(version)
+        world.contacts.fail_writes_after = None
+        world.log_activities()
+        [n] = [n for n in range(3) if world.contact(n).account_fields["Industry"] == "Local"]
+        world.fan_out.apply_contact_change(
+            contact_version(
+                1_000_000 + n, account=1 if leaves == "deleted" else 2, minute=31, deleted=leaves == "deleted"
+            )
+        )
+        world.fan_out.apply_local_edit(edit) if change == "edit" else world.fan_out.apply_account_change(version)
+        world.log_activities()
+        owed = local_activities(world, minute=30) if change == "edit" else account_activities(world, minute=30)
+        assert owed == {contact_id(1_000_000 + m): ("Energy", "Local") for m in range(3)}
+
     def test_a_contact_deleted_before_an_edits_and_a_newer_versions_segments_gets_both_activities_in_order(self):
         # found by the model-based suite (CONTACTS_IN_SAME_WINDOW, shrunk): an edit in segments, then a version of
         # the same fetch window, then a contact deleted, all before any segment ran

@@ -851,8 +851,8 @@ class FanOutBatch:
         stored decisions, in the order they were accepted, written through the segments' own write (same outbox,
         same keys: whichever of the segment and the catch-up comes second writes nothing and queues the same
         activities). While segments may be pending, a change the contact already holds has its activities queued
-        again from the outbox (a delivery that died after this write, before queueing them). True when the contact
-        was written."""
+        again from the outbox (a delivery that died after this write, before queueing them); so has a field's last
+        edit at any time (`_last_edit_of_its_field`, finding G). True when the contact was written."""
         if account is None or account.system_modstamp is None:
             return False
         pending = _segments_may_be_pending(account)
@@ -862,7 +862,7 @@ class FanOutBatch:
         for change, decision, later_edits in known:
             if current is None or current.account_id != account.account_id or current.is_deleted:
                 break
-            if not pending and _holds(current, change):
+            if not pending and _holds(current, change) and not _last_edit_of_its_field(change, account):
                 continue
             written = report.contacts_written
             self._write_onto(change, decision.activity_logging, [current], report, later_edits)
@@ -1078,6 +1078,16 @@ def _segments_may_be_pending(stored: AccountState | None) -> bool:
         and (mark.decision.segmented if mark.decision is not None else mark.plan_id is not None)
         for mark in stored.local_edits.values()
     )
+
+
+def _last_edit_of_its_field(change: AccountChange, account: AccountState) -> bool:
+    """An edit that is still its field's last (its mark): written at once, its delivery leaves no trace of having
+    finished (a version's is `applied_modstamp`), so it may have died after writing a contact and before queueing
+    that contact's activities, and its retry will not find the contact once it has left (finding G)."""
+    if change.edit is None:
+        return False
+    mark = account.local_edits.get(change.edit.field)
+    return mark is not None and mark.is_edit(change.edit)
 
 
 def _may_be_pending(change: AccountChange, account: AccountState) -> bool:
