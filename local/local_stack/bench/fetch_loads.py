@@ -7,7 +7,7 @@ through the local Lambda runtime until it completes: in one run at the function'
 Timeout cut to the stop margin plus a few seconds of work, so that every run stops by the Lambda context's
 remaining time and the next resumes its window. Nothing drains the queue: the Salesforce calls and the messages
 are all the fetch's. Calls are counted by the emulator's request log, messages by the moto server
-(`SendMessageBatch` entries), never by the fetch's own counters.
+(`SendMessageBatch` entries); only the records queued and the checkpoints are the runs' own reports.
 """
 
 from __future__ import annotations
