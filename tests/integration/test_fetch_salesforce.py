@@ -5,6 +5,7 @@ Secrets Manager, the sync state table and the FIFO queue are moto, created from 
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -202,6 +203,37 @@ def test_the_fetch_handler_runs_a_cycle_from_the_schedule_event(emulator, functi
     assert result.payload["queued"]["Account"] == 1
 
 
+def test_every_completed_run_reports_how_far_the_sweep_is_behind(
+    emulator, function_env, stack_resources, sam_template, capsys
+):
+    """Issue 11, item 3: what the sweep cannot catch is made visible. `SweepLagSeconds` (the Account watermark
+    minus the sweep's) is the metric an alarm watches: past ReconcileIntervalSeconds + ReconcileLookbackSeconds,
+    a commit that late may go unseen."""
+    emulator.create("Account", {"Name": "Scheduled"})
+    runtime = LambdaRuntime(lambda_functions(sam_template, stack_resources))
+    runtime.add_env(
+        {
+            "SALESFORCE_TOKEN_URL": emulator.token_url,
+            "SALESFORCE_CA_BUNDLE": emulator.ca_bundle,
+            "SYNCED_ACCOUNT_FIELDS": ",".join(SYNCED),
+        }
+    )
+    lags = []
+    for _ in range(2):
+        time.sleep(0.05)
+        result = runtime.invoke("fetch_changes", load_event("fetch_schedule.json"))
+        assert result.error is None and result.payload["outcome"] == "completed", result.payload
+        lags.append(result.payload["sweep_lag_seconds"])
+    emitted = [
+        line["SweepLagSeconds"]
+        for line in map(json.loads, filter(None, capsys.readouterr().out.splitlines()))
+        if "SweepLagSeconds" in line
+    ]
+    # the first run starts the sweep's clock at its own window's end; the second is behind by the time between them
+    assert lags[0] == 0 and 0 < lags[1] < 60
+    assert emitted == [[lag] for lag in lags], emitted
+
+
 # --- large windows: Bulk API 2.0, resumable runs ---------------------------------------------------------------
 
 
@@ -329,6 +361,26 @@ def test_a_window_larger_than_the_threshold_switches_to_a_bulk_job_after_one_res
     assert kinds == ["describe", "queryAll", "bulk_job_create", "bulk_job", "bulk_results", "queryAll"]
     assert sorted(m.version.account_id for m in queue.messages) == sorted(ids)
     assert {m.version.fields["Industry"] for m in queue.messages} == {"Retail"}
+
+
+@pytest.mark.parametrize(("changed", "read"), [(20, "rest"), (21, "bulk")])
+def test_a_window_is_read_by_rest_up_to_the_threshold_and_by_a_bulk_job_above_it(emulator, fetch, changed, read):
+    # given a synced org where `changed` accounts then changed, and a threshold of 20 records
+    ids = emulator.bulk_create("Account", [{"Name": f"A{n}"} for n in range(changed)])
+    source, queue = bulk_fetch(fetch.settings)
+    fetch_changes(source, queue, fetch.state, FetchConfig(SYNCED), utc_now, "initial")
+    for account in ids:
+        emulator.update("Account", account, {"Industry": "Retail"})
+    time.sleep(0.05)  # the emulator's stamps run a few ms ahead after a burst of writes
+    emulator.reset_request_log()
+    # when the next run reads the window
+    source, queue = bulk_fetch(fetch.settings, bulk_threshold=20)
+    report = fetch_changes(source, queue, fetch.state, FetchConfig(SYNCED), utc_now, "window")
+    # then a window of the threshold itself stays on REST pages, one record more goes to a query job
+    assert report.reads == {"Account": read}
+    kinds = [kind for _, kind in emulator.request_log]
+    assert kinds.count("bulk_job_create") == (read == "bulk")
+    assert sorted(m.version.account_id for m in queue.messages) == sorted(ids)
 
 
 def test_the_late_commit_command_takes_json_values_and_its_seconds():

@@ -287,9 +287,12 @@ def test_once_the_budget_is_known_spent_a_run_makes_no_salesforce_call_until_the
     assert scenario.salesforce.calls > 0
 
 
-def test_usage_under_the_budget_is_no_reason_to_skip(scenario):
-    scenario.state.usage = RecordedUsage(ApiUsage(used=49_999, limit=100_000), measured_at=stamp(9))
-    assert scenario.run_with(api_budget_share=0.5).outcome == "completed"
+@pytest.mark.parametrize(("used", "outcome"), [(49_999, "completed"), (50_000, "skipped_api_budget")])
+def test_the_budget_is_spent_from_the_share_itself(scenario, used, outcome):
+    # the adapter stops at the share itself (usage >= share): a run decides the same way, before any call
+    scenario.state.usage = RecordedUsage(ApiUsage(used=used, limit=100_000), measured_at=stamp(9))
+    assert scenario.run_with(api_budget_share=0.5).outcome == outcome
+    assert (scenario.salesforce.calls == 0) == (outcome == "skipped_api_budget")
 
 
 def test_a_budget_stop_records_the_usage_that_stopped_it(scenario, monkeypatch):

@@ -569,3 +569,37 @@ def test_only_the_functions_that_call_salesforce_ship_simple_salesforce(template
         lines = requirements.read_text().splitlines() if requirements.is_file() else []
         ships = any(line.split("#")[0].strip().startswith("simple-salesforce") for line in lines)
         assert ships == (function_id in SALESFORCE_FUNCTIONS), function_id
+
+
+def _schedule_parameters(expression: Any) -> list[str]:
+    """The parameters a ScheduleExpression may take its value from (every branch of an `Fn::If`)."""
+    if isinstance(expression, dict) and "Ref" in expression:
+        return [expression["Ref"]]
+    if isinstance(expression, dict) and "Fn::If" in expression:
+        return [name for branch in expression["Fn::If"][1:] for name in _schedule_parameters(branch)]
+    return []
+
+
+def _rate_seconds(expression: str) -> int:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", expression)
+    assert match, f"{expression!r}: only rate(...) schedules are checked here"
+    return int(match[1]) * (60 if match[2].startswith("minute") else 3600)
+
+
+def test_a_fetch_killed_at_its_timeout_holds_no_lease_when_the_next_schedule_fires(template: dict[str, Any]) -> None:
+    """Issue 11, item 1: a run's lease lasts its remaining time + LEASE_MARGIN_SECONDS, so a run Lambda kills at
+    its Timeout must have let go of the lease before the next scheduled run, whichever schedule is in force."""
+    from account_sync.services.fetch_changes import LEASE_MARGIN_SECONDS
+
+    fetch = _functions(template)["FetchChangesFunction"]
+    timeout = int(_function_setting(template, fetch, "Timeout"))
+    schedules = [
+        event["Properties"]["ScheduleExpression"]
+        for event in fetch["Properties"]["Events"].values()
+        if event["Type"] in ("Schedule", "ScheduleV2")
+    ]
+    parameters = [name for expression in schedules for name in _schedule_parameters(expression)]
+    assert parameters, "the fetch's schedule comes from parameters"
+    for name in parameters:
+        period = _rate_seconds(template["Parameters"][name]["Default"])
+        assert timeout + LEASE_MARGIN_SECONDS < period, (name, timeout, period)

@@ -1,7 +1,8 @@
 """`make bench [BENCH_ARGS=...]`: run the benchmark, print the tables, write `bench/results.md` and `bench/cost.png`.
 
-Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), accounts of 1,000
-and 10,000 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
+Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), an initial load of
+`--fetch-load ACCOUNTS/CONTACTS` in one run and resumed over runs (Target 1 (b)), accounts of 1,000 and 10,000
+contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
 minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts. `--throttled`
 adds Target 6: the fan-out of an account of each `--throttled-contacts` size and an initial load (`--initial-load
 ACCOUNTS/CONTACTS`), each without and with DynamoDB throttling (`--throttle-table-writes`,
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from local_stack.bench import cold_start, fan_out_costs, push_freshness, salesforce_calls, throttled
+from local_stack.bench import cold_start, fan_out_costs, fetch_loads, push_freshness, salesforce_calls, throttled
 from local_stack.bench.report import Results, plot, render_console, render_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         help="Target 4: account sizes timed against the bare loops (default: ≤ 10000)",
     )
     parser.add_argument("--accounts", type=_sizes, default=[100, 10_000], help="changed accounts, e.g. 100/10000")
+    parser.add_argument(
+        "--fetch-load",
+        type=_pair,
+        default=(10_000, 100_000),
+        help="Target 1 (b): ACCOUNTS/CONTACTS of an initial load by Bulk API 2.0 (default 10000/100000; 0/0: none)",
+    )
+    parser.add_argument(
+        "--fetch-work-seconds",
+        type=int,
+        default=4,
+        help="Target 1 (b): seconds a resumed run works before its stop margin (its Timeout: 30 s more)",
+    )
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
     parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             say("Target 1: Salesforce API calls per cycle")
             with results.group("target 1"):
                 salesforce_calls.run(results, args.accounts, function_log, say)
+                if args.fetch_load[0]:
+                    fetch_loads.run(results, *args.fetch_load, args.fetch_work_seconds, function_log, say)
         if "2" in only:
             say("Targets 2-4: the fan-out")
             overhead = args.overhead_contacts or [size for size in contacts if size <= 10_000]

@@ -10,7 +10,10 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from local_stack.bench import fetch_loads
 from local_stack.bench.fan_out_costs import Settings, estimate_seconds
+from local_stack.bench.fetch_loads import Drained
 from local_stack.bench.harness import Invocation, Requests, contact_ids
 from local_stack.bench.report import Results, Table, Verdict, render_console, render_markdown
 from local_stack.bench.salesforce_calls import lower_bound
@@ -157,3 +160,33 @@ def test_a_sandbox_drain_stops_within_its_timeout_whatever_its_steps_take():
     drained = sandbox.drain(timeout=0.4)
     assert not drained.empty and time.monotonic() - started < 0.4 + 0.1
     assert len(given) >= 3 and all(later < earlier for earlier, later in itertools.pairwise(given))
+
+
+def _drained(label: str, records: int, outcomes: list[str], calls: int, queued: int, entries: int) -> Drained:
+    drained = Drained(label, 34, records, outcomes=outcomes, queued=queued)
+    drained.kinds["bulk_results"] = calls
+    drained.requests.items[("sqs", "SendMessageBatch", "q.fifo")] = entries
+    return drained
+
+
+@pytest.mark.parametrize(
+    ("resumed_queued", "resumed_entries", "resumed_outcomes", "met"),
+    [
+        (110_000, 20_000, ["paused_before_timeout", "completed"], True),
+        (112_000, 20_000, ["paused_before_timeout", "completed"], False),  # a checkpoint's records queued twice
+        (110_000, 20_200, ["paused_before_timeout", "completed"], False),  # messages sent twice
+        (110_000, 20_000, ["completed"], False),  # never stopped: nothing was resumed
+        (110_000, 20_000, ["Sandbox.Timedout", "completed"], False),  # killed instead of stopping
+    ],
+)
+def test_the_fetch_load_verdicts_hold_only_for_every_record_queued_once_over_resumed_runs(
+    resumed_queued, resumed_entries, resumed_outcomes, met
+):
+    one_run = _drained("one run", 110_000, ["completed"], 10, 110_000, 20_000)
+    resumed = _drained("resumed", 110_000, resumed_outcomes, 25, resumed_queued, resumed_entries)
+    window = _drained("window", 10_000, ["paused_before_timeout", "completed"], 7, 10_000, 10_000)
+    results = Results()
+    fetch_loads._report(results, 10_000, 100_000, one_run, resumed, window)
+    verdicts = {verdict.target: verdict.met for verdict in results.verdicts}
+    assert verdicts == {"1b": True, "1c": met}
+    assert one_run.per_10k == 10 / 11
