@@ -13,7 +13,9 @@ Runs per account size:
 * for the Target 4 sizes: a change of three synced fields with nothing traced (the fan-out's time), and a bare
   boto3 loop issuing the same minimal requests (GetItem, the COUNT query, the account update, the member query
   pages, the contacts' BatchGetItem reads, one conditional UpdateItem per contact from as many threads as the
-  fan-out, the applied mark), whose reads also give the lower bound of the read units;
+  fan-out, writing the item the fan-out's write leaves (the changed fields' outbox entries, `revision` added to on
+  the condition that it is still the one read), the applied mark), whose reads also give the lower bound of the
+  read units;
 * at the Target 4 (b) size: the same change with a latency injected before every AWS request, and a sequential
   loop with the same latency.
 """
@@ -278,9 +280,10 @@ class FanOutBench:
     def bare_loop(self, size: int, threads: int, latency: float | None = None, sample: int | None = None) -> LoopRun:
         """The fan-out's DynamoDB requests for one new version of the account, issued with boto3 and nothing
         else: the same reads (the count, and for an account larger than a segment the plan's key pages and a
-        range query per segment) and writes, but no SQS, no segment messages, no diff, no logging. `sample`
-        writes only that many contacts and scales the time of the writes (one after another, they take a time
-        linear in the contacts)."""
+        range query per segment) and writes (the same item content: outbox entries, `revision` as read), but no
+        SQS, no segment messages, no logging, and a diff of raw attribute values only. `sample` writes only that
+        many contacts and scales the time of the writes (one after another, they take a time linear in the
+        contacts)."""
         import boto3
 
         account_id = self.accounts[size]
@@ -296,8 +299,10 @@ class FanOutBench:
             "#d": "account_deleted",
             "#u": "updated_at",
             "#a": "account_id",
+            "#r": "revision",
         }
         map_value = {"M": {name: _attribute(value) for name, value in fields.items()}}
+        path = {"S": "fetch"}  # the outbox entries' path: the scheduled fetch's, as the measured change's
         before = Requests.snapshot(self.sandbox.local.server)
         started = time.perf_counter()
         with client_latency(latency) if latency else nullcontext():
@@ -331,26 +336,41 @@ class FanOutBench:
             written = members[:sample] if sample else members
 
             def write(contact_id: str) -> None:
+                # The item the fan-out's write leaves: the outbox entry of each field whose value changes (its
+                # change, path and value before, from the item read), and `revision` added to, on the condition
+                # that it is still the one read (docs/data-model.md).
+                held = read.get(contact_id, {})
+                before = held.get("account_fields", {}).get("M", {})
+                entry = {"origin": {"S": "account"}, "stamp": {"S": stamp}, "path": path}
+                outbox = {
+                    name: {"M": {**entry, "old": before.get(name, {"NULL": True})}}
+                    for name, value in map_value["M"].items()
+                    if before.get(name) != value
+                }
+                revision = held.get("revision")
                 client.update_item(
                     TableName=self.contacts_table,
                     Key={"contact_id": {"S": contact_id}},
-                    UpdateExpression="SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u",
-                    ConditionExpression="#a = :a AND (attribute_not_exists(#m) OR #m < :m)",
+                    UpdateExpression="SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u ADD #r :one",
+                    ConditionExpression="#a = :a AND (attribute_not_exists(#m) OR #m < :m) AND "
+                    + ("#r = :r" if revision else "attribute_not_exists(#r)"),
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={
                         ":f": map_value,
                         ":m": {"S": stamp},
-                        ":p": {"M": {"Industry": {"S": "previous"}}},
+                        ":p": {"M": outbox},
                         ":s": {"S": "salesforce"},
                         ":d": {"BOOL": False},
                         ":u": {"S": stamp},
                         ":a": {"S": account_id},
+                        ":one": {"N": "1"},
+                        **({":r": revision} if revision else {}),
                     },
                 )
 
             writes_started = time.perf_counter()
             reads_started = Requests.snapshot(server)
-            self._read_contacts(client, written)
+            read = self._read_contacts(client, written)
             item_reads = Requests.snapshot(server) - reads_started
             if threads > 1:
                 with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -373,13 +393,19 @@ class FanOutBench:
             return LoopRun(scaled, requests, len(members), scaled_from=len(written), bound_read_units=bound)
         return LoopRun(seconds, requests, len(members), bound_read_units=bound)
 
-    def _read_contacts(self, client: Any, ids: list[str]) -> None:
-        """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them)."""
+    def _read_contacts(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them), as
+        DynamoDB answers them, by contact id."""
+        items: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 100):
             keys = [{"contact_id": {"S": contact_id}} for contact_id in ids[start : start + 100]]
             pending: dict[str, Any] = {self.contacts_table: {"Keys": keys, "ConsistentRead": True}}
             while pending:
-                pending = client.batch_get_item(RequestItems=pending).get("UnprocessedKeys") or {}
+                response = client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.contacts_table, []):
+                    items[item["contact_id"]["S"]] = item
+                pending = response.get("UnprocessedKeys") or {}
+        return items
 
     def _count(self, client: Any, account_id: str, limit: int) -> int:
         counted, start = 0, None
@@ -861,9 +887,10 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             "the fetch, the SQS polling between invocations and the activity log are left out). Bare loop: the "
             "fan-out's DynamoDB requests (the count; for an account larger than a segment, the plan's key pages and "
             "a range query per segment; the contacts' items, 100 keys a BatchGetItem, strongly consistent; the "
-            "conditional writes) with boto3 from as many threads as the fan-out's "
-            f"writers ({settings.write_concurrency}); sequential: one thread. The ratio is what our code costs above "
-            "the requests it makes; Target 2 counts the requests.",
+            "conditional writes, each leaving the item the fan-out's leaves: the changed fields' outbox entries, "
+            "`revision` added to on the condition that it is still the one read) with boto3 from as many threads "
+            f"as the fan-out's writers ({settings.write_concurrency}); sequential: one thread. The ratio is what our "
+            "code costs above the requests it makes; Target 2 counts the requests.",
             "moto in Query: moto answers a query on an index by sorting the whole table and walking the account's "
             "items (DynamoDB reads only the page): its time grows with the table and the number of queries.",
             f"Latency: {settings.latency_ms:g} ms slept before every AWS request of this process (botocore's "
