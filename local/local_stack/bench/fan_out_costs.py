@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import statistics
 import time
 import tracemalloc
@@ -42,6 +43,7 @@ from local_stack.bench.harness import (
     contact_ids,
     contacts_holding,
     load_contacts,
+    server_cpu_seconds,
 )
 from local_stack.bench.harness import sandbox as bench_sandbox
 from local_stack.bench.report import Results, Table, Verdict
@@ -94,6 +96,14 @@ class VersionRun:
     def fan_out_seconds(self) -> float:
         return sum(i.seconds for i in self.of(FAN_OUT))
 
+    def fan_out_cpu(self) -> tuple[float, float | None]:
+        """CPU seconds of the fan-out's invocations: this process's (the functions), the moto server's."""
+        invocations = self.of(FAN_OUT)
+        server = [i.server_cpu_seconds for i in invocations]
+        return sum(i.cpu_seconds for i in invocations), (
+            None if any(s is None for s in server) else sum(s or 0.0 for s in server)
+        )
+
 
 @dataclass
 class LoopRun:
@@ -102,6 +112,8 @@ class LoopRun:
     contacts: int
     scaled_from: int | None = None
     bound_read_units: float = 0.0  # one pass over the account's keys, one consistent read per contact
+    cpu_seconds: float | None = None  # this process's (None: scaled from a sample)
+    server_cpu_seconds: float | None = None  # the moto server's process's
 
 
 @dataclass
@@ -116,6 +128,8 @@ class SizeResults:
     sequential: LoopRun | None = None
     complete: bool | None = None
     overhead_ratios: list[float] = field(default_factory=list)  # every pair's, when several were measured
+    overhead_cpu_ratios: list[float | None] = field(default_factory=list)  # the same pairs' CPU ratios, in their order
+    overhead_loads: list[float] = field(default_factory=list)  # the machine's load average before each pair
     notes: list[str] = field(default_factory=list)
 
 
@@ -199,12 +213,14 @@ class FanOutBench:
             )
             pairs = []
             for _ in range(rounds):
+                out.overhead_loads.append(os.getloadavg()[0])
                 timed = self.change(size, "synced fields")
                 bare = self.bare_loop(size, threads=settings.write_concurrency)
                 pairs.append((timed.fan_out_seconds() / bare.seconds, timed, bare))
+                out.overhead_cpu_ratios.append(_cpu_ratio(timed, bare))
+            out.overhead_ratios = [ratio for ratio, _, _ in pairs]
             pairs.sort(key=lambda pair: pair[0])
             _, out.timed_change, out.bare = pairs[len(pairs) // 2]
-            out.overhead_ratios = [ratio for ratio, _, _ in pairs]
         if size == settings.latency_size:
             latency = settings.latency_ms / 1000
             self.say(f"  {size:,} contacts: {settings.latency_ms:g} ms injected per request, fan-out and sequential")
@@ -304,7 +320,8 @@ class FanOutBench:
         map_value = {"M": {name: _attribute(value) for name, value in fields.items()}}
         path = {"S": "fetch"}  # the outbox entries' path: the scheduled fetch's, as the measured change's
         before = Requests.snapshot(self.sandbox.local.server)
-        started = time.perf_counter()
+        server_cpu = server_cpu_seconds(self.sandbox.local.server)
+        cpu, started = time.process_time(), time.perf_counter()
         with client_latency(latency) if latency else nullcontext():
             key = {"account_id": {"S": account_id}}
             client.get_item(TableName=self.accounts_table, Key=key, ConsistentRead=True)
@@ -385,13 +402,17 @@ class FanOutBench:
                 UpdateExpression="SET applied_modstamp = :m",
                 ExpressionAttributeValues={":m": {"S": stamp}},
             )
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_after = server_cpu_seconds(self.sandbox.local.server)
+        server_cpu = None if server_cpu is None or server_after is None else server_after - server_cpu
         requests = Requests.snapshot(self.sandbox.local.server) - before
         bound = keys_pass.units("read") + item_reads.units("read") * len(members) / max(1, len(written))
         if sample and len(written) < len(members):
             scaled = seconds + writes_seconds * (len(members) / len(written) - 1)  # only the reads and writes scale
             return LoopRun(scaled, requests, len(members), scaled_from=len(written), bound_read_units=bound)
-        return LoopRun(seconds, requests, len(members), bound_read_units=bound)
+        return LoopRun(
+            seconds, requests, len(members), bound_read_units=bound, cpu_seconds=cpu, server_cpu_seconds=server_cpu
+        )
 
     def _read_contacts(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them), as
@@ -881,6 +902,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             "SQS requests",
             "moto busy (s)",
             "moto in Query (s)",
+            "CPU, functions (s)",
+            "CPU, moto (s)",
         ],
         notes=[
             "Fan-out: the sum of its invocations' durations for the version (the account change and its segments; "
@@ -896,10 +919,15 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             f"Latency: {settings.latency_ms:g} ms slept before every AWS request of this process (botocore's "
             "Endpoint._send), as a network round trip would. moto serves requests one at a time: the bare loop "
             "without latency is the local backend's floor.",
+            "CPU: the benchmark's process (the fan-out's invocations and their threads, or the loop's) and the moto "
+            "server's process (/proc), over the same span as the seconds. The wall time swings with the other work "
+            "on the machine's two cores (the same code gave 0.64-2.19 at a load of 9-10); the CPU seconds hardly "
+            "move, and say which side the difference is on.",
         ],
     )
     ratios: list[float] = []
     net_ratios: list[float] = []  # without the time moto spent answering Query requests
+    cpu_ratios: list[float | None] = []  # CPU of both processes, the fan-out's over the bare loop's
     hidden: float | None = None
     net_hidden: float | None = None
     for result in measured:
@@ -907,7 +935,11 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             table.notes.append(
                 f"{result.size:,} contacts: {len(result.overhead_ratios)} pairs measured one after the other, ratios "
                 + ", ".join(f"{r:.2f}" for r in result.overhead_ratios)
-                + ": the pair of the median is shown."
+                + " (CPU, functions + moto: "
+                + ", ".join(_ratio(r) for r in result.overhead_cpu_ratios)
+                + "; load average before each: "
+                + ", ".join(f"{load:.1f}" for load in result.overhead_loads)
+                + "): the pair of the median is shown."
             )
         if result.timed_change and result.bare:
             fan_out = result.timed_change.fan_out_seconds()
@@ -916,6 +948,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             requests = result.timed_change.requests(FAN_OUT)
             bare_net = result.bare.seconds - result.bare.requests.busy_in("Query")
             net_ratios.append((fan_out - requests.busy_in("Query")) / bare_net)
+            cpu_ratios.append(_cpu_ratio(result.timed_change, result.bare))
             table.add(
                 result.size,
                 "fan-out",
@@ -926,6 +959,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 requests.total("sqs"),
                 requests.seconds,
                 requests.busy_in("Query"),
+                *result.timed_change.fan_out_cpu(),
             )
             table.add(
                 result.size,
@@ -937,6 +971,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 0,
                 result.bare.requests.seconds,
                 result.bare.requests.busy_in("Query"),
+                result.bare.cpu_seconds,
+                result.bare.server_cpu_seconds,
             )
             results.point("contacts in the account | seconds on the local stack", "fan-out", result.size, fan_out)
             results.point(
@@ -962,6 +998,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 requests.total("sqs"),
                 requests.seconds,
                 requests.busy_in("Query"),
+                *result.latency_change.fan_out_cpu(),
             )
             scaled = (
                 f" (x{result.sequential.contacts / result.sequential.scaled_from:.0f} of "
@@ -979,6 +1016,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 0,
                 result.sequential.requests.seconds,
                 result.sequential.requests.busy_in("Query"),
+                None if result.sequential.scaled_from else result.sequential.cpu_seconds,
+                None if result.sequential.scaled_from else result.sequential.server_cpu_seconds,
             )
     results.tables.append(table)
     if ratios:
@@ -990,7 +1029,9 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 worst <= 1.2,
                 ", ".join(f"{r:.2f}" for r in ratios)
                 + " (by size, ascending); without moto's time in Query requests: "
-                + ", ".join(f"{r:.2f}" for r in net_ratios),
+                + ", ".join(f"{r:.2f}" for r in net_ratios)
+                + "; CPU of both processes: "
+                + ", ".join(_ratio(r) for r in cpu_ratios),
             )
         )
     else:
@@ -1005,6 +1046,19 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 "requests)",
             )
         )
+
+
+def _cpu_ratio(fan_out: VersionRun, bare: LoopRun) -> float | None:
+    """The fan-out's CPU seconds (this process's and the moto server's) over the bare loop's: the work both sides
+    made the two processes do, which other work on the machine hardly changes (their wall time shares its cores)."""
+    functions, server = fan_out.fan_out_cpu()
+    if server is None or bare.cpu_seconds is None or bare.server_cpu_seconds is None:
+        return None
+    return (functions + server) / (bare.cpu_seconds + bare.server_cpu_seconds)
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _write_concurrency(settings: Settings) -> int:

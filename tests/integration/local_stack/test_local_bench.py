@@ -4,12 +4,14 @@ estimate it judges timeouts by (its figures are in bench/results.md, never asser
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import tracemalloc
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from local_stack.bench.fan_out_costs import Settings, estimate_seconds
 from local_stack.bench.harness import Invocation, Requests, contact_ids
 from local_stack.bench.report import Results, Table, Verdict, render_console, render_markdown
@@ -121,8 +123,40 @@ class _Runtime:
 
 
 class _Server:
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid  # None: in the benchmark's process, as `MotoServer()` without a process of its own
+
     def request_report(self) -> dict[str, Any]:
         return {"connections": 0, "requests": []}
+
+
+class _BurningRuntime(_Runtime):
+    """A runtime whose invocations each spend `seconds` of CPU."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(allocate=0)
+        self.seconds = seconds
+
+    def invoke(self, name: str, event: Any) -> Any:
+        started = time.process_time()
+        while time.process_time() - started < self.seconds:
+            pass
+        return SimpleNamespace(ok=True)
+
+
+def test_the_recorder_counts_the_servers_cpu_when_it_runs_in_a_process_of_its_own():
+    from local_stack.bench.harness import InvocationRecorder
+
+    # given a server whose process is this one (its CPU is then the invocation's), and one in no process of its own
+    runtime = _BurningRuntime(seconds=0.3)
+    with InvocationRecorder(runtime, _Server(pid=os.getpid())) as recorder:  # type: ignore[arg-type]
+        runtime.invoke("FanOutFunction", {"Records": []})
+    with InvocationRecorder(runtime, _Server()) as in_process:  # type: ignore[arg-type]
+        runtime.invoke("FanOutFunction", {"Records": []})
+    # then the server's CPU is measured over the invocation alone, and not at all for a server in this process
+    [invocation] = recorder.invocations
+    assert invocation.server_cpu_seconds == pytest.approx(invocation.cpu_seconds, abs=0.05)
+    assert in_process.invocations[0].server_cpu_seconds is None
 
 
 def test_the_recorder_traces_the_memory_of_the_next_invocation_of_one_function_only():
