@@ -307,18 +307,7 @@ class FanOutBench:
         stamp = _later(stored["system_modstamp"])
         fields = {**stored["fields"], **self._next_values()}
         client = boto3.client("dynamodb")  # botocore's default pool: 10 connections, as pynamodb's
-        names = {
-            "#f": "account_fields",
-            "#m": "account_modstamp",
-            "#p": "account_previous_values",
-            "#s": "account_fields_source",
-            "#d": "account_deleted",
-            "#u": "updated_at",
-            "#a": "account_id",
-            "#r": "revision",
-        }
         map_value = {"M": {name: _attribute(value) for name, value in fields.items()}}
-        path = {"S": "fetch"}  # the outbox entries' path: the scheduled fetch's, as the measured change's
         before = Requests.snapshot(self.sandbox.local.server)
         server_cpu = server_cpu_seconds(self.sandbox.local.server)
         cpu, started = time.process_time(), time.perf_counter()
@@ -353,36 +342,10 @@ class FanOutBench:
             written = members[:sample] if sample else members
 
             def write(contact_id: str) -> None:
-                # The item the fan-out's write leaves: the outbox entry of each field whose value changes (its
-                # change, path and value before, from the item read), and `revision` added to, on the condition
-                # that it is still the one read (docs/data-model.md).
-                held = read.get(contact_id, {})
-                before = held.get("account_fields", {}).get("M", {})
-                entry = {"origin": {"S": "account"}, "stamp": {"S": stamp}, "path": path}
-                outbox = {
-                    name: {"M": {**entry, "old": before.get(name, {"NULL": True})}}
-                    for name, value in map_value["M"].items()
-                    if before.get(name) != value
-                }
-                revision = held.get("revision")
                 client.update_item(
-                    TableName=self.contacts_table,
-                    Key={"contact_id": {"S": contact_id}},
-                    UpdateExpression="SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u ADD #r :one",
-                    ConditionExpression="#a = :a AND (attribute_not_exists(#m) OR #m < :m) AND "
-                    + ("#r = :r" if revision else "attribute_not_exists(#r)"),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={
-                        ":f": map_value,
-                        ":m": {"S": stamp},
-                        ":p": {"M": outbox},
-                        ":s": {"S": "salesforce"},
-                        ":d": {"BOOL": False},
-                        ":u": {"S": stamp},
-                        ":a": {"S": account_id},
-                        ":one": {"N": "1"},
-                        **({":r": revision} if revision else {}),
-                    },
+                    **bare_contact_write(
+                        self.contacts_table, account_id, contact_id, read.get(contact_id, {}), map_value, stamp
+                    )
                 )
 
             writes_started = time.perf_counter()
@@ -478,6 +441,51 @@ class FanOutBench:
         ):
             members += [item["contact_id"]["S"] for item in page["Items"] if item["contact_id"]["S"] != after]
         return members
+
+
+def bare_contact_write(
+    table: str, account_id: str, contact_id: str, held: dict[str, Any], fields: dict[str, Any], stamp: str
+) -> dict[str, Any]:
+    """The bare loop's UpdateItem of one contact (boto3's arguments): the item the fan-out's write leaves, the
+    account's `fields` (a wire map) at `stamp` and the outbox entry of each field whose value changes (its change,
+    path and value before, from `held`, the item as read), `revision` added to on the condition that it is still
+    the one read (docs/data-model.md)."""
+    before = held.get("account_fields", {}).get("M", {})
+    entry = {"origin": {"S": "account"}, "stamp": {"S": stamp}, "path": {"S": "fetch"}}  # the scheduled fetch's
+    outbox = {
+        name: {"M": {**entry, "old": before.get(name, {"NULL": True})}}
+        for name, value in fields["M"].items()
+        if before.get(name) != value
+    }
+    revision = held.get("revision")
+    return {
+        "TableName": table,
+        "Key": {"contact_id": {"S": contact_id}},
+        "UpdateExpression": "SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u ADD #r :one",
+        "ConditionExpression": "#a = :a AND (attribute_not_exists(#m) OR #m < :m) AND "
+        + ("#r = :r" if revision else "attribute_not_exists(#r)"),
+        "ExpressionAttributeNames": {
+            "#f": "account_fields",
+            "#m": "account_modstamp",
+            "#p": "account_previous_values",
+            "#s": "account_fields_source",
+            "#d": "account_deleted",
+            "#u": "updated_at",
+            "#a": "account_id",
+            "#r": "revision",
+        },
+        "ExpressionAttributeValues": {
+            ":f": fields,
+            ":m": {"S": stamp},
+            ":p": {"M": outbox},
+            ":s": {"S": "salesforce"},
+            ":d": {"BOOL": False},
+            ":u": {"S": stamp},
+            ":a": {"S": account_id},
+            ":one": {"N": "1"},
+            **({":r": revision} if revision else {}),
+        },
+    }
 
 
 def _lift_timeouts(runtime: Any) -> None:

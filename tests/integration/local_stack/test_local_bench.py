@@ -191,3 +191,54 @@ def test_a_sandbox_drain_stops_within_its_timeout_whatever_its_steps_take():
     drained = sandbox.drain(timeout=0.4)
     assert not drained.empty and time.monotonic() - started < 0.4 + 0.1
     assert len(given) >= 3 and all(later < earlier for earlier, later in itertools.pairwise(given))
+
+
+def test_the_bare_loops_write_leaves_the_item_the_fan_outs_write_leaves(function_env: dict[str, str]) -> None:
+    """Target 4 compares our code with the requests it must make: the bare loop's write must carry what the
+    fan-out's does (the outbox entries, the revision as read), or the ratio charges the guarantees to our code."""
+    import boto3
+    from account_sync.adapters.dynamodb import DynamoContactRepository
+    from account_sync.adapters.dynamodb_models import ContactItem
+    from account_sync.domain.changes import AccountChange
+    from account_sync.domain.fields import diff_fields
+    from account_sync.domain.records import AccountVersion, SyncPath
+    from account_sync.settings import load_settings
+    from account_sync.wiring import bind_store
+    from local_stack.bench.fan_out_costs import _attribute, bare_contact_write
+
+    bind_store(load_settings())
+    client = boto3.client("dynamodb")
+    table = ContactItem.Meta.table_name
+    held = {"Name": "Acme", "Industry": "Energy", "Rating": "Hot"}
+    for contact_id, revision in (("003F1", 4), ("003B1", 4), ("003F2", None), ("003B2", None)):
+        ContactItem(
+            contact_id,
+            account_id="001A",
+            account_fields=dict(held),
+            account_modstamp="2026-12-05T10:00:00.000Z",
+            account_previous_values={},
+            revision=revision,
+        ).save()
+    # when the same version is written by the fan-out's adapter (as read) and by the bare loop
+    stamp = "2026-12-05T10:00:01.000Z"
+    fields = {"Name": "Acme", "Industry": "Retail", "Rating": "Warm"}
+    change = AccountChange.of_version(AccountVersion("001A", stamp, False, fields), path=SyncPath.FETCH)
+    contacts = DynamoContactRepository()
+    wire = {"M": {name: _attribute(value) for name, value in fields.items()}}
+    for fan_out, bare in (("003F1", "003B1"), ("003F2", "003B2")):
+        read = contacts.contact(fan_out)
+        assert read is not None
+        assert contacts.write_change(fan_out, change, diff_fields(read.account_fields, fields, list(fields)), {}, read)
+        item = client.get_item(TableName=table, Key={"contact_id": {"S": bare}}, ConsistentRead=True)["Item"]
+        client.update_item(**bare_contact_write(table, "001A", bare, item, wire, stamp))
+        # then both items hold the same attributes and values, but their keys and when they were written
+        written = [
+            {
+                name: value
+                for name, value in client.get_item(TableName=table, Key={"contact_id": {"S": key}})["Item"].items()
+                if name not in ("contact_id", "updated_at")
+            }
+            for key in (fan_out, bare)
+        ]
+        assert written[0] == written[1]
+        assert written[0]["revision"] == {"N": "5" if fan_out == "003F1" else "1"}
