@@ -367,6 +367,28 @@ class TestContacts:
         assert contacts.apply_contact_version(stays, before, None)
         assert contacts.contact("C1").revision != before.revision  # a Contact version counts too
 
+    def test_a_version_read_before_a_local_edit_over_it_reached_the_contact_lands_only_once_read_again(
+        self, backend: Backend
+    ) -> None:
+        # A write as read carries no condition on the outbox entries (2026-12-05): the revision alone stops a version
+        # diffed before an edit over it wrote the field (their segments run side by side; the edit is newer, SPEC R3)
+        join(backend, "C1", "A1")
+        contacts = backend.contacts
+        read = contacts.contact("C1")
+        edit = AccountChange.of_edit(LocalEdit("e1", "C1", "A1", "Name", "x", T3), T2)
+        assert contacts.write_change("C1", edit, [FieldChange("Name", None, "x")], as_read=read)
+        v2 = AccountChange.of_version(version(T2, Name="m", Rating="Hot"))
+        changes = [FieldChange("Name", None, "m"), FieldChange("Rating", None, "Hot")]
+        assert contacts.write_change("C1", v2, changes, as_read=read) is False
+        assert contacts.contact("C1").account_fields == {"Name": "x"}
+        again = contacts.contact("C1")
+        kept = {name: (again.account_fields.get(name), entry) for name, entry in v2.edited_over(again.outbox).items()}
+        assert set(kept) == {"Name"}
+        assert contacts.write_change("C1", v2, [FieldChange("Rating", None, "Hot")], kept, as_read=again)
+        written = contacts.contact("C1")
+        assert (written.account_fields, written.account_modstamp) == ({"Name": "x", "Rating": "Hot"}, T2)
+        assert written.outbox["Name"].change == ChangeRef(ChangeOrigin.LOCAL, T3, "e1")
+
     def test_a_version_is_written_only_on_a_member_holding_an_older_one(self, backend: Backend) -> None:
         join(backend, "C1", "A1")
         contacts = backend.contacts

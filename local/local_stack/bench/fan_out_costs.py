@@ -13,7 +13,9 @@ Runs per account size:
 * for the Target 4 sizes: a change of three synced fields with nothing traced (the fan-out's time), and a bare
   boto3 loop issuing the same minimal requests (GetItem, the COUNT query, the account update, the member query
   pages, the contacts' BatchGetItem reads, one conditional UpdateItem per contact from as many threads as the
-  fan-out, the applied mark), whose reads also give the lower bound of the read units;
+  fan-out, writing the item the fan-out's write leaves (the changed fields' outbox entries, `revision` added to on
+  the condition that it is still the one read), the applied mark), whose reads also give the lower bound of the
+  read units;
 * at the Target 4 (b) size: the same change with a latency injected before every AWS request, and a sequential
   loop with the same latency.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import statistics
 import time
 import tracemalloc
@@ -40,6 +43,7 @@ from local_stack.bench.harness import (
     contact_ids,
     contacts_holding,
     load_contacts,
+    server_cpu_seconds,
 )
 from local_stack.bench.harness import sandbox as bench_sandbox
 from local_stack.bench.report import Results, Table, Verdict
@@ -92,6 +96,14 @@ class VersionRun:
     def fan_out_seconds(self) -> float:
         return sum(i.seconds for i in self.of(FAN_OUT))
 
+    def fan_out_cpu(self) -> tuple[float, float | None]:
+        """CPU seconds of the fan-out's invocations: this process's (the functions), the moto server's."""
+        invocations = self.of(FAN_OUT)
+        server = [i.server_cpu_seconds for i in invocations]
+        return sum(i.cpu_seconds for i in invocations), (
+            None if any(s is None for s in server) else sum(s or 0.0 for s in server)
+        )
+
 
 @dataclass
 class LoopRun:
@@ -100,6 +112,8 @@ class LoopRun:
     contacts: int
     scaled_from: int | None = None
     bound_read_units: float = 0.0  # one pass over the account's keys, one consistent read per contact
+    cpu_seconds: float | None = None  # this process's (None: scaled from a sample)
+    server_cpu_seconds: float | None = None  # the moto server's process's
 
 
 @dataclass
@@ -114,6 +128,8 @@ class SizeResults:
     sequential: LoopRun | None = None
     complete: bool | None = None
     overhead_ratios: list[float] = field(default_factory=list)  # every pair's, when several were measured
+    overhead_cpu_ratios: list[float | None] = field(default_factory=list)  # the same pairs' CPU ratios, in their order
+    overhead_loads: list[float] = field(default_factory=list)  # the machine's load average before each pair
     notes: list[str] = field(default_factory=list)
 
 
@@ -197,12 +213,14 @@ class FanOutBench:
             )
             pairs = []
             for _ in range(rounds):
+                out.overhead_loads.append(os.getloadavg()[0])
                 timed = self.change(size, "synced fields")
                 bare = self.bare_loop(size, threads=settings.write_concurrency)
                 pairs.append((timed.fan_out_seconds() / bare.seconds, timed, bare))
+                out.overhead_cpu_ratios.append(_cpu_ratio(timed, bare))
+            out.overhead_ratios = [ratio for ratio, _, _ in pairs]
             pairs.sort(key=lambda pair: pair[0])
             _, out.timed_change, out.bare = pairs[len(pairs) // 2]
-            out.overhead_ratios = [ratio for ratio, _, _ in pairs]
         if size == settings.latency_size:
             latency = settings.latency_ms / 1000
             self.say(f"  {size:,} contacts: {settings.latency_ms:g} ms injected per request, fan-out and sequential")
@@ -278,9 +296,10 @@ class FanOutBench:
     def bare_loop(self, size: int, threads: int, latency: float | None = None, sample: int | None = None) -> LoopRun:
         """The fan-out's DynamoDB requests for one new version of the account, issued with boto3 and nothing
         else: the same reads (the count, and for an account larger than a segment the plan's key pages and a
-        range query per segment) and writes, but no SQS, no segment messages, no diff, no logging. `sample`
-        writes only that many contacts and scales the time of the writes (one after another, they take a time
-        linear in the contacts)."""
+        range query per segment) and writes (the same item content: outbox entries, `revision` as read), but no
+        SQS, no segment messages, no logging, and a diff of raw attribute values only. `sample` writes only that
+        many contacts and scales the time of the writes (one after another, they take a time linear in the
+        contacts)."""
         import boto3
 
         account_id = self.accounts[size]
@@ -288,18 +307,10 @@ class FanOutBench:
         stamp = _later(stored["system_modstamp"])
         fields = {**stored["fields"], **self._next_values()}
         client = boto3.client("dynamodb")  # botocore's default pool: 10 connections, as pynamodb's
-        names = {
-            "#f": "account_fields",
-            "#m": "account_modstamp",
-            "#p": "account_previous_values",
-            "#s": "account_fields_source",
-            "#d": "account_deleted",
-            "#u": "updated_at",
-            "#a": "account_id",
-        }
         map_value = {"M": {name: _attribute(value) for name, value in fields.items()}}
         before = Requests.snapshot(self.sandbox.local.server)
-        started = time.perf_counter()
+        server_cpu = server_cpu_seconds(self.sandbox.local.server)
+        cpu, started = time.process_time(), time.perf_counter()
         with client_latency(latency) if latency else nullcontext():
             key = {"account_id": {"S": account_id}}
             client.get_item(TableName=self.accounts_table, Key=key, ConsistentRead=True)
@@ -332,25 +343,14 @@ class FanOutBench:
 
             def write(contact_id: str) -> None:
                 client.update_item(
-                    TableName=self.contacts_table,
-                    Key={"contact_id": {"S": contact_id}},
-                    UpdateExpression="SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u",
-                    ConditionExpression="#a = :a AND (attribute_not_exists(#m) OR #m < :m)",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={
-                        ":f": map_value,
-                        ":m": {"S": stamp},
-                        ":p": {"M": {"Industry": {"S": "previous"}}},
-                        ":s": {"S": "salesforce"},
-                        ":d": {"BOOL": False},
-                        ":u": {"S": stamp},
-                        ":a": {"S": account_id},
-                    },
+                    **bare_contact_write(
+                        self.contacts_table, account_id, contact_id, read.get(contact_id, {}), map_value, stamp
+                    )
                 )
 
             writes_started = time.perf_counter()
             reads_started = Requests.snapshot(server)
-            self._read_contacts(client, written)
+            read = self._read_contacts(client, written)
             item_reads = Requests.snapshot(server) - reads_started
             if threads > 1:
                 with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -365,21 +365,31 @@ class FanOutBench:
                 UpdateExpression="SET applied_modstamp = :m",
                 ExpressionAttributeValues={":m": {"S": stamp}},
             )
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_after = server_cpu_seconds(self.sandbox.local.server)
+        server_cpu = None if server_cpu is None or server_after is None else server_after - server_cpu
         requests = Requests.snapshot(self.sandbox.local.server) - before
         bound = keys_pass.units("read") + item_reads.units("read") * len(members) / max(1, len(written))
         if sample and len(written) < len(members):
             scaled = seconds + writes_seconds * (len(members) / len(written) - 1)  # only the reads and writes scale
             return LoopRun(scaled, requests, len(members), scaled_from=len(written), bound_read_units=bound)
-        return LoopRun(seconds, requests, len(members), bound_read_units=bound)
+        return LoopRun(
+            seconds, requests, len(members), bound_read_units=bound, cpu_seconds=cpu, server_cpu_seconds=server_cpu
+        )
 
-    def _read_contacts(self, client: Any, ids: list[str]) -> None:
-        """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them)."""
+    def _read_contacts(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The contacts' items, 100 keys a BatchGetItem, strongly consistent (as the fan-out reads them), as
+        DynamoDB answers them, by contact id."""
+        items: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 100):
             keys = [{"contact_id": {"S": contact_id}} for contact_id in ids[start : start + 100]]
             pending: dict[str, Any] = {self.contacts_table: {"Keys": keys, "ConsistentRead": True}}
             while pending:
-                pending = client.batch_get_item(RequestItems=pending).get("UnprocessedKeys") or {}
+                response = client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.contacts_table, []):
+                    items[item["contact_id"]["S"]] = item
+                pending = response.get("UnprocessedKeys") or {}
+        return items
 
     def _count(self, client: Any, account_id: str, limit: int) -> int:
         counted, start = 0, None
@@ -431,6 +441,51 @@ class FanOutBench:
         ):
             members += [item["contact_id"]["S"] for item in page["Items"] if item["contact_id"]["S"] != after]
         return members
+
+
+def bare_contact_write(
+    table: str, account_id: str, contact_id: str, held: dict[str, Any], fields: dict[str, Any], stamp: str
+) -> dict[str, Any]:
+    """The bare loop's UpdateItem of one contact (boto3's arguments): the item the fan-out's write leaves, the
+    account's `fields` (a wire map) at `stamp` and the outbox entry of each field whose value changes (its change,
+    path and value before, from `held`, the item as read), `revision` added to on the condition that it is still
+    the one read (docs/data-model.md)."""
+    before = held.get("account_fields", {}).get("M", {})
+    entry = {"origin": {"S": "account"}, "stamp": {"S": stamp}, "path": {"S": "fetch"}}  # the scheduled fetch's
+    outbox = {
+        name: {"M": {**entry, "old": before.get(name, {"NULL": True})}}
+        for name, value in fields["M"].items()
+        if before.get(name) != value
+    }
+    revision = held.get("revision")
+    return {
+        "TableName": table,
+        "Key": {"contact_id": {"S": contact_id}},
+        "UpdateExpression": "SET #f = :f, #m = :m, #p = :p, #s = :s, #d = :d, #u = :u ADD #r :one",
+        "ConditionExpression": "#a = :a AND (attribute_not_exists(#m) OR #m < :m) AND "
+        + ("#r = :r" if revision else "attribute_not_exists(#r)"),
+        "ExpressionAttributeNames": {
+            "#f": "account_fields",
+            "#m": "account_modstamp",
+            "#p": "account_previous_values",
+            "#s": "account_fields_source",
+            "#d": "account_deleted",
+            "#u": "updated_at",
+            "#a": "account_id",
+            "#r": "revision",
+        },
+        "ExpressionAttributeValues": {
+            ":f": fields,
+            ":m": {"S": stamp},
+            ":p": {"M": outbox},
+            ":s": {"S": "salesforce"},
+            ":d": {"BOOL": False},
+            ":u": {"S": stamp},
+            ":a": {"S": account_id},
+            ":one": {"N": "1"},
+            **({":r": revision} if revision else {}),
+        },
+    }
 
 
 def _lift_timeouts(runtime: Any) -> None:
@@ -855,24 +910,32 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             "SQS requests",
             "moto busy (s)",
             "moto in Query (s)",
+            "CPU, functions (s)",
+            "CPU, moto (s)",
         ],
         notes=[
             "Fan-out: the sum of its invocations' durations for the version (the account change and its segments; "
             "the fetch, the SQS polling between invocations and the activity log are left out). Bare loop: the "
             "fan-out's DynamoDB requests (the count; for an account larger than a segment, the plan's key pages and "
             "a range query per segment; the contacts' items, 100 keys a BatchGetItem, strongly consistent; the "
-            "conditional writes) with boto3 from as many threads as the fan-out's "
-            f"writers ({settings.write_concurrency}); sequential: one thread. The ratio is what our code costs above "
-            "the requests it makes; Target 2 counts the requests.",
+            "conditional writes, each leaving the item the fan-out's leaves: the changed fields' outbox entries, "
+            "`revision` added to on the condition that it is still the one read) with boto3 from as many threads "
+            f"as the fan-out's writers ({settings.write_concurrency}); sequential: one thread. The ratio is what our "
+            "code costs above the requests it makes; Target 2 counts the requests.",
             "moto in Query: moto answers a query on an index by sorting the whole table and walking the account's "
             "items (DynamoDB reads only the page): its time grows with the table and the number of queries.",
             f"Latency: {settings.latency_ms:g} ms slept before every AWS request of this process (botocore's "
             "Endpoint._send), as a network round trip would. moto serves requests one at a time: the bare loop "
             "without latency is the local backend's floor.",
+            "CPU: the benchmark's process (the fan-out's invocations and their threads, or the loop's) and the moto "
+            "server's process (/proc), over the same span as the seconds. The wall time swings with the other work "
+            "on the machine's two cores (the same code gave 0.64-2.19 at a load of 9-10); the CPU seconds hardly "
+            "move, and say which side the difference is on.",
         ],
     )
     ratios: list[float] = []
     net_ratios: list[float] = []  # without the time moto spent answering Query requests
+    cpu_ratios: list[float | None] = []  # CPU of both processes, the fan-out's over the bare loop's
     hidden: float | None = None
     net_hidden: float | None = None
     for result in measured:
@@ -880,7 +943,11 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             table.notes.append(
                 f"{result.size:,} contacts: {len(result.overhead_ratios)} pairs measured one after the other, ratios "
                 + ", ".join(f"{r:.2f}" for r in result.overhead_ratios)
-                + ": the pair of the median is shown."
+                + " (CPU, functions + moto: "
+                + ", ".join(_ratio(r) for r in result.overhead_cpu_ratios)
+                + "; load average before each: "
+                + ", ".join(f"{load:.1f}" for load in result.overhead_loads)
+                + "): the pair of the median is shown."
             )
         if result.timed_change and result.bare:
             fan_out = result.timed_change.fan_out_seconds()
@@ -889,6 +956,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
             requests = result.timed_change.requests(FAN_OUT)
             bare_net = result.bare.seconds - result.bare.requests.busy_in("Query")
             net_ratios.append((fan_out - requests.busy_in("Query")) / bare_net)
+            cpu_ratios.append(_cpu_ratio(result.timed_change, result.bare))
             table.add(
                 result.size,
                 "fan-out",
@@ -899,6 +967,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 requests.total("sqs"),
                 requests.seconds,
                 requests.busy_in("Query"),
+                *result.timed_change.fan_out_cpu(),
             )
             table.add(
                 result.size,
@@ -910,6 +979,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 0,
                 result.bare.requests.seconds,
                 result.bare.requests.busy_in("Query"),
+                result.bare.cpu_seconds,
+                result.bare.server_cpu_seconds,
             )
             results.point("contacts in the account | seconds on the local stack", "fan-out", result.size, fan_out)
             results.point(
@@ -935,6 +1006,7 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 requests.total("sqs"),
                 requests.seconds,
                 requests.busy_in("Query"),
+                *result.latency_change.fan_out_cpu(),
             )
             scaled = (
                 f" (x{result.sequential.contacts / result.sequential.scaled_from:.0f} of "
@@ -952,6 +1024,8 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 0,
                 result.sequential.requests.seconds,
                 result.sequential.requests.busy_in("Query"),
+                None if result.sequential.scaled_from else result.sequential.cpu_seconds,
+                None if result.sequential.scaled_from else result.sequential.server_cpu_seconds,
             )
     results.tables.append(table)
     if ratios:
@@ -963,7 +1037,9 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 worst <= 1.2,
                 ", ".join(f"{r:.2f}" for r in ratios)
                 + " (by size, ascending); without moto's time in Query requests: "
-                + ", ".join(f"{r:.2f}" for r in net_ratios),
+                + ", ".join(f"{r:.2f}" for r in net_ratios)
+                + "; CPU of both processes: "
+                + ", ".join(_ratio(r) for r in cpu_ratios),
             )
         )
     else:
@@ -978,6 +1054,19 @@ def _report_overhead(results: Results, measured: list[SizeResults], settings: Se
                 "requests)",
             )
         )
+
+
+def _cpu_ratio(fan_out: VersionRun, bare: LoopRun) -> float | None:
+    """The fan-out's CPU seconds (this process's and the moto server's) over the bare loop's: the work both sides
+    made the two processes do, which other work on the machine hardly changes (their wall time shares its cores)."""
+    functions, server = fan_out.fan_out_cpu()
+    if server is None or bare.cpu_seconds is None or bare.server_cpu_seconds is None:
+        return None
+    return (functions + server) / (bare.cpu_seconds + bare.server_cpu_seconds)
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _write_concurrency(settings: Settings) -> int:

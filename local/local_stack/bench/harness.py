@@ -7,6 +7,7 @@ Requests are counted by the servers that answer them, never by the code under te
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import tracemalloc
@@ -15,9 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from local_stack.moto_server import MotoServer
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 RequestKey = tuple[str, str, str]  # (service, action, resource)
 UnitKey = tuple[str, str, str]  # (action, resource, target): the target a table or `table/index`
@@ -105,9 +109,21 @@ class Requests:
         )
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (`/proc/<pid>/stat`, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def server_cpu_seconds(server: MotoServer) -> float | None:
+    """The moto server's CPU seconds so far; None when it runs in this process (its CPU is this process's)."""
+    return process_cpu_seconds(server.pid) if server.pid is not None else None
+
+
 @dataclass
 class Invocation:
-    """One function invocation on the local stack, as the benchmark saw it."""
+    """One function invocation on the local stack, as the benchmark saw it. `cpu_seconds`: this process's (the
+    function, its threads); `server_cpu_seconds`: the moto server's process's meanwhile (None: not measured)."""
 
     function: str
     records: int
@@ -116,6 +132,7 @@ class Invocation:
     requests: Requests
     peak_bytes: int | None
     ok: bool
+    server_cpu_seconds: float | None = None
 
 
 class InvocationRecorder:
@@ -160,9 +177,11 @@ class InvocationRecorder:
         if tracing:
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
+        server_cpu = server_cpu_seconds(self._server)
         cpu, wall = time.process_time(), time.perf_counter()
         result = self._original(name, event)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server_after = server_cpu_seconds(self._server)
         peak = tracemalloc.get_traced_memory()[1] - base if tracing else None
         if tracing and not self.trace_memory:
             tracemalloc.stop()
@@ -175,6 +194,7 @@ class InvocationRecorder:
                 requests=Requests.snapshot(self._server) - before,
                 peak_bytes=peak,
                 ok=result.ok,
+                server_cpu_seconds=None if server_cpu is None or server_after is None else server_after - server_cpu,
             )
         )
         return result

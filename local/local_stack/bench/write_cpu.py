@@ -17,17 +17,9 @@ import os
 import resource
 import statistics
 from contextlib import redirect_stdout
-from pathlib import Path
 
+from local_stack.bench.harness import process_cpu_seconds
 from local_stack.bench.push_freshness import _push_one_change, _push_sandbox, _synced_account
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of a process so far (`/proc/<pid>/stat`, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def own_cpu_seconds() -> float:

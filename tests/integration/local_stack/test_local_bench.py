@@ -4,6 +4,7 @@ estimate it judges timeouts by (its figures are in bench/results.md, never asser
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import tracemalloc
 from collections import Counter
@@ -124,8 +125,40 @@ class _Runtime:
 
 
 class _Server:
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid  # None: in the benchmark's process, as `MotoServer()` without a process of its own
+
     def request_report(self) -> dict[str, Any]:
         return {"connections": 0, "requests": []}
+
+
+class _BurningRuntime(_Runtime):
+    """A runtime whose invocations each spend `seconds` of CPU."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(allocate=0)
+        self.seconds = seconds
+
+    def invoke(self, name: str, event: Any) -> Any:
+        started = time.process_time()
+        while time.process_time() - started < self.seconds:
+            pass
+        return SimpleNamespace(ok=True)
+
+
+def test_the_recorder_counts_the_servers_cpu_when_it_runs_in_a_process_of_its_own():
+    from local_stack.bench.harness import InvocationRecorder
+
+    # given a server whose process is this one (its CPU is then the invocation's), and one in no process of its own
+    runtime = _BurningRuntime(seconds=0.3)
+    with InvocationRecorder(runtime, _Server(pid=os.getpid())) as recorder:  # type: ignore[arg-type]
+        runtime.invoke("FanOutFunction", {"Records": []})
+    with InvocationRecorder(runtime, _Server()) as in_process:  # type: ignore[arg-type]
+        runtime.invoke("FanOutFunction", {"Records": []})
+    # then the server's CPU is measured over the invocation alone, and not at all for a server in this process
+    [invocation] = recorder.invocations
+    assert invocation.server_cpu_seconds == pytest.approx(invocation.cpu_seconds, abs=0.05)
+    assert in_process.invocations[0].server_cpu_seconds is None
 
 
 def test_the_recorder_traces_the_memory_of_the_next_invocation_of_one_function_only():
@@ -190,3 +223,54 @@ def test_the_fetch_load_verdicts_hold_only_for_every_record_queued_once_over_res
     verdicts = {verdict.target: verdict.met for verdict in results.verdicts}
     assert verdicts == {"1b": True, "1c": met}
     assert one_run.per_10k == 10 / 11
+
+
+def test_the_bare_loops_write_leaves_the_item_the_fan_outs_write_leaves(function_env: dict[str, str]) -> None:
+    """Target 4 compares our code with the requests it must make: the bare loop's write must carry what the
+    fan-out's does (the outbox entries, the revision as read), or the ratio charges the guarantees to our code."""
+    import boto3
+    from account_sync.adapters.dynamodb import DynamoContactRepository
+    from account_sync.adapters.dynamodb_models import ContactItem
+    from account_sync.domain.changes import AccountChange
+    from account_sync.domain.fields import diff_fields
+    from account_sync.domain.records import AccountVersion, SyncPath
+    from account_sync.settings import load_settings
+    from account_sync.wiring import bind_store
+    from local_stack.bench.fan_out_costs import _attribute, bare_contact_write
+
+    bind_store(load_settings())
+    client = boto3.client("dynamodb")
+    table = ContactItem.Meta.table_name
+    held = {"Name": "Acme", "Industry": "Energy", "Rating": "Hot"}
+    for contact_id, revision in (("003F1", 4), ("003B1", 4), ("003F2", None), ("003B2", None)):
+        ContactItem(
+            contact_id,
+            account_id="001A",
+            account_fields=dict(held),
+            account_modstamp="2026-12-05T10:00:00.000Z",
+            account_previous_values={},
+            revision=revision,
+        ).save()
+    # when the same version is written by the fan-out's adapter (as read) and by the bare loop
+    stamp = "2026-12-05T10:00:01.000Z"
+    fields = {"Name": "Acme", "Industry": "Retail", "Rating": "Warm"}
+    change = AccountChange.of_version(AccountVersion("001A", stamp, False, fields), path=SyncPath.FETCH)
+    contacts = DynamoContactRepository()
+    wire = {"M": {name: _attribute(value) for name, value in fields.items()}}
+    for fan_out, bare in (("003F1", "003B1"), ("003F2", "003B2")):
+        read = contacts.contact(fan_out)
+        assert read is not None
+        assert contacts.write_change(fan_out, change, diff_fields(read.account_fields, fields, list(fields)), {}, read)
+        item = client.get_item(TableName=table, Key={"contact_id": {"S": bare}}, ConsistentRead=True)["Item"]
+        client.update_item(**bare_contact_write(table, "001A", bare, item, wire, stamp))
+        # then both items hold the same attributes and values, but their keys and when they were written
+        written = [
+            {
+                name: value
+                for name, value in client.get_item(TableName=table, Key={"contact_id": {"S": key}})["Item"].items()
+                if name not in ("contact_id", "updated_at")
+            }
+            for key in (fan_out, bare)
+        ]
+        assert written[0] == written[1]
+        assert written[0]["revision"] == {"N": "5" if fan_out == "003F1" else "1"}

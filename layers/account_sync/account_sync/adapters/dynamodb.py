@@ -777,7 +777,11 @@ class DynamoContactRepository:
         """A version replaces the account fields and the whole outbox, but for the `kept` fields (a local edit over
         it wrote them); an edit sets its field and the field's outbox entry, naming its base version (a nested
         path, so the outbox map must exist: a contact without one gets it whole). `revision` is added to in the
-        same update, and with `as_read` it is the condition's (no read: one conditional UpdateItem)."""
+        same update, and with `as_read` it is the condition's (no read: one conditional UpdateItem). Then the
+        outbox entries' conditions are left out: every write of a contact adds to its revision, so an unchanged
+        revision is an unchanged outbox, and the entries were judged on the contact as read (`kept`, `edited_over`).
+        Those conditions, one or two per synced field, cost moto and the client more than the rest of the write's
+        expression (docs/decisions.md, Target 4, amended 2026-12-05)."""
         kept = kept or {}
         entries = {
             fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path)) for fc in changes
@@ -795,7 +799,7 @@ class DynamoContactRepository:
         counted = ContactItem.revision.add(1)
         if change.version is not None:
             version = change.version
-            for name in version.fields:
+            for name in version.fields if as_read is None else ():  # as read: its revision says all of this
                 entry = cast(Path, ContactItem.account_previous_values[name])  # account_previous_values.<field>
                 if name in kept:  # still the edit that was read
                     ref = kept[name][1].change
