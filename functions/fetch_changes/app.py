@@ -41,7 +41,7 @@ def dependencies() -> tuple[Settings, Callable[[], SalesforceRestSource], SqsCha
     return (
         settings,
         salesforce_source_factory(settings),
-        build_change_publisher(settings),
+        build_change_publisher(settings, lanes=settings.fetch_send_lanes),
         build_sync_state(settings),
     )
 

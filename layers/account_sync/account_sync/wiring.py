@@ -45,10 +45,16 @@ def bind_store(settings: Settings) -> None:
     )
 
 
-def sqs_client() -> Any:
-    import boto3
+# botocore's default connection pool (10): a client shared by more threads than this waits for a connection.
+DEFAULT_MAX_POOL_CONNECTIONS = 10
 
-    return boto3.client("sqs")
+
+def sqs_client(concurrency: int = 1) -> Any:
+    """`concurrency`: the requests this client may have in flight at once (a sender's lanes)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("sqs", config=Config(max_pool_connections=max(DEFAULT_MAX_POOL_CONNECTIONS, concurrency)))
 
 
 def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
@@ -113,10 +119,12 @@ def build_activity_store(settings: Settings) -> DynamoActivityStore:
     return DynamoActivityStore(settings.activity_retention_days)
 
 
-def build_change_publisher(settings: Settings, sqs: Any | None = None) -> SqsChangePublisher:
+def build_change_publisher(settings: Settings, sqs: Any | None = None, lanes: int = 1) -> SqsChangePublisher:
+    """`lanes`: SendMessageBatch calls side by side (the fetch's `fetch_send_lanes`; one elsewhere)."""
     settings.require("account_changes_queue_url")
     assert settings.account_changes_queue_url
-    return SqsChangePublisher(SqsBatchSender(sqs or sqs_client(), settings.account_changes_queue_url))
+    sender = SqsBatchSender(sqs or sqs_client(lanes), settings.account_changes_queue_url, lanes=lanes)
+    return SqsChangePublisher(sender)
 
 
 def build_sync_state(settings: Settings) -> DynamoSyncStateStore:

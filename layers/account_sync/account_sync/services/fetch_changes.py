@@ -66,9 +66,11 @@ from account_sync.services.drift import DriftConfig, check_drift
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
-PUBLISH_CHUNK = 100
 # Records read between two checkpoints: what a run killed at its timeout reads (and queues) again.
 CHECKPOINT_RECORDS = 2000
+# Messages per `publish`: a checkpoint's at most, in one call, which the sender spreads over its lanes (and
+# returns from once all are queued, so that the checkpoint after it never runs ahead of what is queued).
+PUBLISH_CHUNK = CHECKPOINT_RECORDS
 # A run stops once less than this is left: enough to queue one checkpoint's records and save the position.
 STOP_MARGIN_MS = 30_000
 # The lease outlives the Lambda's own deadline by this much, and no more (the next schedule is never blocked).
