@@ -41,6 +41,7 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:GetItem", "AccountsTable"),  # drift detection compares the store (issue 12)
         ("dynamodb:Query", "ContactsTable/index/by_account_keys"),
         ("dynamodb:BatchGetItem", "ContactsTable"),
+        ("lambda:InvokeFunction", "function:account-sync-${Stage}-fetch-changes"),  # a paused run continues
     },
     "FanOutFunction": {
         ("sqs:ReceiveMessage", "AccountChangesQueue"),
@@ -603,3 +604,18 @@ def test_a_fetch_killed_at_its_timeout_holds_no_lease_when_the_next_schedule_fir
     for name in parameters:
         period = _rate_seconds(template["Parameters"][name]["Default"])
         assert timeout + LEASE_MARGIN_SECONDS < period, (name, timeout, period)
+
+
+def test_the_fetch_may_invoke_itself_and_no_other_function(template: dict[str, Any]) -> None:
+    # A paused run starts the next at once (docs/decisions.md, "A paused run continues at once"): the policy names
+    # the function by the name it is given, the same string, since its Arn would be a circular reference.
+    fetch = template["Resources"]["FetchChangesFunction"]["Properties"]
+    invokable = [
+        resource["Fn::Sub"]
+        for owner, statement in _statements(template)
+        if "lambda:InvokeFunction" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    ]
+    prefix = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+    assert invokable == [prefix + fetch["FunctionName"]["Fn::Sub"]]
+    assert fetch["ReservedConcurrentExecutions"] == 1  # a continuation never runs beside the run that started it

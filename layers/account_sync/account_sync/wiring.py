@@ -28,6 +28,7 @@ from account_sync.settings import Settings, SettingsError
 share_data_loader()
 
 if TYPE_CHECKING:
+    from account_sync.adapters.lambda_invoke import LambdaRunContinuation
     from account_sync.adapters.salesforce import SalesforceRestSource
     from account_sync.queue_records import PoisonPolicy, RetryVisibility
     from account_sync.services.convert_person import PersonConversions
@@ -112,6 +113,15 @@ def build_retry_visibility(settings: Settings, queue_url: str | None, sqs: Any |
         base_seconds=settings.retry_visibility_base_seconds,
         max_seconds=settings.retry_visibility_max_seconds,
     )
+
+
+def build_run_continuation(function_name: str) -> LambdaRunContinuation:
+    """How a paused fetch run starts the next one at once: its own function, by the name Lambda gives it."""
+    import boto3
+
+    from account_sync.adapters.lambda_invoke import LambdaRunContinuation
+
+    return LambdaRunContinuation(function_name, make_client=lambda: boto3.client("lambda"))
 
 
 def build_activity_store(settings: Settings) -> DynamoActivityStore:

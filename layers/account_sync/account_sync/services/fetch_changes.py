@@ -52,10 +52,12 @@ from account_sync.ports import (
     ChangePublisher,
     ConfigurationError,
     ContactRepository,
+    ContinuationFailed,
     DriftState,
     MessagesRejected,
     RecordedUsage,
     RejectedMessage,
+    RunContinuation,
     SalesforceBudgetExhausted,
     SalesforceSource,
     StreamState,
@@ -169,6 +171,9 @@ class FetchConfig:
     # A resync of a window or everything reads at most this many Accounts a run (then goes on at the next run):
     # the rate at which it costs API calls and fan-out work beside the regular sync.
     resync_records_per_run: int = 50_000
+    # A run paused by its remaining time starts the next one at once, at most this many times in a row (a chain);
+    # then the schedule starts the next. 0: every paused run waits for the schedule.
+    continuation_limit: int = 20
 
 
 @dataclass
@@ -196,6 +201,30 @@ class FetchReport:
     fields_changed: dict[str, list[str]] | None = None
     # A drift check this run made: accounts and contacts compared, the drifted ones (ids, problems), resynced ones.
     drift: dict[str, object] | None = None
+    # Which link of a chain of runs this is (0: started by the schedule or an operator), and, for a paused run,
+    # whether it started the next one at once: "started", "chain_limit" or "failed: <reason>".
+    chain: int = 0
+    continued: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchContinuation:
+    """The event a paused run invokes its own function with: the next run is link `chain` of a chain of runs
+    back to back, which `continuation_limit` bounds (a run the schedule starts is link 0)."""
+
+    chain: int
+
+    def to_event(self) -> dict[str, object]:
+        return {"continuation": {"chain": self.chain}}
+
+    @classmethod
+    def from_event(cls, event: object) -> FetchContinuation:
+        """Link 0 for any event that is not a continuation (the schedule's, an operator's, a malformed one)."""
+        raw = event.get("continuation") if isinstance(event, Mapping) else None
+        chain = raw.get("chain") if isinstance(raw, Mapping) else None
+        if isinstance(chain, int) and not isinstance(chain, bool) and chain > 0:
+            return cls(chain)
+        return cls(0)
 
 
 class _OutOfTime(Exception):
@@ -224,6 +253,39 @@ def fetch_changes(
     remaining_ms: Callable[[], int] | None = None,
     resync: ResyncRequest | None = None,
     drift: DriftCheck | None = None,
+    continuation: RunContinuation | None = None,
+    chain: int = 0,
+) -> FetchReport:
+    """One run under the lease; a run paused by its remaining time with work left then starts the next at once
+    (`continuation`), after its lease is released. One that stops on the API budget or an error raises: the
+    schedule starts the next."""
+    report = _run_under_lease(source, publisher, state, config, now, run_id, remaining_ms, resync, drift)
+    report.chain = chain
+    if continuation is not None and report.outcome == "paused_before_timeout":
+        report.continued = _start_next_run(continuation, chain, config.continuation_limit)
+    return report
+
+
+def _start_next_run(continuation: RunContinuation, chain: int, limit: int) -> str:
+    if chain >= limit:
+        return "chain_limit"
+    try:
+        continuation.start_next_run(FetchContinuation(chain + 1).to_event())
+    except ContinuationFailed as exc:  # the schedule is the safety net: the window waits for it, nothing is lost
+        return f"failed: {exc}"
+    return "started"
+
+
+def _run_under_lease(
+    source: SalesforceSource,
+    publisher: ChangePublisher,
+    state: SyncStateStore,
+    config: FetchConfig,
+    now: Callable[[], str],
+    run_id: str,
+    remaining_ms: Callable[[], int] | None,
+    resync: ResyncRequest | None,
+    drift: DriftCheck | None,
 ) -> FetchReport:
     report = FetchReport(run_id=run_id)
     lease_seconds = config.lease_seconds
