@@ -619,3 +619,16 @@ def test_the_fetch_may_invoke_itself_and_no_other_function(template: dict[str, A
     prefix = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
     assert invokable == [prefix + fetch["FunctionName"]["Fn::Sub"]]
     assert fetch["ReservedConcurrentExecutions"] == 1  # a continuation never runs beside the run that started it
+
+
+def test_the_fetchs_asynchronous_invocations_are_never_retried_and_expire_within_a_schedule_period(
+    template: dict[str, Any],
+) -> None:
+    # A failed run waits for the schedule (as a failed chain link does), and a next run throttled for longer than
+    # the schedule's period is dropped: the schedule has started one by then.
+    config = template["Resources"]["FetchChangesFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 0
+    periods = [
+        _rate_seconds(template["Parameters"][name]["Default"]) for name in ("SyncSchedule", "PollScheduleWithPush")
+    ]
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= min(periods)
