@@ -632,3 +632,12 @@ def test_the_fetchs_asynchronous_invocations_are_never_retried_and_expire_within
         _rate_seconds(template["Parameters"][name]["Default"]) for name in ("SyncSchedule", "PollScheduleWithPush")
     ]
     assert 60 <= config["MaximumEventAgeInSeconds"] <= min(periods)
+
+
+def test_the_fetch_has_one_full_vcpu(template: dict[str, Any]) -> None:
+    # Lambda gives one vCPU at 1,769 MB; the fetch's work is one thread of CPU (its send lanes mostly wait), so
+    # less memory slows an initial load down and more buys a second vCPU it cannot use (docs/decisions.md).
+    from local_stack.bench.fan_out_costs import LAMBDA_FULL_VCPU_MB
+
+    fetch = _functions(template)["FetchChangesFunction"]
+    assert int(_function_setting(template, fetch, "MemorySize")) == LAMBDA_FULL_VCPU_MB
