@@ -11,6 +11,8 @@ everything read up to there is queued, and stops cleanly when the Lambda's remai
 the next run resumes there with the same window bounds. A run killed at its timeout loses only what it read since
 its last checkpoint (queued again: applying a version is idempotent). Its lease expires when the Lambda would have
 been killed anyway, before the next schedule. The watermark moves to the window's end once the window is done.
+A run paused that way starts the next one at once (`RunContinuation`, after its lease is released), at most
+`continuation_limit` in a row; one stopped by the API budget or an error leaves it to the schedule.
 
 A sweep re-reads a much wider window (`reconcile_lookback_seconds`) once every `reconcile_interval_seconds`, for
 transactions that commit later than the regular lookback (docs/decisions.md). Once the API budget is spent, a run
