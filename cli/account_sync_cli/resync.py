@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,11 @@ from account_sync_cli.deployment import Deployment
 
 # Runs a `--drain` makes at most: a safety stop, far above what a resync of a few million accounts takes.
 MAX_DRAIN_RUNS = 1000
+# While a fetch run is in progress (the schedule's, or a chain of paused runs starting the next at once), Lambda
+# refuses a synchronous invocation of the fetch (ReservedConcurrentExecutions 1: TooManyRequestsException). A run
+# lasts at most its Timeout (240 s): the command waits that long, then says the fetch is busy.
+BUSY_WAIT_SECONDS = 10
+BUSY_ATTEMPTS = 30
 
 
 class ResyncFailed(RuntimeError):
@@ -59,8 +65,11 @@ def request_for(account_ids: list[str] | None, since: str | None, until: str | N
     return window
 
 
-def invoke_fetch(deployment: Deployment, event: Mapping[str, Any]) -> Mapping[str, Any]:
-    """One run of the fetch function with `event`; its report."""
+def invoke_fetch(
+    deployment: Deployment, event: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep
+) -> Mapping[str, Any]:
+    """One run of the fetch function with `event`; its report. On AWS, a fetch busy with another run is waited
+    for (`BUSY_WAIT_SECONDS` at a time, `BUSY_ATTEMPTS` times)."""
     if deployment.local:
         from local_stack.running import RunningStack
 
@@ -70,11 +79,23 @@ def invoke_fetch(deployment: Deployment, event: Mapping[str, Any]) -> Mapping[st
         if not result.ok:
             raise ResyncFailed(f"the fetch function failed: {json.dumps(result.error)}")
         return dict(result.payload)
-    answer = deployment.client("lambda").invoke(
-        FunctionName=deployment.ref("FetchChangesFunction"),
-        InvocationType="RequestResponse",
-        Payload=json.dumps(event).encode(),
-    )
+    from botocore.exceptions import ClientError
+
+    client = deployment.client("lambda")
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            answer = client.invoke(
+                FunctionName=deployment.ref("FetchChangesFunction"),
+                InvocationType="RequestResponse",
+                Payload=json.dumps(event).encode(),
+            )
+            break
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TooManyRequestsException":
+                raise
+            if attempt == BUSY_ATTEMPTS:
+                raise ResyncFailed("the fetch is busy with another run (an initial load?): try again later") from exc
+            sleep(BUSY_WAIT_SECONDS)
     payload = json.loads(answer["Payload"].read() or b"null")
     if answer.get("FunctionError"):
         raise ResyncFailed(f"the fetch function failed: {json.dumps(payload)}")

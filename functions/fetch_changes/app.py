@@ -1,10 +1,11 @@
 """Fetch: on the schedule, read Accounts and Contacts changed in Salesforce and queue them (FIFO, by account).
 
-Invoked with `{"resync": ...}` (the operator's `account-sync resync`), the run also reads Accounts again by id, by
-window or all of them (`ResyncRequest`); a request it cannot carry out is answered with `outcome`
-"invalid_resync" and the reason, and nothing else is done. Invoked with `{"drift": {"repair": bool}}` (`account-sync
-drift`), it compares the next sample of accounts with the store now (services/drift.py), as it does on the schedule
-every DRIFT_INTERVAL_SECONDS."""
+A run paused by its remaining time invokes this function again at once with `{"continuation": {"chain": n}}`
+(`FetchContinuation`), at most `FETCH_CONTINUATION_LIMIT` times in a row. Invoked with `{"resync": ...}` (the
+operator's `account-sync resync`), the run also reads Accounts again by id, by window or all of them
+(`ResyncRequest`); a request it cannot carry out is answered with `outcome` "invalid_resync" and the reason, and
+nothing else is done. Invoked with `{"drift": {"repair": bool}}` (`account-sync drift`), it compares the next sample
+of accounts with the store now (services/drift.py), as it does on the schedule every DRIFT_INTERVAL_SECONDS."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from account_sync.adapters.salesforce import SalesforceRestSource
 from account_sync.adapters.sqs import SqsChangePublisher
 from account_sync.domain.timestamps import utc_now
 from account_sync.observability import logger, metrics
-from account_sync.ports import SalesforceBudgetExhausted
+from account_sync.ports import RunContinuation, SalesforceBudgetExhausted
 from account_sync.services.drift import DriftConfig
 from account_sync.services.fetch_changes import (
     DriftCheck,
     FetchConfig,
+    FetchContinuation,
     FetchReport,
     InvalidResync,
     ResyncRequest,
@@ -30,7 +32,12 @@ from account_sync.services.fetch_changes import (
 )
 from account_sync.settings import Settings, load_settings
 from account_sync.tracing import tracer
-from account_sync.wiring import build_change_publisher, build_sync_state, salesforce_source_factory
+from account_sync.wiring import (
+    build_change_publisher,
+    build_run_continuation,
+    build_sync_state,
+    salesforce_source_factory,
+)
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -41,7 +48,7 @@ def dependencies() -> tuple[Settings, Callable[[], SalesforceRestSource], SqsCha
     return (
         settings,
         salesforce_source_factory(settings),
-        build_change_publisher(settings),
+        build_change_publisher(settings, lanes=settings.fetch_send_lanes),
         build_sync_state(settings),
     )
 
@@ -54,7 +61,13 @@ def fetch_config(settings: Settings) -> FetchConfig:
         reconcile_interval_seconds=settings.reconcile_interval_seconds,
         reconcile_lookback_seconds=settings.reconcile_lookback_seconds,
         resync_records_per_run=settings.resync_records_per_run,
+        continuation_limit=settings.fetch_continuation_limit,
     )
+
+
+@functools.cache
+def run_continuation(function_name: str) -> RunContinuation:
+    return build_run_continuation(function_name)
 
 
 def drift_check(settings: Settings, asked: dict[str, Any] | None) -> DriftCheck:
@@ -98,6 +111,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             remaining_ms=context.get_remaining_time_in_millis,
             resync=resync,
             drift=drift_check(settings, drift_event),
+            continuation=run_continuation(context.function_name),
+            chain=FetchContinuation.from_event(event).chain,
         )
     except SalesforceBudgetExhausted as exc:
         # A clean stop: the watermark stays where it was and the next run reads the same window again.
@@ -108,7 +123,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("fetch skipped: the API budget was spent at the last run's count", run_id=report.run_id)
         metrics.add_metric(name="ApiBudgetSkips", unit=MetricUnit.Count, value=1)
     if report.outcome == "paused_before_timeout":
-        logger.info("fetch paused before its timeout; the next run resumes the window", windows=report.windows)
+        logger.info(
+            "fetch paused before its timeout; the next run resumes the window",
+            windows=report.windows,
+            continued=report.continued,
+        )
+        metrics.add_metric(name="FetchContinuations", unit=MetricUnit.Count, value=int(report.continued == "started"))
     for rejected in report.rejected:
         # larger than the queue takes, or a value DynamoDB cannot store: `reason` says which (never a value)
         logger.error("change not queued: it can never be applied", run_id=report.run_id, **rejected)

@@ -21,6 +21,11 @@
   `Sandbox.Timedout` and the environment thrown away. A handler that runs late without calling AWS again writes
   nothing more either: its result is discarded, as on Lambda. `kill_at_timeout=False` restores the old
   behaviour (a late handler finishes its writes).
+* An asynchronous invocation (`Invoke` with `InvocationType=Event`, as the fetch starts its next run) of a function
+  the runtime holds is queued here instead of going to moto (whose Lambda runs no code here), answered 202 as
+  Lambda does; `run_event_invocations()` runs the queue in order, each one after the other, as a function of
+  reserved concurrency 1 would (what a run queues while it runs is run next). Not like Lambda: a failed one is not
+  retried (Lambda retries twice), and nothing runs them unless asked (the caller is Lambda's event queue).
 * botocore's parser takes DynamoDB's wire-form attribute values as they are (`botocore_wire`: the same result,
   a fifth of the fan-out's CPU here); nothing of it runs on AWS.
 
@@ -43,6 +48,7 @@ import time
 import traceback
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -256,6 +262,44 @@ def _install_deadline_guard() -> None:
     BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
 
 
+_runtimes: list[weakref.ref[LambdaRuntime]] = []  # newest last: an event invocation goes to the newest that knows
+
+
+def _function_name(identifier: str) -> str:
+    """A function's name from what `Invoke` takes: a name, a full or partial ARN, with or without a qualifier."""
+    name = identifier.split(":function:")[-1] if ":function:" in identifier else identifier
+    return name.split(":")[0]
+
+
+def _install_event_invocation_route() -> None:
+    """Wrap botocore's `_make_api_call` so that `Invoke` with `InvocationType=Event` of a function a runtime holds
+    is queued on that runtime (see the module docstring). Installed before the deadline guard, so that the guard
+    (outermost) still stops an invocation killed at its timeout from queueing anything."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+    if getattr(original, "_lambda_event_route", False):
+        return
+
+    def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+        if (
+            operation_name == "Invoke"
+            and client.meta.service_model.service_name == "lambda"
+            and api_params.get("InvocationType") == "Event"
+        ):
+            name = _function_name(str(api_params["FunctionName"]))
+            for ref in reversed(_runtimes):
+                runtime = ref()
+                if runtime is not None and runtime.knows(name):
+                    payload = api_params.get("Payload") or b"{}"
+                    runtime.queue_event_invocation(name, json.loads(payload))
+                    return {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
+        return original(client, operation_name, api_params)
+
+    _make_api_call._lambda_event_route = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+
 class LambdaRuntime:
     """Invokes the functions it is given, keeping one execution environment per function.
 
@@ -279,6 +323,9 @@ class LambdaRuntime:
         self._environments: dict[str, _ExecutionEnvironment] = {}
         self._environment_threads: dict[str, weakref.WeakSet[threading.Thread]] = {}
         self._lock = threading.RLock()
+        self._event_invocations: deque[tuple[str, Any]] = deque()
+        _install_event_invocation_route()
+        _runtimes.append(weakref.ref(self))
         if kill_at_timeout:
             _install_deadline_guard()
         apply_botocore_wire_speedup()  # the functions' DynamoDB responses parsed cheaper, the same (botocore_wire)
@@ -294,6 +341,30 @@ class LambdaRuntime:
             if name in (spec.function_name, spec.code_dir.name):
                 return spec
         raise KeyError(f"no function {name!r}; known: {', '.join(sorted(self._specs))}")
+
+    def knows(self, name: str) -> bool:
+        try:
+            self.spec(name)
+        except KeyError:
+            return False
+        return True
+
+    def queue_event_invocation(self, name: str, event: Any) -> None:
+        """An asynchronous invocation, run by `run_event_invocations` (Lambda's event queue)."""
+        self._event_invocations.append((self.spec(name).logical_id, json.loads(json.dumps(event))))
+
+    @property
+    def pending_event_invocations(self) -> int:
+        return len(self._event_invocations)
+
+    def run_event_invocations(self, limit: int | None = None) -> list[InvocationResult]:
+        """Run the queued asynchronous invocations in order, one after the other, including those they queue,
+        until none is left (or `limit` have run); their results."""
+        results = []
+        while self._event_invocations and (limit is None or len(results) < limit):
+            function, event = self._event_invocations.popleft()
+            results.append(self.invoke(function, event))
+        return results
 
     def add_env(self, variables: Mapping[str, str]) -> None:
         self.extra_env.update({name: str(value) for name, value in variables.items()})

@@ -4,6 +4,7 @@
         stack.run_schedule("FetchChangesFunction")      # what EventBridge would do
         totals = stack.drain()                          # what the SQS triggers would do, until the queues are empty
         stack.invoke("fan_out", event)                  # one function by logical id, folder or function name
+        stack.run_event_invocations()                   # what the functions invoked asynchronously, in order
 
 Starting it: a moto server on 127.0.0.1 (a free port), the environment that points boto3 and pynamodb at it
 (`AWS_ENDPOINT_URL`, fake credentials, us-east-1), every table and queue of template.yaml (stage "local"), the
@@ -123,6 +124,11 @@ class LocalStack:
         """Invoke a function the way its Schedule/ScheduleV2 event would."""
         target = self.schedule(function)
         return self.invoke(target.function_logical_id, target.event(account=self._resources.account_id))
+
+    def run_event_invocations(self, limit: int | None = None) -> list[InvocationResult]:
+        """Run what the functions invoked asynchronously (a paused fetch's next run), as Lambda's event queue
+        would: in order, one after the other, those they queue included (`LambdaRuntime.run_event_invocations`)."""
+        return self._runtime.run_event_invocations(limit)
 
     def schedule(self, function: str) -> ScheduleTarget:
         logical_id = self._runtime.spec(function).logical_id

@@ -342,6 +342,9 @@ def _run_schedule(sandbox: SyncSandbox, console: Console, period: float) -> None
             _cycle(sandbox, console, number)
             next_cycle = max(next_cycle + period, time.monotonic())
             continue
+        for result in sandbox.local.run_event_invocations(limit=1):  # a paused fetch's next run, at once
+            outcome = result.payload.get("outcome") if result.ok else result.error
+            console.event(f"the fetch continued at once: {outcome}")
         between = sandbox.local.drain(until_empty=False, timeout=max(0.1, next_cycle - time.monotonic()))
         if between.received:
             console.event(f"between cycles: {_applied(between)}")

@@ -14,6 +14,7 @@ def test_defaults_follow_the_spec():
     settings = Settings.from_environment(BASE)
     assert settings.activity_threshold == 5000
     assert settings.synced_account_fields == ("Name", "Industry")
+    assert settings.fetch_send_lanes == 8  # the template's FetchSendLanes
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,8 @@ def test_a_bad_field_list_is_refused_at_start(raw, message):
         ("RETRY_VISIBILITY_MAX_SECONDS", "43201", "RETRY_VISIBILITY_MAX_SECONDS must be <= 43200"),  # SQS's 12 h
         ("RETRY_VISIBILITY_BASE_SECONDS", "-1", ">= 0"),
         ("UNKNOWN_ERROR_RECEIVES", "0", ">= 1"),
+        ("FETCH_SEND_LANES", "0", ">= 1"),
+        ("FETCH_SEND_LANES", "65", "<= 64"),
     ],
 )
 def test_bad_values_name_their_variable(name, value, message):
@@ -58,3 +61,12 @@ def test_the_retry_visibility_and_the_poison_limit_default_to_the_templates_valu
     assert (settings.retry_visibility_base_seconds, settings.retry_visibility_max_seconds) == (2, 120)
     assert settings.unknown_error_receives == 4
     assert Settings.from_environment({**BASE, "RETRY_VISIBILITY_MAX_SECONDS": "43200"}).retry_visibility_max_seconds
+
+
+def test_the_fetchs_send_lanes_default_to_the_templates_and_reach_the_fetch():
+    from tests.support.cfn_template import load_template
+
+    template = load_template()
+    assert int(template["Parameters"]["FetchSendLanes"]["Default"]) == Settings.from_environment(BASE).fetch_send_lanes
+    variables = template["Resources"]["FetchChangesFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["FETCH_SEND_LANES"] == {"Ref": "FetchSendLanes"}

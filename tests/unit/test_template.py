@@ -41,6 +41,7 @@ EXPECTED_DATA_PERMISSIONS = {
         ("dynamodb:GetItem", "AccountsTable"),  # drift detection compares the store (issue 12)
         ("dynamodb:Query", "ContactsTable/index/by_account_keys"),
         ("dynamodb:BatchGetItem", "ContactsTable"),
+        ("lambda:InvokeFunction", "function:account-sync-${Stage}-fetch-changes"),  # a paused run continues
     },
     "FanOutFunction": {
         ("sqs:ReceiveMessage", "AccountChangesQueue"),
@@ -603,3 +604,40 @@ def test_a_fetch_killed_at_its_timeout_holds_no_lease_when_the_next_schedule_fir
     for name in parameters:
         period = _rate_seconds(template["Parameters"][name]["Default"])
         assert timeout + LEASE_MARGIN_SECONDS < period, (name, timeout, period)
+
+
+def test_the_fetch_may_invoke_itself_and_no_other_function(template: dict[str, Any]) -> None:
+    # A paused run starts the next at once (docs/decisions.md, "A paused run continues at once"): the policy names
+    # the function by the name it is given, the same string, since its Arn would be a circular reference.
+    fetch = template["Resources"]["FetchChangesFunction"]["Properties"]
+    invokable = [
+        resource["Fn::Sub"]
+        for owner, statement in _statements(template)
+        if "lambda:InvokeFunction" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    ]
+    prefix = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+    assert invokable == [prefix + fetch["FunctionName"]["Fn::Sub"]]
+    assert fetch["ReservedConcurrentExecutions"] == 1  # a continuation never runs beside the run that started it
+
+
+def test_the_fetchs_asynchronous_invocations_are_never_retried_and_expire_within_a_schedule_period(
+    template: dict[str, Any],
+) -> None:
+    # A failed run waits for the schedule (as a failed chain link does), and a next run throttled for longer than
+    # the schedule's period is dropped: the schedule has started one by then.
+    config = template["Resources"]["FetchChangesFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 0
+    periods = [
+        _rate_seconds(template["Parameters"][name]["Default"]) for name in ("SyncSchedule", "PollScheduleWithPush")
+    ]
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= min(periods)
+
+
+def test_the_fetch_has_one_full_vcpu(template: dict[str, Any]) -> None:
+    # Lambda gives one vCPU at 1,769 MB; the fetch's work is one thread of CPU (its send lanes mostly wait), so
+    # less memory slows an initial load down and more buys a second vCPU it cannot use (docs/decisions.md).
+    from local_stack.bench.fan_out_costs import LAMBDA_FULL_VCPU_MB
+
+    fetch = _functions(template)["FetchChangesFunction"]
+    assert int(_function_setting(template, fetch, "MemorySize")) == LAMBDA_FULL_VCPU_MB

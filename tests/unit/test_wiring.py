@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from account_sync.adapters.dynamodb_models import ContactItem, dynamodb_client, reset_dynamodb_client
 from account_sync.settings import Settings, SettingsError
-from account_sync.wiring import build_fan_out, build_retry_visibility
+from account_sync.wiring import build_change_publisher, build_fan_out, build_retry_visibility
 
 
 @pytest.fixture
@@ -57,3 +57,25 @@ def test_a_consumer_hands_messages_back_to_its_own_queue_on_the_settings_schedul
     assert [retry.seconds(n) for n in (1, 2, 3, 4, 5, 6)] == [3, 6, 12, 24, 48, 60]
     with pytest.raises(SettingsError, match="own queue URL"):
         build_retry_visibility(settings, None)
+
+
+@pytest.mark.parametrize("lanes", [1, 8, 32])
+def test_the_fetchs_sender_has_its_lanes_and_a_connection_for_each(region, lanes):
+    # given the fetch's settings with that many send lanes
+    settings = Settings.from_environment(
+        {
+            "CONTACTS_TABLE": "c",
+            "ACCOUNTS_TABLE": "a",
+            "ACTIVITIES_TABLE": "act",
+            "SYNC_STATE_TABLE": "s",
+            "SYNCED_ACCOUNT_FIELDS": "Name",
+            "ACCOUNT_CHANGES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/changes.fifo",
+            "FETCH_SEND_LANES": str(lanes),
+        }
+    )
+    # when its publisher is built as the fetch builds it
+    publisher = build_change_publisher(settings, lanes=settings.fetch_send_lanes)
+    # then the sender sends on that many lanes, and no lane waits for a connection (botocore keeps 10 at least)
+    sender = publisher._sender
+    assert sender.lanes == lanes
+    assert sender._client.meta.config.max_pool_connections == max(10, lanes)

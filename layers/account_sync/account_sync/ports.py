@@ -145,6 +145,19 @@ class MessagesRejected(AccountSyncError):
         self.rejected = tuple(rejected)
 
 
+class ContinuationFailed(AccountSyncError):
+    """The next run could not be started at once; the schedule starts it instead."""
+
+
+class RunContinuation(Protocol):
+    """Starts the fetch's next run now, without waiting for it (docs/decisions.md, "A paused run continues at
+    once")."""
+
+    def start_next_run(self, event: Mapping[str, object]) -> None:
+        """Invoke the function again, asynchronously, with `event`; ContinuationFailed if it cannot be started."""
+        ...
+
+
 # --- Salesforce ---------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,10 @@ class Settings:
     activity_threshold: int = DEFAULT_ACTIVITY_THRESHOLD
     fanout_segment_size: int = 500
     fanout_write_concurrency: int = 16
+    # The fetch's SendMessageBatch calls in flight at once (adapters/sqs.py, lanes by message group).
+    fetch_send_lanes: int = 8
+    # Paused fetch runs that start the next at once, in a row, before one waits for the schedule (0: none).
+    fetch_continuation_limit: int = 20
     activity_retention_days: int = 400
     salesforce_secret_name: str | None = None
     salesforce_token_url: str | None = None
@@ -78,6 +82,8 @@ class Settings:
             activity_threshold=_int(environ, "ACTIVITY_THRESHOLD", DEFAULT_ACTIVITY_THRESHOLD, minimum=0),
             fanout_segment_size=_int(environ, "FANOUT_SEGMENT_SIZE", 500, minimum=1),
             fanout_write_concurrency=_int(environ, "FANOUT_WRITE_CONCURRENCY", 16, minimum=1),
+            fetch_send_lanes=_int(environ, "FETCH_SEND_LANES", 8, minimum=1, maximum=64),
+            fetch_continuation_limit=_int(environ, "FETCH_CONTINUATION_LIMIT", 20, minimum=0),
             activity_retention_days=_int(environ, "ACTIVITY_RETENTION_DAYS", 400, minimum=1),
             salesforce_secret_name=environ.get("SALESFORCE_SECRET_NAME") or None,
             salesforce_token_url=environ.get("SALESFORCE_TOKEN_URL") or None,

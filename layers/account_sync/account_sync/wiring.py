@@ -28,6 +28,7 @@ from account_sync.settings import Settings, SettingsError
 share_data_loader()
 
 if TYPE_CHECKING:
+    from account_sync.adapters.lambda_invoke import LambdaRunContinuation
     from account_sync.adapters.salesforce import SalesforceRestSource
     from account_sync.queue_records import PoisonPolicy, RetryVisibility
     from account_sync.services.convert_person import PersonConversions
@@ -45,10 +46,16 @@ def bind_store(settings: Settings) -> None:
     )
 
 
-def sqs_client() -> Any:
-    import boto3
+# botocore's default connection pool (10): a client shared by more threads than this waits for a connection.
+DEFAULT_MAX_POOL_CONNECTIONS = 10
 
-    return boto3.client("sqs")
+
+def sqs_client(concurrency: int = 1) -> Any:
+    """`concurrency`: the requests this client may have in flight at once (a sender's lanes)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("sqs", config=Config(max_pool_connections=max(DEFAULT_MAX_POOL_CONNECTIONS, concurrency)))
 
 
 def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
@@ -108,15 +115,26 @@ def build_retry_visibility(settings: Settings, queue_url: str | None, sqs: Any |
     )
 
 
+def build_run_continuation(function_name: str) -> LambdaRunContinuation:
+    """How a paused fetch run starts the next one at once: its own function, by the name Lambda gives it."""
+    import boto3
+
+    from account_sync.adapters.lambda_invoke import LambdaRunContinuation
+
+    return LambdaRunContinuation(function_name, make_client=lambda: boto3.client("lambda"))
+
+
 def build_activity_store(settings: Settings) -> DynamoActivityStore:
     bind_store(settings)
     return DynamoActivityStore(settings.activity_retention_days)
 
 
-def build_change_publisher(settings: Settings, sqs: Any | None = None) -> SqsChangePublisher:
+def build_change_publisher(settings: Settings, sqs: Any | None = None, lanes: int = 1) -> SqsChangePublisher:
+    """`lanes`: SendMessageBatch calls side by side (the fetch's `fetch_send_lanes`; one elsewhere)."""
     settings.require("account_changes_queue_url")
     assert settings.account_changes_queue_url
-    return SqsChangePublisher(SqsBatchSender(sqs or sqs_client(), settings.account_changes_queue_url))
+    sender = SqsBatchSender(sqs or sqs_client(lanes), settings.account_changes_queue_url, lanes=lanes)
+    return SqsChangePublisher(sender)
 
 
 def build_sync_state(settings: Settings) -> DynamoSyncStateStore:

@@ -1,7 +1,9 @@
 """`make bench [BENCH_ARGS=...]`: run the benchmark, print the tables, write `bench/results.md` and `bench/cost.png`.
 
 Default sizes finish in a few minutes on two cores: 100 and 10,000 changed accounts (Target 1), an initial load of
-`--fetch-load ACCOUNTS/CONTACTS` in one run and resumed over runs (Target 1 (b)), accounts of 1,000 and 10,000
+`--fetch-load ACCOUNTS/CONTACTS` in one run and resumed over runs (Target 1 (b)), the same and a load of
+`--fetch-scattered` whose contacts are scattered, at `--fetch-latency-ms` a request, with 1 and `--fetch-lanes` send
+lanes (Target 1 (d)), accounts of 1,000 and 10,000
 contacts (Targets 2 to 4). `--large` adds an account of 100,000 contacts (Targets 2 and 3, about forty
 minutes on the local backend) and measures the sequential loop of Target 4 (b) on all its contacts. `--throttled`
 adds Target 6: the fan-out of an account of each `--throttled-contacts` size and an initial load (`--initial-load
@@ -67,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="Target 1 (b): seconds a resumed run works before its stop margin (its Timeout: 30 s more)",
     )
+    parser.add_argument(
+        "--fetch-scattered",
+        type=_pair,
+        default=(2_000, 20_000),
+        help="Target 1 (d): ACCOUNTS/CONTACTS of an initial load whose contacts are scattered (default 2000/20000)",
+    )
+    parser.add_argument("--fetch-lanes", type=int, default=8, help="Target 1 (d): the fetch's send lanes (default 8)")
+    parser.add_argument(
+        "--fetch-latency-ms", type=float, default=10.0, help="Target 1 (d): latency injected per AWS request"
+    )
     parser.add_argument("--latency-ms", type=float, default=5.0, help="latency injected for Target 4 (b)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of fresh interpreters for Target 5")
     parser.add_argument("--runtime-python", help="the interpreter of Target 5 (default: this one)")
@@ -123,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
                 salesforce_calls.run(results, args.accounts, function_log, say)
                 if args.fetch_load[0]:
                     fetch_loads.run(results, *args.fetch_load, args.fetch_work_seconds, function_log, say)
+                if args.fetch_load[0] or args.fetch_scattered[0]:
+                    fetch_loads.sends(
+                        results,
+                        args.fetch_load,
+                        args.fetch_scattered,
+                        args.fetch_lanes,
+                        args.fetch_latency_ms,
+                        function_log,
+                        say,
+                    )
         if "2" in only:
             say("Targets 2-4: the fan-out")
             overhead = args.overhead_contacts or [size for size in contacts if size <= 10_000]

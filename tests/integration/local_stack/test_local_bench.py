@@ -195,28 +195,37 @@ def test_a_sandbox_drain_stops_within_its_timeout_whatever_its_steps_take():
     assert len(given) >= 3 and all(later < earlier for earlier, later in itertools.pairwise(given))
 
 
-def _drained(label: str, records: int, outcomes: list[str], calls: int, queued: int, entries: int) -> Drained:
-    drained = Drained(label, 34, records, outcomes=outcomes, queued=queued)
+def _drained(
+    label: str, records: int, outcomes: list[str], calls: int, queued: int, entries: int, scheduled: int = 1
+) -> Drained:
+    """Runs as the bench records them: the first by the schedule, each paused one starting the next at once
+    (`scheduled` > 1: the runs after the first `scheduled` - 1 were the schedule's instead)."""
+    continued: list[str | None] = ["started"] * (len(outcomes) - 1) + [None]
+    for index in range(1, scheduled):
+        continued[-1 - index] = "failed: throttled"
+    drained = Drained(label, 34, records, outcomes=outcomes, queued=queued, scheduled=scheduled, continued=continued)
     drained.kinds["bulk_results"] = calls
     drained.requests.items[("sqs", "SendMessageBatch", "q.fifo")] = entries
+    drained.requests.count[("sqs", "SendMessageBatch", "q.fifo")] = -(-entries // 10)
     return drained
 
 
 @pytest.mark.parametrize(
-    ("resumed_queued", "resumed_entries", "resumed_outcomes", "met"),
+    ("resumed_queued", "resumed_entries", "resumed_outcomes", "met", "scheduled"),
     [
-        (110_000, 20_000, ["paused_before_timeout", "completed"], True),
-        (112_000, 20_000, ["paused_before_timeout", "completed"], False),  # a checkpoint's records queued twice
-        (110_000, 20_200, ["paused_before_timeout", "completed"], False),  # messages sent twice
-        (110_000, 20_000, ["completed"], False),  # never stopped: nothing was resumed
-        (110_000, 20_000, ["Sandbox.Timedout", "completed"], False),  # killed instead of stopping
+        (110_000, 20_000, ["paused_before_timeout", "completed"], True, 1),
+        (110_000, 20_000, ["paused_before_timeout"] * 2 + ["completed"], False, 2),  # one waited for the schedule
+        (112_000, 20_000, ["paused_before_timeout", "completed"], False, 1),  # a checkpoint's records queued twice
+        (110_000, 20_200, ["paused_before_timeout", "completed"], False, 1),  # messages sent twice
+        (110_000, 20_000, ["completed"], False, 1),  # never stopped: nothing was resumed
+        (110_000, 20_000, ["Sandbox.Timedout", "completed"], False, 1),  # killed instead of stopping
     ],
 )
 def test_the_fetch_load_verdicts_hold_only_for_every_record_queued_once_over_resumed_runs(
-    resumed_queued, resumed_entries, resumed_outcomes, met
+    resumed_queued, resumed_entries, resumed_outcomes, met, scheduled
 ):
     one_run = _drained("one run", 110_000, ["completed"], 10, 110_000, 20_000)
-    resumed = _drained("resumed", 110_000, resumed_outcomes, 25, resumed_queued, resumed_entries)
+    resumed = _drained("resumed", 110_000, resumed_outcomes, 25, resumed_queued, resumed_entries, scheduled)
     window = _drained("window", 10_000, ["paused_before_timeout", "completed"], 7, 10_000, 10_000)
     results = Results()
     fetch_loads._report(results, 10_000, 100_000, one_run, resumed, window)
@@ -274,3 +283,26 @@ def test_the_bare_loops_write_leaves_the_item_the_fan_outs_write_leaves(function
         ]
         assert written[0] == written[1]
         assert written[0]["revision"] == {"N": "5" if fan_out == "003F1" else "1"}
+
+
+@pytest.mark.parametrize(
+    ("one_lane_seconds", "lanes_seconds", "queued", "met"),
+    [
+        (30.0, 12.0, 110_000, True),  # 20 s of waits (2,000 batches at 10 ms), 18 s saved: at least half of 17.5
+        (30.0, 22.0, 110_000, False),  # 8 s saved: less than half of what 8 lanes could save
+        (30.0, 12.0, 109_990, False),  # faster, but a record was not queued
+    ],
+)
+def test_the_send_lanes_verdict_holds_only_when_the_lanes_save_half_of_one_lanes_waits(
+    one_lane_seconds, lanes_seconds, queued, met
+):
+    one = _drained("1 lane", 110_000, ["completed"], 10, 110_000, 20_000)
+    many = _drained("8 lanes", 110_000, ["completed"], 10, queued, 20_000)
+    one.seconds, many.seconds = one_lane_seconds, lanes_seconds
+    results = Results()
+    fetch_loads._report_sends(
+        results, [fetch_loads.SendRun("grouped", 1, one), fetch_loads.SendRun("grouped", 8, many)], 8, 10.0
+    )
+    ((verdict,),) = [[v for v in results.verdicts if v.target == "1d"]]
+    assert verdict.met is met
+    assert results.tables[0].rows[0][6] == "20.00"  # one lane's waits: 2,000 batches x 10 ms

@@ -259,3 +259,61 @@ class TestKillAtTimeout:
         result = runtime.invoke("LateFunction", {"queue_url": url, "sleep": 2.2})
         assert result.error["errorType"] == "Sandbox.Timedout"
         assert len(self._bodies(sqs, url)) == 3
+
+
+# --- asynchronous invocations (InvocationType=Event) -----------------------------------------------------
+
+CHAINING = """
+import json
+import time
+
+import boto3
+
+RUNS = []
+
+
+def lambda_handler(event, context):
+    RUNS.append(event["left"])
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event["left"]:
+        answer = boto3.client("lambda").invoke(
+            FunctionName=context.invoked_function_arn if event.get("by_arn") else context.function_name,
+            InvocationType="Event",
+            Payload=json.dumps({"left": event["left"] - 1, "by_arn": not event.get("by_arn")}),
+        )
+        assert answer["StatusCode"] == 202
+    return {"runs": list(RUNS)}
+"""
+
+
+class TestEventInvocations:
+    """A function invoking itself asynchronously (the fetch's next run): queued, run in order, one at a time."""
+
+    def test_an_asynchronous_invocation_is_queued_and_run_in_order_with_those_it_queues(self, tmp_path, aws):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "chain", CHAINING), "ChainFunction")])
+        # when the function runs and asks for its next run, by name or by ARN, three times in a chain
+        first = runtime.invoke("ChainFunction", {"left": 3})
+        # then nothing ran yet beyond the first, the next one is queued
+        assert first.payload == {"runs": [3]} and runtime.pending_event_invocations == 1
+        # and running the queue runs the chain to its end, one after the other, in order
+        results = runtime.run_event_invocations()
+        assert [r.payload for r in results] == [{"runs": [3, 2]}, {"runs": [3, 2, 1]}, {"runs": [3, 2, 1, 0]}]
+        assert runtime.pending_event_invocations == 0 and all(not r.cold_start for r in results)
+
+    def test_a_limit_runs_that_many_and_leaves_the_rest_queued(self, tmp_path, aws):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "chain", CHAINING), "ChainFunction")])
+        runtime.invoke("ChainFunction", {"left": 5})
+        assert len(runtime.run_event_invocations(limit=2)) == 2 and runtime.pending_event_invocations == 1
+
+    def test_an_invocation_after_the_timeout_is_never_queued(self, tmp_path, aws):
+        runtime = LambdaRuntime([spec(write_function(tmp_path, "chain", CHAINING), "ChainFunction", timeout=2)])
+        result = runtime.invoke("ChainFunction", {"left": 1, "sleep": 2.2})
+        assert result.error["errorType"] == "Sandbox.Timedout" and runtime.pending_event_invocations == 0
+
+    def test_a_function_the_runtime_does_not_hold_is_invoked_on_aws(self, aws):
+        from botocore.exceptions import ClientError
+
+        with pytest.raises(ClientError) as refused:
+            aws.client("lambda").invoke(FunctionName="not-here", InvocationType="Event", Payload=b"{}")
+        assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"

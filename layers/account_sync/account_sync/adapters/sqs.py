@@ -2,14 +2,17 @@
 
 A body larger than the queue's `MaximumMessageSize` is refused by SQS, and with it the whole batch, every time:
 such a message is never sent. It is set aside, the others are queued, and `MessagesRejected` names it, so that
-the caller decides what becomes of it instead of retrying forever (docs/decisions.md).
+the caller decides what becomes of it instead of retrying forever (docs/decisions.md). A sender may send one call's
+batches on several lanes at once, each FIFO message group in one lane ("The fetch's sends side by side").
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -29,6 +32,13 @@ class _Message(Protocol):
 
 
 class SqsBatchSender:
+    """Sends one `send` call's messages in batches, over `lanes` lanes side by side (docs/decisions.md, "The
+    fetch's sends side by side"). A FIFO group's order is the order SQS receives its messages, so every message of
+    a group goes in the same lane, in the order given, and a lane sends its batches one after another; lanes run
+    at once on a small thread pool (botocore's clients are thread-safe; its connection pool must hold `lanes`).
+    On a standard queue (no order to keep), a lane takes consecutive runs of 10. With one lane, everything is sent
+    on the calling thread, one batch after another."""
+
     def __init__(
         self,
         client: Any,
@@ -38,7 +48,10 @@ class SqsBatchSender:
         base_delay: float = 0.1,
         sleep: Callable[[float], None] = time.sleep,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        lanes: int = 1,
     ) -> None:
+        if lanes < 1:
+            raise ValueError("a sender needs at least one lane")
         self._client = client
         self._queue_url = queue_url
         self._fifo = queue_url.endswith(".fifo") if fifo is None else fifo
@@ -46,28 +59,76 @@ class SqsBatchSender:
         self._base_delay = base_delay
         self._sleep = sleep
         self.max_message_bytes = max_message_bytes
+        self.lanes = lanes
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def send(self, messages: Sequence[_Message]) -> None:
-        """Queue them in batches of at most 10 entries and `max_message_bytes`; raise MessagesRejected at the end
-        for those the queue cannot take, QueueSendError at once if a batch still fails after the retries."""
+        """Queue them in batches of at most 10 entries and `max_message_bytes`; return once every lane is done.
+        Raise MessagesRejected at the end for those the queue cannot take; QueueSendError if a batch still fails
+        after the retries: its lane stops there (nothing of its groups is sent out of order), the other lanes stop
+        before their next batch, and the error is raised once none is sending. What was sent stays sent: the
+        caller sends the whole call again (FIFO deduplication and the store's versions absorb the repeats)."""
         rejected: list[RejectedMessage] = []
-        batch: list[tuple[_Message, str]] = []
-        batch_bytes = 0
-        for message in messages:
+        lanes: list[list[tuple[_Message, str, int]]] = [[] for _ in range(self.lanes)]
+        lane_of: dict[object, int] = {}
+        for index, message in enumerate(messages):
             body = message.to_body()
             size = len(body.encode())
             if size > self.max_message_bytes:
                 rejected.append(RejectedMessage(message, f"{size} bytes, over the queue's {self.max_message_bytes}"))
                 continue
-            if batch and (len(batch) == SQS_BATCH_LIMIT or batch_bytes + size > self.max_message_bytes):
-                rejected += self._send_batch(batch)
-                batch, batch_bytes = [], 0
-            batch.append((message, body))
-            batch_bytes += size
-        if batch:
-            rejected += self._send_batch(batch)
+            key = message.group_id if self._fifo else index // SQS_BATCH_LIMIT  # type: ignore[attr-defined]
+            lane = lane_of.get(key)
+            if lane is None:  # a new group goes to the lane with the fewest messages so far
+                lane = lane_of[key] = min(range(len(lanes)), key=lambda i: len(lanes[i]))
+            lanes[lane].append((message, body, size))
+        busy = [lane for lane in lanes if lane]
+        if len(busy) == 1:
+            rejected += self._send_lane(busy[0], threading.Event())
+        elif busy:
+            rejected += self._send_lanes_at_once(busy)
         if rejected:
             raise MessagesRejected(rejected)
+
+    def _send_lanes_at_once(self, lanes: Sequence[Sequence[tuple[_Message, str, int]]]) -> list[RejectedMessage]:
+        stop = threading.Event()
+        futures = [self._thread_pool().submit(self._send_lane, lane, stop) for lane in lanes]
+        wait(futures)  # every lane done, failed or stopped: nothing is still sending when this returns or raises
+        rejected: list[RejectedMessage] = []
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+            rejected += future.result()
+        return rejected
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.lanes, thread_name_prefix="sqs-send")
+            return self._pool
+
+    def _send_lane(self, lane: Sequence[tuple[_Message, str, int]], stop: threading.Event) -> list[RejectedMessage]:
+        """One lane's batches, one after another, until done, or until a lane (this one or another) failed."""
+        rejected: list[RejectedMessage] = []
+        batch: list[tuple[_Message, str]] = []
+        batch_bytes = 0
+        try:
+            for message, body, size in lane:
+                if batch and (len(batch) == SQS_BATCH_LIMIT or batch_bytes + size > self.max_message_bytes):
+                    if stop.is_set():
+                        return rejected
+                    rejected += self._send_batch(batch)
+                    batch, batch_bytes = [], 0
+                batch.append((message, body))
+                batch_bytes += size
+            if batch and not stop.is_set():
+                rejected += self._send_batch(batch)
+        except BaseException:
+            stop.set()
+            raise
+        return rejected
 
     def _entry(self, index: int, message: _Message, body: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": body}

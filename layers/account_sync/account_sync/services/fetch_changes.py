@@ -11,6 +11,8 @@ everything read up to there is queued, and stops cleanly when the Lambda's remai
 the next run resumes there with the same window bounds. A run killed at its timeout loses only what it read since
 its last checkpoint (queued again: applying a version is idempotent). Its lease expires when the Lambda would have
 been killed anyway, before the next schedule. The watermark moves to the window's end once the window is done.
+A run paused that way starts the next one at once (`RunContinuation`, after its lease is released), at most
+`continuation_limit` in a row; one stopped by the API budget or an error leaves it to the schedule.
 
 A sweep re-reads a much wider window (`reconcile_lookback_seconds`) once every `reconcile_interval_seconds`, for
 transactions that commit later than the regular lookback (docs/decisions.md). Once the API budget is spent, a run
@@ -52,10 +54,12 @@ from account_sync.ports import (
     ChangePublisher,
     ConfigurationError,
     ContactRepository,
+    ContinuationFailed,
     DriftState,
     MessagesRejected,
     RecordedUsage,
     RejectedMessage,
+    RunContinuation,
     SalesforceBudgetExhausted,
     SalesforceSource,
     StreamState,
@@ -66,9 +70,11 @@ from account_sync.services.drift import DriftConfig, check_drift
 from account_sync.settings import SYSTEM_ACCOUNT_FIELDS
 
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "SystemModstamp", "IsDeleted")
-PUBLISH_CHUNK = 100
 # Records read between two checkpoints: what a run killed at its timeout reads (and queues) again.
 CHECKPOINT_RECORDS = 2000
+# Messages per `publish`: a checkpoint's at most, in one call, which the sender spreads over its lanes (and
+# returns from once all are queued, so that the checkpoint after it never runs ahead of what is queued).
+PUBLISH_CHUNK = CHECKPOINT_RECORDS
 # A run stops once less than this is left: enough to queue one checkpoint's records and save the position.
 STOP_MARGIN_MS = 30_000
 # The lease outlives the Lambda's own deadline by this much, and no more (the next schedule is never blocked).
@@ -167,6 +173,9 @@ class FetchConfig:
     # A resync of a window or everything reads at most this many Accounts a run (then goes on at the next run):
     # the rate at which it costs API calls and fan-out work beside the regular sync.
     resync_records_per_run: int = 50_000
+    # A run paused by its remaining time starts the next one at once, at most this many times in a row (a chain);
+    # then the schedule starts the next. 0: every paused run waits for the schedule.
+    continuation_limit: int = 20
 
 
 @dataclass
@@ -194,6 +203,30 @@ class FetchReport:
     fields_changed: dict[str, list[str]] | None = None
     # A drift check this run made: accounts and contacts compared, the drifted ones (ids, problems), resynced ones.
     drift: dict[str, object] | None = None
+    # Which link of a chain of runs this is (0: started by the schedule or an operator), and, for a paused run,
+    # whether it started the next one at once: "started", "chain_limit" or "failed: <reason>".
+    chain: int = 0
+    continued: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchContinuation:
+    """The event a paused run invokes its own function with: the next run is link `chain` of a chain of runs
+    back to back, which `continuation_limit` bounds (a run the schedule starts is link 0)."""
+
+    chain: int
+
+    def to_event(self) -> dict[str, object]:
+        return {"continuation": {"chain": self.chain}}
+
+    @classmethod
+    def from_event(cls, event: object) -> FetchContinuation:
+        """Link 0 for any event that is not a continuation (the schedule's, an operator's, a malformed one)."""
+        raw = event.get("continuation") if isinstance(event, Mapping) else None
+        chain = raw.get("chain") if isinstance(raw, Mapping) else None
+        if isinstance(chain, int) and not isinstance(chain, bool) and chain > 0:
+            return cls(chain)
+        return cls(0)
 
 
 class _OutOfTime(Exception):
@@ -222,6 +255,39 @@ def fetch_changes(
     remaining_ms: Callable[[], int] | None = None,
     resync: ResyncRequest | None = None,
     drift: DriftCheck | None = None,
+    continuation: RunContinuation | None = None,
+    chain: int = 0,
+) -> FetchReport:
+    """One run under the lease; a run paused by its remaining time with work left then starts the next at once
+    (`continuation`), after its lease is released. One that stops on the API budget or an error raises: the
+    schedule starts the next."""
+    report = _run_under_lease(source, publisher, state, config, now, run_id, remaining_ms, resync, drift)
+    report.chain = chain
+    if continuation is not None and report.outcome == "paused_before_timeout":
+        report.continued = _start_next_run(continuation, chain, config.continuation_limit)
+    return report
+
+
+def _start_next_run(continuation: RunContinuation, chain: int, limit: int) -> str:
+    if chain >= limit:
+        return "chain_limit"
+    try:
+        continuation.start_next_run(FetchContinuation(chain + 1).to_event())
+    except ContinuationFailed as exc:  # the schedule is the safety net: the window waits for it, nothing is lost
+        return f"failed: {exc}"
+    return "started"
+
+
+def _run_under_lease(
+    source: SalesforceSource,
+    publisher: ChangePublisher,
+    state: SyncStateStore,
+    config: FetchConfig,
+    now: Callable[[], str],
+    run_id: str,
+    remaining_ms: Callable[[], int] | None,
+    resync: ResyncRequest | None,
+    drift: DriftCheck | None,
 ) -> FetchReport:
     report = FetchReport(run_id=run_id)
     lease_seconds = config.lease_seconds
