@@ -772,9 +772,17 @@ def _range_test(table: Any, index_name: str, given: dict[str, Any]) -> Any:
     sorted and compared all 100,000 of its items to keep 500. An item moto keeps passes the same test, so the
     candidates are still a superset; moto applies it again (`_NARROWED_BYTES`: when they are the same pages).
     None: not narrowed (no such condition; a `Limit`, which moto judges at every item it walks, one that fails the
-    test too, and then answers a LastEvaluatedKey; a legacy QueryFilter, whose every walked item moto counts)."""
+    test too, and then answers a LastEvaluatedKey; a legacy QueryFilter, whose every walked item moto counts; an
+    ExclusiveStartKey, which moto compares with each item before it, and fails on when it lacks a key). Most
+    queries take `moto_query_pages` first, which is exact in those cases too."""
     comparison, objects = given.get("range_comparison"), given.get("range_objs")
-    if not comparison or not objects or given.get("limit") or given.get("filter_kwargs"):
+    if (
+        not comparison
+        or not objects
+        or given.get("limit")
+        or given.get("filter_kwargs")
+        or given.get("exclusive_start_key") is not None  # moto compares it with every item it skips: it may raise
+    ):
         return None
     conditions = given.get("range_key_conditions")
     if conditions:
