@@ -65,7 +65,10 @@ the demo: about 100 contact writes a second):
   per-item work on the page: sizing, projecting, serializing 19,000 items); on 10,400 contacts, a small
   account's query 0.1-0.3 s -> 0.01 s, the 5,200-contact account's key page ~0.9 s either way (page-bound).
   A Hypothesis test compares Query and Scan with moto's own after random writes
-  (`test_local_moto_query_partition.py`).
+  (`test_local_moto_query_partition.py`). An index query is then handed only the items moto's walk appends and
+  the one that ends its page (`moto_query_pages`: no sort of the partition, no skip of the items before the
+  start key, no range test of the whole partition): a key page of a 100,000-contact account 1.3 s -> 0.3 s of
+  CPU, a COUNT page 1.1 s -> 0.16 s, a segment's range query 0.3 s -> 0.18 s (`test_local_moto_query_pages.py`).
 * An UpdateItem's validator, its expression-only checks, the deep copies nobody reads and the copy of the tree the
   validator works on: `moto_updates` (applied from here, proven by its own Hypothesis test).
 * An attribute's size without rebuilding it level by level: `moto_sizes` (applied from here, with its own test).

@@ -96,6 +96,16 @@ _FULL_PAGES = (
     ],
 )
 
+# A page of as many passing items as the Limit, then one that fails the test: moto ends the page on it.
+_LIMIT_THEN_MISS = (
+    {"range": False, "g_type": "S", "r_type": "S", "index_range": True, "projection": "KEYS_ONLY"},
+    [{"pk": pk, "sk": "1", "g": "g", "r": r, "payload": 0} for pk, r in zip("abc", ["m", "n", "z"], strict=True)],
+    [
+        {**_query("<=", bound, True), "limit": limit, "start": "pages", "count": False}
+        for bound, limit in [("m", 1), ("n", 2), ("n", 1)]
+    ],
+)
+
 
 def _create(client: Any, schema: dict[str, Any]) -> str:
     name = f"pages{next(_TABLES)}"
@@ -196,6 +206,7 @@ def _moto_s_own(undo: pytest.MonkeyPatch) -> None:
 )
 @given(scenario=_scenarios())
 @example(scenario=_FULL_PAGES)
+@example(scenario=_LIMIT_THEN_MISS)
 def test_an_index_query_answers_as_moto_s_own_from_any_start_key(aws, scenario) -> None:
     schema, items, queries = scenario
     client = aws.client("dynamodb", config=_NO_RETRIES)
