@@ -7,12 +7,14 @@ and walks no more than the page and the item that ends it."""
 from __future__ import annotations
 
 import itertools
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from botocore.config import Config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from local_stack import dynamodb_capacity
 from moto.dynamodb.models.table import Table
 
 _TABLES = itertools.count()
@@ -192,8 +194,12 @@ def _answers(client: Any, table: str, schema: dict[str, Any], queries: list[dict
 
 
 def _moto_s_own(undo: pytest.MonkeyPatch) -> None:
-    """moto's query as it is without the partition and page fixes (the projection fix kept, tested apart)."""
-    undo.setattr(Table, "query", Table.query.__wrapped__)
+    """moto's query as it is without the partition and page fixes (the projection fix kept, tested apart), found
+    under whatever wraps it (the capacity meter, when a test of this worker installed it)."""
+    query = Table.query
+    while query.__code__.co_name != "query_the_partition":
+        query = query.__wrapped__
+    undo.setattr(Table, "query", query.__wrapped__)
     undo.setattr(Table, "all_items", Table.all_items.__wrapped__)
     undo.setattr(Table, "sorted_items", Table.sorted_items.__wrapped__)
 
@@ -234,7 +240,9 @@ def _walked(undo: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
-def test_a_deep_page_and_a_segment_are_a_page_s_work(aws) -> None:
+@pytest.mark.parametrize("metered", [False, True])
+def test_a_deep_page_and_a_segment_are_a_page_s_work(aws, metered) -> None:
+    """Metered too, as on the moto server: the capacity meter hands moto's query its arguments by position."""
     client = aws.client("dynamodb")
     schema = {"range": False, "g_type": "S", "r_type": "S", "index_range": True, "projection": "KEYS_ONLY"}
     table = _create(client, schema)
@@ -242,8 +250,11 @@ def test_a_deep_page_and_a_segment_are_a_page_s_work(aws) -> None:
         _put(client, table, schema, {"pk": f"p{n:03}", "sk": "1", "g": "g", "r": f"r{n:03}", "payload": 0})
     key = {"TableName": table, "IndexName": "by_g", "ExpressionAttributeValues": {":g": {"S": "g"}}}
     start = {"pk": {"S": "p299"}, "g": {"S": "g"}, "r": {"S": "r299"}}
-    with pytest.MonkeyPatch.context() as undo:
+    with pytest.MonkeyPatch.context() as undo, ExitStack() as meter:
         walked = _walked(undo)
+        if metered:
+            undo.setattr(Table, "query", dynamodb_capacity._charging_queries(Table.query))
+            meter.enter_context(dynamodb_capacity.metered("Query", {}))
         deep = client.query(**key, KeyConditionExpression="g = :g", Limit=10, ExclusiveStartKey=start)
         back = client.query(
             **key, KeyConditionExpression="g = :g", Limit=10, ExclusiveStartKey=start, ScanIndexForward=False
