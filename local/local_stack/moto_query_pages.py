@@ -20,7 +20,9 @@ is one hash condition and at most one range condition, and no legacy QueryFilter
 counts); anything else returns None and moto walks the partition as before.
 
 An item that fails the range test is sized only when the page so far plus the largest item DynamoDB stores could
-pass 1 MB (moto refuses items over 405,000 bytes, on every write path, as `_NARROWED_BYTES` reasons).
+pass 1 MB (moto refuses items over 405,000 bytes, on every write path, as `_NARROWED_BYTES` reasons); and when the
+items that pass can neither reach the `Limit` nor bring the page that close to 1 MB (a segment's 500 contacts),
+no item that fails can end the page, and those that pass are the answer without a walk of the others.
 
 Measured in-process, CPU, on 102,000 contacts (a 100,000-contact account, random ids, ~4,100 contacts a 1 MB
 page, load ~4), before -> after: the first key page 1.36 s -> 0.35 s, a key page at 50% 1.28 s -> 0.33 s, a COUNT
@@ -122,10 +124,13 @@ def page_walk(table: Any, given: dict[str, Any]) -> Callable[[list[Any]], list[A
             if len(kinds) > 1 or not kinds <= _SORTABLE:
                 return None
             types.append(next(iter(kinds), "S"))
-        cast = [
-            [v.value for v in c] if t == "S" else [Decimal(v.value) for v in c]
-            for c, t in zip(columns, types, strict=True)
-        ]
+        try:
+            cast = [
+                [v.value for v in c] if t == "S" else [Decimal(v.value) for v in c]
+                for c, t in zip(columns, types, strict=True)
+            ]
+        except InvalidOperation:
+            return None  # not a number moto stores: moto's sort says what it does with it
         keys: list[Any] = cast[0] if len(cast) == 1 else list(zip(*cast, strict=True))
         order = sorted(range(len(members)), key=keys.__getitem__)
         if start is None:
