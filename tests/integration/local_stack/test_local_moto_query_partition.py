@@ -256,7 +256,10 @@ def test_a_query_answers_as_moto_s_own_query_after_any_writes(aws, scenario) -> 
     queries = _queries(schema)
     patched = _answers(client, table, queries), _scans(client, table)
     with pytest.MonkeyPatch.context() as undo:
-        undo.setattr(Table, "query", Table.query.__wrapped__)  # moto's query (with the projection fix, tested apart)
+        query = Table.query  # under the capacity meter when a test of this worker installed it
+        while query.__code__.co_name != "query_the_partition":
+            query = query.__wrapped__
+        undo.setattr(Table, "query", query.__wrapped__)  # moto's query (with the projection fix, tested apart)
         undo.setattr(Table, "all_items", Table.all_items.__wrapped__)
         undo.setattr(Table, "sorted_items", Table.sorted_items.__wrapped__)
         original = _answers(client, table, queries), _scans(client, table)
