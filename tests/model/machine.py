@@ -67,6 +67,9 @@ class _Poison:
 POISON = _Poison()
 _examples = itertools.count()
 RUNS: Counter[str] = Counter()  # examples run per machine class (make chaos prints it)
+# Two invocations at once: the store write the first paused before, and its contact writes refused once it went on
+# (the other wrote the contact between its read and its write). make chaos prints them.
+OVERLAPS: Counter[str] = Counter()
 
 
 class FanOutMachine(RuleBasedStateMachine):
@@ -547,22 +550,78 @@ class FanOutMachine(RuleBasedStateMachine):
                 self.backend.sandbox.after_account_read = the_account_accepts_its_change
                 return
             self.changes_in_a_leavers_window += 1
-            sandbox, in_flight = self.backend.sandbox, self.queues._in_flight
+            sandbox = self.backend.sandbox
             faults = sandbox.kill_after_writes, sandbox.throttle_write
             sandbox.kill_after_writes = sandbox.throttle_write = None  # the other invocation's own faults: none
-            self.queues.deliver_once(account_id, 1)
+            self.queues.deliver_alongside(account_id, 1)
             sandbox.kill_after_writes, sandbox.throttle_write = faults
-            self.queues._in_flight = in_flight
             self.services.begin_batch()  # the move's invocation goes on with a batch cache of its own
 
         self.backend.sandbox.after_account_read = the_account_accepts_its_change
         self.queues.deliver_changes(target or member, 10)
         self.backend.sandbox.after_account_read = None
 
+    # --- issue 11, item 5: two invocations at once, at store-write granularity -----------------------------------
+
+    @rule(
+        group=st.integers(0, 30),
+        batch_size=st.integers(1, 10),
+        writes=st.integers(0, 4),
+        other=st.integers(0, 30),
+        other_batch=st.integers(1, 10),
+    )
+    def two_invocations_at_once(self, group: int, batch_size: int, writes: int, other: int, other_batch: int) -> None:
+        """Two groups' invocations at the same moment (an account's segments, its own group, a contact's move, an
+        edit: each group runs beside the others). The first runs until just before its store write number
+        `writes + 1` (a contact's write, or the account's: the reads it is conditioned on are done), another
+        busy group's invocation then runs whole, and the first goes on. What the first's store accepted before
+        the pause, the reference takes before the other's (`_tell_in_flight`)."""
+        groups = self.queues.busy_groups()
+        if not groups:
+            return
+        first = groups[group % len(groups)]
+
+        def another_runs(write: str) -> None:
+            others = [g for g in self.queues.busy_groups() if g != first]  # a group runs one batch at a time
+            if not others:
+                return
+            OVERLAPS[f"paused before {write}"] += 1
+            self._tell_in_flight()
+            faults = sandbox.kill_after_writes, sandbox.throttle_write
+            sandbox.kill_after_writes = sandbox.throttle_write = None  # armed for the paused invocation
+            with self.services.alongside():
+                self.queues.deliver_alongside(others[other % len(others)], other_batch)
+            sandbox.kill_after_writes, sandbox.throttle_write = faults
+            resumed.append(sandbox.refused)
+
+        sandbox, resumed = self.backend.sandbox, list[int]()
+        sandbox.pause_before_write, sandbox.meanwhile = sandbox.writes + writes, another_runs
+        try:
+            self.queues.deliver_once(first, batch_size)
+        finally:
+            sandbox.pause_before_write = sandbox.meanwhile = None
+            if resumed:
+                OVERLAPS["contact writes refused after the pause"] += sandbox.refused - resumed[0]
+
+    def _tell_in_flight(self) -> None:
+        """The paused invocation's messages done so far, in order, and what the store accepted of the one it is
+        in the middle of: the reference takes them before what runs meanwhile (it ignores their second telling at
+        the invocation's end, as it ignores any redelivery)."""
+        done, current = self.queues.in_flight()
+        for entry in done:
+            self._applied(entry)
+        if current is not None:
+            self._tell_what_the_store_accepted(current)
+
     def _failed(self, entry: Entry) -> None:
         """A try that failed may have been accepted before it failed (the change's decision and plan are stored):
         the reference model takes it from that moment, not from the retry's (it ignores the retry's second
         telling, as it ignores any redelivery)."""
+        self._tell_what_the_store_accepted(entry)
+
+    def _tell_what_the_store_accepted(self, entry: Entry) -> None:
+        """The reference takes what the store already accepted of a message still in flight (a try that failed,
+        or one paused while another invocation runs): from the moment of its acceptance, not of its end."""
         tag = entry.tag
         if isinstance(tag, AccountChangeMessage):
             stored = self.backend.accounts.get(tag.version.account_id)

@@ -18,12 +18,17 @@ Faults:
 - `UnprocessedItems` from BatchWriteItem (DynamoDB only: the fakes have no batch);
 - index lag: contacts the `by_account_keys` index does not show yet (`FakeContacts.index_lag`; on DynamoDB the
   client's Query on the index drops them).
+
+Two invocations at once: the sandbox pauses the fan-out just before its N-th store write (`Sandbox.meanwhile`), when
+it has read what that write is conditioned on, and runs another invocation there, whole; the paused one then goes
+on with its own batch cache (`Services.alongside`). One seam for both back ends: the ports, not the code under test.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +59,9 @@ STORE_WRITES = (
     "note_joiners",
 )
 
+# The contact writes conditioned on the contact as read (False: it changed since).
+CONDITIONAL_CONTACT_WRITES = ("write_change", "apply_contact_version")
+
 
 @dataclass
 class ContactView:
@@ -75,8 +83,15 @@ class Sandbox:
     # Once, after the fan-out's next read of an account (`get`, with its id): what another invocation, running at
     # the same moment, does between that read and the reader's next write (issue 10, 2.1: the leaver's window).
     after_account_read: Callable[[str], None] | None = None
+    # Once, just before the fan-out's store write number `pause_before_write` (counted as `writes` counts them),
+    # with the write's name: what another invocation does while this one sits between its reads and that write.
+    pause_before_write: int | None = None
+    meanwhile: Callable[[str], None] | None = None
+    refused: int = 0  # contact writes whose condition failed (the contact changed since it was read)
 
-    def after(self, name: str, args: tuple[Any, ...]) -> None:
+    def after(self, name: str, args: tuple[Any, ...], result: Any = None) -> None:
+        if name in CONDITIONAL_CONTACT_WRITES and result is False:
+            self.refused += 1
         if name == "get" and args and self.after_account_read is not None:
             hook, self.after_account_read = self.after_account_read, None
             hook(args[0])
@@ -86,6 +101,10 @@ class Sandbox:
             raise SandboxKilled(f"{name} after the function was killed")
         if name not in STORE_WRITES:
             return
+        pause = self.pause_before_write
+        if self.meanwhile is not None and pause is not None and self.writes >= pause:
+            hook, self.meanwhile, self.pause_before_write = self.meanwhile, None, None
+            hook(name)
         if self.kill_after_writes is not None and self.writes >= self.kill_after_writes:
             self.kill_after_writes = None
             self.dead = True
@@ -111,7 +130,7 @@ class Guarded:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._sandbox.before(name)
             result = attribute(*args, **kwargs)
-            self._sandbox.after(name, args)
+            self._sandbox.after(name, args, result)
             return result
 
         return call
@@ -319,6 +338,9 @@ class Services:
     apply_change: Callable[[str], object]
     apply_activity: Callable[[str], object]
     begin_batch: Callable[[], None]
+    # Around another invocation run while one is paused: the paused one then goes on with its own batch cache (as
+    # read before the other ran: a real invocation's cache is its own).
+    alongside: Callable[[], AbstractContextManager[None]]
 
 
 def build_services(
@@ -365,4 +387,12 @@ def build_services(
     def apply_change_in_batch(body: str) -> object:
         return current[0].apply(parse_change_message(body))
 
-    return Services(fan_out, local_edits, apply_change_in_batch, apply_activity, begin_batch)
+    @contextmanager
+    def alongside() -> Iterator[None]:
+        paused = current[0]
+        try:
+            yield
+        finally:
+            current[0] = paused
+
+    return Services(fan_out, local_edits, apply_change_in_batch, apply_activity, begin_batch, alongside)
