@@ -45,6 +45,7 @@ from tests.model.reference import Activity, Suppression, _canon
 from tests.unit.fakes import FakeAccounts, FakeActivityStore, FakeContacts
 
 SYNCED = ("Name", "Industry", "BillingCountry")
+ChangeKey = tuple[str, str, str | None]  # a change: its origin, stamp, and edit id (a local edit's)
 # The store writes a kill or a throttle may fall before: the contacts' (a change written onto a contact, a Contact
 # version) and the account's (a version or an edit accepted, a plan recorded, a segment done, joiners noted).
 STORE_WRITES = (
@@ -185,6 +186,14 @@ class Backend:
     def suppressions(self, account_ids: list[str]) -> list[Suppression]:
         raise NotImplementedError
 
+    # The changes (origin, stamp, edit id) whose activities were logged, and those suppressed.
+
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        raise NotImplementedError
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        raise NotImplementedError
+
 
 class FakeBackend(Backend):
     def __init__(self) -> None:
@@ -214,6 +223,22 @@ class FakeBackend(Backend):
             for s in self.activity_store.suppressions.values()
             if s.account_id in wanted
         ]
+
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        wanted = set(contact_ids)
+        return {
+            (a.origin.value, a.system_modstamp, a.change_id)
+            for a in self.activity_store.activities.values()
+            if a.contact_id in wanted
+        }
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        wanted = set(account_ids)
+        return {
+            (s.origin.value, s.system_modstamp, s.change_id)
+            for s in self.activity_store.suppressions.values()
+            if s.account_id in wanted
+        }
 
 
 class DynamoBackend(Backend):
@@ -297,6 +322,33 @@ class DynamoBackend(Backend):
                         contact_id, origin, item.attribute_name, item.old_value, item.new_value, item.system_modstamp
                     )
                 )
+        return found
+
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        """From each activity's key, `<stamp>#<origin>#<field>[#<edit id>]` (docs/data-model.md)."""
+        from account_sync.adapters.dynamodb_models import ActivityItem
+
+        found = set()
+        for contact_id in contact_ids:
+            for item in ActivityItem.query(contact_id, consistent_read=True):
+                if item.activity_type == CHANGE_DATA_VALUE:
+                    stamp, origin, *rest = item.activity_key.split("#")
+                    found.add((origin, stamp, rest[1] if len(rest) > 1 else None))
+        return found
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        """From each suppression's key: `<stamp>#suppressed`, `<stamp>#local#<fields>[#<edit id>]#suppressed`."""
+        from account_sync.adapters.dynamodb_models import ActivityItem
+
+        found = set()
+        for account_id in account_ids:
+            for item in ActivityItem.query(account_id, consistent_read=True):
+                if item.activity_type == CHANGE_DATA_VALUE_SUPPRESSED:
+                    stamp, *rest = item.activity_key.split("#")
+                    if rest[0] == "local":
+                        found.add(("local", stamp, rest[2] if len(rest) > 3 else None))
+                    else:
+                        found.add(("account", stamp, None))
         return found
 
     def suppressions(self, account_ids: list[str]) -> list[Suppression]:
