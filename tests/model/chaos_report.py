@@ -1,5 +1,5 @@
-"""What `make chaos` prints at the end: per machine, the examples run, the push path's counts and the divergence
-with its minimal steps.
+"""What `make chaos` prints at the end: per machine, the examples run, the push path's counts, how often two
+invocations ran at once and the divergence with its minimal steps.
 
 Each chaos test hands its `ChaosRun` to pytest as a user property of its report (`record_property`): reports are
 what pytest-xdist sends from a worker to the controller, so the summary holds every machine, whichever process ran
@@ -22,6 +22,7 @@ class ChaosRun:
     budget: int  # `max_examples`: generation stops there, or at the first divergence (then shrunk)
     seconds: float
     pushed: dict[str, int] = field(default_factory=dict)  # what the push rules did (PUSH_EVENTS)
+    overlaps: dict[str, int] = field(default_factory=dict)  # two invocations at once (`two_invocations_at_once`)
     divergence: str | None = None  # the failure and its minimal steps
 
     def to_property(self) -> dict[str, Any]:
@@ -59,6 +60,10 @@ def summary(runs: list[ChaosRun], seed: object) -> list[str]:
     if pushed:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(pushed.items()))
         lines.append(f"  push path (PUSH_EVENTS): {counts}")
+    overlaps = sum((Counter(run.overlaps) for run in runs), Counter[str]())
+    if overlaps:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(overlaps.items()))
+        lines.append(f"  two invocations at once: {counts}")
     diverged = [run for run in runs if run.divergence]
     lines.append(f"  divergences: {len(diverged)}")
     for run in diverged:

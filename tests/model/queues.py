@@ -11,6 +11,8 @@ what SQS and Lambda's event source mapping really allow (PRODUCTION.md):
 - At least once: a batch whose deletion failed comes back at the head of its group (only the group's last batch,
   as nothing after it may have run); the activity queue (standard) delivers in any order, duplicates too.
 - A Lambda killed (`SandboxKilled`, not an Exception: no `except` of the code sees it) hands its whole batch back.
+- Two invocations at once (`deliver_alongside`): while one is paused in the middle of its batch, another group's
+  runs whole; the paused one's messages still count as waiting (`waiting_in`) until it goes on and finishes.
 
 Messages are routed by what they are, not by their class: anything published on the change queue goes back to the
 fan-out in its group; every activity batch to the logging step. Messages sent by the fetch and the API carry a
@@ -69,6 +71,11 @@ class QueueWorld:
     sent_dedup: dict[str, int] = field(default_factory=dict)
     stats: QueueStats = field(default_factory=QueueStats)
     _in_flight: dict[str, Entry] = field(default_factory=dict)
+    # The invocation in flight: the messages it applied so far, and the one it is applying.
+    _applied: list[Entry] = field(default_factory=list)
+    _current: Entry | None = None
+    # The batches of invocations paused while another runs (`deliver_alongside`), the innermost last.
+    _paused: list[dict[str, Entry]] = field(default_factory=list)
     _ids: int = 0
 
     # --- sending --------------------------------------------------------------------------------------------
@@ -104,10 +111,26 @@ class QueueWorld:
         return sum(len(entries) for name, entries in self.groups.items() if name == group or _of(name, group))
 
     def waiting_in(self, group: str) -> list[Entry]:
-        """The entries `pending_in` counts."""
-        return [
-            entry for name, entries in self.groups.items() if name == group or _of(name, group) for entry in entries
-        ]
+        """The entries `pending_in` counts, and those of a paused invocation's batch (not done until it goes on)."""
+        queued = [entry for name, entries in self.groups.items() for entry in entries]
+        paused = [entry for batch in self._paused for entry in batch.values()]
+        return [entry for entry in [*queued, *paused] if entry.group == group or _of(entry.group or "", group)]
+
+    def in_flight(self) -> tuple[list[Entry], Entry | None]:
+        """The invocation in flight: the messages it applied so far (in order), and the one it is applying."""
+        return list(self._applied), self._current
+
+    def deliver_alongside(self, group: str, batch_size: int) -> None:
+        """Another invocation, with up to `batch_size` messages of `group`, run whole while the one in flight waits
+        (between two of its store writes: a real consumer runs groups side by side); the one in flight then goes on
+        as it was."""
+        paused = self._in_flight, self._applied, self._current
+        self._paused.append(self._in_flight)
+        try:
+            self._deliver_once(group, batch_size)
+        finally:
+            self._paused.pop()
+            self._in_flight, self._applied, self._current = paused
 
     # --- delivering ----------------------------------------------------------------------------------------
 
@@ -138,14 +161,16 @@ class QueueWorld:
         for entry in batch:
             entry.receives += 1
         applied: list[Entry] = []
-        self._in_flight = {entry.message_id: entry for entry in batch}
+        self._in_flight, self._applied, self._current = {entry.message_id: entry for entry in batch}, applied, None
         self.begin_batch()
 
         def handle(record: Any) -> None:
             index = next(i for i, e in enumerate(batch) if e.message_id == record.message_id)
             entry = batch[index]
             self.before_apply(entry, batch[index + 1 :])
+            self._current = entry
             self.apply_change(record.body)
+            self._current = None
             applied.append(entry)
 
         try:

@@ -15,7 +15,7 @@ from account_sync.wiring import bind_store
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.chaos_report import PROPERTY, ChaosRun
-from tests.model.machine import RUNS
+from tests.model.machine import OVERLAPS, RUNS
 from tests.model.profiles import chaos_enabled, chaos_settings
 from tests.model.push import PUSHED
 from tests.model.test_model import KNOWN_DIVERGENCES, machine
@@ -38,6 +38,7 @@ def _run(backend: str, family: str, record_property: Callable[[str, object], Non
     cls = machine(backend, **_switches(family))
     settings = chaos_settings(backend)
     runs_before, pushed_before, started = RUNS[cls.__name__], Counter(PUSHED), time.perf_counter()
+    overlaps_before = Counter(OVERLAPS)
     divergence = None
     try:
         run_state_machine_as_test(cls, settings=settings)
@@ -52,6 +53,7 @@ def _run(backend: str, family: str, record_property: Callable[[str, object], Non
             budget=settings.max_examples,
             seconds=round(time.perf_counter() - started, 1),
             pushed=dict(Counter(PUSHED) - pushed_before),
+            overlaps=dict(Counter(OVERLAPS) - overlaps_before),
             divergence=divergence,
         )
         record_property(PROPERTY, run.to_property())

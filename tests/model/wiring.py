@@ -18,12 +18,17 @@ Faults:
 - `UnprocessedItems` from BatchWriteItem (DynamoDB only: the fakes have no batch);
 - index lag: contacts the `by_account_keys` index does not show yet (`FakeContacts.index_lag`; on DynamoDB the
   client's Query on the index drops them).
+
+Two invocations at once: the sandbox pauses the fan-out just before its N-th store write (`Sandbox.meanwhile`), when
+it has read what that write is conditioned on, and runs another invocation there, whole; the paused one then goes
+on with its own batch cache (`Services.alongside`). One seam for both back ends: the ports, not the code under test.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +45,7 @@ from tests.model.reference import Activity, Suppression, _canon
 from tests.unit.fakes import FakeAccounts, FakeActivityStore, FakeContacts
 
 SYNCED = ("Name", "Industry", "BillingCountry")
+ChangeKey = tuple[str, str, str | None]  # a change: its origin, stamp, and edit id (a local edit's)
 # The store writes a kill or a throttle may fall before: the contacts' (a change written onto a contact, a Contact
 # version) and the account's (a version or an edit accepted, a plan recorded, a segment done, joiners noted).
 STORE_WRITES = (
@@ -53,6 +59,9 @@ STORE_WRITES = (
     "mark_applied",
     "note_joiners",
 )
+
+# The contact writes conditioned on the contact as read (False: it changed since).
+CONDITIONAL_CONTACT_WRITES = ("write_change", "apply_contact_version")
 
 
 @dataclass
@@ -75,8 +84,15 @@ class Sandbox:
     # Once, after the fan-out's next read of an account (`get`, with its id): what another invocation, running at
     # the same moment, does between that read and the reader's next write (issue 10, 2.1: the leaver's window).
     after_account_read: Callable[[str], None] | None = None
+    # Once, just before the fan-out's store write number `pause_before_write` (counted as `writes` counts them),
+    # with the write's name: what another invocation does while this one sits between its reads and that write.
+    pause_before_write: int | None = None
+    meanwhile: Callable[[str], None] | None = None
+    refused: int = 0  # contact writes whose condition failed (the contact changed since it was read)
 
-    def after(self, name: str, args: tuple[Any, ...]) -> None:
+    def after(self, name: str, args: tuple[Any, ...], result: Any = None) -> None:
+        if name in CONDITIONAL_CONTACT_WRITES and result is False:
+            self.refused += 1
         if name == "get" and args and self.after_account_read is not None:
             hook, self.after_account_read = self.after_account_read, None
             hook(args[0])
@@ -86,6 +102,10 @@ class Sandbox:
             raise SandboxKilled(f"{name} after the function was killed")
         if name not in STORE_WRITES:
             return
+        pause = self.pause_before_write
+        if self.meanwhile is not None and pause is not None and self.writes >= pause:
+            hook, self.meanwhile, self.pause_before_write = self.meanwhile, None, None
+            hook(name)
         if self.kill_after_writes is not None and self.writes >= self.kill_after_writes:
             self.kill_after_writes = None
             self.dead = True
@@ -111,7 +131,7 @@ class Guarded:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._sandbox.before(name)
             result = attribute(*args, **kwargs)
-            self._sandbox.after(name, args)
+            self._sandbox.after(name, args, result)
             return result
 
         return call
@@ -166,6 +186,14 @@ class Backend:
     def suppressions(self, account_ids: list[str]) -> list[Suppression]:
         raise NotImplementedError
 
+    # The changes (origin, stamp, edit id) whose activities were logged, and those suppressed.
+
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        raise NotImplementedError
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        raise NotImplementedError
+
 
 class FakeBackend(Backend):
     def __init__(self) -> None:
@@ -195,6 +223,22 @@ class FakeBackend(Backend):
             for s in self.activity_store.suppressions.values()
             if s.account_id in wanted
         ]
+
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        wanted = set(contact_ids)
+        return {
+            (a.origin.value, a.system_modstamp, a.change_id)
+            for a in self.activity_store.activities.values()
+            if a.contact_id in wanted
+        }
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        wanted = set(account_ids)
+        return {
+            (s.origin.value, s.system_modstamp, s.change_id)
+            for s in self.activity_store.suppressions.values()
+            if s.account_id in wanted
+        }
 
 
 class DynamoBackend(Backend):
@@ -280,6 +324,33 @@ class DynamoBackend(Backend):
                 )
         return found
 
+    def logged_changes(self, contact_ids: list[str]) -> set[ChangeKey]:
+        """From each activity's key, `<stamp>#<origin>#<field>[#<edit id>]` (docs/data-model.md)."""
+        from account_sync.adapters.dynamodb_models import ActivityItem
+
+        found = set()
+        for contact_id in contact_ids:
+            for item in ActivityItem.query(contact_id, consistent_read=True):
+                if item.activity_type == CHANGE_DATA_VALUE:
+                    stamp, origin, *rest = item.activity_key.split("#")
+                    found.add((origin, stamp, rest[1] if len(rest) > 1 else None))
+        return found
+
+    def suppressed_changes(self, account_ids: list[str]) -> set[ChangeKey]:
+        """From each suppression's key: `<stamp>#suppressed`, `<stamp>#local#<fields>[#<edit id>]#suppressed`."""
+        from account_sync.adapters.dynamodb_models import ActivityItem
+
+        found = set()
+        for account_id in account_ids:
+            for item in ActivityItem.query(account_id, consistent_read=True):
+                if item.activity_type == CHANGE_DATA_VALUE_SUPPRESSED:
+                    stamp, *rest = item.activity_key.split("#")
+                    if rest[0] == "local":
+                        found.add(("local", stamp, rest[2] if len(rest) > 3 else None))
+                    else:
+                        found.add(("account", stamp, None))
+        return found
+
     def suppressions(self, account_ids: list[str]) -> list[Suppression]:
         from account_sync.adapters.dynamodb_models import ActivityItem
 
@@ -319,6 +390,9 @@ class Services:
     apply_change: Callable[[str], object]
     apply_activity: Callable[[str], object]
     begin_batch: Callable[[], None]
+    # Around another invocation run while one is paused: the paused one then goes on with its own batch cache (as
+    # read before the other ran: a real invocation's cache is its own).
+    alongside: Callable[[], AbstractContextManager[None]]
 
 
 def build_services(
@@ -365,4 +439,12 @@ def build_services(
     def apply_change_in_batch(body: str) -> object:
         return current[0].apply(parse_change_message(body))
 
-    return Services(fan_out, local_edits, apply_change_in_batch, apply_activity, begin_batch)
+    @contextmanager
+    def alongside() -> Iterator[None]:
+        paused = current[0]
+        try:
+            yield
+        finally:
+            current[0] = paused
+
+    return Services(fan_out, local_edits, apply_change_in_batch, apply_activity, begin_batch, alongside)
