@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from botocore.exceptions import ClientError
-from pynamodb.attributes import MapAttribute
+from pynamodb.attributes import Attribute, MapAttribute
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.operand import Path
-from pynamodb.expressions.update import Action, Update
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from account_sync.adapters.dynamodb_models import (
@@ -23,6 +23,7 @@ from account_sync.adapters.dynamodb_models import (
     SyncStateItem,
     dynamodb_client,
 )
+from account_sync.adapters.expression_templates import ExpressionTemplate, NotTemplatable, expressions
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import (
     AccountChange,
@@ -78,6 +79,7 @@ _SERVER_ERRORS = frozenset({"InternalServerError", "ServiceUnavailable"})
 _THROTTLING = THROTTLING_CODES | _SERVER_ERRORS
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+_TEMPLATES_KEPT = 8  # contact-write templates a repository keeps (`DynamoContactRepository._version_template`)
 PLAN_PROGRESS_RETENTION_SECONDS = 7 * 86400  # a plan's progress item outlives any redelivery of its segments
 
 
@@ -123,33 +125,6 @@ def _update_unless_condition_fails(item: Model, *, actions: list[Action], condit
             return False
         raise translate(exc) from exc
     return True
-
-
-def expressions(
-    actions: Sequence[Action] = (),
-    condition: Condition | None = None,
-    *,
-    key: Condition | None = None,
-    filter: Condition | None = None,
-) -> dict[str, Any]:
-    """A boto3 call's expressions with their names and values, written by pynamodb's expression classes: the boto3
-    calls take the same typed actions and conditions as the models' own calls."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    kwargs: dict[str, Any] = {}
-    if actions:
-        kwargs["UpdateExpression"] = Update(*actions).serialize(names, values)
-    if condition is not None:
-        kwargs["ConditionExpression"] = condition.serialize(names, values)
-    if key is not None:
-        kwargs["KeyConditionExpression"] = key.serialize(names, values)
-    if filter is not None:
-        kwargs["FilterExpression"] = filter.serialize(names, values)
-    if names:
-        kwargs["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
-    if values:
-        kwargs["ExpressionAttributeValues"] = values
-    return kwargs
 
 
 def _fields(raw: Any) -> dict[str, FieldValue]:
@@ -653,6 +628,7 @@ class DynamoContactRepository:
         self._batch_get_attempts = batch_get_attempts
         self._batch_get_delay = batch_get_delay
         self._sleep = sleep
+        self._templates: dict[tuple[int, bool], tuple[AccountChange, ExpressionTemplate]] = {}
 
     def count_members(self, account_id: str, limit: int) -> int:
         """A COUNT query that stops after `limit` items: its cost is bounded whatever the account's size."""
@@ -786,16 +762,13 @@ class DynamoContactRepository:
         entries = {
             fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path)) for fc in changes
         }
-        if not change.rewrites_own_stamp:
-            newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
-        else:
-            newer = ContactItem.account_modstamp <= change.guard_modstamp
-        condition = (ContactItem.account_id == change.account_id) & (
-            ContactItem.account_modstamp.does_not_exist() | newer
-        )
+        if change.version is not None and as_read is not None:
+            templated = self._version_as_read(change, entries, kept, as_read.revision)
+            if templated is not None:
+                return self._update(contact_id, templated)
+        condition = _change_condition(change)
         if as_read is not None:
-            seen = as_read.revision
-            condition &= ContactItem.revision.does_not_exist() if seen is None else ContactItem.revision == seen
+            condition &= _revision_condition(as_read.revision)
         counted = ContactItem.revision.add(1)
         if change.version is not None:
             version = change.version
@@ -810,15 +783,7 @@ class DynamoContactRepository:
                     condition &= entry["base"].does_not_exist() | (entry["base"] < version.system_modstamp)
             fields = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
             entries |= {name: _outbox_item(entry) for name, (_, entry) in kept.items()}
-            actions = [
-                ContactItem.account_fields.set(fields),
-                ContactItem.account_modstamp.set(version.system_modstamp),
-                ContactItem.account_previous_values.set(entries),
-                ContactItem.account_fields_source.set("salesforce"),
-                ContactItem.account_deleted.set(version.is_deleted),
-                ContactItem.updated_at.set(self._now()),
-                counted,
-            ]
+            actions = _version_actions(version, fields, entries, self._now())
             return self._conditional_update(contact_id, actions, condition)
         edit = change.edit
         assert edit is not None
@@ -842,6 +807,61 @@ class DynamoContactRepository:
             [*common, ContactItem.account_previous_values.set(entries)],
             condition & ContactItem.account_previous_values.does_not_exist(),
         )
+
+    def _version_as_read(
+        self,
+        change: AccountChange,
+        entries: Mapping[str, Any],
+        kept: Mapping[str, tuple[FieldValue, OutboxEntry]],
+        seen: int | None,
+    ) -> dict[str, Any] | None:
+        """The expressions of a version's write conditioned on the contact as read, the fan-out's one write per
+        contact: from the change's template, only this contact's values serialized (`ExpressionTemplate`); None
+        where pynamodb would write other expressions for these values (`NotTemplatable`): built in full then.
+        What it saves: docs/decisions.md, Target 4, amended 2026-12-05."""
+        version = change.version
+        assert version is not None
+        slots: dict[str, Any] = {
+            "entries": {**entries, **{name: _outbox_item(entry) for name, (_, entry) in kept.items()}},
+            "updated_at": self._now(),
+        }
+        if kept:  # the fields a local edit over the version wrote keep their values
+            slots["fields"] = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
+        if seen is not None:
+            slots["revision"] = seen
+        try:
+            return self._version_template(change, slots).fill(slots)
+        except NotTemplatable:
+            return None
+
+    def _version_template(self, change: AccountChange, slots: Mapping[str, Any]) -> ExpressionTemplate:
+        """The template of a version's write as read, one per change and kind of revision (none yet, or one),
+        built on first use with this contact's values. Keyed by the change object itself (the fan-out passes the
+        same one for every contact); a few are kept, so that writers of two changes in one process never rebuild
+        each other's."""
+        version = change.version
+        assert version is not None
+        key = (id(change), "revision" in slots)
+        cached = self._templates.get(key)
+        if cached is not None and cached[0] is change:
+            return cached[1]
+
+        def make(operands: Mapping[str, Value]) -> tuple[list[Action], Condition]:
+            condition = _change_condition(change) & _revision_condition(operands.get("revision"))
+            return _version_actions(version, operands["fields"], operands["entries"], operands["updated_at"]), condition
+
+        first: dict[str, tuple[Attribute[Any], Any]] = {
+            "fields": (ContactItem.account_fields, version.fields),
+            "entries": (ContactItem.account_previous_values, slots["entries"]),
+            "updated_at": (ContactItem.updated_at, slots["updated_at"]),
+        }
+        if "revision" in slots:
+            first["revision"] = (ContactItem.revision, slots["revision"])
+        template = ExpressionTemplate.build(make, first)
+        if len(self._templates) >= _TEMPLATES_KEPT:
+            self._templates.clear()
+        self._templates[key] = (change, template)
+        return template
 
     def apply_contact_version(
         self,
@@ -986,21 +1006,55 @@ class DynamoContactRepository:
             actions.append(ContactItem.converted_by.set(conversion.converted_by))
         return self._conditional_update(conversion.person_id, actions, condition)
 
+    @classmethod
+    def _conditional_update(cls, contact_id: str, actions: list[Any], condition: Condition) -> bool:
+        return cls._update(contact_id, expressions(actions, condition))
+
     @staticmethod
-    def _conditional_update(contact_id: str, actions: list[Any], condition: Condition) -> bool:
-        """boto3: pynamodb's Model.update asks for the whole new item back, a contact's worth of response for each
-        of the fan-out's writes, which read nothing of it."""
+    def _update(contact_id: str, expressions: Mapping[str, Any]) -> bool:
+        """A conditional UpdateItem: True when it landed, False when its condition did not hold. boto3: pynamodb's
+        Model.update asks for the whole new item back, a contact's worth of response for each of the fan-out's
+        writes, which read nothing of it."""
         try:
             dynamodb_client().update_item(
                 TableName=ContactItem.Meta.table_name,
                 Key={"contact_id": {"S": contact_id}},
-                **expressions(actions, condition),
+                **expressions,
             )
         except ClientError as exc:
             if is_condition_failure(exc):
                 return False
             raise translate(exc) from exc
         return True
+
+
+def _change_condition(change: AccountChange) -> Condition:
+    """A change lands on a contact of its account that holds no newer version (its own again for a resync or an
+    edit)."""
+    if not change.rewrites_own_stamp:
+        newer: Condition = ContactItem.account_modstamp < change.guard_modstamp
+    else:
+        newer = ContactItem.account_modstamp <= change.guard_modstamp
+    return (ContactItem.account_id == change.account_id) & (ContactItem.account_modstamp.does_not_exist() | newer)
+
+
+def _revision_condition(seen: int | Value | None) -> Condition:
+    """The contact still at the revision read (none yet: `seen` None); `seen` a value or a template's operand."""
+    return ContactItem.revision.does_not_exist() if seen is None else ContactItem.revision == seen
+
+
+def _version_actions(version: AccountVersion, fields: Any, entries: Any, updated_at: Any) -> list[Action]:
+    """A version's write of a contact: its fields, stamp and outbox, `revision` added to. The values are plain or
+    a template's operands (`ExpressionTemplate`), so that both kinds of write are built here."""
+    return [
+        ContactItem.account_fields.set(fields),
+        ContactItem.account_modstamp.set(version.system_modstamp),
+        ContactItem.account_previous_values.set(entries),
+        ContactItem.account_fields_source.set("salesforce"),
+        ContactItem.account_deleted.set(version.is_deleted),
+        ContactItem.updated_at.set(updated_at),
+        ContactItem.revision.add(1),
+    ]
 
 
 def _snapshot(item: ContactItem, account_id: str | None) -> ContactSnapshot:
