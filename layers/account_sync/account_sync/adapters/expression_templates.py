@@ -1,9 +1,10 @@
 """Expressions written once by pynamodb and sent many times with other values: the fan-out's contact writes of one
 change share every name and every word of their expressions, and differ only in a few values (the revision as read,
 the outbox entries' old values, the time). Building and serializing pynamodb's expression objects for each of them
-was ~0.1 ms of the client's CPU a write, on Lambda the fan-out's throughput (docs/decisions.md, Target 4, amended
-2026-12-05). The values filled per call are still serialized by the model's attributes, so pynamodb stays the one
-source of attribute names and types."""
+cost 0.102 ms of the client's CPU a write; from a template, 0.020 ms (in-process, 9 synced fields; on Lambda the
+fan-out's writes are CPU-bound, so this is its throughput: docs/decisions.md, Target 4, amended 2026-12-05). The
+values filled per call are still serialized by the model's attributes, so pynamodb stays the one source of
+attribute names and types."""
 
 from __future__ import annotations
 
