@@ -283,3 +283,24 @@ def test_a_write_dynamodb_refuses_is_a_permanent_failure_without_botocores_valid
     # then it is refused as invalid, a permanent failure (the message is dead-lettered, not retried for ever)
     with pytest.raises(PermanentFailure):
         DynamoContactRepository().write_change(as_read.contact_id, write, [], as_read=as_read)
+
+
+@pytest.mark.parametrize(
+    ("fields", "changed"),
+    [({"S": None}, []), ({"Name": "A", "NULL": None}, ["NULL"]), ({"M": "x"}, [])],
+    ids=["SET of None: a REMOVE", "outbox of one type-named entry", "fields of one type-named entry"],
+)
+def test_where_pynamodb_writes_other_expressions_for_a_contacts_values_the_write_is_built_in_full(fields, changed):
+    # given a version whose values pynamodb reads as another expression (see `NotTemplatable`)
+    change = AccountChange.of_version(AccountVersion(ACCOUNT, STAMPS[1], False, fields))
+    recorder, (now, told) = Recorder(), clock()
+    contacts = DynamoContactRepository(now=now)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(adapter, "dynamodb_client", lambda: recorder)
+        for n, revision in enumerate([None, 1, 2]):
+            as_read = ContactSnapshot(f"003-{n}", {}, STAMPS[0], False, account_id=ACCOUNT, revision=revision)
+            diffs = [FieldChange(name, "before", None) for name in changed]
+            # when contacts are written, then each request is the one pynamodb builds in full
+            contacts.write_change(as_read.contact_id, change, diffs, {}, as_read=as_read)
+            expected = reference_request(as_read.contact_id, change, diffs, {}, as_read, told[-1])
+            assert recorder.requests[-1] == expected
