@@ -25,7 +25,7 @@ from account_sync.adapters.dynamodb_models import (
     SyncStateItem,
     dynamodb_client,
 )
-from account_sync.adapters.expression_templates import ExpressionTemplate, NotTemplatable, expressions
+from account_sync.adapters.expression_templates import Build, ExpressionTemplate, NotTemplatable, expressions
 from account_sync.domain.activity_policy import ActivityLogging
 from account_sync.domain.changes import (
     AccountChange,
@@ -81,7 +81,7 @@ _SERVER_ERRORS = frozenset({"InternalServerError", "ServiceUnavailable"})
 _THROTTLING = THROTTLING_CODES | _SERVER_ERRORS
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
-_TEMPLATES_KEPT = 8  # contact-write templates a repository keeps (`DynamoContactRepository._version_template`)
+_TEMPLATES_KEPT = 16  # contact-write templates a repository keeps (`DynamoContactRepository._request`)
 PLAN_PROGRESS_RETENTION_SECONDS = 7 * 86400  # a plan's progress item outlives any redelivery of its segments
 
 
@@ -630,7 +630,7 @@ class DynamoContactRepository:
         self._batch_get_attempts = batch_get_attempts
         self._batch_get_delay = batch_get_delay
         self._sleep = sleep
-        self._templates: dict[tuple[int, bool], tuple[AccountChange, ExpressionTemplate]] = {}
+        self._templates: dict[tuple[object, ...], tuple[AccountChange, ExpressionTemplate]] = {}
 
     def count_members(self, account_id: str, limit: int) -> int:
         """A COUNT query that stops after `limit` items: its cost is bounded whatever the account's size."""
@@ -759,111 +759,125 @@ class DynamoContactRepository:
         outbox entries' conditions are left out: every write of a contact adds to its revision, so an unchanged
         revision is an unchanged outbox, and the entries were judged on the contact as read (`kept`, `edited_over`).
         Those conditions, one or two per synced field, cost moto and the client more than the rest of the write's
-        expression (docs/decisions.md, Target 4, amended 2026-12-05)."""
+        expression (docs/decisions.md, Target 4, amended 2026-12-05). The writes as read, the fan-out's, come from
+        the change's templates (`_request`)."""
         kept = kept or {}
         entries = {
             fc.field: _outbox_item(OutboxEntry(change.ref, fc.old, change.base_modstamp, change.path)) for fc in changes
         }
-        if change.version is not None and as_read is not None:
-            templated = self._version_as_read(change, entries, kept, as_read.revision)
-            if templated is not None:
-                return self._update(contact_id, templated)
-        condition = _change_condition(change)
-        if as_read is not None:
-            condition &= _revision_condition(as_read.revision)
-        counted = ContactItem.revision.add(1)
+        read = "unread" if as_read is None else "as read"  # a template's kind: only as read has a revision clause
+        slots: dict[str, tuple[Attribute[Any] | None, Any]] = {"updated_at": (ContactItem.updated_at, self._now())}
+        if as_read is not None and as_read.revision is not None:
+            slots["revision"] = (ContactItem.revision, as_read.revision)
+
+        def condition(values: Mapping[str, Any]) -> Condition:
+            if as_read is None:
+                return _change_condition(change)
+            return _change_condition(change) & _revision_condition(values.get("revision"))
+
         if change.version is not None:
             version = change.version
-            for name in version.fields if as_read is None else ():  # as read: its revision says all of this
-                entry = cast(Path, ContactItem.account_previous_values[name])  # account_previous_values.<field>
-                if name in kept:  # still the edit that was read
-                    ref = kept[name][1].change
-                    condition &= (entry["origin"] == ref.origin.value) & (entry["stamp"] == ref.stamp)
-                    if ref.change_id:
-                        condition &= entry["change_id"] == ref.change_id
-                else:  # no local edit over this version (or a newer one) wrote it since the contact was read
-                    condition &= entry["base"].does_not_exist() | (entry["base"] < version.system_modstamp)
-            fields = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
-            entries |= {name: _outbox_item(entry) for name, (_, entry) in kept.items()}
-            actions = _version_actions(version, fields, entries, self._now())
-            return self._conditional_update(contact_id, actions, condition)
+            if as_read is None:
+                return self._write_version_unread(contact_id, change, entries, kept, condition({}))
+            slots["entries"] = (
+                ContactItem.account_previous_values,
+                entries | {name: _outbox_item(entry) for name, (_, entry) in kept.items()},
+            )
+            if kept:  # the fields a local edit over the version wrote keep their values
+                slots["fields"] = (
+                    ContactItem.account_fields,
+                    {**version.fields, **{name: value for name, (value, _) in kept.items()}},
+                )
+
+            def version_write(values: Mapping[str, Any]) -> tuple[list[Action], Condition]:
+                fields = values.get("fields", dict(version.fields))
+                return _version_actions(version, fields, values["entries"], values["updated_at"]), condition(values)
+
+            return self._update(contact_id, self._request(change, f"version {read}", version_write, slots))
         edit = change.edit
         assert edit is not None
-        common = [
-            ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
-            ContactItem.account_fields_source.set("local"),
-            ContactItem.updated_at.set(self._now()),
-            counted,
-        ]
-        if not entries:
-            return self._conditional_update(contact_id, common, condition)
-        entry = cast(Path, ContactItem.account_previous_values[edit.field])  # the path account_previous_values.<f>
-        if self._conditional_update(
-            contact_id,
-            [*common, entry.set(entries[edit.field])],
-            condition & ContactItem.account_previous_values.exists(),
-        ):
-            return True
-        return self._conditional_update(
-            contact_id,
-            [*common, ContactItem.account_previous_values.set(entries)],
-            condition & ContactItem.account_previous_values.does_not_exist(),
-        )
 
-    def _version_as_read(
+        def common(values: Mapping[str, Any]) -> list[Action]:
+            return [
+                ContactItem.account_fields[edit.field].set(edit.value),  # type: ignore[attr-defined]
+                ContactItem.account_fields_source.set("local"),
+                ContactItem.updated_at.set(values["updated_at"]),
+                ContactItem.revision.add(1),
+            ]
+
+        def field_write(values: Mapping[str, Any]) -> tuple[list[Action], Condition]:
+            return common(values), condition(values)
+
+        if not entries:
+            return self._update(contact_id, self._request(change, f"edit {read}", field_write, slots))
+        entry = cast(Path, ContactItem.account_previous_values[edit.field])  # the path account_previous_values.<f>
+
+        def entry_write(values: Mapping[str, Any]) -> tuple[list[Action], Condition]:
+            actions = [*common(values), entry.set(values["entry"])]
+            return actions, condition(values) & ContactItem.account_previous_values.exists()
+
+        one = {**slots, "entry": (entry.attribute, entries[edit.field])}  # serialized as the path's set would
+        if self._update(contact_id, self._request(change, f"edit entry {read}", entry_write, one)):
+            return True
+
+        def outbox_write(values: Mapping[str, Any]) -> tuple[list[Action], Condition]:
+            actions = [*common(values), ContactItem.account_previous_values.set(values["entries"])]
+            return actions, condition(values) & ContactItem.account_previous_values.does_not_exist()
+
+        whole = {**slots, "entries": (ContactItem.account_previous_values, entries)}
+        return self._update(contact_id, self._request(change, f"edit outbox {read}", outbox_write, whole))
+
+    def _write_version_unread(
+        self,
+        contact_id: str,
+        change: AccountChange,
+        entries: dict[str, Any],
+        kept: Mapping[str, tuple[FieldValue, OutboxEntry]],
+        condition: Condition,
+    ) -> bool:
+        """A version's write on a contact not read: each outbox entry's condition says that no local edit over
+        the version (or a newer one) wrote the field since, or that the kept edit is still the one there."""
+        version = change.version
+        assert version is not None
+        for name in version.fields:
+            entry = cast(Path, ContactItem.account_previous_values[name])  # account_previous_values.<field>
+            if name in kept:  # still the edit that was read
+                ref = kept[name][1].change
+                condition &= (entry["origin"] == ref.origin.value) & (entry["stamp"] == ref.stamp)
+                if ref.change_id:
+                    condition &= entry["change_id"] == ref.change_id
+            else:  # no local edit over this version (or a newer one) wrote it since the contact was read
+                condition &= entry["base"].does_not_exist() | (entry["base"] < version.system_modstamp)
+        fields = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
+        entries |= {name: _outbox_item(entry) for name, (_, entry) in kept.items()}
+        return self._conditional_update(contact_id, _version_actions(version, fields, entries, self._now()), condition)
+
+    def _request(
         self,
         change: AccountChange,
-        entries: Mapping[str, Any],
-        kept: Mapping[str, tuple[FieldValue, OutboxEntry]],
-        seen: int | None,
-    ) -> dict[str, Any] | None:
-        """The expressions of a version's write conditioned on the contact as read, the fan-out's one write per
-        contact: from the change's template, only this contact's values serialized (`ExpressionTemplate`); None
-        where pynamodb would write other expressions for these values (`NotTemplatable`): built in full then.
-        What it saves: docs/decisions.md, Target 4, amended 2026-12-05."""
-        version = change.version
-        assert version is not None
-        slots: dict[str, Any] = {
-            "entries": {**entries, **{name: _outbox_item(entry) for name, (_, entry) in kept.items()}},
-            "updated_at": self._now(),
-        }
-        if kept:  # the fields a local edit over the version wrote keep their values
-            slots["fields"] = {**version.fields, **{name: value for name, (value, _) in kept.items()}}
-        if seen is not None:
-            slots["revision"] = seen
+        kind: str,
+        make: Build,
+        slots: Mapping[str, tuple[Attribute[Any] | None, Any]],
+    ) -> dict[str, Any]:
+        """A contact write's expressions: `make`'s actions and condition for these slots' values. The fan-out
+        writes every contact of a change with the same expressions but for a few values (the outbox entries, the
+        time, the revision read), so the change's template of this kind and these slots is built once, on first
+        use, and then only the values are serialized (`ExpressionTemplate`). Keyed by the change object itself
+        (the fan-out passes the same one for every contact); a few are kept. Where pynamodb would write other
+        expressions for these values (`NotTemplatable`), `make` builds them in full."""
+        key = (id(change), kind, tuple(slots))
+        values = {name: value for name, (_, value) in slots.items()}
         try:
-            return self._version_template(change, slots).fill(slots)
+            cached = self._templates.get(key)
+            if cached is not None and cached[0] is change:
+                return cached[1].fill(values)
+            template = ExpressionTemplate.build(make, slots)
+            if len(self._templates) >= _TEMPLATES_KEPT:
+                self._templates.clear()
+            self._templates[key] = (change, template)
+            return template.fill(values)
         except NotTemplatable:
-            return None
-
-    def _version_template(self, change: AccountChange, slots: Mapping[str, Any]) -> ExpressionTemplate:
-        """The template of a version's write as read, one per change and kind of revision (none yet, or one),
-        built on first use with this contact's values. Keyed by the change object itself (the fan-out passes the
-        same one for every contact); a few are kept, so that writers of two changes in one process never rebuild
-        each other's."""
-        version = change.version
-        assert version is not None
-        key = (id(change), "revision" in slots)
-        cached = self._templates.get(key)
-        if cached is not None and cached[0] is change:
-            return cached[1]
-
-        def make(operands: Mapping[str, Value]) -> tuple[list[Action], Condition]:
-            condition = _change_condition(change) & _revision_condition(operands.get("revision"))
-            return _version_actions(version, operands["fields"], operands["entries"], operands["updated_at"]), condition
-
-        first: dict[str, tuple[Attribute[Any], Any]] = {
-            "fields": (ContactItem.account_fields, dict(version.fields)),  # a dict, as the write built in full
-            "entries": (ContactItem.account_previous_values, slots["entries"]),
-            "updated_at": (ContactItem.updated_at, slots["updated_at"]),
-        }
-        if "revision" in slots:
-            first["revision"] = (ContactItem.revision, slots["revision"])
-        template = ExpressionTemplate.build(make, first)
-        if len(self._templates) >= _TEMPLATES_KEPT:
-            self._templates.clear()
-        self._templates[key] = (change, template)
-        return template
+            return expressions(*make(values))
 
     def apply_contact_version(
         self,

@@ -51,7 +51,8 @@ class NotTemplatable(ValueError):
     caller builds that request in full."""
 
 
-Build = Callable[[Mapping[str, Value]], tuple[Sequence[Action], Condition | None]]
+# Actions and condition from a value per slot: pynamodb operands for a template, plain values for a write in full
+Build = Callable[[Mapping[str, Any]], tuple[Sequence[Action], Condition | None]]
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,13 @@ class ExpressionTemplate:
     `build`, which `fill` gives other values, serialized by the same attributes."""
 
     kwargs: Mapping[str, Any]  # the expressions, names and values of the build
-    slots: Mapping[str, tuple[Attribute[Any], tuple[str, ...]]]  # slot -> its attribute and value placeholders
+    slots: Mapping[str, tuple[Attribute[Any] | None, tuple[str, ...]]]  # slot -> its attribute, value placeholders
 
     @classmethod
-    def build(cls, make: Build, first: Mapping[str, tuple[Attribute[Any], Any]]) -> ExpressionTemplate:
-        """`make` builds the actions and condition from an operand per slot (`first`: its attribute and a value);
-        the placeholders pynamodb gives those operands' values are the slots'. pynamodb never shares a value
-        placeholder between operands, so an operand is found by identity."""
+    def build(cls, make: Build, first: Mapping[str, tuple[Attribute[Any] | None, Any]]) -> ExpressionTemplate:
+        """`make` builds the actions and condition from an operand per slot (`first`: the attribute that serializes
+        it, as pynamodb's path would, and a value); the placeholders pynamodb gives those operands' values are the
+        slots'. pynamodb never shares a value placeholder between operands, so an operand is found by identity."""
         operands = {name: Value(value, attribute=attribute) for name, (attribute, value) in first.items()}
         actions, condition = make(operands)
         kwargs = expressions(actions, condition)
