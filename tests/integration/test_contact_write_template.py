@@ -1,7 +1,8 @@
-"""The fan-out's contact write from a change's template (`ExpressionTemplate`) against the write it replaced, which
-built and serialized pynamodb's expression objects for every contact: the same request, argument for argument, and
-on moto the same outcome and the same item, across versions, resyncs, kept fields, revisions, awkward names and
-values, and several contacts and changes through one repository (the templates are cached per change)."""
+"""The fan-out's contact writes from a change's templates (`ExpressionTemplate`) against the writes they replaced,
+which built and serialized pynamodb's expression objects for every contact: the same requests, argument for
+argument, and on moto the same outcome and the same item, across versions, resyncs and local edits, kept fields,
+revisions, contacts without an outbox, awkward names and values, and several contacts and changes through one
+repository (the templates are cached per change)."""
 
 from __future__ import annotations
 
