@@ -6,7 +6,6 @@ and walks no more than the page and the item that ends it."""
 
 from __future__ import annotations
 
-import itertools
 from contextlib import ExitStack
 from typing import Any
 
@@ -17,7 +16,8 @@ from hypothesis import strategies as st
 from local_stack import dynamodb_capacity
 from moto.dynamodb.models.table import Table
 
-_TABLES = itertools.count()
+from tests.support.index_tables import create_index_table
+
 _PKS = ["a", "b", "c", "d", "e", "f"]
 _SKS = ["1", "2", "10"]
 _G = {"S": ["g", "h"], "N": ["1", "2"]}
@@ -109,32 +109,6 @@ _LIMIT_THEN_MISS = (
 )
 
 
-def _create(client: Any, schema: dict[str, Any]) -> str:
-    name = f"pages{next(_TABLES)}"
-    key = [{"AttributeName": "pk", "KeyType": "HASH"}]
-    attributes = [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "g", "AttributeType": schema["g_type"]},
-    ]
-    if schema["range"]:
-        key.append({"AttributeName": "sk", "KeyType": "RANGE"})
-        attributes.append({"AttributeName": "sk", "AttributeType": "N"})
-    index_key = [{"AttributeName": "g", "KeyType": "HASH"}]
-    if schema["index_range"]:
-        index_key.append({"AttributeName": "r", "KeyType": "RANGE"})
-        attributes.append({"AttributeName": "r", "AttributeType": schema["r_type"]})
-    client.create_table(
-        TableName=name,
-        KeySchema=key,
-        AttributeDefinitions=attributes,
-        GlobalSecondaryIndexes=[
-            {"IndexName": "by_g", "KeySchema": index_key, "Projection": {"ProjectionType": schema["projection"]}}
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
-
-
 def _put(client: Any, table: str, schema: dict[str, Any], item: dict[str, Any]) -> None:
     attributes: dict[str, Any] = {"pk": {"S": item["pk"]}, "payload": {"S": "p" * item["payload"] or "-"}}
     if schema["range"]:
@@ -216,7 +190,7 @@ def _moto_s_own(undo: pytest.MonkeyPatch) -> None:
 def test_an_index_query_answers_as_moto_s_own_from_any_start_key(aws, scenario) -> None:
     schema, items, queries = scenario
     client = aws.client("dynamodb", config=_NO_RETRIES)
-    table = _create(client, schema)
+    table = create_index_table(client, schema, "pages")
     for item in items:
         _put(client, table, schema, item)
     patched = _answers(client, table, schema, queries)
@@ -245,7 +219,7 @@ def test_a_deep_page_and_a_segment_are_a_page_s_work(aws, metered) -> None:
     """Metered too, as on the moto server: the capacity meter hands moto's query its arguments by position."""
     client = aws.client("dynamodb")
     schema = {"range": False, "g_type": "S", "r_type": "S", "index_range": True, "projection": "KEYS_ONLY"}
-    table = _create(client, schema)
+    table = create_index_table(client, schema, "pages")
     for n in range(400):
         _put(client, table, schema, {"pk": f"p{n:03}", "sk": "1", "g": "g", "r": f"r{n:03}", "payload": 0})
     key = {"TableName": table, "IndexName": "by_g", "ExpressionAttributeValues": {":g": {"S": "g"}}}
@@ -273,7 +247,7 @@ def test_a_query_the_walk_cannot_prove_is_left_to_moto(aws) -> None:
     """A legacy QueryFilter (moto counts every item it walks): moto sorts the whole partition, as before."""
     client = aws.client("dynamodb")
     schema = {"range": False, "g_type": "S", "r_type": "S", "index_range": True, "projection": "ALL"}
-    table = _create(client, schema)
+    table = create_index_table(client, schema, "pages")
     for n in range(50):
         _put(client, table, schema, {"pk": f"p{n:03}", "sk": "1", "g": "g", "r": f"r{n:03}", "payload": 0})
     with pytest.MonkeyPatch.context() as undo:

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.models.table import Table
 
-_TABLES = itertools.count()
+from tests.support.index_tables import create_index_table
+
 _PKS = ["p1", "p2", "p3"]
 _SKS = ["1", "2", "10", "2.0"]  # "2" and "2.0" are one number: one item
 _G = {"S": ["a", "b"], "N": ["1", "1.0", "7"]}  # "1" and "1.0" are one index partition
@@ -54,33 +55,6 @@ def _scenarios(draw: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     transact = st.tuples(st.just("transact"), st.lists(write, min_size=1, max_size=3))
     operations = draw(st.lists(st.one_of(write, write, batch, transact), max_size=25))
     return schema, operations
-
-
-def _create(client: Any, schema: dict[str, Any]) -> str:
-    name = f"partition{next(_TABLES)}"
-    key = [{"AttributeName": "pk", "KeyType": "HASH"}]
-    attributes = [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "g", "AttributeType": schema["g_type"]},
-    ]
-    if schema["range"]:
-        key.append({"AttributeName": "sk", "KeyType": "RANGE"})
-        attributes.append({"AttributeName": "sk", "AttributeType": "N"})
-    index_key = [{"AttributeName": "g", "KeyType": "HASH"}]
-    if schema["index_range"]:
-        index_key.append({"AttributeName": "r", "KeyType": "RANGE"})
-        attributes.append({"AttributeName": "r", "AttributeType": "S"})
-    projection: dict[str, Any] = {"ProjectionType": schema["projection"]}
-    if schema["projection"] == "INCLUDE":
-        projection["NonKeyAttributes"] = ["payload"]
-    client.create_table(
-        TableName=name,
-        KeySchema=key,
-        AttributeDefinitions=attributes,
-        GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": index_key, "Projection": projection}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 def _key(key: dict[str, str]) -> dict[str, Any]:
@@ -249,7 +223,7 @@ def _answers(client: Any, table: str, queries: list[dict[str, Any]]) -> list[Any
 def test_a_query_answers_as_moto_s_own_query_after_any_writes(aws, scenario) -> None:
     schema, operations = scenario
     client = aws.client("dynamodb")
-    table = _create(client, schema)
+    table = create_index_table(client, schema, "partition")
     for operation in operations:
         with contextlib.suppress(ClientError):  # a write moto refuses (a transaction naming a key twice): for both
             _write(client, table, operation, schema["g_type"])
