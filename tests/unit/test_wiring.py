@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
 import pytest
 from account_sync.adapters.dynamodb_models import ContactItem, dynamodb_client, reset_dynamodb_client
+from account_sync.ports import QueueSendError
 from account_sync.settings import Settings, SettingsError
 from account_sync.wiring import build_change_publisher, build_fan_out, build_retry_visibility
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
 
 
 @pytest.fixture
@@ -79,3 +86,52 @@ def test_the_fetchs_sender_has_its_lanes_and_a_connection_for_each(region, lanes
     sender = publisher._sender
     assert sender.lanes == lanes
     assert sender._client.meta.config.max_pool_connections == max(10, lanes)
+    # and its client skips botocore's parameter validation (the fetch's CPU a message; the sender's requests are
+    # strings), which the next test shows SQS makes up for: a body botocore would refuse reaches the wire
+    sent: list[bytes] = []
+
+    def intercept(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.body)
+        return AWSResponse(request.url, 200, {}, _NoBody())
+
+    sender._client.meta.events.register("before-send.sqs.SendMessageBatch", intercept)
+    sender._client.send_message_batch(QueueUrl="https://sqs.example/q.fifo", Entries=[{"Id": "0", "MessageBody": 7}])
+    assert b'"MessageBody": 7' in sent[0]
+
+
+class _NoBody:
+    def stream(self, **_: Any) -> Any:
+        yield b"{}"
+
+
+@dataclass(frozen=True)
+class _GrouplessMessage:
+    """A change message whose group is missing: a request botocore's validation would have refused."""
+
+    group_id: str | None = None
+    deduplication_id: str = "d-1"
+
+    def to_body(self) -> str:
+        return "{}"
+
+
+def test_a_malformed_send_from_the_fetchs_unvalidated_client_still_fails_clearly(region):
+    # given the fetch's publisher, its client without parameter validation, on a FIFO queue (moto)
+    with mock_aws():
+        url = boto3.client("sqs").create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        settings = Settings(
+            stage="test",
+            contacts_table="c",
+            accounts_table="a",
+            activities_table="act",
+            sync_state_table="s",
+            synced_account_fields=("Name",),
+            account_changes_queue_url=url,
+        )
+        publisher = build_change_publisher(settings, lanes=2)
+        publisher._sender._sleep = lambda _seconds: None
+        # when it sends a message without its MessageGroupId
+        # then the send fails, naming what SQS refused, and nothing is queued
+        with pytest.raises(QueueSendError, match=r"MissingParameter.*MessageGroupId"):
+            publisher.publish([_GrouplessMessage()])  # type: ignore[list-item]
+        assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=url)

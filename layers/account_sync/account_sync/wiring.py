@@ -50,12 +50,16 @@ def bind_store(settings: Settings) -> None:
 DEFAULT_MAX_POOL_CONNECTIONS = 10
 
 
-def sqs_client(concurrency: int = 1) -> Any:
-    """`concurrency`: the requests this client may have in flight at once (a sender's lanes)."""
+def sqs_client(concurrency: int = 1, validate: bool = True) -> Any:
+    """`concurrency`: the requests this client may have in flight at once (a sender's lanes). `validate=False`
+    turns botocore's parameter validation off, for a client whose requests only `SqsBatchSender` builds (strings
+    all): a malformed one is then refused by SQS instead, and still fails its send (docs/decisions.md, "The fetch's
+    memory", amended 2026-12-05)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client("sqs", config=Config(max_pool_connections=max(DEFAULT_MAX_POOL_CONNECTIONS, concurrency)))
+    pool = max(DEFAULT_MAX_POOL_CONNECTIONS, concurrency)
+    return boto3.client("sqs", config=Config(max_pool_connections=pool, parameter_validation=validate))
 
 
 def build_fan_out(settings: Settings, sqs: Any | None = None) -> FanOut:
@@ -130,10 +134,13 @@ def build_activity_store(settings: Settings) -> DynamoActivityStore:
 
 
 def build_change_publisher(settings: Settings, sqs: Any | None = None, lanes: int = 1) -> SqsChangePublisher:
-    """`lanes`: SendMessageBatch calls side by side (the fetch's `fetch_send_lanes`; one elsewhere)."""
+    """`lanes`: SendMessageBatch calls side by side (the fetch's `fetch_send_lanes`; one elsewhere). Its own client
+    skips botocore's parameter validation: ~14 % of the fetch's CPU a scattered contact message
+    (`local_stack.bench.fetch_cpu`), and the sender builds every request from strings."""
     settings.require("account_changes_queue_url")
     assert settings.account_changes_queue_url
-    sender = SqsBatchSender(sqs or sqs_client(lanes), settings.account_changes_queue_url, lanes=lanes)
+    client = sqs or sqs_client(lanes, validate=False)
+    sender = SqsBatchSender(client, settings.account_changes_queue_url, lanes=lanes)
     return SqsChangePublisher(sender)
 
 
