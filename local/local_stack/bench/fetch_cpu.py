@@ -4,8 +4,9 @@
         [--records 20000] [--repeats 7] [--lanes 8]
 
 The real path from a checkpoint's records to the queue: the fetch's `_Run._queue`/`_send` (`contact_messages`, the
-report's bookkeeping) -> `SqsChangePublisher` -> `SqsBatchSender` on `--lanes` lanes -> a boto3 SQS client made by
-`wiring.sqs_client` (so botocore builds, validates, signs each `SendMessageBatch` and parses its answer). Only the
+report's bookkeeping) -> `SqsChangePublisher` -> `SqsBatchSender` on `--lanes` lanes -> a boto3 SQS client, the
+fetch's own (`wiring.build_change_publisher`: parameter validation off) or, with `--validation on`, boto3's default
+(botocore builds, validates if so, signs each `SendMessageBatch` and parses its answer). Only the
 HTTP layer is stubbed: a `before-send` handler answers every entry as sent, without moto or a socket, so neither a
 server's CPU nor the network is counted; the stub's own part (reading the request's Ids, writing the answer) is.
 "Scattered": every contact of a different account, one message each; "grouped": `--per-account` contacts of an
@@ -24,13 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from account_sync.adapters.sqs import SqsBatchSender, SqsChangePublisher
+from account_sync.adapters.sqs import SqsChangePublisher
 from account_sync.contracts import SyncPath
 from account_sync.services.fetch_changes import FetchConfig, FetchReport, _contacts, _Run
-from account_sync.wiring import sqs_client
+from account_sync.settings import Settings
+from account_sync.wiring import build_change_publisher, sqs_client
 from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/account-changes.fifo"
 
@@ -53,16 +53,23 @@ def _answer_all_sent(request: Any, **_: Any) -> AWSResponse:
     return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
 
 
-def stubbed_client(lanes: int, validation: bool | None = None) -> Any:
+def stubbed_publisher(lanes: int, validation: bool) -> SqsChangePublisher:
+    """The fetch's publisher as `wiring` builds it, or on a client of boto3's defaults, its HTTP layer stubbed."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    client = sqs_client(lanes)
-    if validation is not None:  # to compare with the client's own setting: botocore reads it when it makes a client
-        config = client.meta.config.merge(Config(parameter_validation=validation))
-        client = boto3.client("sqs", config=config)
-    client.meta.events.register("before-send.sqs.SendMessageBatch", _answer_all_sent)
-    return client
+    settings = Settings(
+        stage="bench",
+        contacts_table="c",
+        accounts_table="a",
+        activities_table="act",
+        sync_state_table="s",
+        synced_account_fields=("Name",),
+        account_changes_queue_url=QUEUE_URL,
+    )
+    publisher = build_change_publisher(settings, sqs_client(lanes) if validation else None, lanes)
+    publisher._sender._client.meta.events.register("before-send.sqs.SendMessageBatch", _answer_all_sent)
+    return publisher
 
 
 def contact_records(count: int, per_account: int, offset: int) -> list[dict[str, object]]:
@@ -106,11 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--lanes", type=int, default=8)
     parser.add_argument("--per-account", type=int, default=10, help="contacts of an account, grouped")
-    parser.add_argument("--validation", choices=("client", "on", "off"), default="client")
+    parser.add_argument("--validation", choices=("on", "off"), default="off", help="off: the fetch's")
     args = parser.parse_args(argv)
-    validation = {"client": None, "on": True, "off": False}[args.validation]
-    client = stubbed_client(args.lanes, validation)
-    publisher = SqsChangePublisher(SqsBatchSender(client, QUEUE_URL, lanes=args.lanes))
+    publisher = stubbed_publisher(args.lanes, args.validation == "on")
 
     def make_run() -> _Run:
         report = FetchReport(run_id="bench")
