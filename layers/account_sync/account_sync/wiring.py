@@ -135,7 +135,7 @@ def build_activity_store(settings: Settings) -> DynamoActivityStore:
 
 def build_change_publisher(settings: Settings, sqs: Any | None = None, lanes: int = 1) -> SqsChangePublisher:
     """`lanes`: SendMessageBatch calls side by side (the fetch's `fetch_send_lanes`; one elsewhere). Its own client
-    skips botocore's parameter validation: ~14 % of the fetch's CPU a scattered contact message
+    skips botocore's parameter validation: ~7-10 % of the fetch's CPU a scattered contact message
     (`local_stack.bench.fetch_cpu`), and the sender builds every request from strings."""
     settings.require("account_changes_queue_url")
     assert settings.account_changes_queue_url
