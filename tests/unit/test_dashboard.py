@@ -64,7 +64,13 @@ def test_the_dashboard_shows_dead_letters_and_throttles(resources):
 def test_every_alarm_on_our_namespace_watches_an_emitted_metric(resources):
     alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     ours = {alarm["MetricName"] for alarm in alarms if alarm.get("Namespace") == NAMESPACE}
-    assert "SyncLagSeconds" in ours
+    ours |= {  # and those read by an alarm's metric math
+        query["MetricStat"]["Metric"]["MetricName"]
+        for alarm in alarms
+        for query in alarm.get("Metrics", [])
+        if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == NAMESPACE
+    }
+    assert {"SyncLagSeconds", "SweepLagSeconds"} <= ours
     assert ours <= _emitted_metric_names()
 
 

@@ -74,6 +74,21 @@ def test_the_alarms_on_what_is_set_aside_or_dropped_watch_the_metrics_the_functi
     assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (metric, 0, "GreaterThanThreshold")
 
 
+def test_the_sweep_behind_alarm_watches_the_emitted_lag_against_two_reconcile_intervals():
+    template = load_template()
+    alarm = template["Resources"]["SweepBehindAlarm"]["Properties"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    lag, ratio = alarm["Metrics"]
+    metric = lag["MetricStat"]["Metric"]
+    assert metric["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert metric["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert (metric["MetricName"], lag["MetricStat"]["Stat"], lag["ReturnData"]) == ("SweepLagSeconds", "Maximum", False)
+    assert ratio["Expression"] == {"Fn::Sub": f"{lag['Id']} / ${{ReconcileIntervalSeconds}}"}
+    assert ratio["ReturnData"] is True
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (2, "GreaterThanThreshold")
+    assert "ReconcileIntervalSeconds" in template["Parameters"]
+
+
 def _fetch_accounts(*descriptions: object):
     salesforce, state = FakeSalesforce(fields=(*SYNCED, "AnnualRevenue")), FakeSyncState()
     for n, revenue in enumerate(descriptions, start=1):
