@@ -192,8 +192,11 @@ class FanOut:
 
 class FanOutBatch:
     """The messages of one batch, applied in order. Accounts read for contact changes are kept for the batch: a
-    FIFO batch often holds many contacts of one account, and no other consumer handles that account (its message
-    group) meanwhile; an account change of the batch forgets its account's entry."""
+    FIFO batch often holds many contacts of one account. An entry may go stale: the account's own versions and
+    edits are accepted in its group (an account change of the batch forgets its entry), but a contact leaving an
+    account travels in its new account's group and that account's segments run in groups of their own. What a
+    stale entry could get wrong is guarded by data: a leave is one transaction conditioned on the account's
+    `changes_accepted` as read, and fails (the message is retried, read afresh) rather than land on a stale read."""
 
     def __init__(self, service: FanOut) -> None:
         self._s = service
