@@ -195,8 +195,9 @@ class FanOutBatch:
     FIFO batch often holds many contacts of one account. An entry may go stale: the account's own versions and
     edits are accepted in its group (an account change of the batch forgets its entry), but a contact leaving an
     account travels in its new account's group and that account's segments run in groups of their own. What a
-    stale entry could get wrong is guarded by data: a leave is one transaction conditioned on the account's
-    `changes_accepted` as read, and fails (the message is retried, read afresh) rather than land on a stale read."""
+    stale entry could get wrong is kept out: a leaver's account is read afresh, not from here, and the leave is one
+    transaction conditioned on that read's `changes_accepted` (it fails and is retried rather than land on a stale
+    read); joiners read their own group's account, which only this batch changes."""
 
     def __init__(self, service: FanOut) -> None:
         self._s = service
