@@ -197,7 +197,8 @@ class FanOutBatch:
     account travels in its new account's group and that account's segments run in groups of their own. What a
     stale entry could get wrong is kept out: a leaver's account is read afresh, not from here, and the leave is one
     transaction conditioned on that read's `changes_accepted` (it fails and is retried rather than land on a stale
-    read); joiners read their own group's account, which only this batch changes."""
+    read); a joiner reads its own group's account, whose fields and accepted changes only that group's messages
+    change (segments in other groups mark versions applied, which a join does not take)."""
 
     def __init__(self, service: FanOut) -> None:
         self._s = service
