@@ -25,6 +25,20 @@ def region(monkeypatch: pytest.MonkeyPatch) -> None:
     reset_dynamodb_client()
 
 
+# The least environment Settings takes; a test adds what it is about.
+_ENVIRONMENT = {
+    "CONTACTS_TABLE": "c",
+    "ACCOUNTS_TABLE": "a",
+    "ACTIVITIES_TABLE": "act",
+    "SYNC_STATE_TABLE": "s",
+    "SYNCED_ACCOUNT_FIELDS": "Name",
+}
+
+
+def _settings(**environment: str) -> Settings:
+    return Settings.from_environment({**_ENVIRONMENT, **environment})
+
+
 @pytest.mark.parametrize("writers", [16, 40])
 def test_the_contacts_client_pools_a_connection_per_writer_thread(region, writers):
     # given the fan-out's settings with that many concurrent contact writes
@@ -49,17 +63,7 @@ def test_the_contacts_client_pools_a_connection_per_writer_thread(region, writer
 
 
 def test_a_consumer_hands_messages_back_to_its_own_queue_on_the_settings_schedule():
-    settings = Settings.from_environment(
-        {
-            "CONTACTS_TABLE": "c",
-            "ACCOUNTS_TABLE": "a",
-            "ACTIVITIES_TABLE": "act",
-            "SYNC_STATE_TABLE": "s",
-            "SYNCED_ACCOUNT_FIELDS": "Name",
-            "RETRY_VISIBILITY_BASE_SECONDS": "3",
-            "RETRY_VISIBILITY_MAX_SECONDS": "60",
-        }
-    )
+    settings = _settings(RETRY_VISIBILITY_BASE_SECONDS="3", RETRY_VISIBILITY_MAX_SECONDS="60")
     retry = build_retry_visibility(settings, "https://sqs.example/q", sqs=object())
     assert [retry.seconds(n) for n in (1, 2, 3, 4, 5, 6)] == [3, 6, 12, 24, 48, 60]
     with pytest.raises(SettingsError, match="own queue URL"):
@@ -69,17 +73,8 @@ def test_a_consumer_hands_messages_back_to_its_own_queue_on_the_settings_schedul
 @pytest.mark.parametrize("lanes", [1, 8, 32])
 def test_the_fetchs_sender_has_its_lanes_and_a_connection_for_each(region, lanes):
     # given the fetch's settings with that many send lanes
-    settings = Settings.from_environment(
-        {
-            "CONTACTS_TABLE": "c",
-            "ACCOUNTS_TABLE": "a",
-            "ACTIVITIES_TABLE": "act",
-            "SYNC_STATE_TABLE": "s",
-            "SYNCED_ACCOUNT_FIELDS": "Name",
-            "ACCOUNT_CHANGES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/changes.fifo",
-            "FETCH_SEND_LANES": str(lanes),
-        }
-    )
+    queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/changes.fifo"
+    settings = _settings(ACCOUNT_CHANGES_QUEUE_URL=queue_url, FETCH_SEND_LANES=str(lanes))
     # when its publisher is built as the fetch builds it
     publisher = build_change_publisher(settings, lanes=settings.fetch_send_lanes)
     # then the sender sends on that many lanes, and no lane waits for a connection (botocore keeps 10 at least)
@@ -119,15 +114,7 @@ def test_a_malformed_send_from_the_fetchs_unvalidated_client_still_fails_clearly
     # given the fetch's publisher, its client without parameter validation, on a FIFO queue (moto)
     with mock_aws():
         url = boto3.client("sqs").create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        settings = Settings(
-            stage="test",
-            contacts_table="c",
-            accounts_table="a",
-            activities_table="act",
-            sync_state_table="s",
-            synced_account_fields=("Name",),
-            account_changes_queue_url=url,
-        )
+        settings = _settings(ACCOUNT_CHANGES_QUEUE_URL=url)
         publisher = build_change_publisher(settings, lanes=2)
         publisher._sender._sleep = lambda _seconds: None
         # when it sends a message without its MessageGroupId

@@ -864,7 +864,9 @@ class DynamoContactRepository:
         time, the revision read), so the change's template of this kind and these slots is built once, on first
         use, and then only the values are serialized (`ExpressionTemplate`). Keyed by the change object itself
         (the fan-out passes the same one for every contact); a few are kept. Where pynamodb would write other
-        expressions for these values (`NotTemplatable`), `make` builds them in full."""
+        expressions for these values (`NotTemplatable`), `make` builds them in full. The fan-out's writer threads
+        share the cache without a lock: each dict operation is atomic, and two threads building one template at once
+        build the same one (either is kept); `cached[0] is change` keeps a reused `id` from matching."""
         key = (id(change), kind, tuple(slots))
         values = {name: value for name, (_, value) in slots.items()}
         try:
